@@ -1,0 +1,1 @@
+//! Helpers shared by the integration tests: build paths of the binaries, spawn daemons.
