@@ -1,1 +1,859 @@
-//! (in progress)
+//! The daemon's TOML configuration: parsing, defaults, path resolution and validation.
+//!
+//! Owns: the layout of `tanoad.toml`, the defaults of every optional key, resolving relative
+//! paths against the config file's directory, and checking the values (each error names the file
+//! and the dotted key, e.g. `tanoad.toml: storage.cache_mb: invalid type: string "big", expected
+//! u64`).
+//! Must never: open the store, bind sockets or load private keys (it only checks the key file
+//! exists); `node` does that with the resolved values.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::PublicKeyRecord;
+use crate::model::Limits;
+use crate::model::validate::check_member_id;
+use crate::store::SledConfig;
+
+/// Default sled cache in MiB when `storage.cache_mb` is not set: `SledConfig`'s default
+/// (sized for a small CERT's server; sled's own 1 GiB default uses gigabytes of RAM).
+pub fn default_cache_mb() -> u64 {
+    (SledConfig::default().cache_capacity_bytes / (1024 * 1024)).max(1)
+}
+
+/// Longest path a Unix socket can be bound to on Linux (`sun_path` minus the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// One problem in a config file, naming the file and the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The config file as given.
+    pub file: String,
+    /// Dotted key, e.g. `storage.cache_mb` or `trusted[0].public_key`; empty for the top level.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not fit the layout (one problem).
+    #[error("{0}")]
+    Parse(ConfigProblem),
+    /// The values parsed but some are invalid (every problem found).
+    #[error("{}", display_problems(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn display_problems(p: &[ConfigProblem]) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// Every problem (one for read and parse errors).
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        match self {
+            ConfigError::Read { path, source } => vec![ConfigProblem {
+                file: path.display().to_string(),
+                key: String::new(),
+                message: source.to_string(),
+                line: None,
+            }],
+            ConfigError::Parse(p) => vec![p.clone()],
+            ConfigError::Invalid(v) => v.clone(),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json`.
+    pub fn parse(s: &str) -> Option<LogFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file as written (raw). Every table denies unknown keys.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    member: RawMember,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    operator: RawOperator,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    trusted: Vec<RawTrusted>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMember {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default)]
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    cache_mb: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    #[serde(default)]
+    socket: Option<PathBuf>,
+    #[serde(default)]
+    tcp_listen: Option<String>,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    format: LogFormat,
+    #[serde(default = "default_level")]
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrusted {
+    member: String,
+    public_key: String,
+    #[serde(default)]
+    valid_from: Option<String>,
+    #[serde(default)]
+    valid_until: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The resolved configuration.
+
+/// `[member]`: who this node is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// Member id, e.g. `ws-cert`.
+    pub id: String,
+    /// Display name (defaults to the id).
+    pub name: String,
+    /// Private signing key file (absolute).
+    pub key_file: PathBuf,
+}
+
+/// `[storage]`: where and how data is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// Data directory (absolute).
+    pub data_dir: PathBuf,
+    /// sled page cache in MiB.
+    pub cache_mb: u64,
+}
+
+impl StorageConfig {
+    /// Directory of the sled database inside the data directory.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    /// The sled configuration these settings give.
+    pub fn sled_config(&self) -> SledConfig {
+        SledConfig {
+            cache_capacity_bytes: self.cache_mb.saturating_mul(1024 * 1024),
+        }
+    }
+}
+
+/// The optional TCP + mutual TLS operator listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorTcpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM, absolute path).
+    pub tls_cert: PathBuf,
+    /// Server private key (PEM, absolute path).
+    pub tls_key: PathBuf,
+    /// CA certificates that issue operator certificates (PEM, absolute path).
+    pub client_ca: PathBuf,
+}
+
+/// `[operator]`: the operator API listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorConfig {
+    /// Unix socket path (absolute), created with mode 0600.
+    pub socket: PathBuf,
+    /// Optional TCP listener with mutual TLS.
+    pub tcp: Option<OperatorTcpConfig>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Text or JSON.
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `tanoa_daemon=debug,info`.
+    pub level: String,
+}
+
+/// A validated, fully resolved daemon configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file as given (used in messages).
+    pub path: PathBuf,
+    /// `[member]`.
+    pub member: MemberConfig,
+    /// `[storage]`.
+    pub storage: StorageConfig,
+    /// `[operator]`.
+    pub operator: OperatorConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[[trusted]]`: extra signing keys of other members accepted by `ImportEnvelope`.
+    pub trusted: Vec<PublicKeyRecord>,
+}
+
+/// Parses an RFC 3339 timestamp into Unix milliseconds.
+pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+        format!("{s:?} is not an RFC 3339 time such as 2026-01-31T00:00:00Z ({e})")
+    })?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| format!("{s:?} is out of range"))
+}
+
+impl Config {
+    /// Reads, parses, resolves and validates a config file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text as if read from `path` (relative paths resolve against its
+    /// directory), then validates it.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let raw = parse_raw(text, &file)?;
+        let base = base_dir(path);
+        let mut problems = Vec::new();
+        let config = resolve(raw, path, &base, &file, &mut problems);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// A commented example config for a new member (what `tanoa init` writes). It loads as is
+    /// once `keys/<id>.key` exists beside it.
+    pub fn example(member_id: &str, name: &str) -> String {
+        let cache_mb = default_cache_mb();
+        let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+        format!(
+            r#"# tanoad configuration. Relative paths are resolved against this file's directory.
+
+[member]
+# This CERT's member id in the federation (a-z, 0-9 and '-', starting with a letter).
+id = "{member_id}"
+# Display name.
+name = "{name}"
+# Private ed25519 signing key (mode 0600). Default: "keys/<id>.key".
+key_file = "keys/{member_id}.key"
+
+[storage]
+# Data directory (the sled store lives in <data_dir>/store). Default: "data".
+data_dir = "data"
+# sled page cache in MiB. Default: {cache_mb}.
+# cache_mb = {cache_mb}
+
+[operator]
+# Unix socket of the operator API, created with mode 0600. Default: "<data_dir>/tanoad.sock".
+# socket = "data/tanoad.sock"
+# Optional TCP listener with mutual TLS for operator certificates
+# (URI SAN tanoa://operator/<name>); all three files are required when it is set.
+# tcp_listen = "127.0.0.1:7443"
+# tls_cert = "certs/{member_id}.crt"
+# tls_key = "certs/{member_id}.key"
+# client_ca = "certs/operator-ca.crt"
+
+[log]
+# "text" or "json". Default: "text".
+format = "text"
+# tracing filter, e.g. "info" or "tanoa_daemon=debug,info". Default: "info".
+level = "info"
+
+[limits]
+# max_payload_bytes = 1048576
+# max_indicators = 50000
+# max_title_len = 512
+# max_summary_len = 65536
+# max_string_len = 2048
+# max_list_len = 1000
+# max_stix_extras_bytes = 262144
+
+# Signing keys of other members whose envelopes ImportEnvelope accepts.
+# [[trusted]]
+# member = "to-cert"
+# public_key = "<64 hex digits>"
+# valid_from = "2026-01-01T00:00:00Z"   # optional
+# valid_until = "2027-01-01T00:00:00Z"  # optional
+"#
+        )
+    }
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if dir.is_absolute() {
+        dir
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(&dir))
+            .unwrap_or(dir)
+    }
+}
+
+fn resolve_path(base: &Path, p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    };
+    // Lexically drop "." components so messages and socket paths stay short.
+    joined
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|s| s.bytes().filter(|b| *b == b'\n').count() + 1)
+        .unwrap_or(1)
+}
+
+fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| {
+        ConfigError::Parse(ConfigProblem {
+            file: file.to_string(),
+            key: String::new(),
+            message: e.message().trim().to_string(),
+            line: e.span().map(|s| line_of(text, s.start)),
+        })
+    })?;
+    serde_path_to_error::deserialize::<_, RawConfig>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError::Parse(ConfigProblem {
+            file: file.to_string(),
+            key: if path == "." { String::new() } else { path },
+            message: inner.message().trim().to_string(),
+            line: inner.span().map(|s| line_of(text, s.start)),
+        })
+    })
+}
+
+fn resolve(
+    raw: RawConfig,
+    path: &Path,
+    base: &Path,
+    file: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Config {
+    let mut bad = |key: &str, message: String| {
+        problems.push(ConfigProblem {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+            line: None,
+        });
+    };
+
+    // [member]
+    let id = raw.member.id.trim().to_string();
+    if let Err(e) = check_member_id(&id) {
+        bad("member.id", e);
+    }
+    let name = raw
+        .member
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| id.clone());
+    let key_file = resolve_path(
+        base,
+        &raw.member
+            .key_file
+            .unwrap_or_else(|| PathBuf::from(format!("keys/{id}.key"))),
+    );
+    if !key_file.is_file() {
+        bad(
+            "member.key_file",
+            format!(
+                "{} does not exist (create a member with: tanoa init)",
+                key_file.display()
+            ),
+        );
+    }
+
+    // [storage]
+    let data_dir = resolve_path(
+        base,
+        &raw.storage
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("data")),
+    );
+    if data_dir.exists() && !data_dir.is_dir() {
+        bad(
+            "storage.data_dir",
+            format!("{} exists and is not a directory", data_dir.display()),
+        );
+    }
+    let cache_mb = raw.storage.cache_mb.unwrap_or_else(default_cache_mb);
+    if !(1..=1_048_576).contains(&cache_mb) {
+        bad(
+            "storage.cache_mb",
+            format!("{cache_mb} is out of range (1 to 1048576 MiB)"),
+        );
+    }
+
+    // [operator]
+    let socket = raw
+        .operator
+        .socket
+        .map(|s| resolve_path(base, &s))
+        .unwrap_or_else(|| data_dir.join("tanoad.sock"));
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        bad(
+            "operator.socket",
+            format!(
+                "{} is {} bytes long; a Unix socket path must be at most {MAX_SOCKET_PATH}",
+                socket.display(),
+                socket.as_os_str().len()
+            ),
+        );
+    }
+    let tcp = match raw.operator.tcp_listen {
+        None => None,
+        Some(addr) => {
+            let listen = match addr.trim().parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    bad(
+                        "operator.tcp_listen",
+                        format!("{addr:?} is not an address:port such as 127.0.0.1:7443 ({e})"),
+                    );
+                    None
+                }
+            };
+            let mut file_key = |key: &str, v: Option<PathBuf>| -> Option<PathBuf> {
+                match v {
+                    None => {
+                        bad(
+                            key,
+                            "required when operator.tcp_listen is set (mutual TLS)".to_string(),
+                        );
+                        None
+                    }
+                    Some(p) => {
+                        let p = resolve_path(base, &p);
+                        if p.is_file() {
+                            Some(p)
+                        } else {
+                            bad(key, format!("{} does not exist", p.display()));
+                            None
+                        }
+                    }
+                }
+            };
+            let cert = file_key("operator.tls_cert", raw.operator.tls_cert);
+            let key = file_key("operator.tls_key", raw.operator.tls_key);
+            let ca = file_key("operator.client_ca", raw.operator.client_ca);
+            match (listen, cert, key, ca) {
+                (Some(listen), Some(tls_cert), Some(tls_key), Some(client_ca)) => {
+                    Some(OperatorTcpConfig {
+                        listen,
+                        tls_cert,
+                        tls_key,
+                        client_ca,
+                    })
+                }
+                _ => None,
+            }
+        }
+    };
+
+    // [log]
+    let level = raw.log.level.trim().to_string();
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
+        bad(
+            "log.level",
+            format!(
+                "{level:?} is not a log filter such as \"info\" or \"tanoa_daemon=debug\" ({e})"
+            ),
+        );
+    }
+
+    // [limits]
+    let l = &raw.limits;
+    const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+    if !(1024..=MAX_PAYLOAD).contains(&l.max_payload_bytes) {
+        bad(
+            "limits.max_payload_bytes",
+            format!(
+                "{} is out of range (1024 to {MAX_PAYLOAD})",
+                l.max_payload_bytes
+            ),
+        );
+    }
+    for (key, v) in [
+        ("limits.max_indicators", l.max_indicators),
+        ("limits.max_title_len", l.max_title_len),
+        ("limits.max_summary_len", l.max_summary_len),
+        ("limits.max_string_len", l.max_string_len),
+        ("limits.max_list_len", l.max_list_len),
+    ] {
+        if v == 0 {
+            bad(key, "must be at least 1".to_string());
+        } else if v > MAX_PAYLOAD {
+            bad(key, format!("{v} is larger than any payload can be"));
+        }
+    }
+    if l.max_stix_extras_bytes > l.max_payload_bytes {
+        bad(
+            "limits.max_stix_extras_bytes",
+            format!(
+                "{} is larger than limits.max_payload_bytes ({})",
+                l.max_stix_extras_bytes, l.max_payload_bytes
+            ),
+        );
+    }
+
+    // [[trusted]]
+    let mut trusted = Vec::new();
+    for (n, t) in raw.trusted.into_iter().enumerate() {
+        let k = |f: &str| format!("trusted[{n}].{f}");
+        let member = t.member.trim().to_string();
+        let mut ok = true;
+        if let Err(e) = check_member_id(&member) {
+            bad(&k("member"), e);
+            ok = false;
+        }
+        let key = match crate::keys::parse_public_hex(&t.public_key) {
+            Ok(key) => Some(key),
+            Err(e) => {
+                bad(&k("public_key"), e);
+                None
+            }
+        };
+        let mut time_key = |f: &str, v: Option<String>| -> Option<i64> {
+            let v = v?;
+            match parse_rfc3339_ms(&v) {
+                Ok(ms) => Some(ms),
+                Err(e) => {
+                    bad(&k(f), e);
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let from = time_key("valid_from", t.valid_from);
+        let until = time_key("valid_until", t.valid_until);
+        if let (Some(f), Some(u)) = (from, until)
+            && u < f
+        {
+            bad(&k("valid_until"), "is before valid_from".to_string());
+            ok = false;
+        }
+        if let (true, Some(key)) = (ok, key) {
+            trusted.push(PublicKeyRecord::new(member, key, from, until));
+        }
+    }
+
+    Config {
+        path: path.to_path_buf(),
+        member: MemberConfig { id, name, key_file },
+        storage: StorageConfig { data_dir, cache_mb },
+        operator: OperatorConfig { socket, tcp },
+        log: LogConfig {
+            format: raw.log.format,
+            level,
+        },
+        limits: raw.limits,
+        trusted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn dir_with_key(id: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        let key = crate::keys::generate().unwrap();
+        crate::keys::write_key_file(&dir.path().join(format!("keys/{id}.key")), id, &key).unwrap();
+        dir
+    }
+
+    fn load_text(dir: &Path, text: &str) -> Result<Config, ConfigError> {
+        let path = dir.join("tanoad.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn example_config_loads_with_defaults_resolved() {
+        let dir = dir_with_key("ws-cert");
+        let c = load_text(dir.path(), &Config::example("ws-cert", "Samoa \"CERT\"")).unwrap();
+        assert_eq!(c.member.id, "ws-cert");
+        assert_eq!(c.member.name, "Samoa \"CERT\"");
+        assert_eq!(c.member.key_file, dir.path().join("keys/ws-cert.key"));
+        assert_eq!(c.storage.data_dir, dir.path().join("data"));
+        assert_eq!(c.operator.socket, dir.path().join("data/tanoad.sock"));
+        assert_eq!(c.storage.cache_mb, default_cache_mb());
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.limits, Limits::default());
+        assert!(c.operator.tcp.is_none());
+    }
+
+    #[test]
+    fn minimal_config_defaults_everything_optional() {
+        let dir = dir_with_key("to-cert");
+        let c = load_text(dir.path(), "[member]\nid = \"to-cert\"\n").unwrap();
+        assert_eq!(c.member.name, "to-cert");
+        assert_eq!(c.log.level, "info");
+        assert!(c.trusted.is_empty());
+    }
+
+    #[test]
+    fn bad_value_names_file_and_key() {
+        let dir = dir_with_key("ws-cert");
+        let err = load_text(
+            dir.path(),
+            "[member]\nid = \"ws-cert\"\n[storage]\ncache_mb = \"big\"\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(
+                "tanoad.toml: storage.cache_mb: invalid type: string \"big\", expected u64"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("(line 4)"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_table() {
+        let dir = dir_with_key("ws-cert");
+        let err = load_text(
+            dir.path(),
+            "[member]\nid = \"ws-cert\"\n[storage]\ncahce_mb = 5\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("tanoad.toml: storage.cahce_mb: unknown field `cahce_mb`"),
+            "{msg}"
+        );
+        let err = load_text(
+            dir.path(),
+            "[member]\nid = \"ws-cert\"\n[limits]\nmax_indicatorz = 5\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("limits.max_indicatorz: unknown field `max_indicatorz`"),
+            "{err}"
+        );
+        let err = load_text(dir.path(), "[member]\nid = \"ws-cert\"\n[peers]\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `peers`"), "{err}");
+    }
+
+    #[test]
+    fn syntax_error_names_file_and_line() {
+        let dir = dir_with_key("ws-cert");
+        let err = load_text(dir.path(), "[member]\nid = \"ws-cert\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("{}", dir.path().join("tanoad.toml").display())));
+        assert!(msg.contains("(line 2)"), "{msg}");
+    }
+
+    #[test]
+    fn validation_names_every_bad_key() {
+        let dir = dir_with_key("ws-cert");
+        let err = load_text(
+            dir.path(),
+            r#"
+[member]
+id = "WS CERT"
+key_file = "nope.key"
+[storage]
+cache_mb = 0
+[operator]
+tcp_listen = "localhost"
+tls_cert = "missing.crt"
+[log]
+level = "[[["
+[limits]
+max_indicators = 0
+[[trusted]]
+member = "to-cert"
+public_key = "abcd"
+valid_from = "yesterday"
+"#,
+        )
+        .unwrap_err();
+        let keys: Vec<String> = err.problems().into_iter().map(|p| p.key).collect();
+        for k in [
+            "member.id",
+            "member.key_file",
+            "storage.cache_mb",
+            "operator.tcp_listen",
+            "operator.tls_cert",
+            "operator.tls_key",
+            "operator.client_ca",
+            "log.level",
+            "limits.max_indicators",
+            "trusted[0].public_key",
+            "trusted[0].valid_from",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing in {err}");
+        }
+        assert!(
+            err.to_string()
+                .contains("tanoad.toml: member.id: \"WS CERT\"")
+        );
+    }
+
+    #[test]
+    fn trusted_keys_and_tcp_listener_resolve() {
+        let dir = dir_with_key("ws-cert");
+        for f in ["op.crt", "op.key", "ca.crt"] {
+            std::fs::write(dir.path().join(f), "x").unwrap();
+        }
+        let other = crate::keys::generate().unwrap().verifying_key();
+        let text = format!(
+            r#"
+[member]
+id = "ws-cert"
+[operator]
+tcp_listen = "127.0.0.1:7443"
+tls_cert = "op.crt"
+tls_key = "op.key"
+client_ca = "ca.crt"
+[[trusted]]
+member = "to-cert"
+public_key = "{}"
+valid_from = "2026-01-01T00:00:00Z"
+"#,
+            crate::keys::public_hex(&other)
+        );
+        let c = load_text(dir.path(), &text).unwrap();
+        let tcp = c.operator.tcp.unwrap();
+        assert_eq!(tcp.listen, "127.0.0.1:7443".parse().unwrap());
+        assert_eq!(tcp.client_ca, dir.path().join("ca.crt"));
+        assert_eq!(c.trusted.len(), 1);
+        assert_eq!(c.trusted[0].member, "to-cert");
+        assert_eq!(c.trusted[0].valid_from_ms, Some(1_767_225_600_000));
+        assert_eq!(c.trusted[0].valid_until_ms, None);
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let err = Config::load("/nonexistent/tanoad.toml").unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/tanoad.toml"),
+            "{err}"
+        );
+    }
+}

@@ -10,7 +10,8 @@
 //! - `api`: tonic services; proto <-> domain conversion and error -> `Status` in one place;
 //! - `transport`: rustls configurations and identity from certificates;
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
-//! - `node`: wiring, listeners, tasks and shutdown.
+//! - `node`: wiring, listeners, tasks and shutdown;
+//! - `pki`: federation CA, member and operator certificates (rcgen) for `tanoa pki` and tests.
 
 pub mod api;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod envelope;
 pub mod keys;
 pub mod model;
 pub mod node;
+pub mod pki;
 pub mod publish;
 pub mod store;
 pub mod transport;

@@ -1,1 +1,712 @@
-//! (in progress)
+//! Wiring of a running node: store, core, listeners, tasks, signals and shutdown.
+//!
+//! Owns: opening the store from the config, binding the operator Unix socket (mode 0600, stale
+//! sockets replaced, a live daemon refused), serving the Operator and gRPC health services on
+//! every listener (TCP with mutual TLS accepted here with tokio-rustls, so the identity comes
+//! from the verified certificate), graceful shutdown (stop accepting, join every task, sync the
+//! store), logging set-up, and `main_entry`, all of `tanoad`'s main.
+//! Must never: return from `run` while a task it spawned still runs or before the store is
+//! synced, or serve the operator API on a listener a peer certificate could use.
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use tanoa_proto::v1::operator_server::OperatorServer;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+
+use crate::api::OperatorApi;
+use crate::config::{Config, ConfigError, LogFormat};
+use crate::keys::{self, KeyError};
+use crate::publish::NodeCore;
+use crate::store::{self, Store, StoreError};
+use crate::transport::{self, OperatorTlsStream, TransportError};
+
+/// How long in-flight requests may take to finish after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The signing key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The key file belongs to another member.
+    #[error(
+        "key file {path} belongs to member {found:?}, but member.id in the config is {expected:?}"
+    )]
+    KeyMember {
+        /// Key file.
+        path: PathBuf,
+        /// Member in the key file.
+        found: String,
+        /// Member in the config.
+        expected: String,
+    },
+    /// The store failed to open or sync.
+    #[error("store {path}: {source}")]
+    Store {
+        /// Store directory.
+        path: PathBuf,
+        /// Cause.
+        source: StoreError,
+    },
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The operator socket could not be bound.
+    #[error("operator socket {path}: {detail}")]
+    Socket {
+        /// Socket path.
+        path: PathBuf,
+        /// What failed.
+        detail: String,
+    },
+    /// Another daemon answers on the socket.
+    #[error(
+        "another tanoad is already running on {path}; stop it first (or set operator.socket to \
+         another path)"
+    )]
+    AlreadyRunning {
+        /// Socket path.
+        path: PathBuf,
+    },
+    /// The TCP listener could not be bound.
+    #[error("operator.tcp_listen {addr}: {source}")]
+    Tcp {
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TLS configuration failed.
+    #[error(transparent)]
+    Tls(#[from] TransportError),
+    /// A listener was given without the configuration it needs.
+    #[error("{0}")]
+    Listener(String),
+    /// A server task failed.
+    #[error("serving {listener}: {detail}")]
+    Serve {
+        /// Which listener.
+        listener: String,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// The listeners a node serves on, bound by the caller (so tests can use port 0 and temp paths).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Operator API on a Unix socket (see `bind_unix`).
+    pub unix: Option<UnixListener>,
+    /// Operator API on TCP with mutual TLS (needs `[operator] tcp_listen` and its TLS files).
+    pub tcp: Option<TcpListener>,
+}
+
+/// Creates the data directory (mode 0700) if it does not exist.
+pub fn prepare_data_dir(config: &Config) -> Result<(), NodeError> {
+    let dir = &config.storage.data_dir;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| NodeError::DataDir {
+            path: dir.clone(),
+            source,
+        })
+}
+
+/// Binds the operator Unix socket at `path` with mode 0600.
+///
+/// A stale socket file (nobody answers) is replaced; a live daemon answering on it is refused
+/// with `NodeError::AlreadyRunning`; any other kind of file there is refused. The socket is bound
+/// inside a fresh 0700 directory, set to 0600 and checked, then renamed into place, so it is
+/// never reachable with wider permissions whatever the umask. Must be called inside a tokio
+/// runtime.
+pub fn bind_unix(path: &Path) -> Result<UnixListener, NodeError> {
+    let sock_err = |detail: String| NodeError::Socket {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(NodeError::AlreadyRunning {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tracing::info!(socket = %path.display(), "replacing stale operator socket");
+                }
+                Err(e) => return Err(sock_err(format!("cannot check the existing socket: {e}"))),
+            }
+        }
+        Ok(_) => {
+            return Err(sock_err(
+                "exists and is not a socket; remove it or set operator.socket to another path"
+                    .into(),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(sock_err(e.to_string())),
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&parent)
+            .map_err(|e| sock_err(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    let mut rnd = [0u8; 3];
+    getrandom::fill(&mut rnd).map_err(|e| sock_err(format!("no random bytes: {e}")))?;
+    let tmp_dir = parent.join(format!(".t{}", hex::encode(rnd)));
+    let tmp_sock = tmp_dir.join("s");
+    let std_listener = if tmp_sock.as_os_str().len() <= crate::config::MAX_SOCKET_PATH {
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp_dir)
+            .map_err(|e| sock_err(format!("cannot create {}: {e}", tmp_dir.display())))?;
+        let bound = (|| {
+            std::fs::set_permissions(&tmp_dir, std::fs::Permissions::from_mode(0o700))?;
+            let l = std::os::unix::net::UnixListener::bind(&tmp_sock)?;
+            std::fs::set_permissions(&tmp_sock, std::fs::Permissions::from_mode(0o600))?;
+            check_mode(&tmp_sock)?;
+            std::fs::rename(&tmp_sock, path)?;
+            Ok::<_, std::io::Error>(l)
+        })();
+        let _ = std::fs::remove_file(&tmp_sock);
+        let _ = std::fs::remove_dir(&tmp_dir);
+        bound.map_err(|e| sock_err(e.to_string()))?
+    } else {
+        // The temporary path would be too long: bind in place, then restrict at once.
+        let _ = std::fs::remove_file(path);
+        let l =
+            std::os::unix::net::UnixListener::bind(path).map_err(|e| sock_err(e.to_string()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| sock_err(e.to_string()))?;
+        l
+    };
+    check_mode(path).map_err(|e| sock_err(e.to_string()))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| sock_err(e.to_string()))?;
+    UnixListener::from_std(std_listener).map_err(|e| sock_err(e.to_string()))
+}
+
+fn check_mode(path: &Path) -> std::io::Result<()> {
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode == 0o600 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "socket has mode {mode:o} after chmod 600"
+        )))
+    }
+}
+
+/// Opens the durable sled store of a config (in `<data_dir>/store`, cache from
+/// `storage.cache_mb`).
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, NodeError> {
+    prepare_data_dir(config)?;
+    let path = config.storage.store_path();
+    let sled_config = config.storage.sled_config();
+    let p = path.clone();
+    tokio::task::spawn_blocking(move || store::open(&p, &sled_config))
+        .await
+        .map_err(|e| NodeError::Store {
+            path: path.clone(),
+            source: StoreError::Backend(format!("open task failed: {e}")),
+        })?
+        .map_err(|source| NodeError::Store { path, source })
+}
+
+/// Loads the signing key named by the config and checks it belongs to `member.id`.
+pub fn load_identity(config: &Config) -> Result<crate::envelope::SigningIdentity, NodeError> {
+    let identity = keys::load_key_file(&config.member.key_file)?;
+    if identity.member() != config.member.id {
+        return Err(NodeError::KeyMember {
+            path: config.member.key_file.clone(),
+            found: identity.member().to_string(),
+            expected: config.member.id.clone(),
+        });
+    }
+    Ok(identity)
+}
+
+/// Builds the rustls config of the TCP operator listener from the config's TLS files, if set.
+pub fn operator_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
+    transport::install_crypto_provider();
+    match &config.operator.tcp {
+        None => Ok(None),
+        Some(t) => Ok(Some(transport::operator_server_config_from_files(
+            &t.tls_cert,
+            &t.tls_key,
+            &t.client_ca,
+        )?)),
+    }
+}
+
+/// Runs a node with the sled store of `config` until `shutdown` completes, then stops accepting,
+/// joins every task and syncs the store before returning.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let store = open_store(&config).await?;
+    serve(config, store, listeners, shutdown, started).await
+}
+
+/// Same as `run` over a store the caller opened (e.g. `MemoryStore` in tests).
+pub async fn run_with_store(
+    config: Config,
+    store: Arc<dyn Store>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    serve(config, store, listeners, shutdown, Instant::now()).await
+}
+
+/// Accepts TCP connections, runs each TLS handshake in its own task (bounded in time), and
+/// passes verified operator connections on. Joins its handshake tasks before returning.
+async fn accept_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    tx: mpsc::Sender<Result<OperatorTlsStream, std::io::Error>>,
+    cancel: CancellationToken,
+) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                    handshakes.spawn(async move {
+                        match tokio::time::timeout(
+                            HANDSHAKE_TIMEOUT,
+                            transport::accept_operator(&acceptor, tcp),
+                        )
+                        .await
+                        {
+                            Ok(Ok(stream)) => {
+                                tracing::debug!(%remote, operator = %stream.identity().name,
+                                    "operator connected over TLS");
+                                let _ = tx.send(Ok(stream)).await;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::warn!(%remote, error = %e, "operator connection refused");
+                            }
+                            Err(_) => {
+                                tracing::warn!(%remote, "operator TLS handshake timed out");
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept on the operator TCP listener failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    handshakes.abort_all();
+    while handshakes.join_next().await.is_some() {}
+}
+
+async fn serve(
+    config: Config,
+    store: Arc<dyn Store>,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    started: Instant,
+) -> Result<(), NodeError> {
+    let identity = load_identity(&config)?;
+    let tls = if listeners.tcp.is_some() {
+        Some(operator_tls(&config)?.ok_or_else(|| {
+            NodeError::Listener(
+                "a TCP operator listener was given but operator.tcp_listen (with tls_cert, \
+                 tls_key and client_ca) is not configured"
+                    .into(),
+            )
+        })?)
+    } else {
+        None
+    };
+    let key_id = identity.key_id().to_string();
+    let core = Arc::new(NodeCore::new(
+        identity,
+        config.member.name.clone(),
+        config.trusted.clone(),
+        config.limits.clone(),
+        Arc::clone(&store),
+    ));
+    let cancel = CancellationToken::new();
+    let api = OperatorApi::new(
+        Arc::clone(&core),
+        config.storage.data_dir.clone(),
+        cancel.clone(),
+    );
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<OperatorServer<OperatorApi>>()
+        .await;
+
+    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
+    let unix_on = listeners.unix.is_some();
+    let mut tcp_addr = None;
+    if let Some(unix) = listeners.unix {
+        let router = Server::builder()
+            .add_service(health_service.clone())
+            .add_service(api.clone().into_server());
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            let r = router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(unix), c.cancelled_owned())
+                .await;
+            ("operator socket".to_string(), r.map_err(|e| e.to_string()))
+        });
+    }
+    if let (Some(tcp), Some(tls)) = (listeners.tcp, tls) {
+        tcp_addr = tcp.local_addr().ok();
+        let (tx, rx) = mpsc::channel(64);
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            accept_tls(tcp, TlsAcceptor::from(tls), tx, c).await;
+            ("operator TCP accept".to_string(), Ok(()))
+        });
+        let router = Server::builder()
+            .add_service(health_service.clone())
+            .add_service(api.clone().into_server());
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            let r = router
+                .serve_with_incoming_shutdown(ReceiverStream::new(rx), c.cancelled_owned())
+                .await;
+            ("operator TCP".to_string(), r.map_err(|e| e.to_string()))
+        });
+    }
+    drop(api);
+
+    let counts = core.blocking(|s| s.counts()).await;
+    let counts = counts.unwrap_or_default();
+    tracing::info!(
+        member = %core.member(),
+        key_id = %key_id,
+        socket = %if unix_on { config.operator.socket.display().to_string() } else { "-".into() },
+        tcp = %tcp_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
+        data_dir = %config.storage.data_dir.display(),
+        advisories = counts.advisories,
+        items = counts.items,
+        indicators = counts.indicators,
+        startup_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        version = env!("CARGO_PKG_VERSION"),
+        "tanoad started"
+    );
+
+    let mut failure: Option<NodeError> = None;
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => tracing::info!("shutting down"),
+        Some(joined) = tasks.join_next() => {
+            let (listener, detail) = match joined {
+                Ok((name, Ok(()))) => (name, "stopped unexpectedly".to_string()),
+                Ok((name, Err(e))) => (name, e),
+                Err(e) => ("a server task".to_string(), e.to_string()),
+            };
+            tracing::error!(%listener, %detail, "server task failed; shutting down");
+            failure = Some(NodeError::Serve { listener, detail });
+        }
+    }
+    cancel.cancel();
+    health_reporter
+        .set_not_serving::<OperatorServer<OperatorApi>>()
+        .await;
+
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((name, Err(e))) => {
+                    tracing::warn!(listener = %name, error = %e, "server stopped with an error")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "server task ended abnormally"),
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "requests still running after the grace period; aborting them"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    drop(health_reporter);
+
+    let path = config.storage.store_path();
+    core.blocking(|s| s.sync())
+        .await
+        .map_err(|e| NodeError::Store {
+            path: path.clone(),
+            source: match e {
+                crate::publish::CoreError::Store(s) => s,
+                other => StoreError::Backend(other.to_string()),
+            },
+        })?;
+    drop(core);
+    tracing::info!("tanoad stopped; store synced");
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// main
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+/// tanoad: the Tanoa federation daemon of one CERT.
+#[derive(Debug, Parser)]
+#[command(name = "tanoad", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (TOML); `tanoa init` writes one.
+    #[arg(long, value_name = "PATH", global = true, env = "TANOAD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format (overrides [log] format).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+    /// Log filter, e.g. info or tanoa_daemon=debug (overrides [log] level).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Validate the config (and the key and TLS files it names), then exit: 0 valid, 2 not.
+    CheckConfig,
+}
+
+/// Exit code of a clean shutdown.
+pub const EXIT_OK: u8 = 0;
+/// Exit code of a runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of a bad config or bad usage.
+pub const EXIT_USAGE: u8 = 2;
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    // Already initialized (tests calling main_entry twice) is fine.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let int = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = int => tracing::info!("SIGINT received"),
+    }
+}
+
+fn check_config(config: &Config) -> Result<String, NodeError> {
+    let identity = load_identity(config)?;
+    operator_tls(config)?;
+    Ok(format!(
+        "{}: valid (member {}, key {}, socket {}{})",
+        config.path.display(),
+        config.member.id,
+        identity.key_id(),
+        config.operator.socket.display(),
+        config
+            .operator
+            .tcp
+            .as_ref()
+            .map(|t| format!(", operator TLS on {}", t.listen))
+            .unwrap_or_default()
+    ))
+}
+
+async fn start(config: Config) -> Result<(), NodeError> {
+    prepare_data_dir(&config)?;
+    let socket = config.operator.socket.clone();
+    let unix = bind_unix(&socket)?;
+    let bound_ino = std::fs::metadata(&socket).map(|m| m.ino()).ok();
+    let tcp = match &config.operator.tcp {
+        None => None,
+        Some(t) => Some(
+            TcpListener::bind(t.listen)
+                .await
+                .map_err(|source| NodeError::Tcp {
+                    addr: t.listen.to_string(),
+                    source,
+                })?,
+        ),
+    };
+    let result = run(
+        config,
+        Listeners {
+            unix: Some(unix),
+            tcp,
+        },
+        shutdown_signal(),
+    )
+    .await;
+    // Remove our socket file (only if it is still the one we bound).
+    if bound_ino.is_some() && std::fs::metadata(&socket).map(|m| m.ino()).ok() == bound_ino {
+        let _ = std::fs::remove_file(&socket);
+    }
+    result
+}
+
+/// All of `tanoad`'s main: parses `args` (including the program name), loads the config, sets
+/// up logging, binds the listeners, runs until SIGINT/SIGTERM. Exit codes: 0 clean shutdown,
+/// 1 runtime failure, 2 bad config or usage.
+pub fn main_entry<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+        }
+    };
+    let Some(path) = cli.config else {
+        eprintln!(
+            "tanoad: --config PATH is required (create a member and its config with: tanoa init)"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            for p in e.problems() {
+                eprintln!("tanoad: {p}");
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if let Some(Command::CheckConfig) = cli.command {
+        return match check_config(&config) {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::from(EXIT_OK)
+            }
+            Err(e) => {
+                eprintln!("tanoad: {}: {e}", config.path.display());
+                ExitCode::from(EXIT_USAGE)
+            }
+        };
+    }
+    let format = match cli.log_format {
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        None => config.log.format,
+    };
+    let level = cli.log_level.unwrap_or_else(|| config.log.level.clone());
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
+        eprintln!("tanoad: --log-level {level:?} is not a log filter such as \"info\" ({e})");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    init_logging(format, &level);
+    transport::install_crypto_provider();
+    // Key and TLS problems are configuration problems: report them before starting.
+    if let Err(e) = check_config(&config) {
+        eprintln!("tanoad: {}: {e}", config.path.display());
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tanoad")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tanoad: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    match runtime.block_on(start(config)) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            // Text logs already go to stderr: one line is enough there.
+            if format == LogFormat::Json {
+                tracing::error!(error = %e, "tanoad failed");
+            }
+            eprintln!("tanoad: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,841 @@
-//! (in progress)
+//! The operator's write path: assign, normalize, validate, sign, store, sync, audit, notify.
+//!
+//! Owns: `NodeCore` (this member's signing identity, the keyring of trusted keys, the limits,
+//! the store and the change-event channel), the rules for what the daemon assigns on publish
+//! (origin, id, revision, created/modified), withdrawal tombstones, importing signed envelopes,
+//! the audit entries of these actions, and serializing publishes of one advisory id.
+//! Must never: acknowledge a write before `Store::sync` returned, call the store outside
+//! `spawn_blocking`, store anything that is not a `Verified<Advisory>`, or know about gRPC
+//! (the `api` module maps `CoreError` to a status).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tanoa_proto::v1 as pb;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::envelope::{
+    self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
+};
+use crate::model::{self, Advisory, Limits, ValidationError, ValidationErrors};
+use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
+
+/// `source` of items this node published.
+pub const SOURCE_LOCAL: &str = "local";
+/// `source` of items stored by `ImportEnvelope`.
+pub const SOURCE_IMPORT: &str = "import";
+/// Capacity of the change-event channel; a watcher further behind than this is cut off.
+pub const EVENT_CAPACITY: usize = 1024;
+/// Number of lock stripes serializing publishes per advisory id.
+const LOCK_STRIPES: usize = 64;
+
+/// What a change event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// First revision of an advisory this node holds.
+    New,
+    /// A newer revision of an advisory this node held.
+    Updated,
+    /// A withdrawal tombstone became the latest revision.
+    Withdrawn,
+    /// The origin signed two different payloads for one revision.
+    Equivocation,
+}
+
+/// One stored item, announced to watchers after it is durable.
+#[derive(Debug, Clone)]
+pub struct ChangeEvent {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The item just stored.
+    pub item_id: ItemId,
+    /// Its advisory.
+    pub advisory: Arc<Advisory>,
+    /// Where it came from ("local", "import", or a peer id).
+    pub source: String,
+}
+
+/// Result of a publish or withdraw, returned once the item is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Item id of the signed payload.
+    pub item_id: ItemId,
+    /// Advisory id.
+    pub advisory_id: String,
+    /// Revision assigned.
+    pub revision: u64,
+    /// Origin (this member).
+    pub origin: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Stored as the latest revision.
+    Inserted,
+    /// Already held, byte for byte.
+    Duplicate,
+    /// Stored, but a newer revision is already held.
+    Superseded,
+    /// Stored as equivocation evidence (another payload has the same revision).
+    Equivocation,
+}
+
+impl ImportOutcome {
+    /// The API spelling: "inserted", "duplicate", "superseded", "equivocation".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportOutcome::Inserted => "inserted",
+            ImportOutcome::Duplicate => "duplicate",
+            ImportOutcome::Superseded => "superseded",
+            ImportOutcome::Equivocation => "equivocation",
+        }
+    }
+}
+
+/// Why a node operation failed. `api::error` maps each variant to a gRPC status.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The advisory fails validation (each error names its field path).
+    #[error("invalid advisory: {0}")]
+    Invalid(ValidationErrors),
+    /// A request argument is wrong.
+    #[error("{field}: {message}")]
+    BadRequest {
+        /// Request field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Nothing with that id is stored here.
+    #[error("{0}")]
+    NotFound(String),
+    /// Publishing a new revision of a withdrawn advisory.
+    #[error("advisory {id} is withdrawn; publish a new advisory instead")]
+    Withdrawn {
+        /// Advisory id.
+        id: String,
+    },
+    /// Withdrawing an advisory that already is.
+    #[error("advisory {id} is already withdrawn (revision {revision})")]
+    AlreadyWithdrawn {
+        /// Advisory id.
+        id: String,
+        /// Revision of the tombstone.
+        revision: u64,
+    },
+    /// Changing an advisory of another origin.
+    #[error("advisory {origin}/{id} was published by {origin}; only its origin can change it")]
+    NotOurs {
+        /// Origin.
+        origin: String,
+        /// Advisory id.
+        id: String,
+    },
+    /// An imported envelope was refused (nothing stored).
+    #[error("envelope rejected ({reason}): {0}", reason = .0.reason())]
+    Rejected(EnvelopeError),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A bug or a lost blocking task.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn sign_error(e: EnvelopeError) -> CoreError {
+    match e {
+        EnvelopeError::Invalid(v) => CoreError::Invalid(v),
+        EnvelopeError::TooLarge { size, max } => {
+            CoreError::Invalid(ValidationErrors::one(ValidationError::new(
+                "payload",
+                format!("encoded advisory is {size} bytes, larger than the limit of {max} bytes"),
+            )))
+        }
+        other => CoreError::Internal(format!("signing failed: {other}")),
+    }
+}
+
+/// The node's state shared by every API handler: identity, keyring, limits, store, events.
+#[derive(Debug)]
+pub struct NodeCore {
+    identity: SigningIdentity,
+    display_name: String,
+    keyring: Keyring,
+    limits: Limits,
+    store: Arc<dyn Store>,
+    events: broadcast::Sender<ChangeEvent>,
+    locks: Vec<Mutex<()>>,
+    started: Instant,
+}
+
+impl NodeCore {
+    /// A core signing with `identity`, trusting its own key plus `trusted` keys of other
+    /// members (and possibly older keys of its own).
+    pub fn new(
+        identity: SigningIdentity,
+        display_name: impl Into<String>,
+        trusted: impl IntoIterator<Item = PublicKeyRecord>,
+        limits: Limits,
+        store: Arc<dyn Store>,
+    ) -> NodeCore {
+        let mut keyring = Keyring::new();
+        for k in trusted {
+            keyring.insert(k);
+        }
+        keyring.insert(PublicKeyRecord::new(
+            identity.member(),
+            identity.verifying_key(),
+            None,
+            None,
+        ));
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        NodeCore {
+            identity,
+            display_name: display_name.into(),
+            keyring,
+            limits,
+            store,
+            events,
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            started: Instant::now(),
+        }
+    }
+
+    /// This member's id.
+    pub fn member(&self) -> &str {
+        self.identity.member()
+    }
+
+    /// Display name.
+    pub fn display_name(&self) -> &str {
+        &self.display_name
+    }
+
+    /// The signing identity (public parts are what callers need).
+    pub fn identity(&self) -> &SigningIdentity {
+        &self.identity
+    }
+
+    /// Every trusted public key, ours included.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Validation limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The store (call it only through `blocking`).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// When the core was created.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// A receiver of change events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Runs a store operation on the blocking pool.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, CoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| CoreError::Internal(format!("store task failed: {e}")))?
+            .map_err(CoreError::Store)
+    }
+
+    fn lock_for(&self, advisory_id: &str) -> &Mutex<()> {
+        let mut h = DefaultHasher::new();
+        advisory_id.hash(&mut h);
+        let n = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
+        &self.locks[n]
+    }
+
+    fn new_advisory_id(&self, now_ms: i64) -> Result<String, CoreError> {
+        let year = time::OffsetDateTime::from_unix_timestamp(now_ms / 1000)
+            .map(|t| t.year())
+            .unwrap_or(1970);
+        let mut r = [0u8; 4];
+        getrandom::fill(&mut r)
+            .map_err(|e| CoreError::Internal(format!("no random bytes for an advisory id: {e}")))?;
+        Ok(format!("{}-{year}-{}", self.member(), hex::encode(r)))
+    }
+
+    /// Stores a verified item, appends the audit entries, syncs, then announces it. Returns the
+    /// put outcome once durable.
+    async fn store_durably(
+        &self,
+        item: Verified<Advisory>,
+        source: &str,
+        action: &str,
+        actor: &str,
+        detail: String,
+    ) -> Result<PutOutcome, CoreError> {
+        let now = crate::now_ms();
+        let subject = format!("{}/{}", item.origin, item.id);
+        let item = Arc::new(item);
+        let (src, act, actor_s, item2) = (
+            source.to_string(),
+            action.to_string(),
+            actor.to_string(),
+            Arc::clone(&item),
+        );
+        let outcome = self
+            .blocking(move |store| {
+                let outcome = store.put(&item2, &src, now)?;
+                let item_id = Some(item2.item_id());
+                store.append_audit(&AuditEntry {
+                    at_ms: now,
+                    action: act,
+                    item_id,
+                    subject: subject.clone(),
+                    actor: actor_s.clone(),
+                    detail: match &outcome {
+                        PutOutcome::Duplicate => format!("{detail} (already stored)"),
+                        PutOutcome::Stored { .. } => detail,
+                    },
+                })?;
+                if let PutOutcome::Stored {
+                    equivocation: true, ..
+                } = outcome
+                {
+                    store.append_audit(&AuditEntry {
+                        at_ms: now,
+                        action: "equivocation".into(),
+                        item_id,
+                        subject,
+                        actor: actor_s,
+                        detail: format!(
+                            "{} signed revision {} more than once; evidence recorded, lowest item \
+                             id chosen",
+                            item2.origin, item2.revision
+                        ),
+                    })?;
+                }
+                store.sync()?;
+                Ok(outcome)
+            })
+            .await?;
+        if let PutOutcome::Stored {
+            became_latest,
+            replaced,
+            equivocation,
+        } = &outcome
+        {
+            let kind = if *equivocation {
+                Some(ChangeKind::Equivocation)
+            } else if !became_latest {
+                None
+            } else if item.withdrawn {
+                Some(ChangeKind::Withdrawn)
+            } else if replaced.is_some() {
+                Some(ChangeKind::Updated)
+            } else {
+                Some(ChangeKind::New)
+            };
+            if let Some(kind) = kind {
+                // No receiver is fine: nobody is watching.
+                let _ = self.events.send(ChangeEvent {
+                    kind,
+                    item_id: item.item_id(),
+                    advisory: Arc::new(item.value().clone()),
+                    source: source.to_string(),
+                });
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn latest(&self, advisory_id: &str) -> Result<Option<StoredItem>, CoreError> {
+        let (origin, id) = (self.member().to_string(), advisory_id.to_string());
+        self.blocking(move |s| s.latest(&origin, &id)).await
+    }
+
+    /// Publishes a draft: the daemon assigns origin (this member), the id if empty
+    /// (`<member>-<yyyy>-<8 hex>`), the revision (latest + 1 for an id of ours, keeping its
+    /// `created_ms`) and the times, then normalizes, validates, signs and durably stores it.
+    pub async fn publish(
+        &self,
+        draft: &pb::AdvisoryDraft,
+        actor: &str,
+    ) -> Result<Published, CoreError> {
+        let now = crate::now_ms();
+        let requested = draft.id.trim();
+        let id = if requested.is_empty() {
+            let mut id = self.new_advisory_id(now)?;
+            // A clash of 32 random bits within one member and year is unlikely; never reuse.
+            for _ in 0..8 {
+                if self.latest(&id).await?.is_none() {
+                    break;
+                }
+                id = self.new_advisory_id(now)?;
+            }
+            id
+        } else {
+            model::validate::check_advisory_id(requested).map_err(|message| {
+                CoreError::Invalid(ValidationErrors::one(ValidationError::new("id", message)))
+            })?;
+            requested.to_string()
+        };
+        let _guard = self.lock_for(&id).lock().await;
+        let latest = self.latest(&id).await?;
+        let (revision, created_ms, modified_ms) = match &latest {
+            None => (1, now, now),
+            Some(prev) => {
+                if prev.advisory.withdrawn {
+                    return Err(CoreError::Withdrawn { id });
+                }
+                (
+                    prev.advisory.revision.saturating_add(1),
+                    prev.advisory.created_ms,
+                    now.max(prev.advisory.modified_ms.saturating_add(1)),
+                )
+            }
+        };
+        let mut advisory = model::draft::draft_to_advisory(
+            draft,
+            self.member(),
+            &id,
+            revision,
+            created_ms,
+            modified_ms,
+        )
+        .map_err(CoreError::Invalid)?;
+        model::normalize_advisory(&mut advisory);
+        let verified = self
+            .identity
+            .sign(advisory, &self.limits)
+            .map_err(sign_error)?;
+        let published = Published {
+            item_id: verified.item_id(),
+            advisory_id: id.clone(),
+            revision,
+            origin: self.member().to_string(),
+        };
+        let detail = format!(
+            "revision {revision}, TLP:{}, {} indicator(s): {}",
+            verified.tlp,
+            verified.indicators.len(),
+            verified.title
+        );
+        self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)
+            .await?;
+        tracing::info!(
+            advisory = %format!("{}/{}", published.origin, published.advisory_id),
+            revision,
+            item_id = %published.item_id,
+            actor,
+            "published"
+        );
+        Ok(published)
+    }
+
+    /// Resolves an id naming one of our advisories: an advisory id, `origin/id` with our
+    /// origin, or an item id (64 hex) of any of its revisions.
+    async fn our_advisory_id(&self, id: &str) -> Result<String, CoreError> {
+        let id = id.trim();
+        if id.is_empty() {
+            return Err(CoreError::BadRequest {
+                field: "id".into(),
+                message: "an advisory id or item id is required".into(),
+            });
+        }
+        if let Some(item_id) = ItemId::from_hex(id).filter(|_| id.len() == 64) {
+            let found = self.blocking(move |s| s.get(&item_id)).await?;
+            let Some(item) = found else {
+                return Err(CoreError::NotFound(format!("no item {id} is stored here")));
+            };
+            if item.advisory.origin != self.member() {
+                return Err(CoreError::NotOurs {
+                    origin: item.advisory.origin,
+                    id: item.advisory.id,
+                });
+            }
+            return Ok(item.advisory.id);
+        }
+        if let Some((origin, aid)) = id.split_once('/') {
+            if origin != self.member() {
+                return Err(CoreError::NotOurs {
+                    origin: origin.to_string(),
+                    id: aid.to_string(),
+                });
+            }
+            return Ok(aid.to_string());
+        }
+        Ok(id.to_string())
+    }
+
+    /// Withdraws one of our advisories: publishes revision + 1 as a signed tombstone with the
+    /// same content, `withdrawn = true` and the reason. Returns once it is durable.
+    pub async fn withdraw(
+        &self,
+        id: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Published, CoreError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(CoreError::BadRequest {
+                field: "reason".into(),
+                message: "a reason is required; it is shown to every holder of the advisory".into(),
+            });
+        }
+        let advisory_id = self.our_advisory_id(id).await?;
+        let _guard = self.lock_for(&advisory_id).lock().await;
+        let Some(prev) = self.latest(&advisory_id).await? else {
+            return Err(CoreError::NotFound(format!(
+                "no advisory {}/{advisory_id} is stored here",
+                self.member()
+            )));
+        };
+        if prev.advisory.withdrawn {
+            return Err(CoreError::AlreadyWithdrawn {
+                id: advisory_id,
+                revision: prev.advisory.revision,
+            });
+        }
+        let now = crate::now_ms();
+        let mut tomb = prev.advisory;
+        tomb.revision = tomb.revision.saturating_add(1);
+        tomb.modified_ms = now.max(tomb.modified_ms.saturating_add(1));
+        tomb.withdrawn = true;
+        tomb.withdrawn_reason = reason.to_string();
+        let revision = tomb.revision;
+        let verified = self.identity.sign(tomb, &self.limits).map_err(sign_error)?;
+        let published = Published {
+            item_id: verified.item_id(),
+            advisory_id: advisory_id.clone(),
+            revision,
+            origin: self.member().to_string(),
+        };
+        let detail = format!("revision {revision}: {reason}");
+        self.store_durably(verified, SOURCE_LOCAL, "withdraw", actor, detail)
+            .await?;
+        tracing::info!(
+            advisory = %format!("{}/{advisory_id}", self.member()),
+            revision,
+            item_id = %published.item_id,
+            actor,
+            "withdrawn"
+        );
+        Ok(published)
+    }
+
+    /// Verifies a signed envelope with the keyring and stores it durably. A refused envelope is
+    /// recorded in the audit log with its reason and nothing else is stored.
+    pub async fn import_envelope(
+        &self,
+        env: Envelope,
+        actor: &str,
+    ) -> Result<(ItemId, ImportOutcome), CoreError> {
+        let item_id = env.item_id();
+        let keyring = self.keyring.clone();
+        let limits = self.limits.clone();
+        let verified =
+            tokio::task::spawn_blocking(move || envelope::verify(env, &keyring, &limits))
+                .await
+                .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))?;
+        let verified = match verified {
+            Ok(v) => v,
+            Err(e) => {
+                let (actor_s, detail) = (actor.to_string(), format!("{}: {e}", e.reason()));
+                tracing::warn!(%item_id, reason = e.reason(), error = %e, actor, "import rejected");
+                self.blocking(move |s| {
+                    s.append_audit(&AuditEntry {
+                        at_ms: crate::now_ms(),
+                        action: "reject".into(),
+                        item_id: Some(item_id),
+                        subject: String::new(),
+                        actor: actor_s,
+                        detail,
+                    })
+                })
+                .await?;
+                return Err(CoreError::Rejected(e));
+            }
+        };
+        let detail = format!(
+            "revision {} signed by {} ({})",
+            verified.revision,
+            verified.signer(),
+            verified.envelope().key_id
+        );
+        let outcome = self
+            .store_durably(verified, SOURCE_IMPORT, "import", actor, detail)
+            .await?;
+        let outcome = match outcome {
+            PutOutcome::Duplicate => ImportOutcome::Duplicate,
+            PutOutcome::Stored {
+                equivocation: true, ..
+            } => ImportOutcome::Equivocation,
+            PutOutcome::Stored {
+                became_latest: false,
+                ..
+            } => ImportOutcome::Superseded,
+            PutOutcome::Stored { .. } => ImportOutcome::Inserted,
+        };
+        tracing::info!(%item_id, outcome = outcome.as_str(), actor, "imported envelope");
+        Ok((item_id, outcome))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::store::{IndicatorQuery, MemoryStore};
+
+    pub(crate) fn draft(id: &str, title: &str, ip: &str) -> pb::AdvisoryDraft {
+        pb::AdvisoryDraft {
+            id: id.into(),
+            tlp: pb::Tlp::Green as i32,
+            title: title.into(),
+            summary: "APT40 infrastructure seen scanning Pacific government networks.".into(),
+            severity: pb::Severity::High as i32,
+            actors: vec!["APT40".into()],
+            indicators: vec![
+                pb::Indicator {
+                    kind: pb::IndicatorKind::Ipv4 as i32,
+                    value: ip.into(),
+                    confidence: 80,
+                    ..Default::default()
+                },
+                pb::Indicator {
+                    kind: pb::IndicatorKind::Domain as i32,
+                    value: "Update.Example".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn core_with(store: Arc<dyn Store>) -> NodeCore {
+        let id = SigningIdentity::new("ws-cert", crate::keys::generate().unwrap());
+        NodeCore::new(id, "Samoa CERT", [], Limits::default(), store)
+    }
+
+    fn core() -> NodeCore {
+        core_with(Arc::new(MemoryStore::new()))
+    }
+
+    #[tokio::test]
+    async fn publish_assigns_id_revision_and_times() {
+        let c = core();
+        let p = c
+            .publish(&draft("", "APT40 scanning", "192.0.2.7"), "test")
+            .await
+            .unwrap();
+        assert_eq!(p.revision, 1);
+        assert_eq!(p.origin, "ws-cert");
+        let year = time::OffsetDateTime::now_utc().year();
+        assert!(
+            p.advisory_id.starts_with(&format!("ws-cert-{year}-")),
+            "{}",
+            p.advisory_id
+        );
+        assert_eq!(p.advisory_id.len(), format!("ws-cert-{year}-").len() + 8);
+        let item = c.store().get(&p.item_id).unwrap().unwrap();
+        assert_eq!(item.source, SOURCE_LOCAL);
+        assert_eq!(item.advisory.created_ms, item.advisory.modified_ms);
+        // Normalized before signing.
+        assert_eq!(item.advisory.indicators[1].value, "update.example");
+        let audit = c.store().audit(10).unwrap();
+        assert_eq!(audit[0].action, "publish");
+        assert_eq!(audit[0].actor, "test");
+    }
+
+    #[tokio::test]
+    async fn same_id_publishes_next_revision_preserving_created() {
+        let c = core();
+        let p1 = c
+            .publish(&draft("ws-2026-0042", "v1", "192.0.2.7"), "t")
+            .await
+            .unwrap();
+        let p2 = c
+            .publish(&draft("ws-2026-0042", "v2", "192.0.2.8"), "t")
+            .await
+            .unwrap();
+        assert_eq!((p1.revision, p2.revision), (1, 2));
+        let a1 = c.store().get(&p1.item_id).unwrap().unwrap().advisory;
+        let a2 = c.store().get(&p2.item_id).unwrap().unwrap().advisory;
+        assert_eq!(a1.created_ms, a2.created_ms);
+        assert!(a2.modified_ms > a1.modified_ms);
+        let latest = c
+            .store()
+            .latest("ws-cert", "ws-2026-0042")
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.item_id, p2.item_id);
+    }
+
+    #[tokio::test]
+    async fn concurrent_publishes_of_one_id_get_distinct_revisions() {
+        let c = Arc::new(core());
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let c = Arc::clone(&c);
+            tasks.push(tokio::spawn(async move {
+                c.publish(&draft("ws-2026-0001", &format!("v{n}"), "192.0.2.9"), "t")
+                    .await
+                    .unwrap()
+                    .revision
+            }));
+        }
+        let mut revs = Vec::new();
+        for t in tasks {
+            revs.push(t.await.unwrap());
+        }
+        revs.sort_unstable();
+        assert_eq!(revs, (1..=8).collect::<Vec<u64>>());
+        assert_eq!(c.store().counts().unwrap().equivocations, 0);
+    }
+
+    #[tokio::test]
+    async fn invalid_draft_is_refused_with_field_path() {
+        let c = core();
+        let err = c
+            .publish(&draft("", "bad", "10.0.0.300"), "t")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoreError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("indicators[0].value"), "{err}");
+        assert_eq!(c.store().counts().unwrap().items, 0);
+    }
+
+    #[tokio::test]
+    async fn withdraw_keeps_record_and_removes_indicators() {
+        let c = core();
+        let p = c
+            .publish(&draft("ws-2026-0007", "t", "198.51.100.4"), "t")
+            .await
+            .unwrap();
+        let ip = "198.51.100.4".parse().unwrap();
+        assert_eq!(c.store().search(&IndicatorQuery::Ip(ip)).unwrap().len(), 1);
+        let w = c
+            .withdraw("ws-2026-0007", "false positive", "t")
+            .await
+            .unwrap();
+        assert_eq!(w.revision, 2);
+        assert!(
+            c.store()
+                .search(&IndicatorQuery::Ip(ip))
+                .unwrap()
+                .is_empty()
+        );
+        let latest = c
+            .store()
+            .latest("ws-cert", "ws-2026-0007")
+            .unwrap()
+            .unwrap();
+        assert!(latest.advisory.withdrawn);
+        assert_eq!(latest.advisory.withdrawn_reason, "false positive");
+        assert_eq!(latest.advisory.indicators.len(), 2);
+        // Withdraw by item id of the first revision is refused as already withdrawn.
+        let err = c
+            .withdraw(&p.item_id.to_hex(), "again", "t")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CoreError::AlreadyWithdrawn { .. }), "{err}");
+        let err = c
+            .publish(&draft("ws-2026-0007", "t", "198.51.100.4"), "t")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "advisory ws-2026-0007 is withdrawn; publish a new advisory instead"
+        );
+        let err = c.withdraw("ws-2026-0007", "  ", "t").await.unwrap_err();
+        assert!(err.to_string().starts_with("reason:"), "{err}");
+        let err = c.withdraw("to-cert/x", "r", "t").await.unwrap_err();
+        assert!(matches!(err, CoreError::NotOurs { .. }), "{err}");
+        let err = c.withdraw("nope", "r", "t").await.unwrap_err();
+        assert!(matches!(err, CoreError::NotFound(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn import_verifies_and_rejects_tampered_envelopes() {
+        let other = SigningIdentity::new("to-cert", crate::keys::generate().unwrap());
+        let c = NodeCore::new(
+            SigningIdentity::new("ws-cert", crate::keys::generate().unwrap()),
+            "Samoa CERT",
+            [PublicKeyRecord::new(
+                "to-cert",
+                other.verifying_key(),
+                None,
+                None,
+            )],
+            Limits::default(),
+            Arc::new(MemoryStore::new()),
+        );
+        let mut adv = model::draft::draft_to_advisory(
+            &draft("to-2026-1", "Tonga", "203.0.113.9"),
+            "to-cert",
+            "to-2026-1",
+            1,
+            1_767_225_600_000,
+            1_767_225_600_000,
+        )
+        .unwrap();
+        model::normalize_advisory(&mut adv);
+        let signed = other.sign(adv, &Limits::default()).unwrap();
+        let env = signed.envelope().clone();
+
+        let mut tampered = env.clone();
+        let last = tampered.payload.len() - 1;
+        tampered.payload[last] ^= 1;
+        let err = c.import_envelope(tampered, "t").await.unwrap_err();
+        assert!(
+            matches!(err, CoreError::Rejected(EnvelopeError::BadSignature { .. })),
+            "{err}"
+        );
+        assert!(err.to_string().contains("(bad_signature)"), "{err}");
+        assert_eq!(c.store().counts().unwrap().items, 0);
+        let audit = c.store().audit(1).unwrap();
+        assert_eq!(audit[0].action, "reject");
+        assert!(
+            audit[0].detail.starts_with("bad_signature:"),
+            "{}",
+            audit[0].detail
+        );
+
+        let (id, outcome) = c.import_envelope(env.clone(), "t").await.unwrap();
+        assert_eq!((id, outcome), (signed.item_id(), ImportOutcome::Inserted));
+        let (_, outcome) = c.import_envelope(env, "t").await.unwrap();
+        assert_eq!(outcome, ImportOutcome::Duplicate);
+        assert_eq!(c.store().counts().unwrap().items, 1);
+        assert_eq!(c.store().get(&id).unwrap().unwrap().source, SOURCE_IMPORT);
+    }
+
+    #[tokio::test]
+    async fn events_report_new_updated_withdrawn() {
+        let c = core();
+        let mut rx = c.subscribe();
+        c.publish(&draft("ws-2026-0009", "a", "192.0.2.1"), "t")
+            .await
+            .unwrap();
+        c.publish(&draft("ws-2026-0009", "b", "192.0.2.1"), "t")
+            .await
+            .unwrap();
+        c.withdraw("ws-2026-0009", "done", "t").await.unwrap();
+        let kinds: Vec<ChangeKind> = (0..3).map(|_| rx.try_recv().unwrap().kind).collect();
+        assert_eq!(
+            kinds,
+            [ChangeKind::New, ChangeKind::Updated, ChangeKind::Withdrawn]
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! Must never: touch I/O, keys, clocks or the store. `wire` is the only place that converts the
 //! signed payload to and from protobuf.
 
+pub mod draft;
 pub mod indicator;
 pub mod validate;
 pub mod wire;

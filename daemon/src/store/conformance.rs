@@ -1,1 +1,1221 @@
-//! (in progress)
+//! The `Store` conformance suite, run against every backend, and shared test-item builders.
+//!
+//! Owns: one set of checks written against `&dyn Store` (instantiated by `conformance_suite!`
+//! for `MemoryStore` and for `SledStore` in a temporary directory), sled-only checks (reopen,
+//! blobs, group commit), the arrival-order property test, and the `pub(crate)` builders of valid,
+//! signed advisories that other unit tests reuse.
+//! Must never: use values outside the documentation ranges, or depend on timing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ed25519_dalek::SigningKey;
+use proptest::prelude::*;
+
+use super::engine::akey;
+use super::{
+    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, MatchKind,
+    MemoryStore, PutOutcome, SledConfig, SledStore, Store, StoreError,
+};
+use crate::envelope::{ItemId, SigningIdentity, Verified};
+use crate::model::{Advisory, Indicator, IndicatorKind, Limits, Severity, Tlp};
+
+// ---------------------------------------------------------------------------------------------
+// Builders (shared with other unit tests)
+// ---------------------------------------------------------------------------------------------
+
+/// Member id of the default test identity.
+pub(crate) const WS: &str = "ws-cert";
+/// Member id of the second test identity.
+pub(crate) const TO: &str = "to-cert";
+/// 2026-01-01T00:00:00Z in Unix ms: `created_ms` of test advisories.
+pub(crate) const T0: i64 = 1_767_225_600_000;
+
+/// The `ws-cert` test identity (ed25519 key of 32 bytes of 7).
+pub(crate) fn ws_identity() -> SigningIdentity {
+    SigningIdentity::new(WS, SigningKey::from_bytes(&[7u8; 32]))
+}
+
+/// The `to-cert` test identity (ed25519 key of 32 bytes of 8).
+pub(crate) fn to_identity() -> SigningIdentity {
+    SigningIdentity::new(TO, SigningKey::from_bytes(&[8u8; 32]))
+}
+
+/// An indicator; the value is passed through the model's normalizer (it should already be
+/// in normal form; this keeps builders valid if normal forms are refined).
+pub(crate) fn indicator(kind: IndicatorKind, value: &str) -> Indicator {
+    Indicator {
+        kind,
+        value: crate::model::normalize_indicator(kind, value).unwrap_or_else(|_| value.to_string()),
+        confidence: 80,
+        valid_until_ms: None,
+        note: String::new(),
+    }
+}
+
+/// One indicator of each common kind, from documentation ranges.
+pub(crate) fn sample_indicators() -> Vec<Indicator> {
+    vec![
+        indicator(IndicatorKind::Ipv4, "192.0.2.7"),
+        indicator(IndicatorKind::Cidr, "198.51.100.0/24"),
+        indicator(IndicatorKind::Ipv6, "2001:db8::1"),
+        indicator(IndicatorKind::Cidr, "2001:db8::/32"),
+        indicator(IndicatorKind::Domain, "c2.apt40.example"),
+        indicator(
+            IndicatorKind::Sha256,
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
+    ]
+}
+
+/// A valid TLP:GREEN advisory `id` of `origin` at `revision` (modified = T0 + revision seconds),
+/// with `sample_indicators()`.
+pub(crate) fn advisory(origin: &str, id: &str, revision: u64) -> Advisory {
+    Advisory {
+        id: id.to_string(),
+        origin: origin.to_string(),
+        revision,
+        created_ms: T0,
+        modified_ms: T0 + i64::try_from(revision).unwrap() * 1_000,
+        valid_until_ms: None,
+        tlp: Tlp::Green,
+        audience: Vec::new(),
+        title: format!("APT40 activity {id} revision {revision}"),
+        summary: "Sample advisory with documentation-range indicators.".to_string(),
+        severity: Severity::High,
+        actors: vec!["APT40".to_string()],
+        cves: Vec::new(),
+        indicators: sample_indicators(),
+        references: Vec::new(),
+        withdrawn: false,
+        withdrawn_reason: String::new(),
+        stix_extras: Vec::new(),
+    }
+}
+
+/// Marks an advisory as a withdrawal tombstone.
+pub(crate) fn withdrawn(mut a: Advisory) -> Advisory {
+    a.withdrawn = true;
+    a.withdrawn_reason = "false positive: sample withdrawn".to_string();
+    a
+}
+
+/// Makes an advisory TLP:AMBER for `au-acsc`.
+pub(crate) fn amber(mut a: Advisory) -> Advisory {
+    a.tlp = Tlp::Amber;
+    a.audience = vec!["au-acsc".to_string()];
+    a
+}
+
+/// Signs with the identity of the advisory's origin (`ws-cert` or `to-cert`).
+pub(crate) fn signed(a: Advisory) -> Verified<Advisory> {
+    let id = if a.origin == TO {
+        to_identity()
+    } else {
+        ws_identity()
+    };
+    id.sign(a, &Limits::default()).unwrap()
+}
+
+/// A signed `ws-cert` advisory with the sample indicators.
+pub(crate) fn ws_item(id: &str, revision: u64) -> Verified<Advisory> {
+    signed(advisory(WS, id, revision))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const NOW: i64 = T0 + 3_600_000;
+
+fn put(store: &dyn Store, item: &Verified<Advisory>) -> PutOutcome {
+    store.put(item, "local", NOW).unwrap()
+}
+
+fn stored(became_latest: bool, replaced: Option<ItemId>, equivocation: bool) -> PutOutcome {
+    PutOutcome::Stored {
+        became_latest,
+        replaced,
+        equivocation,
+    }
+}
+
+fn counts(advisories: u64, withdrawn: u64, items: u64, indicators: u64, eq: u64) -> Counts {
+    Counts {
+        advisories,
+        withdrawn,
+        items,
+        indicators,
+        equivocations: eq,
+    }
+}
+
+fn exact(kind: IndicatorKind, value: &str) -> IndicatorQuery {
+    IndicatorQuery::Exact(kind, value.to_string())
+}
+
+fn ip(s: &str) -> IndicatorQuery {
+    IndicatorQuery::Ip(s.parse::<IpAddr>().unwrap())
+}
+
+fn hit(item: &Verified<Advisory>, index: u32, matched: MatchKind) -> IndicatorMatch {
+    IndicatorMatch {
+        item_id: item.item_id(),
+        index,
+        matched,
+    }
+}
+
+fn latest_id(store: &dyn Store, origin: &str, id: &str) -> Option<ItemId> {
+    store.latest(origin, id).unwrap().map(|s| s.item_id)
+}
+
+fn history_ids(store: &dyn Store, origin: &str, id: &str) -> Vec<ItemId> {
+    store
+        .history(origin, id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.item_id)
+        .collect()
+}
+
+fn list_ids(store: &dyn Store, filter: &ListFilter) -> (Vec<ItemId>, bool) {
+    let (items, truncated) = store.list(filter).unwrap();
+    (items.into_iter().map(|s| s.item_id).collect(), truncated)
+}
+
+fn audit_entry(n: u32, item: Option<ItemId>) -> AuditEntry {
+    AuditEntry {
+        at_ms: NOW + i64::from(n),
+        action: "publish".to_string(),
+        item_id: item,
+        subject: format!("{WS}/ws-2026-{n:04}"),
+        actor: "operator".to_string(),
+        detail: format!("entry {n}"),
+    }
+}
+
+/// Everything observable about a set of advisories, for order-independence comparisons.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    latest: Vec<Option<ItemId>>,
+    history: Vec<Vec<ItemId>>,
+    equivocations: Vec<Vec<Equivocation>>,
+    searches: Vec<Vec<IndicatorMatch>>,
+    list: (Vec<ItemId>, bool),
+    counts: Counts,
+    item_ids: Vec<ItemId>,
+}
+
+fn snapshot(
+    store: &dyn Store,
+    advisories: &[(&str, &str)],
+    queries: &[IndicatorQuery],
+) -> Snapshot {
+    Snapshot {
+        latest: advisories
+            .iter()
+            .map(|(o, i)| latest_id(store, o, i))
+            .collect(),
+        history: advisories
+            .iter()
+            .map(|(o, i)| history_ids(store, o, i))
+            .collect(),
+        equivocations: advisories
+            .iter()
+            .map(|(o, i)| store.equivocations(o, i).unwrap())
+            .collect(),
+        searches: queries.iter().map(|q| store.search(q).unwrap()).collect(),
+        list: list_ids(
+            store,
+            &ListFilter {
+                include_withdrawn: true,
+                ..ListFilter::default()
+            },
+        ),
+        counts: store.counts().unwrap(),
+        item_ids: store.item_ids().unwrap(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite (every backend)
+// ---------------------------------------------------------------------------------------------
+
+fn put_get_round_trip(store: &dyn Store) {
+    assert_eq!(store.counts().unwrap(), Counts::default());
+    let item = ws_item("ws-2026-0001", 1);
+    assert_eq!(put(store, &item), stored(true, None, false));
+
+    let got = store.get(&item.item_id()).unwrap().unwrap();
+    assert_eq!(got.item_id, item.item_id());
+    assert_eq!(&got.envelope, item.envelope());
+    assert_eq!(got.envelope.encode(), item.envelope().encode());
+    assert_eq!(&got.advisory, item.value());
+    assert_eq!(got.received_ms, NOW);
+    assert_eq!(got.source, "local");
+
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(item.item_id()));
+    assert_eq!(history_ids(store, WS, "ws-2026-0001"), vec![item.item_id()]);
+    assert_eq!(store.item_ids().unwrap(), vec![item.item_id()]);
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 6, 0));
+    assert!(store.equivocations(WS, "ws-2026-0001").unwrap().is_empty());
+
+    // Unknown things are absent, not errors.
+    assert!(store.get(&ItemId([0xEE; 32])).unwrap().is_none());
+    assert!(store.latest(WS, "ws-2026-9999").unwrap().is_none());
+    assert!(store.latest(TO, "ws-2026-0001").unwrap().is_none());
+    assert!(store.history(WS, "ws-2026-000").unwrap().is_empty());
+    store.sync().unwrap();
+}
+
+fn duplicate_changes_nothing(store: &dyn Store) {
+    let item = ws_item("ws-2026-0001", 1);
+    assert_eq!(put(store, &item), stored(true, None, false));
+    let before = store.counts().unwrap();
+    assert_eq!(
+        store.put(&item, "peer-x", NOW + 5).unwrap(),
+        PutOutcome::Duplicate
+    );
+    assert_eq!(store.counts().unwrap(), before);
+    let got = store.get(&item.item_id()).unwrap().unwrap();
+    assert_eq!(got.source, "local", "the first arrival's bookkeeping stays");
+    assert_eq!(got.received_ms, NOW);
+    assert_eq!(store.item_ids().unwrap().len(), 1);
+}
+
+fn supersession_by_revision(store: &dyn Store) {
+    let r1 = ws_item("ws-2026-0001", 1);
+    let mut a2 = advisory(WS, "ws-2026-0001", 2);
+    a2.indicators
+        .push(indicator(IndicatorKind::Domain, "r2.apt40.example"));
+    let r2 = signed(a2);
+    let mut a3 = advisory(WS, "ws-2026-0001", 3);
+    a3.indicators = vec![indicator(IndicatorKind::Domain, "r3.apt40.example")];
+    let r3 = signed(a3);
+
+    assert_eq!(put(store, &r1), stored(true, None, false));
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 6, 0));
+    assert_eq!(put(store, &r3), stored(true, Some(r1.item_id()), false));
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 2, 1, 0));
+    // Older than the latest: stored as history, does not become latest.
+    assert_eq!(put(store, &r2), stored(false, None, false));
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 3, 1, 0));
+
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(r3.item_id()));
+    assert_eq!(
+        history_ids(store, WS, "ws-2026-0001"),
+        vec![r1.item_id(), r2.item_id(), r3.item_id()]
+    );
+    // Only the latest revision's indicators are active.
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Domain, "r3.apt40.example"))
+            .unwrap(),
+        vec![hit(&r3, 0, MatchKind::Exact)]
+    );
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Domain, "r2.apt40.example"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Domain, "c2.apt40.example"))
+            .unwrap()
+            .is_empty()
+    );
+    // Every revision stays readable.
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(
+            store.get(&r.item_id()).unwrap().unwrap().advisory.revision,
+            r.revision
+        );
+    }
+}
+
+fn withdrawal_removes_indicators_but_keeps_records(store: &dyn Store) {
+    let r1 = ws_item("ws-2026-0001", 1);
+    let mut w = withdrawn(advisory(WS, "ws-2026-0001", 2));
+    w.indicators.clear();
+    let r2 = signed(w);
+    let q = exact(IndicatorKind::Domain, "c2.apt40.example");
+
+    put(store, &r1);
+    assert_eq!(
+        store.search(&q).unwrap(),
+        vec![hit(&r1, 4, MatchKind::Exact)]
+    );
+    assert_eq!(put(store, &r2), stored(true, Some(r1.item_id()), false));
+    assert_eq!(store.counts().unwrap(), counts(1, 1, 2, 0, 0));
+
+    assert!(store.search(&q).unwrap().is_empty());
+    assert!(store.search(&ip("198.51.100.9")).unwrap().is_empty());
+    assert!(store.search(&ip("192.0.2.7")).unwrap().is_empty());
+    let latest = store.latest(WS, "ws-2026-0001").unwrap().unwrap();
+    assert!(latest.advisory.withdrawn);
+    assert_eq!(
+        latest.advisory.withdrawn_reason,
+        "false positive: sample withdrawn"
+    );
+    assert!(store.get(&r1.item_id()).unwrap().is_some());
+    assert_eq!(
+        history_ids(store, WS, "ws-2026-0001"),
+        vec![r1.item_id(), r2.item_id()]
+    );
+    assert_eq!(list_ids(store, &ListFilter::default()), (vec![], false));
+    assert_eq!(
+        list_ids(
+            store,
+            &ListFilter {
+                include_withdrawn: true,
+                ..ListFilter::default()
+            }
+        ),
+        (vec![r2.item_id()], false)
+    );
+
+    // A withdrawal that keeps its indicators in the payload still unindexes them.
+    let r3w = signed(withdrawn(advisory(WS, "ws-2026-0002", 1)));
+    put(store, &r3w);
+    assert!(store.search(&q).unwrap().is_empty());
+    assert_eq!(store.counts().unwrap(), counts(2, 2, 3, 0, 0));
+
+    // A later revision that is not withdrawn re-activates the advisory.
+    let r4 = ws_item("ws-2026-0001", 3);
+    assert_eq!(put(store, &r4), stored(true, Some(r2.item_id()), false));
+    assert_eq!(
+        store.search(&q).unwrap(),
+        vec![hit(&r4, 4, MatchKind::Exact)]
+    );
+    assert_eq!(store.counts().unwrap(), counts(2, 1, 4, 6, 0));
+}
+
+fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
+    let mut variants: Vec<Verified<Advisory>> = (0..3)
+        .map(|n| {
+            let mut a = advisory(WS, "ws-2026-0001", 2);
+            a.title = format!("APT40 variant {n}");
+            a.indicators = vec![indicator(
+                IndicatorKind::Domain,
+                &format!("v{n}.apt40.example"),
+            )];
+            signed(a)
+        })
+        .collect();
+    let r1 = ws_item("ws-2026-0001", 1);
+    put(store, &r1);
+    // Arrival: highest item id first, so each later one replaces the previous choice.
+    variants.sort_by_key(|v| std::cmp::Reverse(v.item_id()));
+    let [hi, mid, lo] = [&variants[0], &variants[1], &variants[2]];
+
+    assert_eq!(put(store, hi), stored(true, Some(r1.item_id()), false));
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 2, 1, 0));
+    assert_eq!(
+        store.put(mid, "peer-a", NOW + 10).unwrap(),
+        stored(true, Some(hi.item_id()), true)
+    );
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 3, 1, 1));
+    assert_eq!(
+        store.put(lo, "peer-b", NOW + 20).unwrap(),
+        stored(true, Some(mid.item_id()), true)
+    );
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 4, 1, 1));
+
+    let mut ids = vec![hi.item_id(), mid.item_id(), lo.item_id()];
+    ids.sort();
+    assert_eq!(
+        store.equivocations(WS, "ws-2026-0001").unwrap(),
+        vec![Equivocation {
+            origin: WS.to_string(),
+            advisory_id: "ws-2026-0001".to_string(),
+            revision: 2,
+            chosen: ids[0],
+            item_ids: ids.clone(),
+            detected_ms: NOW + 10,
+        }]
+    );
+    assert_eq!(lo.item_id(), ids[0]);
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(lo.item_id()));
+    let lo_domain = &lo.indicators[0].value;
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Domain, lo_domain))
+            .unwrap(),
+        vec![hit(lo, 0, MatchKind::Exact)]
+    );
+    for v in [hi, mid] {
+        assert!(
+            store
+                .search(&exact(IndicatorKind::Domain, &v.indicators[0].value))
+                .unwrap()
+                .is_empty()
+        );
+    }
+    // A higher variant arriving after the lowest: evidence grows, choice stays.
+    let mut a = advisory(WS, "ws-2026-0001", 2);
+    a.title = "APT40 variant 3".to_string();
+    let v3 = signed(a);
+    let out = store.put(&v3, "peer-c", NOW + 30).unwrap();
+    let expect_latest = v3.item_id() < lo.item_id();
+    assert_eq!(
+        out,
+        stored(expect_latest, expect_latest.then(|| lo.item_id()), true)
+    );
+    let eq = store.equivocations(WS, "ws-2026-0001").unwrap();
+    assert_eq!(eq.len(), 1);
+    assert_eq!(eq[0].item_ids.len(), 4);
+    assert!(eq[0].item_ids.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(eq[0].chosen, eq[0].item_ids[0]);
+    assert_eq!(eq[0].detected_ms, NOW + 10, "first detection time is kept");
+    assert_eq!(store.counts().unwrap().equivocations, 1);
+    // Equivocation of an older revision is recorded too, without changing the latest.
+    let mut old = advisory(WS, "ws-2026-0001", 1);
+    old.title = "APT40 rewritten history".to_string();
+    let old = signed(old);
+    let out = put(store, &old);
+    assert_eq!(out, stored(false, None, true));
+    let eq = store.equivocations(WS, "ws-2026-0001").unwrap();
+    assert_eq!(
+        eq.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(store.counts().unwrap().equivocations, 2);
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(eq[1].chosen));
+}
+
+fn list_filters(store: &dyn Store) {
+    // Modified times: a=T0+1s, b=T0+2s, c=T0+3s, d=T0+4s (withdrawn), e=T0+5s (other origin).
+    let a = signed(advisory(WS, "ws-2026-0001", 1));
+    let mut b = amber(advisory(WS, "ws-2026-0002", 2));
+    b.title = "Phishing wave against ministries".to_string();
+    let b = signed(b);
+    let mut c = advisory(WS, "ws-2026-0003", 3);
+    c.title = "Second apt40 campaign".to_string();
+    let c = signed(c);
+    let d = signed(withdrawn(advisory(WS, "ws-2026-0004", 4)));
+    let e = signed(advisory(TO, "to-2026-0001", 5));
+    for i in [&a, &b, &c, &d, &e] {
+        put(store, i);
+    }
+    assert_eq!(store.counts().unwrap(), counts(5, 1, 5, 24, 0));
+    let f = |f: ListFilter| list_ids(store, &f);
+    let all = ListFilter::default();
+
+    assert_eq!(
+        f(all.clone()),
+        (
+            vec![e.item_id(), c.item_id(), b.item_id(), a.item_id()],
+            false
+        )
+    );
+    assert_eq!(
+        f(ListFilter {
+            include_withdrawn: true,
+            ..all.clone()
+        }),
+        (
+            vec![
+                e.item_id(),
+                d.item_id(),
+                c.item_id(),
+                b.item_id(),
+                a.item_id()
+            ],
+            false
+        )
+    );
+    assert_eq!(
+        f(ListFilter {
+            origin: Some(TO.to_string()),
+            ..all.clone()
+        }),
+        (vec![e.item_id()], false)
+    );
+    assert_eq!(
+        f(ListFilter {
+            origin: Some("ws-cer".to_string()),
+            ..all.clone()
+        }),
+        (vec![], false),
+        "origin is matched exactly, not as a prefix"
+    );
+    assert_eq!(
+        f(ListFilter {
+            tlp: Some(Tlp::Amber),
+            ..all.clone()
+        }),
+        (vec![b.item_id()], false)
+    );
+    assert_eq!(
+        f(ListFilter {
+            since_ms: Some(T0 + 3_000),
+            ..all.clone()
+        }),
+        (vec![e.item_id(), c.item_id()], false)
+    );
+    assert_eq!(
+        f(ListFilter {
+            text: Some("APT40".to_string()),
+            ..all.clone()
+        }),
+        (vec![e.item_id(), c.item_id(), a.item_id()], false)
+    );
+    assert_eq!(
+        f(ListFilter {
+            text: Some("pHiShInG".to_string()),
+            ..all.clone()
+        }),
+        (vec![b.item_id()], false)
+    );
+    assert_eq!(
+        f(ListFilter {
+            limit: 2,
+            ..all.clone()
+        }),
+        (vec![e.item_id(), c.item_id()], true)
+    );
+    assert_eq!(
+        f(ListFilter {
+            limit: 4,
+            ..all.clone()
+        }),
+        (
+            vec![e.item_id(), c.item_id(), b.item_id(), a.item_id()],
+            false
+        )
+    );
+    assert_eq!(
+        f(ListFilter {
+            origin: Some(WS.to_string()),
+            text: Some("apt40".to_string()),
+            include_withdrawn: true,
+            limit: 1,
+            ..all.clone()
+        }),
+        (vec![d.item_id()], true)
+    );
+    // A superseded revision leaves the list; its successor appears at its own time.
+    let a2 = signed(advisory(WS, "ws-2026-0001", 9));
+    put(store, &a2);
+    assert_eq!(
+        f(all),
+        (
+            vec![a2.item_id(), e.item_id(), c.item_id(), b.item_id()],
+            false
+        )
+    );
+}
+
+fn search_exact_per_kind(store: &dyn Store) {
+    let mut a = advisory(WS, "ws-2026-0001", 1);
+    a.indicators.extend([
+        indicator(IndicatorKind::Url, "https://login.portal.example/owa"),
+        indicator(IndicatorKind::Email, "helpdesk@portal.example"),
+        indicator(IndicatorKind::Md5, "0123456789abcdef0123456789abcdef"),
+        indicator(IndicatorKind::Filename, "agenda.docx.lnk"),
+        indicator(IndicatorKind::Asn, "as64500"),
+    ]);
+    let item = signed(a);
+    // A second advisory sharing one value: both are found.
+    let other = ws_item("ws-2026-0002", 1);
+    put(store, &item);
+    put(store, &other);
+    for (n, ind) in item.indicators.iter().enumerate() {
+        let mut expected = vec![hit(&item, n as u32, MatchKind::Exact)];
+        if n < 6 {
+            expected.push(hit(&other, n as u32, MatchKind::Exact));
+            expected.sort_by_key(|m| m.item_id);
+        }
+        assert_eq!(
+            store.search(&exact(ind.kind, &ind.value)).unwrap(),
+            expected,
+            "{:?} {}",
+            ind.kind,
+            ind.value
+        );
+    }
+    // Same value, other kind: no match. Unknown value: no match.
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Domain, "192.0.2.7"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Domain, "c2.apt40.example.org"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Domain, "c2.apt40.exampl"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 2, 17, 0));
+}
+
+fn search_ip_inside_cidr(store: &dyn Store) {
+    let base = ws_item("ws-2026-0001", 1); // 192.0.2.7, 198.51.100.0/24, 2001:db8::1, 2001:db8::/32
+    let mut narrow = advisory(WS, "ws-2026-0002", 1);
+    narrow.indicators = vec![
+        indicator(IndicatorKind::Cidr, "198.51.100.128/25"),
+        indicator(IndicatorKind::Cidr, "2001:db8:1::/48"),
+        indicator(IndicatorKind::Cidr, "192.0.2.7/32"),
+    ];
+    let narrow = signed(narrow);
+    put(store, &base);
+    put(store, &narrow);
+
+    // IPv4: exact address and the /32 CIDR.
+    assert_eq!(
+        store.search(&ip("192.0.2.7")).unwrap(),
+        vec![
+            hit(&base, 0, MatchKind::Exact),
+            hit(&narrow, 2, MatchKind::Cidr)
+        ]
+    );
+    // IPv4 inside nested CIDRs, most specific first.
+    assert_eq!(
+        store.search(&ip("198.51.100.200")).unwrap(),
+        vec![
+            hit(&narrow, 0, MatchKind::Cidr),
+            hit(&base, 1, MatchKind::Cidr)
+        ]
+    );
+    assert_eq!(
+        store.search(&ip("198.51.100.5")).unwrap(),
+        vec![hit(&base, 1, MatchKind::Cidr)]
+    );
+    // Outside every CIDR.
+    assert!(store.search(&ip("203.0.113.9")).unwrap().is_empty());
+    assert!(store.search(&ip("192.0.2.8")).unwrap().is_empty());
+    // IPv6.
+    assert_eq!(
+        store.search(&ip("2001:db8::1")).unwrap(),
+        vec![
+            hit(&base, 2, MatchKind::Exact),
+            hit(&base, 3, MatchKind::Cidr)
+        ]
+    );
+    assert_eq!(
+        store.search(&ip("2001:db8:1::5")).unwrap(),
+        vec![
+            hit(&narrow, 1, MatchKind::Cidr),
+            hit(&base, 3, MatchKind::Cidr)
+        ]
+    );
+    assert_eq!(
+        store.search(&ip("2001:db8:2::1")).unwrap(),
+        vec![hit(&base, 3, MatchKind::Cidr)]
+    );
+    // An IPv4 query never matches IPv6 networks and vice versa.
+    assert!(store.search(&ip("::1")).unwrap().is_empty());
+    // Exact CIDR lookups.
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Cidr, "198.51.100.0/24"))
+            .unwrap(),
+        vec![hit(&base, 1, MatchKind::Exact)]
+    );
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Cidr, "2001:db8::/32"))
+            .unwrap(),
+        vec![hit(&base, 3, MatchKind::Exact)]
+    );
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Cidr, "198.51.100.0/23"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 2, 9, 0));
+
+    // When the narrow advisory is superseded by one without CIDRs, containment follows.
+    let mut n2 = advisory(WS, "ws-2026-0002", 2);
+    n2.indicators = vec![indicator(IndicatorKind::Domain, "n2.apt40.example")];
+    put(store, &signed(n2));
+    assert_eq!(
+        store.search(&ip("198.51.100.200")).unwrap(),
+        vec![hit(&base, 1, MatchKind::Cidr)]
+    );
+    assert_eq!(
+        store.search(&ip("192.0.2.7")).unwrap(),
+        vec![hit(&base, 0, MatchKind::Exact)]
+    );
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 3, 7, 0));
+}
+
+fn audit_append_and_read_newest_first(store: &dyn Store) {
+    assert!(store.audit(10).unwrap().is_empty());
+    let entries: Vec<AuditEntry> = (1..=3)
+        .map(|n| audit_entry(n, (n == 2).then_some(ItemId([n as u8; 32]))))
+        .collect();
+    for e in &entries {
+        store.append_audit(e).unwrap();
+    }
+    let mut newest_first = entries.clone();
+    newest_first.reverse();
+    assert_eq!(store.audit(10).unwrap(), newest_first);
+    assert_eq!(store.audit(2).unwrap(), newest_first[..2].to_vec());
+    assert!(store.audit(0).unwrap().is_empty());
+    // The audit log is not an item: counts are untouched.
+    assert_eq!(store.counts().unwrap(), Counts::default());
+    store.sync().unwrap();
+}
+
+fn put_batch_equals_sequential_puts(store: &dyn Store) {
+    let reference = MemoryStore::new();
+    let mut items = Vec::new();
+    for n in 0..40u64 {
+        let mut a = advisory(WS, &format!("ws-2026-{:04}", n % 7), n / 7 + 1);
+        // Many indicators so the batch spans several sled transactions.
+        a.indicators = (0..120u32)
+            .map(|k| {
+                let v = (n as u32 * 120 + k) % 254 + 1;
+                indicator(IndicatorKind::Ipv4, &format!("203.0.113.{v}"))
+            })
+            .collect();
+        if n % 11 == 5 {
+            a = withdrawn(a);
+        }
+        items.push(signed(a));
+    }
+    // Same-revision variants and an in-batch duplicate.
+    let mut v = advisory(WS, "ws-2026-0003", 1);
+    v.title = "APT40 equivocating variant".to_string();
+    items.push(signed(v));
+    items.push(items[3].clone());
+
+    let refs: Vec<(&Verified<Advisory>, &str)> = items.iter().map(|i| (i, "import")).collect();
+    let outcomes = store.put_batch(&refs, NOW).unwrap();
+    let expected: Vec<PutOutcome> = items
+        .iter()
+        .map(|i| reference.put(i, "import", NOW).unwrap())
+        .collect();
+    assert_eq!(outcomes, expected);
+    assert_eq!(outcomes.last(), Some(&PutOutcome::Duplicate));
+    assert!(outcomes.iter().any(|o| matches!(
+        o,
+        PutOutcome::Stored {
+            equivocation: true,
+            ..
+        }
+    )));
+    let advs: Vec<String> = (0..7).map(|n| format!("ws-2026-{n:04}")).collect();
+    let advs: Vec<(&str, &str)> = advs.iter().map(|a| (WS, a.as_str())).collect();
+    let queries: Vec<IndicatorQuery> = (1..=254).map(|v| ip(&format!("203.0.113.{v}"))).collect();
+    assert_eq!(
+        snapshot(store, &advs, &queries),
+        snapshot(&reference, &advs, &queries)
+    );
+    store.sync().unwrap();
+}
+
+/// Writes raw bytes into a tree of the store under test: (tree, key, value).
+type RawWrite<'a> = dyn Fn(&str, &[u8], &[u8]) + 'a;
+
+fn corrupt_records_are_errors(store: &dyn Store, raw: &RawWrite<'_>) {
+    let item = ws_item("ws-2026-0001", 1);
+    put(store, &item);
+    let ak = akey(WS, "ws-2026-0001");
+    let is_corrupt = |r: Result<(), StoreError>, tree: &str| match r {
+        Err(StoreError::Corrupt { tree: t, .. }) => assert_eq!(t, tree),
+        other => panic!("expected Corrupt in {tree}, got {other:?}"),
+    };
+
+    raw("envelopes", &item.item_id().0, b"\xff\xff garbage");
+    is_corrupt(store.get(&item.item_id()).map(drop), "envelopes");
+    is_corrupt(store.latest(WS, "ws-2026-0001").map(drop), "envelopes");
+    is_corrupt(store.history(WS, "ws-2026-0001").map(drop), "envelopes");
+    is_corrupt(store.list(&ListFilter::default()).map(drop), "envelopes");
+    // A newer revision must unindex the old latest: it reads the corrupt record and refuses.
+    is_corrupt(
+        store
+            .put(&ws_item("ws-2026-0001", 2), "local", NOW)
+            .map(drop),
+        "envelopes",
+    );
+    // A well-formed record whose payload does not hash to its key is corrupt as well.
+    let other = ws_item("ws-2026-0002", 1);
+    let moved = super::engine::tests_support::stored_record(&other);
+    raw("envelopes", &item.item_id().0, &moved);
+    is_corrupt(store.get(&item.item_id()).map(drop), "envelopes");
+
+    raw("latest", &ak, b"short");
+    is_corrupt(store.latest(WS, "ws-2026-0001").map(drop), "latest");
+
+    raw("meta", b"counts", b"not forty bytes");
+    is_corrupt(store.counts().map(drop), "meta");
+
+    raw(
+        "equivocations",
+        &[ak.as_slice(), &[0, 0, 0, 0, 0, 0, 0, 1]].concat(),
+        b"\x0a\xff",
+    );
+    is_corrupt(
+        store.equivocations(WS, "ws-2026-0001").map(drop),
+        "equivocations",
+    );
+
+    raw("audit", &7u64.to_be_bytes(), b"\x0a\xff\xff");
+    is_corrupt(store.audit(5).map(drop), "audit");
+
+    let mut bad_key = vec![crate::model::wire::kind_to_proto(IndicatorKind::Domain) as i32 as u8];
+    bad_key.extend_from_slice(&(3u32).to_be_bytes());
+    bad_key.extend_from_slice(b"x.y");
+    bad_key.extend_from_slice(b"short");
+    raw("indicators", &bad_key, b"");
+    is_corrupt(
+        store.search(&exact(IndicatorKind::Domain, "x.y")).map(drop),
+        "indicators",
+    );
+}
+
+macro_rules! conformance_suite {
+    ($($check:ident),* $(,)?) => {
+        mod memory_backend {
+            $(
+                #[test]
+                fn $check() {
+                    let store = super::MemoryStore::new();
+                    super::$check(&store);
+                }
+            )*
+
+            #[test]
+            fn corrupt_records_are_errors() {
+                let store = super::MemoryStore::new();
+                super::corrupt_records_are_errors(&store, &|t, k, v| store.raw_insert(t, k, v));
+            }
+        }
+
+        mod sled_backend {
+            $(
+                #[test]
+                fn $check() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store =
+                        super::SledStore::open(dir.path(), &super::SledConfig::default()).unwrap();
+                    super::$check(&store);
+                }
+            )*
+
+            #[test]
+            fn corrupt_records_are_errors() {
+                let dir = tempfile::tempdir().unwrap();
+                let store =
+                    super::SledStore::open(dir.path(), &super::SledConfig::default()).unwrap();
+                super::corrupt_records_are_errors(&store, &|t, k, v| store.raw_insert(t, k, v));
+            }
+        }
+    };
+}
+
+conformance_suite!(
+    put_get_round_trip,
+    duplicate_changes_nothing,
+    supersession_by_revision,
+    withdrawal_removes_indicators_but_keeps_records,
+    equivocation_recorded_and_resolved_to_lowest,
+    list_filters,
+    search_exact_per_kind,
+    search_ip_inside_cidr,
+    audit_append_and_read_newest_first,
+    put_batch_equals_sequential_puts,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Sled only
+// ---------------------------------------------------------------------------------------------
+
+fn open_sled(dir: &std::path::Path) -> SledStore {
+    SledStore::open(dir, &SledConfig::default()).unwrap()
+}
+
+#[test]
+fn sled_reopen_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let r1 = ws_item("ws-2026-0001", 1);
+    let mut v = advisory(WS, "ws-2026-0001", 1);
+    v.title = "APT40 equivocating".to_string();
+    let v = signed(v);
+    let w = signed(withdrawn(advisory(WS, "ws-2026-0002", 1)));
+    let t = signed(amber(advisory(TO, "to-2026-0001", 2)));
+    let advs = [
+        (WS, "ws-2026-0001"),
+        (WS, "ws-2026-0002"),
+        (TO, "to-2026-0001"),
+    ];
+    let queries = [
+        ip("198.51.100.1"),
+        ip("2001:db8::1"),
+        exact(IndicatorKind::Domain, "c2.apt40.example"),
+        exact(IndicatorKind::Cidr, "198.51.100.0/24"),
+    ];
+    let before = {
+        let store = open_sled(dir.path());
+        for i in [&r1, &v, &w, &t] {
+            put(&store, i);
+        }
+        store
+            .append_audit(&audit_entry(1, Some(r1.item_id())))
+            .unwrap();
+        store.append_audit(&audit_entry(2, None)).unwrap();
+        store.sync().unwrap();
+        assert!(store.disk_bytes() > 0);
+        snapshot(&store, &advs, &queries)
+    };
+    assert_eq!(before.counts, counts(3, 1, 4, 12, 1));
+    assert_eq!(before.searches[0].len(), 2, "both active /24 indicators");
+
+    let store = open_sled(dir.path());
+    assert_eq!(snapshot(&store, &advs, &queries), before);
+    let got = store.get(&t.item_id()).unwrap().unwrap();
+    assert_eq!(&got.envelope, t.envelope());
+    assert_eq!(got.advisory.tlp, Tlp::Amber);
+    // The audit sequence continues after the reopen.
+    store.append_audit(&audit_entry(3, None)).unwrap();
+    let log = store.audit(10).unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
+        vec!["entry 3", "entry 2", "entry 1"]
+    );
+    // Writes continue from the persisted counters.
+    put(&store, &ws_item("ws-2026-0001", 2));
+    assert_eq!(store.counts().unwrap(), counts(3, 1, 5, 12, 1));
+    store.sync().unwrap();
+}
+
+#[test]
+fn sled_large_payload_goes_to_a_blob_file_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = advisory(WS, "ws-2026-0001", 1);
+    // 200 KiB of JSON: sled stores pages over ~128 KiB as separate blob files.
+    a.stix_extras = format!("{{\"x_note\":\"{}\"}}", "a".repeat(200 * 1024)).into_bytes();
+    let item = signed(a);
+    {
+        let store = open_sled(dir.path());
+        put(&store, &item);
+        store.sync().unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        assert!(blobs > 0, "expected a blob file for a 200 KiB value");
+    }
+    let store = open_sled(dir.path());
+    let got = store.get(&item.item_id()).unwrap().unwrap();
+    assert_eq!(&got.envelope, item.envelope());
+}
+
+#[test]
+fn sled_concurrent_puts_and_syncs_share_group_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open_sled(dir.path()));
+    let items: Vec<Vec<Verified<Advisory>>> = (0..4)
+        .map(|t| {
+            (0..10)
+                .map(|n| ws_item(&format!("ws-2026-{t}{n:03}"), 1))
+                .collect()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for batch in &items {
+            let store = store.clone();
+            s.spawn(move || {
+                for item in batch {
+                    put(&*store, item);
+                    store.sync().unwrap();
+                    assert!(store.get(&item.item_id()).unwrap().is_some());
+                }
+            });
+        }
+    });
+    assert_eq!(store.counts().unwrap(), counts(40, 0, 40, 240, 0));
+    assert_eq!(store.item_ids().unwrap().len(), 40);
+    // Nothing new: an immediate sync returns without work (and without error).
+    store.sync().unwrap();
+}
+
+#[test]
+fn sled_store_open_fails_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SledStore::open(&file, &SledConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("not-a-dir"), "{err}");
+}
+
+#[test]
+fn sled_refuses_a_store_of_another_format() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_sled(dir.path());
+        store.raw_insert("meta", b"format", b"tanoa-store-v999");
+    }
+    match SledStore::open(dir.path(), &SledConfig::default()) {
+        Err(StoreError::Corrupt { tree, detail }) => {
+            assert_eq!(tree, "meta");
+            assert!(detail.contains("tanoa-store-v999"), "{detail}");
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    }
+}
+
+#[test]
+fn sled_config_default_is_64_mib() {
+    assert_eq!(SledConfig::default().cache_capacity_bytes, 64 * 1024 * 1024);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property: the outcome does not depend on arrival order
+// ---------------------------------------------------------------------------------------------
+
+/// One generated item: advisory (0..3), revision, payload variant, withdrawn, indicator mask.
+type Spec = (usize, u64, u8, bool, u8);
+
+fn pool() -> Vec<Indicator> {
+    vec![
+        indicator(IndicatorKind::Ipv4, "192.0.2.1"),
+        indicator(IndicatorKind::Ipv4, "192.0.2.2"),
+        indicator(IndicatorKind::Cidr, "198.51.100.0/24"),
+        indicator(IndicatorKind::Cidr, "198.51.100.0/25"),
+        indicator(IndicatorKind::Domain, "a.apt40.example"),
+        indicator(IndicatorKind::Domain, "b.apt40.example"),
+        indicator(IndicatorKind::Cidr, "2001:db8::/32"),
+        indicator(IndicatorKind::Ipv6, "2001:db8::5"),
+    ]
+}
+
+fn pool_queries() -> Vec<IndicatorQuery> {
+    let mut q: Vec<IndicatorQuery> = pool()
+        .into_iter()
+        .map(|i| IndicatorQuery::Exact(i.kind, i.value))
+        .collect();
+    q.extend([
+        ip("192.0.2.1"),
+        ip("198.51.100.1"),
+        ip("198.51.100.200"),
+        ip("2001:db8::5"),
+        ip("203.0.113.1"),
+    ]);
+    q
+}
+
+const PROP_ADVS: [(&str, &str); 3] = [
+    (WS, "ws-2026-0001"),
+    (WS, "ws-2026-0002"),
+    (TO, "to-2026-0001"),
+];
+
+fn build(spec: &Spec) -> Verified<Advisory> {
+    let (adv, revision, variant, is_withdrawn, mask) = *spec;
+    let (origin, id) = PROP_ADVS[adv];
+    let mut a = advisory(origin, id, revision);
+    a.title = format!("APT40 {id} r{revision} v{variant}");
+    a.indicators = pool()
+        .into_iter()
+        .enumerate()
+        .filter(|(n, _)| mask & (1 << n) != 0)
+        .map(|(_, i)| i)
+        .collect();
+    if is_withdrawn {
+        a = withdrawn(a);
+    }
+    signed(a)
+}
+
+fn specs_and_orders() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>, Vec<usize>)> {
+    let spec = (
+        0usize..3,
+        1u64..=3,
+        0u8..3,
+        prop::bool::weighted(0.2),
+        any::<u8>(),
+    );
+    prop::collection::vec(spec, 1..12).prop_flat_map(|specs| {
+        let idx: Vec<usize> = (0..specs.len()).collect();
+        (
+            Just(specs),
+            Just(idx.clone()).prop_shuffle(),
+            Just(idx).prop_shuffle(),
+        )
+    })
+}
+
+/// Expected latest per advisory: highest revision, then lowest item id.
+fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
+    let mut best: BTreeMap<(String, String), (u64, std::cmp::Reverse<ItemId>)> = BTreeMap::new();
+    for i in items {
+        let key = (i.origin.clone(), i.id.clone());
+        let cand = (i.revision, std::cmp::Reverse(i.item_id()));
+        let e = best.entry(key).or_insert(cand);
+        if cand > *e {
+            *e = cand;
+        }
+    }
+    PROP_ADVS
+        .iter()
+        .map(|(o, i)| best.get(&(o.to_string(), i.to_string())).map(|(_, r)| r.0))
+        .collect()
+}
+
+fn fill(store: &dyn Store, items: &[Verified<Advisory>], order: &[usize]) -> Snapshot {
+    for &n in order {
+        // The same `now` everywhere, so `detected_ms` cannot differ between orders.
+        store.put(&items[n], "import", NOW).unwrap();
+    }
+    snapshot(store, &PROP_ADVS, &pool_queries())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arrival_order_does_not_change_the_outcome((specs, o1, o2) in specs_and_orders()) {
+        let items: Vec<Verified<Advisory>> = specs.iter().map(build).collect();
+        let mem1 = fill(&MemoryStore::new(), &items, &o1);
+        let mem2 = fill(&MemoryStore::new(), &items, &o2);
+        prop_assert_eq!(&mem1, &mem2);
+        prop_assert_eq!(&mem1.latest, &oracle_latest(&items));
+
+        let d1 = tempfile::tempdir().unwrap();
+        let d2 = tempfile::tempdir().unwrap();
+        let sled1 = fill(&open_sled(d1.path()), &items, &o1);
+        let sled2 = fill(&open_sled(d2.path()), &items, &o2);
+        prop_assert_eq!(&sled1, &sled2);
+        prop_assert_eq!(&sled1, &mem1);
+
+        // Counters match a recount from the observable state.
+        let distinct: std::collections::BTreeSet<ItemId> =
+            items.iter().map(|i| i.item_id()).collect();
+        prop_assert_eq!(mem1.counts.items, distinct.len() as u64);
+        prop_assert_eq!(
+            mem1.counts.advisories,
+            mem1.latest.iter().filter(|l| l.is_some()).count() as u64
+        );
+        let eq_total: usize = mem1.equivocations.iter().map(Vec::len).sum();
+        prop_assert_eq!(mem1.counts.equivocations, eq_total as u64);
+        let by_id: BTreeMap<ItemId, &Verified<Advisory>> =
+            items.iter().map(|i| (i.item_id(), i)).collect();
+        let active: u64 = mem1
+            .latest
+            .iter()
+            .flatten()
+            .map(|id| by_id[id])
+            .filter(|i| !i.withdrawn)
+            .map(|i| i.indicators.len() as u64)
+            .sum();
+        prop_assert_eq!(mem1.counts.indicators, active);
+        let withdrawn_now = mem1
+            .latest
+            .iter()
+            .flatten()
+            .filter(|id| by_id[*id].withdrawn)
+            .count() as u64;
+        prop_assert_eq!(mem1.counts.withdrawn, withdrawn_now);
+    }
+}

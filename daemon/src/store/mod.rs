@@ -6,20 +6,29 @@
 //! payloads is equivocation, resolved to the lowest item id); durability (`sync`).
 //! Must never: accept anything but a `Verified<Advisory>`, decide TLP policy, or talk to the
 //! network. Implementations: `sled_store::SledStore` (durable) and `memory::MemoryStore`
-//! (tests, simulator); both pass the same `conformance` suite.
+//! (tests, simulator); both pass the same `conformance` suite. Both run the same rules and
+//! record layouts (`engine`, which documents every tree and key) over their own ordered trees.
 
 #[cfg(test)]
 pub mod conformance;
+mod engine;
 pub mod memory;
 pub mod sled_store;
 
 use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::envelope::{Envelope, ItemId, Verified};
 use crate::model::{Advisory, IndicatorKind, Tlp};
 
-// pub use memory::MemoryStore;
-// pub use sled_store::{SledConfig, SledStore};
+pub use memory::MemoryStore;
+pub use sled_store::{SledConfig, SledStore};
+
+/// Opens (or creates) the durable sled store in directory `path`, as a shared `dyn Store`.
+pub fn open(path: &Path, config: &SledConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SledStore::open(path, config)?))
+}
 
 /// Storage failure; names the tree or record concerned.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +182,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         source: &str,
         now_ms: i64,
     ) -> Result<PutOutcome, StoreError>;
+    /// Stores several verified items, each exactly as `put` would (each item's index updates are
+    /// atomic; the batch as a whole is not: on error, a prefix of the items may be stored).
+    /// Returns one outcome per item, in order; a later item may be a `Duplicate` of an earlier
+    /// one. Backends override it to amortize work (sled: one transaction per chunk of items).
+    fn put_batch(
+        &self,
+        items: &[(&Verified<Advisory>, &str)],
+        now_ms: i64,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        items
+            .iter()
+            .map(|(item, source)| self.put(item, source, now_ms))
+            .collect()
+    }
     /// Durability barrier: returns once every `put` that returned before this call is on stable
     /// storage (flush + fdatasync for sled). Concurrent callers share one sync (group commit).
     fn sync(&self) -> Result<(), StoreError>;
@@ -182,9 +205,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn latest(&self, origin: &str, advisory_id: &str) -> Result<Option<StoredItem>, StoreError>;
     /// Every stored item of an advisory, ordered by (revision, item id).
     fn history(&self, origin: &str, advisory_id: &str) -> Result<Vec<StoredItem>, StoreError>;
-    /// Latest revisions matching the filter, newest `modified_ms` first; `bool` = truncated.
+    /// Latest revisions matching the filter, newest `modified_ms` first (ties by origin, then
+    /// advisory id); `bool` = truncated (more matched than `limit`).
     fn list(&self, filter: &ListFilter) -> Result<(Vec<StoredItem>, bool), StoreError>;
     /// Indicator index lookup (active indicators of latest, non-withdrawn revisions only).
+    /// Exact matches come first, then CIDR matches from the most specific prefix; within a group
+    /// by (item id, index). An `Exact` value is first normalized (`model::normalize_indicator`,
+    /// falling back to the value as given).
     fn search(&self, query: &IndicatorQuery) -> Result<Vec<IndicatorMatch>, StoreError>;
     /// Equivocation evidence of an advisory, by revision.
     fn equivocations(

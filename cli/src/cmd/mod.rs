@@ -1,0 +1,18 @@
+//! One module per command group. Each exposes its clap `Args` and a `run` function that
+//! returns `anyhow::Result<()>`; failures carry their exit code (see `crate::exit`).
+//! Must never: call `std::process::exit` or print errors itself (`main` reports them).
+
+pub mod audit;
+pub mod demo;
+pub mod export;
+pub mod import;
+pub mod init;
+pub mod list;
+pub mod pki;
+pub mod publish;
+pub mod search;
+pub mod show;
+pub mod status;
+pub mod verify;
+pub mod watch;
+pub mod withdraw;

@@ -1,0 +1,277 @@
+//! Conversions between operator-API protobuf messages and domain types, in one place.
+//!
+//! Owns: summaries, list filters, equivocation evidence, audit records, watch events, key
+//! info, verification results and parsing of request parameters.
+//! Must never: convert the signed payload (that is `model::wire`), touch the store, or read
+//! clocks.
+
+use tanoa_proto::v1 as pb;
+
+use crate::envelope::{ItemId, PublicKeyRecord};
+use crate::model::{Advisory, Indicator, wire};
+use crate::publish::{ChangeEvent, ChangeKind, CoreError, ImportOutcome, Published};
+use crate::store::{AuditEntry, Equivocation, ListFilter, MatchKind, StoredItem};
+
+/// Default `List` limit when the request says 0.
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+/// Largest `List` limit honoured.
+pub const MAX_LIST_LIMIT: usize = 100_000;
+/// Default `Audit` limit when the request says 0.
+pub const DEFAULT_AUDIT_LIMIT: usize = 100;
+/// Largest `Audit` limit honoured.
+pub const MAX_AUDIT_LIMIT: usize = 10_000;
+
+/// Summary line of an advisory revision.
+pub fn summary(item_id: &ItemId, a: &Advisory) -> pb::AdvisorySummary {
+    pb::AdvisorySummary {
+        item_id: item_id.to_hex(),
+        advisory_id: a.id.clone(),
+        origin: a.origin.clone(),
+        revision: a.revision,
+        tlp: wire::tlp_to_proto(a.tlp) as i32,
+        title: a.title.clone(),
+        severity: wire::severity_to_proto(a.severity) as i32,
+        modified_ms: a.modified_ms,
+        withdrawn: a.withdrawn,
+        indicator_count: u32::try_from(a.indicators.len()).unwrap_or(u32::MAX),
+    }
+}
+
+/// Summary line of a stored item.
+pub fn summary_of(item: &StoredItem) -> pb::AdvisorySummary {
+    summary(&item.item_id, &item.advisory)
+}
+
+/// An indicator as protobuf.
+pub fn indicator(i: &Indicator) -> pb::Indicator {
+    wire::indicator_to_proto(i)
+}
+
+/// The decoded advisory as protobuf.
+pub fn advisory(a: &Advisory) -> pb::Advisory {
+    wire::advisory_to_proto(a)
+}
+
+/// `ListRequest` -> store filter (TLP_UNSPECIFIED = any; limit 0 = 1000, capped at 100,000).
+pub fn list_filter(r: &pb::ListRequest) -> Result<ListFilter, CoreError> {
+    let tlp = match r.tlp {
+        0 => None,
+        v => Some(
+            wire::tlp_from_proto(v).ok_or_else(|| CoreError::BadRequest {
+                field: "tlp".into(),
+                message: format!("unknown TLP value {v}"),
+            })?,
+        ),
+    };
+    let non_empty = |s: &str| {
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_string())
+    };
+    let limit = match usize::try_from(r.limit).unwrap_or(MAX_LIST_LIMIT) {
+        0 => DEFAULT_LIST_LIMIT,
+        n => n.min(MAX_LIST_LIMIT),
+    };
+    Ok(ListFilter {
+        origin: non_empty(&r.origin),
+        tlp,
+        since_ms: (r.since_ms != 0).then_some(r.since_ms),
+        text: non_empty(&r.text),
+        include_withdrawn: r.include_withdrawn,
+        limit,
+    })
+}
+
+/// `AuditRequest.limit` -> entries to return (0 = 100, capped at 10,000).
+pub fn audit_limit(limit: u32) -> usize {
+    match usize::try_from(limit).unwrap_or(MAX_AUDIT_LIMIT) {
+        0 => DEFAULT_AUDIT_LIMIT,
+        n => n.min(MAX_AUDIT_LIMIT),
+    }
+}
+
+/// Equivocation evidence as protobuf.
+pub fn equivocation(e: &Equivocation) -> pb::EquivocationEvidence {
+    pb::EquivocationEvidence {
+        revision: e.revision,
+        item_ids: e.item_ids.iter().map(ItemId::to_hex).collect(),
+        chosen: e.chosen.to_hex(),
+        detected_ms: e.detected_ms,
+    }
+}
+
+/// An audit entry as protobuf.
+pub fn audit_record(e: &AuditEntry) -> pb::AuditRecord {
+    pb::AuditRecord {
+        at_ms: e.at_ms,
+        action: e.action.clone(),
+        item_id: e.item_id.map(|i| i.to_hex()).unwrap_or_default(),
+        subject: e.subject.clone(),
+        actor: e.actor.clone(),
+        detail: e.detail.clone(),
+    }
+}
+
+/// A change event as a watch event.
+pub fn watch_event(e: &ChangeEvent) -> pb::WatchEvent {
+    let kind = match e.kind {
+        ChangeKind::New => pb::WatchEventKind::New,
+        ChangeKind::Updated => pb::WatchEventKind::Updated,
+        ChangeKind::Withdrawn => pb::WatchEventKind::Withdrawn,
+        ChangeKind::Equivocation => pb::WatchEventKind::Equivocation,
+    };
+    pb::WatchEvent {
+        kind: kind as i32,
+        advisory: Some(summary(&e.item_id, &e.advisory)),
+    }
+}
+
+/// How a search hit matched: "exact" or "cidr".
+pub fn match_kind(m: MatchKind) -> &'static str {
+    match m {
+        MatchKind::Exact => "exact",
+        MatchKind::Cidr => "cidr",
+    }
+}
+
+/// A signing key as protobuf.
+pub fn key_info(k: &PublicKeyRecord, active: bool) -> pb::KeyInfo {
+    pb::KeyInfo {
+        key_id: k.key_id.clone(),
+        public_key: crate::keys::public_hex(&k.key),
+        valid_from_ms: k.valid_from_ms.unwrap_or(0),
+        valid_until_ms: k.valid_until_ms.unwrap_or(0),
+        active,
+    }
+}
+
+/// A publish result as protobuf.
+pub fn publish_response(p: &Published) -> pb::PublishResponse {
+    pb::PublishResponse {
+        item_id: p.item_id.to_hex(),
+        advisory_id: p.advisory_id.clone(),
+        revision: p.revision,
+        origin: p.origin.clone(),
+    }
+}
+
+/// A withdraw result as protobuf.
+pub fn withdraw_response(p: &Published) -> pb::WithdrawResponse {
+    pb::WithdrawResponse {
+        item_id: p.item_id.to_hex(),
+        revision: p.revision,
+    }
+}
+
+/// An import result as protobuf.
+pub fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::ImportEnvelopeResponse {
+    pb::ImportEnvelopeResponse {
+        item_id: id.to_hex(),
+        outcome: outcome.as_str().to_string(),
+    }
+}
+
+/// What a `Get` id names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GetTarget {
+    /// An item id (64 hex digits); may also be an advisory id of ours that looks like one.
+    Item(ItemId),
+    /// `origin/advisory-id`.
+    Advisory {
+        /// Origin member id.
+        origin: String,
+        /// Advisory id.
+        id: String,
+    },
+}
+
+/// Parses a `Get` id: 64 hex digits, `origin/advisory-id`, or an advisory id of `member`.
+pub fn get_target(id: &str, member: &str) -> Result<GetTarget, CoreError> {
+    let id = id.trim();
+    if id.is_empty() {
+        return Err(CoreError::BadRequest {
+            field: "id".into(),
+            message: "an item id (64 hex digits), an advisory id of ours or origin/advisory-id \
+                      is required"
+                .into(),
+        });
+    }
+    if id.len() == 64
+        && let Some(item) = ItemId::from_hex(id)
+    {
+        return Ok(GetTarget::Item(item));
+    }
+    match id.split_once('/') {
+        Some((origin, aid)) if !origin.is_empty() && !aid.is_empty() => Ok(GetTarget::Advisory {
+            origin: origin.to_string(),
+            id: aid.to_string(),
+        }),
+        Some(_) => Err(CoreError::BadRequest {
+            field: "id".into(),
+            message: format!("{id:?} is not origin/advisory-id"),
+        }),
+        None => Ok(GetTarget::Advisory {
+            origin: member.to_string(),
+            id: id.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn get_ids_parse() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            get_target(&hex, "ws-cert").unwrap(),
+            GetTarget::Item(ItemId::from_hex(&hex).unwrap())
+        );
+        assert_eq!(
+            get_target("to-cert/to-2026-1", "ws-cert").unwrap(),
+            GetTarget::Advisory {
+                origin: "to-cert".into(),
+                id: "to-2026-1".into()
+            }
+        );
+        assert_eq!(
+            get_target(" ws-2026-0042 ", "ws-cert").unwrap(),
+            GetTarget::Advisory {
+                origin: "ws-cert".into(),
+                id: "ws-2026-0042".into()
+            }
+        );
+        assert!(get_target("/x", "ws-cert").is_err());
+        assert!(get_target("", "ws-cert").is_err());
+    }
+
+    #[test]
+    fn list_filter_defaults_and_checks_tlp() {
+        let f = list_filter(&pb::ListRequest::default()).unwrap();
+        assert_eq!(f.limit, DEFAULT_LIST_LIMIT);
+        assert_eq!(
+            (f.origin, f.tlp, f.since_ms, f.text),
+            (None, None, None, None)
+        );
+        let f = list_filter(&pb::ListRequest {
+            tlp: pb::Tlp::Amber as i32,
+            text: " apt40 ".into(),
+            limit: 5,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(f.tlp, Some(crate::model::Tlp::Amber));
+        assert_eq!(f.text.as_deref(), Some("apt40"));
+        assert_eq!(f.limit, 5);
+        let err = list_filter(&pb::ListRequest {
+            tlp: 99,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("tlp:"), "{err}");
+        assert_eq!(audit_limit(0), DEFAULT_AUDIT_LIMIT);
+        assert_eq!(audit_limit(u32::MAX), MAX_AUDIT_LIMIT);
+    }
+}

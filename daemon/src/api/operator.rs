@@ -1,0 +1,426 @@
+//! The tonic `Operator` service: what a CERT's own people and tools call.
+//!
+//! Owns: request handling of Publish, Withdraw, Get, List, SearchIndicator, Watch, Status,
+//! ImportEnvelope and Audit; the caller's identity for the audit log (the Unix socket is
+//! "operator", a TLS client is "operator/<name>" from its verified certificate); re-verifying
+//! envelopes at read time; ending watch streams on shutdown or when a watcher lags.
+//! Must never: be served on a peer listener, build a `Status` from an error by itself (see
+//! `api::error`), or call the store outside `NodeCore::blocking`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tanoa_proto::v1 as pb;
+use tanoa_proto::v1::operator_server::{Operator, OperatorServer};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, GetTarget};
+use super::error::to_status;
+use crate::envelope::{self, Envelope};
+use crate::model::{self, IndicatorKind, wire};
+use crate::publish::{ChangeEvent, CoreError, NodeCore};
+use crate::store::{IndicatorQuery, StoredItem};
+use crate::transport::OperatorIdentity;
+
+/// The operator service over a shared `NodeCore`.
+#[derive(Debug, Clone)]
+pub struct OperatorApi {
+    core: Arc<NodeCore>,
+    data_dir: PathBuf,
+    shutdown: CancellationToken,
+}
+
+impl OperatorApi {
+    /// A service over `core`; `data_dir` is reported by Status; watch streams end when
+    /// `shutdown` is cancelled.
+    pub fn new(core: Arc<NodeCore>, data_dir: PathBuf, shutdown: CancellationToken) -> Self {
+        Self {
+            core,
+            data_dir,
+            shutdown,
+        }
+    }
+
+    /// The tonic server of this service, with message limits derived from the payload limit.
+    pub fn into_server(self) -> OperatorServer<OperatorApi> {
+        let max = self
+            .core
+            .limits()
+            .max_payload_bytes
+            .saturating_mul(4)
+            .saturating_add(4 * 1024 * 1024);
+        OperatorServer::new(self)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max.max(crate::client::MAX_MESSAGE_BYTES))
+    }
+}
+
+/// Who is calling, for the audit log.
+fn actor<T>(req: &Request<T>) -> String {
+    match req.extensions().get::<OperatorIdentity>() {
+        Some(id) => format!("operator/{}", id.name),
+        None => "operator".to_string(),
+    }
+}
+
+/// The verification of a stored envelope, re-checked now with the current keyring.
+fn verification(core: &NodeCore, env: &Envelope) -> pb::Verification {
+    let signer_of = |key_id: &str| {
+        core.keyring()
+            .get(key_id)
+            .map(|k| k.member.clone())
+            .unwrap_or_default()
+    };
+    match envelope::verify(env.clone(), core.keyring(), core.limits()) {
+        Ok(v) => pb::Verification {
+            valid: true,
+            key_id: env.key_id.clone(),
+            signer: v.signer().to_string(),
+            detail: format!(
+                "signature verified with key {} of {}",
+                env.key_id,
+                v.signer()
+            ),
+        },
+        Err(e) => pb::Verification {
+            valid: false,
+            key_id: env.key_id.clone(),
+            signer: signer_of(&env.key_id),
+            detail: format!("{} ({})", e, e.reason()),
+        },
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+/// Change events for one watcher; ends with a status when the watcher lags or the daemon stops.
+struct EventStream {
+    rx: BroadcastStream<ChangeEvent>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    done: bool,
+}
+
+impl Stream for EventStream {
+    type Item = Result<pb::WatchEvent, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(Status::unavailable(
+                "tanoad is shutting down; watch again once it is back",
+            ))));
+        }
+        match Pin::new(&mut self.rx).poll_next(cx) {
+            Poll::Ready(Some(Ok(ev))) => Poll::Ready(Some(Ok(convert::watch_event(&ev)))),
+            Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
+                self.done = true;
+                Poll::Ready(Some(Err(Status::resource_exhausted(format!(
+                    "watch fell behind: {n} events were dropped for this watcher (nothing was \
+                     lost on the node); list changes since your last event with List.since_ms \
+                     and watch again"
+                )))))
+            }
+            Poll::Ready(None) => {
+                self.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl OperatorApi {
+    async fn resolve(&self, id: &str) -> Result<StoredItem, CoreError> {
+        let target = convert::get_target(id, self.core.member())?;
+        let member = self.core.member().to_string();
+        let id_s = id.trim().to_string();
+        let found = self
+            .core
+            .blocking(move |s| match target {
+                GetTarget::Item(item) => match s.get(&item)? {
+                    Some(found) => Ok(Some(found)),
+                    // A 64-hex advisory id of ours is still an advisory id.
+                    None => s.latest(&member, &id_s),
+                },
+                GetTarget::Advisory { origin, id } => s.latest(&origin, &id),
+            })
+            .await?;
+        found.ok_or_else(|| {
+            CoreError::NotFound(format!(
+                "nothing stored here is named {:?} (use an item id, an advisory id of {}, or \
+                 origin/advisory-id; tanoa list shows what is held)",
+                id.trim(),
+                self.core.member()
+            ))
+        })
+    }
+
+    async fn get_inner(&self, id: &str) -> Result<pb::GetResponse, CoreError> {
+        let item = self.resolve(id).await?;
+        let (origin, aid) = (item.advisory.origin.clone(), item.advisory.id.clone());
+        let (latest, history, equivocations) = self
+            .core
+            .blocking(move |s| {
+                Ok((
+                    s.latest(&origin, &aid)?,
+                    s.history(&origin, &aid)?,
+                    s.equivocations(&origin, &aid)?,
+                ))
+            })
+            .await?;
+        let core = Arc::clone(&self.core);
+        let env = item.envelope.clone();
+        let verification = tokio::task::spawn_blocking(move || verification(&core, &env))
+            .await
+            .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))?;
+        let latest_id = latest.map_or(item.item_id, |l| l.item_id);
+        Ok(pb::GetResponse {
+            advisory: Some(convert::advisory(&item.advisory)),
+            envelope: Some(item.envelope.to_proto()),
+            item_id: item.item_id.to_hex(),
+            verification: Some(verification),
+            superseded: latest_id != item.item_id,
+            latest_item_id: latest_id.to_hex(),
+            history: history.iter().map(convert::summary_of).collect(),
+            equivocations: equivocations.iter().map(convert::equivocation).collect(),
+            received_ms: item.received_ms,
+            source: item.source,
+        })
+    }
+
+    async fn search_inner(
+        &self,
+        req: pb::SearchIndicatorRequest,
+    ) -> Result<pb::SearchIndicatorResponse, CoreError> {
+        let bad = |message: String| CoreError::BadRequest {
+            field: "value".into(),
+            message,
+        };
+        let value = req.value.trim();
+        if value.is_empty() {
+            return Err(bad("a value to search for is required".into()));
+        }
+        let kind = match req.kind {
+            0 => model::detect_kind(value).ok_or_else(|| {
+                bad(format!(
+                    "cannot tell what kind of indicator {value:?} is; give its kind"
+                ))
+            })?,
+            k => wire::kind_from_proto(k).ok_or_else(|| CoreError::BadRequest {
+                field: "kind".into(),
+                message: format!("unknown indicator kind {k}"),
+            })?,
+        };
+        let normalized = model::normalize_indicator(kind, value).map_err(bad)?;
+        let query = match kind {
+            IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => IndicatorQuery::Ip(
+                normalized
+                    .parse()
+                    .map_err(|e| bad(format!("{normalized:?} is not an IP address ({e})")))?,
+            ),
+            _ => IndicatorQuery::Exact(kind, normalized.clone()),
+        };
+        let (matches, items) = self
+            .core
+            .blocking(move |s| {
+                let matches = s.search(&query)?;
+                let mut items = HashMap::new();
+                for m in &matches {
+                    if !items.contains_key(&m.item_id)
+                        && let Some(item) = s.get(&m.item_id)?
+                    {
+                        items.insert(m.item_id, item);
+                    }
+                }
+                Ok((matches, items))
+            })
+            .await?;
+        let hits = matches
+            .iter()
+            .filter_map(|m| {
+                let item = items.get(&m.item_id)?;
+                let ind = item
+                    .advisory
+                    .indicators
+                    .get(usize::try_from(m.index).ok()?)?;
+                Some(pb::IndicatorHit {
+                    advisory: Some(convert::summary_of(item)),
+                    indicator: Some(convert::indicator(ind)),
+                    r#match: convert::match_kind(m.matched).to_string(),
+                })
+            })
+            .collect();
+        Ok(pb::SearchIndicatorResponse {
+            normalized,
+            kind: wire::kind_to_proto(kind) as i32,
+            hits,
+        })
+    }
+
+    async fn status_inner(&self) -> Result<pb::StatusResponse, CoreError> {
+        let (counts, store_bytes) = self
+            .core
+            .blocking(|s| Ok((s.counts()?, s.disk_bytes())))
+            .await?;
+        let active = self.core.identity().key_id();
+        let keys = self
+            .core
+            .keyring()
+            .of_member(self.core.member())
+            .map(|k| convert::key_info(k, k.key_id == active))
+            .collect();
+        Ok(pb::StatusResponse {
+            member_id: self.core.member().to_string(),
+            display_name: self.core.display_name().to_string(),
+            keys,
+            advisories: counts.advisories,
+            withdrawn: counts.withdrawn,
+            items: counts.items,
+            indicators: counts.indicators,
+            equivocations: counts.equivocations,
+            store_bytes,
+            uptime_s: self.core.started().elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            data_dir: self.data_dir.display().to_string(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl Operator for OperatorApi {
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let actor = actor(&request);
+        let Some(draft) = request.into_inner().draft else {
+            return Err(to_status(CoreError::BadRequest {
+                field: "draft".into(),
+                message: "required".into(),
+            }));
+        };
+        let p = self.core.publish(&draft, &actor).await.map_err(to_status)?;
+        Ok(Response::new(convert::publish_response(&p)))
+    }
+
+    async fn withdraw(
+        &self,
+        request: Request<pb::WithdrawRequest>,
+    ) -> Result<Response<pb::WithdrawResponse>, Status> {
+        let actor = actor(&request);
+        let r = request.into_inner();
+        let p = self
+            .core
+            .withdraw(&r.id, &r.reason, &actor)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::withdraw_response(&p)))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let r = self
+            .get_inner(&request.into_inner().id)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(r))
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let filter = convert::list_filter(request.get_ref()).map_err(to_status)?;
+        let (items, truncated) = self
+            .core
+            .blocking(move |s| s.list(&filter))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::ListResponse {
+            advisories: items.iter().map(convert::summary_of).collect(),
+            truncated,
+        }))
+    }
+
+    async fn search_indicator(
+        &self,
+        request: Request<pb::SearchIndicatorRequest>,
+    ) -> Result<Response<pb::SearchIndicatorResponse>, Status> {
+        let r = self
+            .search_inner(request.into_inner())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(r))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        _request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        if self.shutdown.is_cancelled() {
+            return Err(Status::unavailable("tanoad is shutting down"));
+        }
+        let stream = EventStream {
+            rx: BroadcastStream::new(self.core.subscribe()),
+            shutdown: Box::pin(self.shutdown.clone().cancelled_owned()),
+            done: false,
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        Ok(Response::new(self.status_inner().await.map_err(to_status)?))
+    }
+
+    async fn import_envelope(
+        &self,
+        request: Request<pb::ImportEnvelopeRequest>,
+    ) -> Result<Response<pb::ImportEnvelopeResponse>, Status> {
+        let actor = actor(&request);
+        let Some(env) = request.into_inner().envelope else {
+            return Err(to_status(CoreError::BadRequest {
+                field: "envelope".into(),
+                message: "required".into(),
+            }));
+        };
+        let (id, outcome) = self
+            .core
+            .import_envelope(Envelope::from_proto(env), &actor)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(convert::import_response(&id, outcome)))
+    }
+
+    async fn audit(
+        &self,
+        request: Request<pb::AuditRequest>,
+    ) -> Result<Response<pb::AuditResponse>, Status> {
+        let limit = convert::audit_limit(request.get_ref().limit);
+        let entries = self
+            .core
+            .blocking(move |s| s.audit(limit))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::AuditResponse {
+            entries: entries.iter().map(convert::audit_record).collect(),
+        }))
+    }
+}
