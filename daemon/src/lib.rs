@@ -21,8 +21,10 @@ pub mod keys;
 pub mod model;
 pub mod node;
 pub mod pki;
+pub mod policy;
 pub mod publish;
 pub mod store;
+pub mod sync;
 pub mod transport;
 
 /// Current Unix time in milliseconds (the only clock read outside `node`).

@@ -1,0 +1,1007 @@
+//! `SyncCore`: the state machine itself (see the module doc of `sync` for how to drive it).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+
+use super::index::ItemIndex;
+use super::peer::{InFlight, LinkState, Peer, PeerStatus, Pending};
+use super::prf::{self, Prf, domain};
+use super::push::{self, PushParams};
+use super::reconcile::{Initiator, Responder};
+use super::{
+    Action, Failure, FetchRequest, FetchResponse, ItemMeta, PushResponse, ReconcileRequest,
+    ReconcileResponse, RequestId, Source, SyncConfig, SyncError,
+};
+use crate::envelope::ItemId;
+use crate::policy;
+
+/// A timer; stale entries (whose state moved on) are skipped when they come due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Tick,
+    Request { peer: usize, req: RequestId },
+    Session { peer: usize, session: u64 },
+    Responder { peer: usize, session: u64 },
+    Retry { peer: usize },
+}
+
+/// What `handle_fetch` decided: the driver answers with the envelopes of `serve` (in order),
+/// `missing` and `deferred` as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchReply {
+    /// Ids to serve: held, and the requester may hold them.
+    pub serve: Vec<ItemId>,
+    /// Ids unknown here or that the requester may not hold: the same answer for both.
+    pub missing: Vec<ItemId>,
+    /// Ids that would be served but did not fit in `max_batch_bytes`.
+    pub deferred: Vec<ItemId>,
+}
+
+impl FetchReply {
+    /// The response message, given the envelopes of `serve` loaded from the store. An id whose
+    /// envelope could not be loaded is reported missing.
+    pub fn into_response(
+        self,
+        mut load: impl FnMut(&ItemId) -> Option<crate::envelope::Envelope>,
+    ) -> FetchResponse {
+        let mut envelopes = Vec::with_capacity(self.serve.len());
+        let mut missing = self.missing;
+        for id in &self.serve {
+            match load(id) {
+                Some(e) => envelopes.push(e),
+                None => missing.push(*id),
+            }
+        }
+        FetchResponse {
+            envelopes,
+            missing,
+            deferred: self.deferred,
+        }
+    }
+}
+
+/// A refusal by `admit`: the peer was not allowed to send us this item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused from {peer}: {explanation}")]
+pub struct Rejected {
+    /// The sending peer.
+    pub peer: String,
+    /// Stable reason code (`policy::Reason::code`, or `unknown_peer`).
+    pub code: &'static str,
+    /// Human explanation.
+    pub explanation: String,
+}
+
+/// Why an item would or would not go to a peer (`tanoa explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// `policy::may_send(item, me, peer)`.
+    pub allowed: bool,
+    /// Its reason code.
+    pub code: &'static str,
+    /// Its human explanation.
+    pub reason: String,
+    /// The item is in the set we reconcile with that peer.
+    pub in_reconcile_scope: bool,
+    /// The origin delivers it directly (RED, small audience) rather than by gossip.
+    pub direct: bool,
+    /// We hold the item.
+    pub held: bool,
+    /// Our link to the peer.
+    pub link: LinkState,
+}
+
+/// The replication state machine of one member. See the `sync` module doc.
+#[derive(Debug)]
+pub struct SyncCore {
+    cfg: SyncConfig,
+    me: String,
+    prf: Prf,
+    peers: Vec<Peer>,
+    by_id: HashMap<String, usize>,
+    index: ItemIndex,
+    /// Ids in flight in some fetch (not fetched twice at once).
+    fetching: HashSet<ItemId>,
+    actions: VecDeque<Action>,
+    timers: BinaryHeap<Reverse<(u64, Timer)>>,
+    next_tick_ms: Option<u64>,
+    tick_count: u64,
+    next_req: RequestId,
+    last_wake: Option<u64>,
+}
+
+impl SyncCore {
+    /// A core for member `me` with these peers (the roster minus `me`). `seed` keys every random
+    /// choice (the daemon passes fresh OS randomness; the simulator a replayable seed).
+    pub fn new(
+        config: SyncConfig,
+        me: impl Into<String>,
+        peers: impl IntoIterator<Item = impl Into<String>>,
+        seed: u64,
+        now_ms: u64,
+    ) -> Result<Self, SyncError> {
+        config.validate()?;
+        let me = me.into();
+        let prf = Prf::new(seed);
+        let mut list: Vec<String> = peers.into_iter().map(Into::into).collect();
+        list.sort();
+        list.dedup();
+        list.retain(|p| *p != me);
+        let mut by_id = HashMap::new();
+        let peers: Vec<Peer> = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let h = prf::fnv(id.as_bytes());
+                by_id.insert(id.clone(), i);
+                Peer::new(id, h, prf.hash(domain::RANK, &[h]))
+            })
+            .collect();
+        let mut core = Self {
+            cfg: config,
+            me,
+            prf,
+            peers,
+            by_id,
+            index: ItemIndex::default(),
+            fetching: HashSet::new(),
+            actions: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            next_tick_ms: None,
+            tick_count: 0,
+            next_req: 0,
+            last_wake: None,
+        };
+        core.schedule_tick(now_ms);
+        core.refresh_wake();
+        Ok(core)
+    }
+
+    /// This member's id.
+    pub fn me(&self) -> &str {
+        &self.me
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SyncConfig {
+        &self.cfg
+    }
+
+    /// Peer ids, sorted.
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.peers.iter().map(|p| p.id.as_str())
+    }
+
+    /// Whether the item is indexed (held).
+    pub fn holds(&self, id: &ItemId) -> bool {
+        self.index.contains(id)
+    }
+
+    /// Items indexed.
+    pub fn item_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Size of the set we reconcile with `peer`.
+    pub fn reconcile_set_len(&self, peer: &str) -> Option<usize> {
+        self.by_id
+            .get(peer)
+            .map(|_| self.index.scope_len(&self.me, peer))
+    }
+
+    /// Next output, if any. Drain after every input.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn next_wakeup(&self) -> Option<u64> {
+        self.last_wake
+    }
+
+    /// Per-peer state for operators, sorted by peer id.
+    pub fn peer_status(&self, now_ms: u64) -> Vec<PeerStatus> {
+        self.peers.iter().map(|p| p.status(now_ms)).collect()
+    }
+
+    /// One peer's state.
+    pub fn peer(&self, now_ms: u64, peer: &str) -> Option<PeerStatus> {
+        self.by_id.get(peer).map(|&i| self.peers[i].status(now_ms))
+    }
+
+    /// Why `item` would or would not be sent to `peer`.
+    pub fn explain(&self, item: &ItemMeta, peer: &str) -> Result<Explanation, SyncError> {
+        let i = self.idx(peer)?;
+        let scope = item.scope();
+        let d = policy::may_send(&scope, &self.me, peer);
+        Ok(Explanation {
+            allowed: d.allowed,
+            code: d.reason.code(),
+            reason: d.reason.to_string(),
+            in_reconcile_scope: policy::in_reconcile_scope(&scope, &self.me, peer),
+            direct: push::is_direct(&scope, self.cfg.direct_audience_max),
+            held: self.index.contains(&item.id),
+            link: self.peers[i].link,
+        })
+    }
+
+    fn idx(&self, peer: &str) -> Result<usize, SyncError> {
+        self.by_id
+            .get(peer)
+            .copied()
+            .ok_or_else(|| SyncError::UnknownPeer {
+                peer: peer.to_string(),
+            })
+    }
+
+    // ----- local facts -----------------------------------------------------------------------
+
+    /// An item was stored (or is in the store at start, `Source::Loaded`). Returns `false` if it
+    /// was already indexed (a duplicate, counted against the sending peer). New items from
+    /// `Local` or `Peer` are pushed at once (see `push`).
+    pub fn item_accepted(&mut self, now_ms: u64, meta: &ItemMeta, source: Source<'_>) -> bool {
+        let src = match source {
+            Source::Peer(p) => self.by_id.get(p).copied(),
+            Source::Local | Source::Loaded => None,
+        };
+        let new = self.index.insert(meta);
+        if let Some(s) = src {
+            let st = &mut self.peers[s].stats;
+            if new {
+                st.items_received += 1;
+                st.bytes_received += u64::from(meta.bytes);
+            } else {
+                st.duplicates_received += 1;
+            }
+        }
+        if !new || source == Source::Loaded {
+            return new;
+        }
+        let params = PushParams {
+            fanout: self.cfg.fanout,
+            mode: self.cfg.push_mode,
+            direct_audience_max: self.cfg.direct_audience_max,
+        };
+        let targets = push::targets(
+            params,
+            &self.me,
+            &meta.id,
+            &meta.scope(),
+            src,
+            &self.peers,
+            &self.prf,
+        );
+        for t in targets {
+            self.queue_push(t, meta.id);
+            self.pump(now_ms, t);
+        }
+        self.refresh_wake();
+        true
+    }
+
+    /// Indexes items already in the store at start (never pushed).
+    pub fn load_items<'a>(&mut self, items: impl IntoIterator<Item = &'a ItemMeta>) {
+        for m in items {
+            self.index.insert(m);
+        }
+    }
+
+    /// Policy check of an item received from `from` (push or fetch reply), after verification
+    /// and before storing: was `from` allowed to send it to us? A refusal is counted for the peer
+    /// by reason; the item must not be stored.
+    pub fn admit(&mut self, now_ms: u64, from: &str, meta: &ItemMeta) -> Result<(), Rejected> {
+        let Some(&i) = self.by_id.get(from) else {
+            return Err(Rejected {
+                peer: from.to_string(),
+                code: "unknown_peer",
+                explanation: format!("{from} is not a peer of {}", self.me),
+            });
+        };
+        self.mark_inbound(now_ms, i, false);
+        let scope = meta.scope();
+        let d = policy::may_send(&scope, from, &self.me);
+        let result = if d.allowed {
+            Ok(())
+        } else {
+            let code = d.reason.code();
+            let explanation = d.reason.to_string();
+            self.peers[i].reject(code);
+            Err(Rejected {
+                peer: from.to_string(),
+                code,
+                explanation,
+            })
+        };
+        self.refresh_wake();
+        result
+    }
+
+    /// Counts a refusal of something `peer` sent (e.g. `EnvelopeError::reason()`).
+    pub fn note_rejection(&mut self, peer: &str, code: &str) {
+        if let Some(&i) = self.by_id.get(peer) {
+            self.peers[i].reject(code);
+        }
+    }
+
+    /// The driver established a connection with `peer`: it is up; reconcile with it now if it
+    /// was not up before (`reconcile_on_connect`).
+    pub fn peer_up(&mut self, now_ms: u64, peer: &str) {
+        let Some(&i) = self.by_id.get(peer) else {
+            return;
+        };
+        let p = &mut self.peers[i];
+        let was_up = p.link == LinkState::Up;
+        p.link = LinkState::Up;
+        p.consecutive_failures = 0;
+        p.consecutive_timeouts = 0;
+        if !was_up && self.cfg.reconcile_on_connect {
+            self.start_session(now_ms, i);
+        }
+        self.pump(now_ms, i);
+        self.refresh_wake();
+    }
+
+    /// The connection with `peer` was lost: it goes down (backoff), its session, queues and
+    /// requests in flight are dropped.
+    pub fn peer_down(&mut self, now_ms: u64, peer: &str) {
+        if let Some(&i) = self.by_id.get(peer) {
+            self.go_down(now_ms, i);
+            self.refresh_wake();
+        }
+    }
+
+    /// Operator: reconcile now with `peer`, or with the least recently attempted peer. A down
+    /// peer is probed at once. Returns the peer chosen.
+    pub fn sync_now(&mut self, now_ms: u64, peer: Option<&str>) -> Result<String, SyncError> {
+        let i = match peer {
+            Some(p) => self.idx(p)?,
+            None => self
+                .least_recently_attempted(true)
+                .ok_or_else(|| SyncError::UnknownPeer {
+                    peer: "(no peers)".to_string(),
+                })?,
+        };
+        if self.peers[i].initiator.is_some() {
+            return Err(SyncError::Busy {
+                peer: self.peers[i].id.clone(),
+            });
+        }
+        if self.peers[i].is_down() {
+            self.peers[i].link = LinkState::Unknown;
+        }
+        self.start_session(now_ms, i);
+        self.refresh_wake();
+        Ok(self.peers[i].id.clone())
+    }
+
+    // ----- requests from peers -------------------------------------------------------------
+
+    /// Answers one reconciliation round from `from`, from the set we reconcile with it.
+    pub fn handle_reconcile(
+        &mut self,
+        now_ms: u64,
+        from: &str,
+        req: &ReconcileRequest,
+    ) -> Result<ReconcileResponse, SyncError> {
+        let i = self.idx(from)?;
+        self.mark_inbound(now_ms, i, true);
+        let result = self.answer_reconcile(now_ms, i, req);
+        if let Err(e) = &result {
+            self.peers[i].reject(e.code());
+        }
+        self.refresh_wake();
+        result
+    }
+
+    fn answer_reconcile(
+        &mut self,
+        now_ms: u64,
+        i: usize,
+        req: &ReconcileRequest,
+    ) -> Result<ReconcileResponse, SyncError> {
+        let max = self.cfg.max_frame_bytes;
+        let peer_id = self.peers[i].id.clone();
+        if req.message.len() > max {
+            return Err(SyncError::FrameTooLarge {
+                peer: peer_id,
+                size: req.message.len(),
+                max,
+            });
+        }
+        let neg_err = |e: negentropy::Error| SyncError::Reconcile {
+            peer: peer_id.clone(),
+            detail: e.to_string(),
+        };
+        let expires = now_ms.saturating_add(self.cfg.request_timeout_ms.saturating_mul(2));
+        let fresh = self.peers[i]
+            .responder
+            .as_ref()
+            .is_none_or(|r| r.session != req.session);
+        if fresh {
+            let storage = self
+                .index
+                .storage_for(&self.me, &peer_id)
+                .map_err(neg_err)?;
+            let r = Responder::new(storage, max as u64, req.session, expires).map_err(neg_err)?;
+            self.peers[i].responder = Some(r);
+            self.peers[i].stats.sessions_answered += 1;
+        }
+        let p = &mut self.peers[i];
+        let Some(r) = p.responder.as_mut() else {
+            return Err(neg_err(negentropy::Error::NotSealed));
+        };
+        r.expires_ms = expires;
+        match r.reply(&req.message) {
+            Ok(out) => {
+                p.stats.bytes_received += req.message.len() as u64;
+                p.stats.bytes_sent += out.len() as u64;
+                self.timers.push(Reverse((
+                    expires,
+                    Timer::Responder {
+                        peer: i,
+                        session: req.session,
+                    },
+                )));
+                Ok(ReconcileResponse {
+                    session: req.session,
+                    message: out,
+                })
+            }
+            Err(e) => {
+                p.responder = None;
+                Err(neg_err(e))
+            }
+        }
+    }
+
+    /// Decides the answer to a fetch from `from`: an id is served only if we hold it and `from`
+    /// may hold it; otherwise it is reported missing, exactly like an unknown id.
+    pub fn handle_fetch(
+        &mut self,
+        now_ms: u64,
+        from: &str,
+        req: &FetchRequest,
+    ) -> Result<FetchReply, SyncError> {
+        let i = self.idx(from)?;
+        self.mark_inbound(now_ms, i, false);
+        if req.item_ids.len() > self.cfg.max_fetch_ids {
+            let e = SyncError::TooManyIds {
+                peer: from.to_string(),
+                count: req.item_ids.len(),
+                max: self.cfg.max_fetch_ids,
+            };
+            self.peers[i].reject(e.code());
+            self.refresh_wake();
+            return Err(e);
+        }
+        let mut reply = FetchReply::default();
+        let mut seen = HashSet::with_capacity(req.item_ids.len());
+        let mut used: u64 = 0;
+        for id in &req.item_ids {
+            if !seen.insert(*id) {
+                continue;
+            }
+            let allowed = self.index.get(id).and_then(|(e, class)| {
+                policy::may_send(&class.scope(), &self.me, from)
+                    .allowed
+                    .then_some(e.bytes)
+            });
+            match allowed {
+                Some(bytes) => {
+                    let bytes = u64::from(bytes);
+                    if !reply.serve.is_empty() && used + bytes > self.cfg.max_batch_bytes as u64 {
+                        reply.deferred.push(*id);
+                    } else {
+                        used += bytes;
+                        reply.serve.push(*id);
+                    }
+                }
+                None => reply.missing.push(*id),
+            }
+        }
+        let st = &mut self.peers[i].stats;
+        st.items_sent += reply.serve.len() as u64;
+        st.bytes_sent += used;
+        st.bytes_received += 32 * req.item_ids.len() as u64;
+        self.refresh_wake();
+        Ok(reply)
+    }
+
+    // ----- outcomes of our requests --------------------------------------------------------
+
+    fn take_request(&mut self, peer: &str, req: RequestId) -> Option<(usize, Pending)> {
+        let &i = self.by_id.get(peer)?;
+        match self.peers[i].in_flight.remove(&req) {
+            Some(f) => Some((i, f.what)),
+            None => {
+                self.peers[i].stats.stale_responses += 1;
+                None
+            }
+        }
+    }
+
+    /// The peer answered a push.
+    pub fn on_push_response(
+        &mut self,
+        now_ms: u64,
+        peer: &str,
+        req: RequestId,
+        resp: &PushResponse,
+    ) {
+        if let Some((i, _)) = self.take_request(peer, req) {
+            self.mark_alive(i);
+            let st = &mut self.peers[i].stats;
+            for r in resp.results.iter().filter(|r| !r.accepted) {
+                *st.refused_by_peer.entry(r.reason.clone()).or_insert(0) += 1;
+            }
+            self.pump(now_ms, i);
+        }
+        self.refresh_wake();
+    }
+
+    /// The peer answered a fetch. Call after verifying, admitting and storing (and reporting
+    /// with `item_accepted`) the envelopes it carried.
+    pub fn on_fetch_response(
+        &mut self,
+        now_ms: u64,
+        peer: &str,
+        req: RequestId,
+        resp: &FetchResponse,
+    ) {
+        if let Some((i, what)) = self.take_request(peer, req) {
+            self.mark_alive(i);
+            if let Pending::Fetch { ids } = what {
+                let deferred: HashSet<&ItemId> = resp.deferred.iter().collect();
+                let cap = self.cfg.max_queue_items;
+                for id in ids.iter().rev() {
+                    self.fetching.remove(id);
+                    if self.index.contains(id) {
+                        continue;
+                    }
+                    if deferred.contains(id) {
+                        self.peers[i].enqueue_fetch(*id, cap, true);
+                    } else {
+                        self.peers[i].stats.fetch_missing += 1;
+                    }
+                }
+            }
+            self.pump(now_ms, i);
+        }
+        self.refresh_wake();
+    }
+
+    /// The peer answered a reconciliation round.
+    pub fn on_reconcile_response(
+        &mut self,
+        now_ms: u64,
+        peer: &str,
+        req: RequestId,
+        resp: &ReconcileResponse,
+    ) {
+        if let Some((i, what)) = self.take_request(peer, req) {
+            self.mark_alive(i);
+            if let Pending::Reconcile { session } = what {
+                self.continue_session(now_ms, i, session, resp);
+            }
+            self.pump(now_ms, i);
+        }
+        self.refresh_wake();
+    }
+
+    /// A request failed (see `Failure`).
+    pub fn on_request_failed(&mut self, now_ms: u64, peer: &str, req: RequestId, failure: Failure) {
+        if let Some((i, what)) = self.take_request(peer, req) {
+            self.request_failed(now_ms, i, what, failure);
+        }
+        self.refresh_wake();
+    }
+
+    fn request_failed(&mut self, now_ms: u64, i: usize, what: Pending, failure: Failure) {
+        match what {
+            Pending::Fetch { ids } => {
+                for id in &ids {
+                    self.fetching.remove(id);
+                }
+            }
+            Pending::Reconcile { session } => {
+                let p = &mut self.peers[i];
+                if p.initiator.as_ref().is_some_and(|s| s.session == session) {
+                    p.initiator = None;
+                    p.stats.sessions_failed += 1;
+                }
+            }
+            Pending::Push => {}
+        }
+        match failure {
+            Failure::Unreachable => self.go_down(now_ms, i),
+            Failure::Timeout => {
+                let p = &mut self.peers[i];
+                p.stats.timeouts += 1;
+                p.consecutive_timeouts += 1;
+                if p.consecutive_timeouts >= self.cfg.timeouts_before_down {
+                    self.go_down(now_ms, i);
+                } else {
+                    self.pump(now_ms, i);
+                }
+            }
+            Failure::Refused(reason) => {
+                let st = &mut self.peers[i].stats;
+                *st.refused_by_peer.entry(reason).or_insert(0) += 1;
+                self.pump(now_ms, i);
+            }
+        }
+    }
+
+    // ----- time ----------------------------------------------------------------------------
+
+    /// Runs every timer due at `now_ms`: request timeouts, session timeouts, probes of down
+    /// peers, the anti-entropy tick.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if at > now_ms {
+                break;
+            }
+            self.timers.pop();
+            if !self.timer_valid(at, timer) {
+                continue;
+            }
+            match timer {
+                Timer::Tick => self.anti_entropy_tick(now_ms),
+                Timer::Request { peer, req } => {
+                    if let Some(f) = self.peers[peer].in_flight.remove(&req) {
+                        self.request_failed(now_ms, peer, f.what, Failure::Timeout);
+                    }
+                }
+                Timer::Session { peer, .. } => {
+                    self.fail_session(peer, "session_timeout");
+                    self.pump(now_ms, peer);
+                }
+                Timer::Responder { peer, .. } => self.peers[peer].responder = None,
+                Timer::Retry { peer } => {
+                    self.peers[peer].link = LinkState::Unknown;
+                    self.start_session(now_ms, peer);
+                }
+            }
+        }
+        self.refresh_wake();
+    }
+
+    fn timer_valid(&self, at: u64, timer: Timer) -> bool {
+        match timer {
+            Timer::Tick => self.next_tick_ms == Some(at),
+            Timer::Request { peer, req } => {
+                self.peers[peer].in_flight.get(&req).map(|f| f.deadline_ms) == Some(at)
+            }
+            Timer::Session { peer, session } => self.peers[peer]
+                .initiator
+                .as_ref()
+                .is_some_and(|s| s.session == session && s.deadline_ms == at),
+            Timer::Responder { peer, session } => self.peers[peer]
+                .responder
+                .as_ref()
+                .is_some_and(|r| r.session == session && r.expires_ms == at),
+            Timer::Retry { peer } => self.peers[peer].link == LinkState::Down { retry_at_ms: at },
+        }
+    }
+
+    fn refresh_wake(&mut self) {
+        while let Some(&Reverse((at, timer))) = self.timers.peek() {
+            if self.timer_valid(at, timer) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let next = self.timers.peek().map(|Reverse((at, _))| *at);
+        if next != self.last_wake {
+            if let Some(t) = next {
+                self.actions.push_back(Action::WakeAt(t));
+            }
+            self.last_wake = next;
+        }
+    }
+
+    fn schedule_tick(&mut self, now_ms: u64) {
+        if self.cfg.interval_ms == 0 {
+            self.next_tick_ms = None;
+            return;
+        }
+        let j = self.cfg.jitter_ms;
+        let r = self.prf.below(2 * j + 1, domain::TICK, &[self.tick_count]);
+        let at = now_ms
+            .saturating_add(self.cfg.interval_ms)
+            .saturating_sub(j)
+            .saturating_add(r);
+        self.next_tick_ms = Some(at);
+        self.timers.push(Reverse((at, Timer::Tick)));
+    }
+
+    fn anti_entropy_tick(&mut self, now_ms: u64) {
+        self.tick_count += 1;
+        if let Some(i) = self.least_recently_attempted(false) {
+            if self.peers[i].initiator.is_some() {
+                // Busy: the round-robin moves on anyway, so the order of peers never depends on
+                // how long a session with another peer took.
+                self.peers[i].last_attempt_ms = Some(now_ms);
+            } else {
+                self.start_session(now_ms, i);
+            }
+        }
+        self.schedule_tick(now_ms);
+    }
+
+    fn least_recently_attempted(&self, include_down: bool) -> Option<usize> {
+        (0..self.peers.len())
+            .filter(|&i| include_down || !self.peers[i].is_down())
+            .min_by_key(|&i| (self.peers[i].last_attempt_ms, self.peers[i].rank))
+    }
+
+    // ----- peers, sessions and queues --------------------------------------------------------
+
+    fn mark_alive(&mut self, i: usize) {
+        let p = &mut self.peers[i];
+        p.link = LinkState::Up;
+        p.consecutive_failures = 0;
+        p.consecutive_timeouts = 0;
+    }
+
+    /// Traffic from the peer: it is reachable. If it was down, that is a reconnect.
+    fn mark_inbound(&mut self, now_ms: u64, i: usize, is_reconcile: bool) {
+        let was_down = self.peers[i].is_down();
+        self.mark_alive(i);
+        if was_down && !is_reconcile && self.cfg.reconcile_on_connect {
+            self.start_session(now_ms, i);
+        }
+    }
+
+    fn go_down(&mut self, now_ms: u64, i: usize) {
+        let base = self.cfg.backoff_base_ms;
+        let max = self.cfg.backoff_max_ms;
+        let p = &mut self.peers[i];
+        if p.initiator.take().is_some() {
+            p.stats.sessions_failed += 1;
+        }
+        p.responder = None;
+        for (_, f) in std::mem::take(&mut p.in_flight) {
+            if let Pending::Fetch { ids } = f.what {
+                for id in &ids {
+                    self.fetching.remove(id);
+                }
+            }
+        }
+        p.clear_queues();
+        let shift = p.consecutive_failures.min(40);
+        let delay = base.saturating_mul(1u64 << shift).min(max);
+        let half = delay / 2;
+        p.down_count += 1;
+        let jitter = self
+            .prf
+            .below(half + 1, domain::BACKOFF, &[p.id_hash, p.down_count]);
+        p.consecutive_failures = p.consecutive_failures.saturating_add(1);
+        let at = now_ms.saturating_add(delay - half + jitter);
+        p.link = LinkState::Down { retry_at_ms: at };
+        self.timers.push(Reverse((at, Timer::Retry { peer: i })));
+    }
+
+    fn start_session(&mut self, now_ms: u64, i: usize) {
+        if self.peers[i].initiator.is_some() || self.peers[i].is_down() {
+            return;
+        }
+        let storage = match self.index.storage_for(&self.me, &self.peers[i].id) {
+            Ok(s) => s,
+            Err(_) => {
+                self.peers[i].reject("internal_reconcile");
+                return;
+            }
+        };
+        let p = &mut self.peers[i];
+        p.session_counter += 1;
+        p.last_attempt_ms = Some(now_ms);
+        let session = self
+            .prf
+            .hash(domain::SESSION, &[p.id_hash, p.session_counter]);
+        let deadline = now_ms.saturating_add(self.cfg.session_timeout_ms);
+        match Initiator::start(storage, self.cfg.max_frame_bytes as u64, session, deadline) {
+            Ok((init, first)) => {
+                p.initiator = Some(init);
+                self.timers
+                    .push(Reverse((deadline, Timer::Session { peer: i, session })));
+                self.send_round(now_ms, i, first);
+            }
+            Err(_) => p.reject("internal_reconcile"),
+        }
+    }
+
+    fn send_round(&mut self, now_ms: u64, i: usize, message: Vec<u8>) {
+        let Some(session) = self.peers[i].initiator.as_ref().map(|s| s.session) else {
+            return;
+        };
+        let req = self.new_request(now_ms, i, Pending::Reconcile { session });
+        let p = &mut self.peers[i];
+        if let Some(init) = p.initiator.as_mut() {
+            init.outstanding = Some(req);
+            init.paused = None;
+        }
+        p.stats.bytes_sent += message.len() as u64;
+        p.stats.rounds += 1;
+        self.actions.push_back(Action::Reconcile {
+            to: p.id.clone(),
+            req,
+            msg: ReconcileRequest { session, message },
+        });
+    }
+
+    /// Registers a request in flight (with its timeout) and returns its id.
+    fn new_request(&mut self, now_ms: u64, i: usize, what: Pending) -> RequestId {
+        self.next_req += 1;
+        let req = self.next_req;
+        let deadline = now_ms.saturating_add(self.cfg.request_timeout_ms);
+        self.peers[i].in_flight.insert(
+            req,
+            InFlight {
+                what,
+                deadline_ms: deadline,
+            },
+        );
+        self.timers
+            .push(Reverse((deadline, Timer::Request { peer: i, req })));
+        req
+    }
+
+    fn fail_session(&mut self, i: usize, code: &str) {
+        let p = &mut self.peers[i];
+        if let Some(s) = p.initiator.take() {
+            if let Some(req) = s.outstanding {
+                p.in_flight.remove(&req);
+            }
+            p.stats.sessions_failed += 1;
+            p.reject(code);
+        }
+    }
+
+    fn continue_session(&mut self, now_ms: u64, i: usize, session: u64, resp: &ReconcileResponse) {
+        let max = self.cfg.max_frame_bytes;
+        let p = &mut self.peers[i];
+        let Some(init) = p.initiator.as_mut().filter(|s| s.session == session) else {
+            p.stats.stale_responses += 1;
+            return;
+        };
+        init.outstanding = None;
+        if resp.session != session {
+            self.fail_session(i, "session_mismatch");
+            return;
+        }
+        if resp.message.len() > max {
+            self.fail_session(i, "frame_too_large");
+            return;
+        }
+        p.stats.bytes_received += resp.message.len() as u64;
+        let round = match init.on_reply(&resp.message) {
+            Ok(r) => r,
+            Err(_) => {
+                self.fail_session(i, "bad_reconcile");
+                return;
+            }
+        };
+        let rounds = init.rounds;
+        let cap = self.cfg.max_queue_items;
+        for id in round.need {
+            if !self.index.contains(&id) {
+                self.peers[i].enqueue_fetch(id, cap, false);
+            }
+        }
+        for id in round.have {
+            self.queue_push(i, id);
+        }
+        let p = &mut self.peers[i];
+        match round.next {
+            None => {
+                p.initiator = None;
+                p.stats.sessions_ok += 1;
+                p.last_success_ms = Some(now_ms);
+            }
+            Some(_) if rounds >= self.cfg.max_rounds => self.fail_session(i, "too_many_rounds"),
+            Some(next) => {
+                if let Some(init) = p.initiator.as_mut() {
+                    init.rounds += 1;
+                    init.paused = Some(next);
+                }
+                // `pump` sends it once the queues have room for another frame of ids.
+            }
+        }
+    }
+
+    /// Queues an item for `i` if policy lets us send it there (defence in depth: every caller
+    /// already chose it by policy).
+    fn queue_push(&mut self, i: usize, id: ItemId) {
+        let Some((_, class)) = self.index.get(&id) else {
+            return;
+        };
+        if !policy::may_send(&class.scope(), &self.me, &self.peers[i].id).allowed {
+            return;
+        }
+        self.peers[i].enqueue_push(id, self.cfg.max_queue_items);
+    }
+
+    /// Sends what the peer's queues and in-flight limits allow, and resumes a paused session.
+    fn pump(&mut self, now_ms: u64, i: usize) {
+        if self.peers[i].is_down() {
+            return;
+        }
+        let cfg = &self.cfg;
+        let (max_in_flight, max_items, max_ids, max_bytes) = (
+            cfg.max_in_flight,
+            cfg.max_push_items,
+            cfg.max_fetch_ids,
+            cfg.max_batch_bytes as u64,
+        );
+        // Pushes and offers.
+        while self.peers[i].count_in_flight(|w| matches!(w, Pending::Push)) < max_in_flight
+            && !self.peers[i].push_queue.is_empty()
+        {
+            let mut items = Vec::new();
+            let mut bytes = 0u64;
+            while items.len() < max_items {
+                let Some(&id) = self.peers[i].push_queue.front() else {
+                    break;
+                };
+                let b = self.index.get(&id).map_or(0, |(e, _)| u64::from(e.bytes));
+                if !items.is_empty() && bytes + b > max_bytes {
+                    break;
+                }
+                self.peers[i].push_queue.pop_front();
+                self.peers[i].push_queued.remove(&id);
+                bytes += b;
+                items.push(id);
+            }
+            let req = self.new_request(now_ms, i, Pending::Push);
+            let p = &mut self.peers[i];
+            p.stats.items_sent += items.len() as u64;
+            p.stats.bytes_sent += bytes;
+            p.stats.pushes_sent += 1;
+            self.actions.push_back(Action::Push {
+                to: p.id.clone(),
+                req,
+                items,
+            });
+        }
+        // Fetches.
+        while self.peers[i].count_in_flight(|w| matches!(w, Pending::Fetch { .. })) < max_in_flight
+            && !self.peers[i].fetch_queue.is_empty()
+        {
+            let mut ids = Vec::new();
+            while ids.len() < max_ids {
+                let Some(id) = self.peers[i].fetch_queue.pop_front() else {
+                    break;
+                };
+                self.peers[i].fetch_queued.remove(&id);
+                if !self.index.contains(&id) && !self.fetching.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            self.fetching.extend(ids.iter().copied());
+            let req = self.new_request(now_ms, i, Pending::Fetch { ids: ids.clone() });
+            let p = &mut self.peers[i];
+            p.stats.fetches_sent += 1;
+            p.stats.bytes_sent += 32 * ids.len() as u64;
+            self.actions.push_back(Action::Fetch {
+                from: p.id.clone(),
+                req,
+                msg: FetchRequest { item_ids: ids },
+            });
+        }
+        // A session paused by flow control goes on when another frame of ids fits.
+        let room = self.cfg.max_queue_items - self.cfg.ids_per_frame();
+        let p = &mut self.peers[i];
+        let resume = p.initiator.as_mut().and_then(|s| {
+            (s.outstanding.is_none() && p.fetch_queue.len() <= room && p.push_queue.len() <= room)
+                .then(|| s.paused.take())
+                .flatten()
+        });
+        if let Some(next) = resume {
+            self.send_round(now_ms, i, next);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Per-peer state of the sync core: link state and backoff, reconciliation sessions, bounded
+//! outbound queues, requests in flight, and the counters operators see (`tanoa peers`).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use super::reconcile::{Initiator, Responder};
+use crate::envelope::ItemId;
+
+/// What the core believes about its link to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Never heard from or about since start (eligible for pushes, optimistically).
+    Unknown,
+    /// The last exchange succeeded, or the driver reported a connection.
+    Up,
+    /// Unreachable: no traffic until `retry_at_ms`, when a reconciliation probes it.
+    Down {
+        /// When the next probe starts.
+        retry_at_ms: u64,
+    },
+}
+
+impl LinkState {
+    /// `up`, `down` or `unknown`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LinkState::Unknown => "unknown",
+            LinkState::Up => "up",
+            LinkState::Down { .. } => "down",
+        }
+    }
+}
+
+/// Counters of one peer, since start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    /// Items sent to the peer (pushes, offers, fetch replies).
+    pub items_sent: u64,
+    /// Bytes sent: envelopes, reconciliation messages, fetch ids.
+    pub bytes_sent: u64,
+    /// New items received from the peer (accepted and not held before).
+    pub items_received: u64,
+    /// Bytes received: new items, reconciliation messages.
+    pub bytes_received: u64,
+    /// Items received from the peer that were already held (push redundancy).
+    pub duplicates_received: u64,
+    /// Push requests sent.
+    pub pushes_sent: u64,
+    /// Fetch requests sent.
+    pub fetches_sent: u64,
+    /// Reconciliation sessions we initiated that completed.
+    pub sessions_ok: u64,
+    /// Reconciliation sessions we initiated that failed (timeout, error, link down).
+    pub sessions_failed: u64,
+    /// Reconciliation sessions the peer initiated with us (first rounds answered).
+    pub sessions_answered: u64,
+    /// Reconciliation round trips we initiated.
+    pub rounds: u64,
+    /// Requests to the peer that timed out.
+    pub timeouts: u64,
+    /// Ids fetched from the peer that it answered as missing.
+    pub fetch_missing: u64,
+    /// Items not queued for the peer because its queue was full (anti-entropy repairs them).
+    pub dropped_queue_full: u64,
+    /// Items the peer refused when we pushed them, by its reason.
+    pub refused_by_peer: BTreeMap<String, u64>,
+    /// What we rejected from the peer, by reason (policy, verification, protocol).
+    pub rejections: BTreeMap<String, u64>,
+    /// Responses that matched no request in flight (late, after a timeout).
+    pub stale_responses: u64,
+}
+
+/// One peer as operators see it (`tanoa peers`, status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Member id.
+    pub peer: String,
+    /// Link state.
+    pub link: LinkState,
+    /// Consecutive failures (drives the backoff).
+    pub consecutive_failures: u32,
+    /// When we last started a reconciliation with it.
+    pub last_attempt_ms: Option<u64>,
+    /// When a reconciliation we initiated with it last completed.
+    pub last_success_ms: Option<u64>,
+    /// Time since `last_success_ms` (lag of our view of that peer), if ever synced.
+    pub lag_ms: Option<u64>,
+    /// A session we initiated is running.
+    pub syncing: bool,
+    /// Items queued to be pushed or offered to it.
+    pub queued_push: usize,
+    /// Ids queued to be fetched from it.
+    pub queued_fetch: usize,
+    /// Requests in flight to it.
+    pub in_flight: usize,
+    /// Counters.
+    pub stats: PeerStats,
+}
+
+/// What a request in flight was for.
+#[derive(Debug, Clone)]
+pub(crate) enum Pending {
+    Push,
+    Fetch { ids: Vec<ItemId> },
+    Reconcile { session: u64 },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    pub(crate) what: Pending,
+    pub(crate) deadline_ms: u64,
+}
+
+/// Internal per-peer state.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) id: String,
+    pub(crate) id_hash: u64,
+    /// Random tie-break between peers never synced (keyed by our seed).
+    pub(crate) rank: u64,
+    pub(crate) link: LinkState,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) consecutive_timeouts: u32,
+    /// Times the peer went down (keys the backoff jitter).
+    pub(crate) down_count: u64,
+    pub(crate) last_attempt_ms: Option<u64>,
+    pub(crate) last_success_ms: Option<u64>,
+    pub(crate) session_counter: u64,
+    pub(crate) initiator: Option<Initiator>,
+    pub(crate) responder: Option<Responder>,
+    pub(crate) push_queue: VecDeque<ItemId>,
+    pub(crate) push_queued: HashSet<ItemId>,
+    pub(crate) fetch_queue: VecDeque<ItemId>,
+    pub(crate) fetch_queued: HashSet<ItemId>,
+    pub(crate) in_flight: BTreeMap<u64, InFlight>,
+    pub(crate) stats: PeerStats,
+}
+
+impl Peer {
+    pub(crate) fn new(id: String, id_hash: u64, rank: u64) -> Self {
+        Self {
+            id,
+            id_hash,
+            rank,
+            link: LinkState::Unknown,
+            consecutive_failures: 0,
+            consecutive_timeouts: 0,
+            down_count: 0,
+            last_attempt_ms: None,
+            last_success_ms: None,
+            session_counter: 0,
+            initiator: None,
+            responder: None,
+            push_queue: VecDeque::new(),
+            push_queued: HashSet::new(),
+            fetch_queue: VecDeque::new(),
+            fetch_queued: HashSet::new(),
+            in_flight: BTreeMap::new(),
+            stats: PeerStats::default(),
+        }
+    }
+
+    pub(crate) fn is_down(&self) -> bool {
+        matches!(self.link, LinkState::Down { .. })
+    }
+
+    pub(crate) fn count_in_flight(&self, f: impl Fn(&Pending) -> bool) -> usize {
+        self.in_flight.values().filter(|p| f(&p.what)).count()
+    }
+
+    pub(crate) fn reject(&mut self, code: &str) {
+        *self.stats.rejections.entry(code.to_string()).or_insert(0) += 1;
+    }
+
+    /// Enqueues an item to push; `false` (and counted) when the queue is full.
+    pub(crate) fn enqueue_push(&mut self, id: ItemId, cap: usize) -> bool {
+        if self.push_queued.contains(&id) {
+            return true;
+        }
+        if self.push_queue.len() >= cap {
+            self.stats.dropped_queue_full += 1;
+            return false;
+        }
+        self.push_queued.insert(id);
+        self.push_queue.push_back(id);
+        true
+    }
+
+    /// Enqueues an id to fetch; `false` (and counted) when the queue is full.
+    pub(crate) fn enqueue_fetch(&mut self, id: ItemId, cap: usize, front: bool) -> bool {
+        if self.fetch_queued.contains(&id) {
+            return true;
+        }
+        if self.fetch_queue.len() >= cap {
+            self.stats.dropped_queue_full += 1;
+            return false;
+        }
+        self.fetch_queued.insert(id);
+        if front {
+            self.fetch_queue.push_front(id);
+        } else {
+            self.fetch_queue.push_back(id);
+        }
+        true
+    }
+
+    pub(crate) fn clear_queues(&mut self) {
+        self.push_queue.clear();
+        self.push_queued.clear();
+        self.fetch_queue.clear();
+        self.fetch_queued.clear();
+    }
+
+    pub(crate) fn status(&self, now_ms: u64) -> PeerStatus {
+        PeerStatus {
+            peer: self.id.clone(),
+            link: self.link,
+            consecutive_failures: self.consecutive_failures,
+            last_attempt_ms: self.last_attempt_ms,
+            last_success_ms: self.last_success_ms,
+            lag_ms: self.last_success_ms.map(|t| now_ms.saturating_sub(t)),
+            syncing: self.initiator.is_some(),
+            queued_push: self.push_queue.len(),
+            queued_fetch: self.fetch_queue.len(),
+            in_flight: self.in_flight.len(),
+            stats: self.stats.clone(),
+        }
+    }
+}
