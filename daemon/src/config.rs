@@ -6,6 +6,22 @@
 //! u64`).
 //! Must never: open the store, bind sockets or load private keys (it only checks the key file
 //! exists); `node` does that with the resolved values.
+//!
+//! # Federation keys
+//!
+//! - `[peer]` (optional; absent = single node): `listen` ("host:port" of the peer port),
+//!   `tls_cert`/`tls_key` (this member's certificate, URI SAN `tanoa://member/<id>`),
+//!   `trust_anchors` (one or more CA certificate files).
+//! - `[sync]`: `sync::SyncConfig` (fanout, anti-entropy interval, bounds, timeouts, backoff).
+//! - `[metrics]` (optional): `listen` of the Prometheus HTTP endpoint (`GET /metrics`).
+//! - `[[members]]`: the roster, local configuration (trust is each CERT's own decision): `id`,
+//!   `name`, `endpoints` ("host:port", tried in order) and `[[members.keys]]` (`public_key` hex,
+//!   optional `valid_from`/`valid_until` RFC 3339). This member may list itself (so every member
+//!   can share one roster file); its endpoints are then ignored and, if it lists keys, the node
+//!   checks at start that its signing key is among them.
+//! - `[[trusted]]` (kept from the single-node layout): extra signing keys accepted for
+//!   verification (import and replication), e.g. of a member that is not a peer. The keyring is
+//!   this member's key + every roster key + every trusted key (`Config::keyring_records`).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +33,7 @@ use crate::envelope::PublicKeyRecord;
 use crate::model::Limits;
 use crate::model::validate::check_member_id;
 use crate::store::SledConfig;
+use crate::sync::SyncConfig;
 
 /// Default sled cache in MiB when `storage.cache_mb` is not set: `SledConfig`'s default
 /// (sized for a small CERT's server; sled's own 1 GiB default uses gigabytes of RAM).
@@ -135,6 +152,54 @@ struct RawConfig {
     limits: Limits,
     #[serde(default)]
     trusted: Vec<RawTrusted>,
+    #[serde(default)]
+    peer: Option<RawPeer>,
+    #[serde(default)]
+    sync: SyncConfig,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
+    members: Vec<RawRosterMember>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    listen: String,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    trust_anchors: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRosterMember {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    endpoints: Vec<String>,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    public_key: String,
+    #[serde(default)]
+    valid_from: Option<String>,
+    #[serde(default)]
+    valid_until: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +337,98 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// `[peer]`: the federation listener and this member's TLS identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Address of the peer port.
+    pub listen: SocketAddr,
+    /// This member's certificate chain (PEM, absolute), URI SAN `tanoa://member/<id>`.
+    pub tls_cert: PathBuf,
+    /// Its private key (PEM, absolute).
+    pub tls_key: PathBuf,
+    /// CA certificates (PEM, absolute) that issue member certificates; at least one.
+    pub trust_anchors: Vec<PathBuf>,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener serving `GET /metrics`.
+    pub listen: SocketAddr,
+}
+
+/// One roster endpoint, `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerEndpoint {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl PeerEndpoint {
+    /// Parses `host:port` (`[v6]:port` for IPv6); the error says what is wrong.
+    pub fn parse(s: &str) -> Result<PeerEndpoint, String> {
+        let t = s.trim();
+        let (host, port) = if let Some(rest) = t.strip_prefix('[') {
+            let (h, p) = rest
+                .split_once("]:")
+                .ok_or_else(|| format!("{s:?} is not [ipv6]:port"))?;
+            h.parse::<std::net::Ipv6Addr>()
+                .map_err(|e| format!("{s:?}: {h:?} is not an IPv6 address ({e})"))?;
+            (h, p)
+        } else {
+            t.rsplit_once(':')
+                .ok_or_else(|| format!("{s:?} is not host:port such as 192.0.2.10:7400"))?
+        };
+        if host.is_empty() {
+            return Err(format!("{s:?} has no host"));
+        }
+        if host.contains(':') && !t.starts_with('[') {
+            return Err(format!("{s:?}: write an IPv6 address as [addr]:port"));
+        }
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'))
+        {
+            return Err(format!("{s:?}: {host:?} is not a host name or IP address"));
+        }
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("{s:?}: {port:?} is not a port number (1-65535)"))?;
+        if port == 0 {
+            return Err(format!("{s:?}: port 0 cannot be dialled"));
+        }
+        Ok(PeerEndpoint {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for PeerEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One `[[members]]` entry of the roster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    /// Member id (the `tanoa://member/<id>` of its certificate).
+    pub id: String,
+    /// Display name (defaults to the id).
+    pub name: String,
+    /// Where to reach its peer port, in order of preference.
+    pub endpoints: Vec<PeerEndpoint>,
+    /// Its signing keys with their validity windows.
+    pub keys: Vec<PublicKeyRecord>,
+}
+
 /// A validated, fully resolved daemon configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -287,8 +444,16 @@ pub struct Config {
     pub log: LogConfig,
     /// `[limits]`.
     pub limits: Limits,
-    /// `[[trusted]]`: extra signing keys of other members accepted by `ImportEnvelope`.
+    /// `[[trusted]]`: extra signing keys accepted for verification (import and replication).
     pub trusted: Vec<PublicKeyRecord>,
+    /// `[peer]`: the federation listener; `None` = single node.
+    pub peer: Option<PeerConfig>,
+    /// `[sync]`: replication settings (validated).
+    pub sync: SyncConfig,
+    /// `[metrics]`: the Prometheus endpoint, if any.
+    pub metrics: Option<MetricsConfig>,
+    /// `[[members]]`: the roster (possibly including this member).
+    pub members: Vec<RosterMember>,
 }
 
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
@@ -302,6 +467,26 @@ pub fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
 }
 
 impl Config {
+    /// Every public key this node trusts, except its own signing key (which `NodeCore` adds):
+    /// the `[[trusted]]` keys, then the keys of every roster member.
+    pub fn keyring_records(&self) -> Vec<PublicKeyRecord> {
+        let mut out = self.trusted.clone();
+        for m in &self.members {
+            out.extend(m.keys.iter().cloned());
+        }
+        out
+    }
+
+    /// The roster members other than this one (the peers of the sync core), by id.
+    pub fn peers(&self) -> impl Iterator<Item = &RosterMember> {
+        self.members.iter().filter(|m| m.id != self.member.id)
+    }
+
+    /// This member's own roster entry, if it lists itself.
+    pub fn own_roster_entry(&self) -> Option<&RosterMember> {
+        self.members.iter().find(|m| m.id == self.member.id)
+    }
+
     /// Reads, parses, resolves and validates a config file.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
@@ -374,15 +559,144 @@ level = "info"
 # max_list_len = 1000
 # max_stix_extras_bytes = 262144
 
-# Signing keys of other members whose envelopes ImportEnvelope accepts.
+# Extra signing keys accepted for verification (ImportEnvelope and replication), e.g. of a
+# member that is not a peer. Roster keys ([[members.keys]]) are trusted as well.
 # [[trusted]]
 # member = "to-cert"
 # public_key = "<64 hex digits>"
 # valid_from = "2026-01-01T00:00:00Z"   # optional
 # valid_until = "2027-01-01T00:00:00Z"  # optional
+
+# Federation: without [peer] this node runs alone.
+# [peer]
+# listen = "0.0.0.0:7400"
+# tls_cert = "certs/{member_id}.pem"      # URI SAN tanoa://member/{member_id}
+# tls_key = "certs/{member_id}.key"
+# trust_anchors = ["certs/ca.pem"]
+
+# Replication settings (defaults shown).
+# [sync]
+# fanout = 3
+# interval_ms = 30000
+# jitter_ms = 3000
+# request_timeout_ms = 15000
+# max_frame_bytes = 131072
+
+# Prometheus metrics (GET /metrics).
+# [metrics]
+# listen = "127.0.0.1:9464"
+
+# The roster: every member this CERT federates with (it may list itself too).
+# [[members]]
+# id = "to-cert"
+# name = "Tonga CERT"
+# endpoints = ["198.51.100.20:7400"]
+# [[members.keys]]
+# public_key = "<64 hex digits>"
+# valid_from = "2026-01-01T00:00:00Z"   # optional
 "#
         )
     }
+
+    /// A complete federated config (what `tanoa demo` writes for each member): the member, its
+    /// peer listener, TLS files, optional metrics listener, short-or-default sync settings and
+    /// the whole roster (this member included). It loads as is once the files it names exist.
+    pub fn example_federated(x: &FederatedExample) -> String {
+        fn q(s: &str) -> String {
+            toml::Value::String(s.to_string()).to_string()
+        }
+        let mut out = String::new();
+        out.push_str("# tanoad configuration of a federation member.\n\n[member]\n");
+        out.push_str(&format!(
+            "id = {}\nname = {}\n",
+            q(&x.member_id),
+            q(&x.name)
+        ));
+        out.push_str(&format!("key_file = {}\n", q(&x.key_file)));
+        out.push_str(&format!("\n[storage]\ndata_dir = {}\n", q(&x.data_dir)));
+        if let Some(sock) = &x.operator_socket {
+            out.push_str(&format!("\n[operator]\nsocket = {}\n", q(sock)));
+        }
+        out.push_str(&format!(
+            "\n[peer]\nlisten = {}\ntls_cert = {}\ntls_key = {}\ntrust_anchors = [{}]\n",
+            q(&x.peer_listen),
+            q(&x.tls_cert),
+            q(&x.tls_key),
+            x.trust_anchors
+                .iter()
+                .map(|a| q(a))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if !x.sync.is_empty() {
+            out.push_str("\n[sync]\n");
+            for (k, v) in &x.sync {
+                out.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+        if let Some(m) = &x.metrics_listen {
+            out.push_str(&format!("\n[metrics]\nlisten = {}\n", q(m)));
+        }
+        for m in &x.members {
+            out.push_str(&format!(
+                "\n[[members]]\nid = {}\nname = {}\nendpoints = [{}]\n",
+                q(&m.id),
+                q(&m.name),
+                m.endpoints
+                    .iter()
+                    .map(|e| q(e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            for k in &m.public_keys {
+                out.push_str(&format!("[[members.keys]]\npublic_key = {}\n", q(k)));
+            }
+        }
+        out
+    }
+}
+
+/// Input of `Config::example_federated`. Paths are written as given (relative paths resolve
+/// against the config file's directory).
+#[derive(Debug, Clone, Default)]
+pub struct FederatedExample {
+    /// This member's id.
+    pub member_id: String,
+    /// Display name.
+    pub name: String,
+    /// Signing key file, e.g. `keys/<id>.key`.
+    pub key_file: String,
+    /// Data directory, e.g. `data`.
+    pub data_dir: String,
+    /// Operator socket path; `None` = `<data_dir>/tanoad.sock`.
+    pub operator_socket: Option<String>,
+    /// Peer listener, e.g. `127.0.0.1:7401`.
+    pub peer_listen: String,
+    /// Member certificate (PEM).
+    pub tls_cert: String,
+    /// Its private key (PEM).
+    pub tls_key: String,
+    /// CA certificate files.
+    pub trust_anchors: Vec<String>,
+    /// Prometheus listener, if any.
+    pub metrics_listen: Option<String>,
+    /// `[sync]` settings as (key, TOML value), e.g. `("interval_ms", "2000")`.
+    pub sync: Vec<(String, String)>,
+    /// The roster (this member may be included).
+    pub members: Vec<ExampleMember>,
+}
+
+/// A roster entry of `FederatedExample`.
+#[derive(Debug, Clone, Default)]
+pub struct ExampleMember {
+    /// Member id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `host:port` endpoints.
+    pub endpoints: Vec<String>,
+    /// Public signing keys, hex.
+    pub public_keys: Vec<String>,
 }
 
 fn base_dir(path: &Path) -> PathBuf {
@@ -656,6 +970,221 @@ fn resolve(
         }
     }
 
+    // [peer]
+    let peer = raw.peer.and_then(|p| {
+        let listen = match p.listen.trim().parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                bad(
+                    "peer.listen",
+                    format!(
+                        "{:?} is not an address:port such as 0.0.0.0:7400 ({e})",
+                        p.listen
+                    ),
+                );
+                None
+            }
+        };
+        let mut file_key = |key: &str, v: Option<PathBuf>| -> Option<PathBuf> {
+            match v {
+                None => {
+                    bad(
+                        key,
+                        "required when [peer] is set (this member's TLS identity)".to_string(),
+                    );
+                    None
+                }
+                Some(p) => {
+                    let p = resolve_path(base, &p);
+                    if p.is_file() {
+                        Some(p)
+                    } else {
+                        bad(key, format!("{} does not exist", p.display()));
+                        None
+                    }
+                }
+            }
+        };
+        let tls_cert = file_key("peer.tls_cert", p.tls_cert);
+        let tls_key = file_key("peer.tls_key", p.tls_key);
+        let mut anchors = Vec::new();
+        if p.trust_anchors.is_empty() {
+            bad(
+                "peer.trust_anchors",
+                "at least one CA certificate file is required when [peer] is set".to_string(),
+            );
+        }
+        for (n, a) in p.trust_anchors.iter().enumerate() {
+            let a = resolve_path(base, a);
+            if a.is_file() {
+                anchors.push(a);
+            } else {
+                bad(
+                    &format!("peer.trust_anchors[{n}]"),
+                    format!("{} does not exist", a.display()),
+                );
+            }
+        }
+        match (listen, tls_cert, tls_key) {
+            (Some(listen), Some(tls_cert), Some(tls_key))
+                if anchors.len() == p.trust_anchors.len() =>
+            {
+                Some(PeerConfig {
+                    listen,
+                    tls_cert,
+                    tls_key,
+                    trust_anchors: anchors,
+                })
+            }
+            _ => None,
+        }
+    });
+
+    // [sync]
+    if let Err(e) = raw.sync.validate() {
+        match &e {
+            crate::sync::SyncError::Config { field, detail } => {
+                bad(&format!("sync.{field}"), detail.clone())
+            }
+            other => bad("sync", other.to_string()),
+        }
+    }
+
+    // [metrics]
+    let metrics = raw
+        .metrics
+        .and_then(|m| match m.listen.trim().parse::<SocketAddr>() {
+            Ok(listen) => Some(MetricsConfig { listen }),
+            Err(e) => {
+                bad(
+                    "metrics.listen",
+                    format!(
+                        "{:?} is not an address:port such as 127.0.0.1:9464 ({e})",
+                        m.listen
+                    ),
+                );
+                None
+            }
+        });
+
+    // [[members]]
+    let mut members: Vec<RosterMember> = Vec::new();
+    let mut seen_ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut seen_keys: std::collections::HashMap<String, (usize, String)> =
+        std::collections::HashMap::new();
+    for (n, m) in raw.members.into_iter().enumerate() {
+        let k = |f: &str| format!("members[{n}].{f}");
+        let mid = m.id.trim().to_string();
+        let mut ok = true;
+        if let Err(e) = check_member_id(&mid) {
+            bad(&k("id"), e);
+            ok = false;
+        } else if let Some(first) = seen_ids.get(&mid) {
+            bad(
+                &k("id"),
+                format!("{mid:?} is listed twice (first as members[{first}])"),
+            );
+            ok = false;
+        } else {
+            seen_ids.insert(mid.clone(), n);
+        }
+        let mname = m
+            .name
+            .map(|x| x.trim().to_string())
+            .filter(|x| !x.is_empty())
+            .unwrap_or_else(|| mid.clone());
+        let mut endpoints = Vec::new();
+        for (e, ep) in m.endpoints.iter().enumerate() {
+            match PeerEndpoint::parse(ep) {
+                Ok(p) => {
+                    if endpoints.contains(&p) {
+                        bad(
+                            &k(&format!("endpoints[{e}]")),
+                            format!("{ep:?} is listed twice"),
+                        );
+                        ok = false;
+                    } else {
+                        endpoints.push(p);
+                    }
+                }
+                Err(msg) => {
+                    bad(&k(&format!("endpoints[{e}]")), msg);
+                    ok = false;
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for (j, key) in m.keys.into_iter().enumerate() {
+            let kk = |f: &str| k(&format!("keys[{j}].{f}"));
+            let parsed = match crate::keys::parse_public_hex(&key.public_key) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    bad(&kk("public_key"), e);
+                    ok = false;
+                    None
+                }
+            };
+            let mut time_key = |f: &str, v: Option<String>| -> Option<i64> {
+                let v = v?;
+                match parse_rfc3339_ms(&v) {
+                    Ok(ms) => Some(ms),
+                    Err(e) => {
+                        bad(&kk(f), e);
+                        ok = false;
+                        None
+                    }
+                }
+            };
+            let from = time_key("valid_from", key.valid_from);
+            let until = time_key("valid_until", key.valid_until);
+            if let (Some(f), Some(u)) = (from, until)
+                && u < f
+            {
+                bad(&kk("valid_until"), "is before valid_from".to_string());
+                ok = false;
+            }
+            if let Some(pk) = parsed {
+                let rec = PublicKeyRecord::new(mid.clone(), pk, from, until);
+                if let Some((first, owner)) = seen_keys.get(&rec.key_id) {
+                    bad(
+                        &kk("public_key"),
+                        format!(
+                            "the same key ({}) is already listed for members[{first}] ({owner})",
+                            rec.key_id
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    seen_keys.insert(rec.key_id.clone(), (n, mid.clone()));
+                    keys.push(rec);
+                }
+            }
+        }
+        if ok {
+            members.push(RosterMember {
+                id: mid,
+                name: mname,
+                endpoints,
+                keys,
+            });
+        }
+    }
+    for (n, t) in trusted.iter().enumerate() {
+        if let Some(owner) = members
+            .iter()
+            .find(|m| m.keys.iter().any(|k| k.key_id == t.key_id))
+            && owner.id != t.member
+        {
+            bad(
+                &format!("trusted[{n}].public_key"),
+                format!(
+                    "key {} is listed for member {} in [[members]] but for {} here",
+                    t.key_id, owner.id, t.member
+                ),
+            );
+        }
+    }
+
     Config {
         path: path.to_path_buf(),
         member: MemberConfig { id, name, key_file },
@@ -667,6 +1196,10 @@ fn resolve(
         },
         limits: raw.limits,
         trusted,
+        peer,
+        sync: raw.sync,
+        metrics,
+        members,
     }
 }
 
@@ -846,6 +1379,188 @@ valid_from = "2026-01-01T00:00:00Z"
         assert_eq!(c.trusted[0].member, "to-cert");
         assert_eq!(c.trusted[0].valid_from_ms, Some(1_767_225_600_000));
         assert_eq!(c.trusted[0].valid_until_ms, None);
+    }
+
+    fn federated_text(dir: &Path, roster_extra: &str) -> String {
+        for f in ["ws.pem", "ws.key", "ca.pem"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        let to = crate::keys::generate().unwrap().verifying_key();
+        let x = FederatedExample {
+            member_id: "ws-cert".into(),
+            name: "Samoa CERT".into(),
+            key_file: "keys/ws-cert.key".into(),
+            data_dir: "data".into(),
+            peer_listen: "127.0.0.1:7401".into(),
+            tls_cert: "ws.pem".into(),
+            tls_key: "ws.key".into(),
+            trust_anchors: vec!["ca.pem".into()],
+            metrics_listen: Some("127.0.0.1:9464".into()),
+            sync: vec![
+                ("interval_ms".into(), "2000".into()),
+                ("jitter_ms".into(), "200".into()),
+            ],
+            members: vec![
+                ExampleMember {
+                    id: "ws-cert".into(),
+                    name: "Samoa CERT".into(),
+                    endpoints: vec!["127.0.0.1:7401".into()],
+                    public_keys: vec![],
+                },
+                ExampleMember {
+                    id: "to-cert".into(),
+                    name: "Tonga \"CERT\"".into(),
+                    endpoints: vec!["127.0.0.1:7402".into(), "[2001:db8::2]:7400".into()],
+                    public_keys: vec![crate::keys::public_hex(&to)],
+                },
+            ],
+            ..Default::default()
+        };
+        format!("{}{roster_extra}", Config::example_federated(&x))
+    }
+
+    #[test]
+    fn federated_example_loads_with_roster_peer_and_metrics() {
+        let dir = dir_with_key("ws-cert");
+        let c = load_text(dir.path(), &federated_text(dir.path(), "")).unwrap();
+        let p = c.peer.as_ref().unwrap();
+        assert_eq!(p.listen, "127.0.0.1:7401".parse().unwrap());
+        assert_eq!(p.trust_anchors, vec![dir.path().join("ca.pem")]);
+        assert_eq!(c.sync.interval_ms, 2000);
+        assert_eq!(c.sync.fanout, 3);
+        assert_eq!(
+            c.metrics.as_ref().unwrap().listen,
+            "127.0.0.1:9464".parse().unwrap()
+        );
+        assert_eq!(c.members.len(), 2);
+        assert_eq!(c.own_roster_entry().unwrap().id, "ws-cert");
+        let peers: Vec<&str> = c.peers().map(|m| m.id.as_str()).collect();
+        assert_eq!(peers, ["to-cert"]);
+        let to = &c.members[1];
+        assert_eq!(to.name, "Tonga \"CERT\"");
+        assert_eq!(
+            to.endpoints[1],
+            PeerEndpoint {
+                host: "2001:db8::2".into(),
+                port: 7400
+            }
+        );
+        assert_eq!(to.endpoints[1].to_string(), "[2001:db8::2]:7400");
+        assert_eq!(c.keyring_records().len(), 1);
+        assert_eq!(c.keyring_records()[0].member, "to-cert");
+    }
+
+    #[test]
+    fn single_node_example_has_no_federation() {
+        let dir = dir_with_key("ws-cert");
+        let c = load_text(dir.path(), &Config::example("ws-cert", "Samoa")).unwrap();
+        assert!(c.peer.is_none() && c.metrics.is_none() && c.members.is_empty());
+        assert_eq!(c.sync, SyncConfig::default());
+    }
+
+    #[test]
+    fn roster_problems_name_the_key() {
+        let dir = dir_with_key("ws-cert");
+        let dup_key = crate::keys::public_hex(&crate::keys::generate().unwrap().verifying_key());
+        let extra = format!(
+            r#"
+[[members]]
+id = "fj-cert"
+endpoints = ["192.0.2.5:7400", "nohostport", "192.0.2.6:0"]
+[[members.keys]]
+public_key = "{dup_key}"
+valid_from = "2027-01-01T00:00:00Z"
+valid_until = "2026-01-01T00:00:00Z"
+
+[[members]]
+id = "fj-cert"
+
+[[members]]
+id = "Bad_Id"
+
+[[members]]
+id = "au-acsc"
+[[members.keys]]
+public_key = "{dup_key}"
+[[members.keys]]
+public_key = "zz"
+"#
+        );
+        let text = federated_text(dir.path(), &extra)
+            .replace("interval_ms = 2000", "")
+            .replace("jitter_ms = 200", "jitter_ms = 50000");
+        let err = load_text(dir.path(), &text).unwrap_err();
+        let keys: Vec<String> = err.problems().into_iter().map(|p| p.key).collect();
+        for k in [
+            "members[2].endpoints[1]",
+            "members[2].endpoints[2]",
+            "members[2].keys[0].valid_until",
+            "members[3].id",
+            "members[4].id",
+            "members[5].keys[0].public_key",
+            "members[5].keys[1].public_key",
+            "sync.jitter_ms",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing in {err}");
+        }
+        assert!(
+            err.to_string()
+                .contains("listed twice (first as members[2])"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("already listed for members[2] (fj-cert)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn peer_section_requires_its_files() {
+        let dir = dir_with_key("ws-cert");
+        let err = load_text(
+            dir.path(),
+            "[member]\nid = \"ws-cert\"\n[peer]\nlisten = \"nope\"\ntrust_anchors = [\"missing.pem\"]\n\
+             [metrics]\nlisten = \"x\"\n",
+        )
+        .unwrap_err();
+        let keys: Vec<String> = err.problems().into_iter().map(|p| p.key).collect();
+        for k in [
+            "peer.listen",
+            "peer.tls_cert",
+            "peer.tls_key",
+            "peer.trust_anchors[0]",
+            "metrics.listen",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} missing in {err}");
+        }
+        let err = load_text(
+            dir.path(),
+            "[member]\nid = \"ws-cert\"\n[sync]\nfanout_typo = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sync.fanout_typo"), "{err}");
+    }
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(
+            PeerEndpoint::parse("peer.example:7400")
+                .unwrap()
+                .to_string(),
+            "peer.example:7400"
+        );
+        for bad in [
+            "",
+            ":7400",
+            "host",
+            "host:",
+            "host:99999",
+            "2001:db8::1:7400",
+            "a b:1",
+        ] {
+            assert!(PeerEndpoint::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

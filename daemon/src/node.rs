@@ -2,11 +2,15 @@
 //!
 //! Owns: opening the store from the config, binding the operator Unix socket (mode 0600, stale
 //! sockets replaced, a live daemon refused), serving the Operator and gRPC health services on
-//! every listener (TCP with mutual TLS accepted here with tokio-rustls, so the identity comes
-//! from the verified certificate), graceful shutdown (stop accepting, join every task, sync the
-//! store), logging set-up, and `main_entry`, all of `tanoad`'s main.
+//! every operator listener (TCP with mutual TLS accepted here with tokio-rustls, so the identity
+//! comes from the verified certificate), the federation when `[peer]` is configured (the peer
+//! port: TLS accepted here, the `Peer` service and health on it; the sync driver of `driver`;
+//! refusals logged and counted), the Prometheus endpoint (`metrics`), graceful shutdown (stop
+//! accepting, join every task, sync the store), logging set-up, and `main_entry`, all of
+//! `tanoad`'s main.
 //! Must never: return from `run` while a task it spawned still runs or before the store is
-//! synced, or serve the operator API on a listener a peer certificate could use.
+//! synced, serve the operator API on a listener a peer certificate could use, or serve the peer
+//! API on the operator listeners.
 
 use std::ffi::OsString;
 use std::future::Future;
@@ -106,6 +110,22 @@ pub enum NodeError {
     /// A listener was given without the configuration it needs.
     #[error("{0}")]
     Listener(String),
+    /// The roster does not fit this member.
+    #[error("{0}")]
+    Roster(String),
+    /// A federation or metrics listener could not be bound.
+    #[error("{what} {addr}: {source}")]
+    Bind {
+        /// Which setting, e.g. `peer.listen`.
+        what: &'static str,
+        /// Address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The sync core could not be set up.
+    #[error("sync: {0}")]
+    Sync(String),
     /// A server task failed.
     #[error("serving {listener}: {detail}")]
     Serve {
@@ -123,6 +143,17 @@ pub struct Listeners {
     pub unix: Option<UnixListener>,
     /// Operator API on TCP with mutual TLS (needs `[operator] tcp_listen` and its TLS files).
     pub tcp: Option<TcpListener>,
+}
+
+/// The federation and metrics listeners, bound by the caller (tests: port 0, so every member's
+/// endpoint is known before the configs are written). A listener left `None` is bound by the
+/// node from the config (`[peer] listen`, `[metrics] listen`) when that section is present.
+#[derive(Debug, Default)]
+pub struct NetListeners {
+    /// The peer port (needs `[peer]`).
+    pub peer: Option<TcpListener>,
+    /// The Prometheus endpoint.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Creates the data directory (mode 0700) if it does not exist.
@@ -265,27 +296,83 @@ pub fn load_identity(config: &Config) -> Result<crate::envelope::SigningIdentity
 
 /// Builds the rustls config of the TCP operator listener from the config's TLS files, if set.
 pub fn operator_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
+    operator_tls_with_hook(config, None)
+}
+
+/// `operator_tls` reporting refused identities (a peer certificate on the operator port) to
+/// `hook`.
+pub fn operator_tls_with_hook(
+    config: &Config,
+    hook: Option<transport::RefusalHook>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
     transport::install_crypto_provider();
     match &config.operator.tcp {
         None => Ok(None),
-        Some(t) => Ok(Some(transport::operator_server_config_from_files(
-            &t.tls_cert,
-            &t.tls_key,
-            &t.client_ca,
-        )?)),
+        Some(t) => Ok(Some(
+            transport::operator_server_config_from_files_with_hook(
+                &t.tls_cert,
+                &t.tls_key,
+                &t.client_ca,
+                hook,
+            )?,
+        )),
     }
 }
 
+/// Checks the roster against this member: if it lists this member with keys, the signing key
+/// must be one of them (so peers verify what we sign).
+pub fn check_roster(
+    config: &Config,
+    identity: &crate::envelope::SigningIdentity,
+) -> Result<(), NodeError> {
+    if let Some(own) = config.own_roster_entry()
+        && !own.keys.is_empty()
+        && !own.keys.iter().any(|k| k.key_id == identity.key_id())
+    {
+        return Err(NodeError::Roster(format!(
+            "{}: [[members]] lists {} with keys {}, but its signing key {} ({}) is not among them",
+            config.path.display(),
+            own.id,
+            own.keys
+                .iter()
+                .map(|k| k.key_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            identity.key_id(),
+            config.member.key_file.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the peer port's TLS material of the config (`None` without `[peer]`).
+pub fn peer_tls(
+    config: &Config,
+    hook: transport::RefusalHook,
+) -> Result<Option<transport::PeerTls>, NodeError> {
+    transport::install_crypto_provider();
+    let Some(p) = &config.peer else {
+        return Ok(None);
+    };
+    Ok(Some(transport::PeerTls::from_files(
+        &config.member.id,
+        &p.tls_cert,
+        &p.tls_key,
+        &p.trust_anchors,
+        config.peers().map(|m| m.id.clone()),
+        hook,
+    )?))
+}
+
 /// Runs a node with the sled store of `config` until `shutdown` completes, then stops accepting,
-/// joins every task and syncs the store before returning.
+/// joins every task and syncs the store before returning. Peer and metrics listeners are bound
+/// from the config.
 pub async fn run(
     config: Config,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    let started = Instant::now();
-    let store = open_store(&config).await?;
-    serve(config, store, listeners, shutdown, started).await
+    run_with(config, None, listeners, NetListeners::default(), shutdown).await
 }
 
 /// Same as `run` over a store the caller opened (e.g. `MemoryStore` in tests).
@@ -295,7 +382,136 @@ pub async fn run_with_store(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
-    serve(config, store, listeners, shutdown, Instant::now()).await
+    run_with(
+        config,
+        Some(store),
+        listeners,
+        NetListeners::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// The general form of `run`: `store` None = the sled store of the config; peer and metrics
+/// listeners given in `net` (or bound from the config when `None`).
+pub async fn run_with(
+    config: Config,
+    store: Option<Arc<dyn Store>>,
+    listeners: Listeners,
+    net: NetListeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let started = Instant::now();
+    let store = match store {
+        Some(s) => s,
+        None => open_store(&config).await?,
+    };
+    serve(config, store, listeners, net, shutdown, started).await
+}
+
+/// Accepts TCP connections on the peer port, runs each TLS handshake in its own task (bounded
+/// in time), and passes connections of verified roster members on. Refusals are reported by the
+/// transport's hook. Joins its handshake tasks before returning.
+async fn accept_peers(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    hook: transport::RefusalHook,
+    tx: mpsc::Sender<Result<transport::PeerTlsStream, std::io::Error>>,
+    cancel: CancellationToken,
+) {
+    let mut handshakes = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, remote)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let (acceptor, tx, hook) = (acceptor.clone(), tx.clone(), hook.clone());
+                    handshakes.spawn(async move {
+                        match tokio::time::timeout(
+                            HANDSHAKE_TIMEOUT,
+                            transport::accept_peer(&acceptor, tcp, &hook),
+                        )
+                        .await
+                        {
+                            Ok(Ok(stream)) => {
+                                tracing::debug!(%remote, peer = %stream.identity().member,
+                                    "peer connected");
+                                let _ = tx.send(Ok(stream)).await;
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%remote, error = %e, "peer connection refused");
+                            }
+                            Err(_) => {
+                                hook(&transport::Refusal {
+                                    reason: transport::refusal::HANDSHAKE,
+                                    side: "peer port".into(),
+                                    subject: format!("remote {remote}"),
+                                    detail: "TLS handshake timed out".into(),
+                                });
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept on the peer port failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    handshakes.abort_all();
+    while handshakes.join_next().await.is_some() {}
+}
+
+/// Renders the metrics of a node from its counters, its sync driver and its store.
+#[derive(Debug)]
+struct MetricsSource {
+    metrics: Arc<metrics::Metrics>,
+    core: Arc<NodeCore>,
+}
+
+impl metrics::Render for MetricsSource {
+    fn render(&self) -> std::pin::Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(async move {
+            let peers = match self.core.sync_handle() {
+                Some(h) => h
+                    .peers()
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|v| v.status)
+                    .collect(),
+                None => Vec::new(),
+            };
+            let counts = self.core.blocking(|s| s.counts()).await.ok();
+            self.metrics.render(&peers, counts.as_ref())
+        })
+    }
+}
+
+async fn bind_tcp(
+    what: &'static str,
+    addr: std::net::SocketAddr,
+) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// The hook reporting TLS refusals: a warning naming the certificate, and the counter.
+fn refusal_hook(metrics: &Arc<metrics::Metrics>) -> transport::RefusalHook {
+    let metrics = Arc::clone(metrics);
+    Arc::new(move |r: &transport::Refusal| {
+        metrics.refusal(r.reason);
+        tracing::warn!(reason = r.reason, side = %r.side, subject = %r.subject,
+            detail = %r.detail, "TLS connection refused");
+    })
 }
 
 /// Accepts TCP connections, runs each TLS handshake in its own task (bounded in time), and
@@ -351,18 +567,25 @@ async fn serve(
     config: Config,
     store: Arc<dyn Store>,
     listeners: Listeners,
+    net: NetListeners,
     shutdown: impl Future<Output = ()>,
     started: Instant,
 ) -> Result<(), NodeError> {
     let identity = load_identity(&config)?;
+    check_roster(&config, &identity)?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let hook = refusal_hook(&metrics);
+    let peer_tls = peer_tls(&config, hook.clone())?;
     let tls = if listeners.tcp.is_some() {
-        Some(operator_tls(&config)?.ok_or_else(|| {
-            NodeError::Listener(
-                "a TCP operator listener was given but operator.tcp_listen (with tls_cert, \
+        Some(
+            operator_tls_with_hook(&config, Some(hook.clone()))?.ok_or_else(|| {
+                NodeError::Listener(
+                    "a TCP operator listener was given but operator.tcp_listen (with tls_cert, \
                  tls_key and client_ca) is not configured"
-                    .into(),
-            )
-        })?)
+                        .into(),
+                )
+            })?,
+        )
     } else {
         None
     };
@@ -370,22 +593,99 @@ async fn serve(
     let core = Arc::new(NodeCore::new(
         identity,
         config.member.name.clone(),
-        config.trusted.clone(),
+        config.keyring_records(),
         config.limits.clone(),
         Arc::clone(&store),
     ));
     let cancel = CancellationToken::new();
+    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
+
+    // The federation: the sync driver and the peer port.
+    let mut peer_addr = None;
+    let mut peer_server = None;
+    if let (Some(pcfg), Some(ptls)) = (&config.peer, peer_tls) {
+        let listener = match net.peer {
+            Some(l) => l,
+            None => bind_tcp("peer.listen", pcfg.listen).await?,
+        };
+        peer_addr = listener.local_addr().ok();
+        let limit = driver::peer_message_limit(&config.sync, config.limits.max_payload_bytes);
+        let (handle, drv) = driver::new_driver(driver::DriverSetup {
+            sync: config.sync.clone(),
+            roster: config.members.clone(),
+            tls: ptls.clone(),
+            message_limit: limit,
+            node: Arc::clone(&core),
+            metrics: Arc::clone(&metrics),
+        })
+        .map_err(|e| NodeError::Sync(e.to_string()))?;
+        core.attach_sync(handle.clone());
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            drv.run(c).await;
+            ("sync driver".to_string(), Ok(()))
+        });
+        let api = crate::api::PeerApi::new(
+            Arc::clone(&core),
+            handle,
+            Arc::clone(&metrics),
+            config.sync.max_push_items,
+            limit,
+        );
+        peer_server = Some((listener, ptls, api));
+    }
     let api = OperatorApi::new(
         Arc::clone(&core),
         config.storage.data_dir.clone(),
         cancel.clone(),
-    );
+    )
+    .with_federation(crate::api::operator::FederationInfo {
+        peer_listen: peer_addr,
+        roster: config.members.clone(),
+        metrics: Arc::clone(&metrics),
+    });
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<OperatorServer<OperatorApi>>()
         .await;
 
-    let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
+    if let Some((listener, ptls, peer_api)) = peer_server {
+        let (tx, rx) = mpsc::channel(64);
+        let c = cancel.clone();
+        let acceptor = TlsAcceptor::from(ptls.server_config());
+        let h = hook.clone();
+        tasks.spawn(async move {
+            accept_peers(listener, acceptor, h, tx, c).await;
+            ("peer accept".to_string(), Ok(()))
+        });
+        let router = Server::builder()
+            .add_service(health_service.clone())
+            .add_service(peer_api.into_server());
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            let r = router
+                .serve_with_incoming_shutdown(ReceiverStream::new(rx), c.cancelled_owned())
+                .await;
+            ("peer port".to_string(), r.map_err(|e| e.to_string()))
+        });
+    }
+    let metrics_listener = match (net.metrics, &config.metrics) {
+        (Some(l), _) => Some(l),
+        (None, Some(m)) => Some(bind_tcp("metrics.listen", m.listen).await?),
+        (None, None) => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = metrics_listener {
+        let source: Arc<dyn metrics::Render> = Arc::new(MetricsSource {
+            metrics: Arc::clone(&metrics),
+            core: Arc::clone(&core),
+        });
+        let c = cancel.clone();
+        tasks.spawn(async move {
+            metrics::serve_http(listener, source, c).await;
+            ("metrics".to_string(), Ok(()))
+        });
+    }
     let unix_on = listeners.unix.is_some();
     let mut tcp_addr = None;
     if let Some(unix) = listeners.unix {
@@ -428,6 +728,9 @@ async fn serve(
         key_id = %key_id,
         socket = %if unix_on { config.operator.socket.display().to_string() } else { "-".into() },
         tcp = %tcp_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
+        peer = %peer_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
+        peers = config.peers().count(),
+        metrics = %metrics_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
         data_dir = %config.storage.data_dir.display(),
         advisories = counts.advisories,
         items = counts.items,
@@ -577,7 +880,9 @@ pub async fn shutdown_signal() {
 
 fn check_config(config: &Config) -> Result<String, NodeError> {
     let identity = load_identity(config)?;
+    check_roster(config, &identity)?;
     operator_tls(config)?;
+    peer_tls(config, transport::logging_hook())?;
     Ok(format!(
         "{}: valid (member {}, key {}, socket {}{})",
         config.path.display(),
@@ -590,6 +895,15 @@ fn check_config(config: &Config) -> Result<String, NodeError> {
             .as_ref()
             .map(|t| format!(", operator TLS on {}", t.listen))
             .unwrap_or_default()
+            + &config
+                .peer
+                .as_ref()
+                .map(|p| format!(
+                    ", peer port {} with {} peers",
+                    p.listen,
+                    config.peers().count()
+                ))
+                .unwrap_or_default()
     ))
 }
 
@@ -708,5 +1022,10 @@ where
     }
 }
 
+pub mod driver;
+pub mod metrics;
+
+#[cfg(test)]
+mod fed_tests;
 #[cfg(test)]
 mod tests;

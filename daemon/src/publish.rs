@@ -3,7 +3,10 @@
 //! Owns: `NodeCore` (this member's signing identity, the keyring of trusted keys, the limits,
 //! the store and the change-event channel), the rules for what the daemon assigns on publish
 //! (origin, id, revision, created/modified), withdrawal tombstones, importing signed envelopes,
-//! the audit entries of these actions, and serializing publishes of one advisory id.
+//! receiving envelopes from peers (`accept_from_peer`: verify, admit by policy through the sync
+//! driver, store, sync, then report them to the driver), handing locally accepted items to the
+//! sync driver after they are durable, the audit entries of these actions, and serializing
+//! publishes of one advisory id.
 //! Must never: acknowledge a write before `Store::sync` returned, call the store outside
 //! `spawn_blocking`, store anything that is not a `Verified<Advisory>`, or know about gRPC
 //! (the `api` module maps `CoreError` to a status).
@@ -20,7 +23,9 @@ use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
 use crate::model::{self, Advisory, Limits, ValidationError, ValidationErrors};
+use crate::node::driver::{DriverError, SyncHandle};
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
+use crate::sync::{ItemMeta, ItemResult, SyncError};
 
 /// `source` of items this node published.
 pub const SOURCE_LOCAL: &str = "local";
@@ -140,9 +145,24 @@ pub enum CoreError {
     /// The store failed.
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    /// The federation is not configured, or its driver is not running.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The sync core refused (unknown peer, busy, ...).
+    #[error(transparent)]
+    Sync(SyncError),
     /// A bug or a lost blocking task.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<DriverError> for CoreError {
+    fn from(e: DriverError) -> Self {
+        match e {
+            DriverError::Sync(s) => CoreError::Sync(s),
+            DriverError::Stopped => CoreError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 fn sign_error(e: EnvelopeError) -> CoreError {
@@ -169,6 +189,7 @@ pub struct NodeCore {
     events: broadcast::Sender<ChangeEvent>,
     locks: Vec<Mutex<()>>,
     started: Instant,
+    sync: std::sync::OnceLock<SyncHandle>,
 }
 
 impl NodeCore {
@@ -201,7 +222,19 @@ impl NodeCore {
             events,
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             started: Instant::now(),
+            sync: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Connects the sync driver: from now on locally accepted items are handed to it once
+    /// durable, and peers' items can be received. Only the first call has an effect.
+    pub fn attach_sync(&self, handle: SyncHandle) {
+        let _ = self.sync.set(handle);
+    }
+
+    /// The sync driver, when this node federates.
+    pub fn sync_handle(&self) -> Option<&SyncHandle> {
+        self.sync.get()
     }
 
     /// This member's id.
@@ -329,11 +362,24 @@ impl NodeCore {
                 Ok(outcome)
             })
             .await?;
+        if matches!(outcome, PutOutcome::Stored { .. })
+            && let Some(h) = self.sync.get()
+            && let Err(e) = h.local_accepted(vec![ItemMeta::of_verified(&item)]).await
+        {
+            // Durable already: anti-entropy will offer it once the driver runs again.
+            tracing::warn!(error = %e, item_id = %item.item_id(), "item not handed to sync");
+        }
+        self.announce(&item, &outcome, source);
+        Ok(outcome)
+    }
+
+    /// Tells watchers about a stored item (nothing for duplicates and superseded revisions).
+    fn announce(&self, item: &Verified<Advisory>, outcome: &PutOutcome, source: &str) {
         if let PutOutcome::Stored {
             became_latest,
             replaced,
             equivocation,
-        } = &outcome
+        } = outcome
         {
             let kind = if *equivocation {
                 Some(ChangeKind::Equivocation)
@@ -356,7 +402,6 @@ impl NodeCore {
                 });
             }
         }
-        Ok(outcome)
     }
 
     async fn latest(&self, advisory_id: &str) -> Result<Option<StoredItem>, CoreError> {
@@ -589,6 +634,122 @@ impl NodeCore {
         };
         tracing::info!(%item_id, outcome = outcome.as_str(), actor, "imported envelope");
         Ok((item_id, outcome))
+    }
+
+    /// Receives envelopes from the peer `peer` (a push, or a fetch reply). Each is verified with
+    /// the keyring, then admitted by policy through the sync driver (was `peer` allowed to send
+    /// it to us?), and only then stored; the admitted items are made durable with one sync
+    /// (group commit), announced to watchers and reported to the driver. Returns one result per
+    /// envelope, in order: a refused item is counted against the peer by reason, logged and
+    /// never stored; an older revision is stored as history and accepted (the latest does not
+    /// regress). Fails only when the store fails or the driver is gone.
+    pub async fn accept_from_peer(
+        &self,
+        peer: &str,
+        envelopes: Vec<Envelope>,
+    ) -> Result<Vec<ItemResult>, CoreError> {
+        let sync = self
+            .sync
+            .get()
+            .ok_or_else(|| CoreError::Unavailable("this node does not federate".into()))?
+            .clone();
+        let mut results: Vec<ItemResult> = envelopes
+            .iter()
+            .map(|e| ItemResult {
+                item_id: e.item_id(),
+                accepted: false,
+                reason: String::new(),
+            })
+            .collect();
+        let keyring = self.keyring.clone();
+        let limits = self.limits.clone();
+        let verified = tokio::task::spawn_blocking(move || {
+            envelopes
+                .into_iter()
+                .map(|e| envelope::verify(e, &keyring, &limits))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))?;
+        let mut candidates = Vec::new();
+        for (i, v) in verified.into_iter().enumerate() {
+            match v {
+                Ok(v) => candidates.push((i, v)),
+                Err(e) => {
+                    tracing::warn!(%peer, item_id = %results[i].item_id, reason = e.reason(),
+                        error = %e, "item from peer rejected");
+                    sync.note_rejection(peer, e.reason()).await?;
+                    results[i].reason = e.reason().to_string();
+                }
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(results);
+        }
+        let metas: Vec<ItemMeta> = candidates
+            .iter()
+            .map(|(_, v)| ItemMeta::of_verified(v))
+            .collect();
+        let admitted = sync.admit(peer, metas.clone()).await?;
+        let mut index = Vec::new();
+        let mut items = Vec::new();
+        let mut stored_metas = Vec::new();
+        for (((i, v), a), m) in candidates.into_iter().zip(admitted).zip(metas) {
+            match a {
+                Ok(()) => {
+                    index.push(i);
+                    items.push(v);
+                    stored_metas.push(m);
+                }
+                Err(r) => {
+                    tracing::warn!(%peer, item_id = %results[i].item_id, reason = r.code,
+                        detail = %r.explanation, "item from peer refused by policy");
+                    results[i].reason = r.code.to_string();
+                }
+            }
+        }
+        if items.is_empty() {
+            return Ok(results);
+        }
+        let items = Arc::new(items);
+        let (items2, source) = (Arc::clone(&items), peer.to_string());
+        let now = crate::now_ms();
+        let outcomes = self
+            .blocking(move |store| {
+                let refs: Vec<(&Verified<Advisory>, &str)> =
+                    items2.iter().map(|v| (v, source.as_str())).collect();
+                let outcomes = store.put_batch(&refs, now)?;
+                for (v, o) in items2.iter().zip(&outcomes) {
+                    if let PutOutcome::Stored {
+                        equivocation: true, ..
+                    } = o
+                    {
+                        store.append_audit(&AuditEntry {
+                            at_ms: now,
+                            action: "equivocation".into(),
+                            item_id: Some(v.item_id()),
+                            subject: format!("{}/{}", v.origin, v.id),
+                            actor: format!("peer/{source}"),
+                            detail: format!(
+                                "{} signed revision {} more than once; evidence recorded, \
+                                 lowest item id chosen",
+                                v.origin, v.revision
+                            ),
+                        })?;
+                    }
+                }
+                store.sync()?;
+                Ok(outcomes)
+            })
+            .await?;
+        for (v, o) in items.iter().zip(&outcomes) {
+            self.announce(v, o, peer);
+        }
+        for i in index {
+            results[i].accepted = true;
+        }
+        sync.peer_accepted(peer, stored_metas).await?;
+        Ok(results)
     }
 }
 

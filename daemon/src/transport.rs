@@ -3,11 +3,19 @@
 //! Owns: the rustls `ServerConfig` of the TCP operator listener (TLS 1.3 only, client
 //! certificates required and verified against the configured CA, and only operator certificates
 //! with URI SAN `tanoa://operator/<name>` accepted), the rustls `ClientConfig` the CLI uses to
-//! reach it, reading identities from certificate SANs (x509-parser), and the TLS stream type
-//! that carries the verified operator identity into request extensions.
+//! reach it, the peer-port configs (`PeerTls`: server side requires a member certificate chained
+//! to a trust anchor whose `tanoa://member/<id>` is in the roster; client side accepts only the
+//! certificate of the member it dialled), the refusal reasons of both (`refusal` codes, reported
+//! through a `RefusalHook` so the node can log and count them), reading identities from
+//! certificate SANs (x509-parser), and the TLS stream types that carry the verified operator or
+//! member identity into request extensions.
 //! Must never: take an identity from anything but a certificate that rustls verified, accept a
-//! peer (`tanoa://member/<id>`) certificate on the operator listener, or rely on rustls picking a
-//! crypto provider by itself (ring is always passed explicitly).
+//! peer (`tanoa://member/<id>`) certificate on the operator listener or an operator certificate
+//! on the peer port, or rely on rustls picking a crypto provider by itself (ring is always passed
+//! explicitly).
+//!
+//! Host names are not checked when dialling a peer: the identity is the URI SAN, and the client
+//! refuses any server certificate whose `tanoa://member/<id>` is not the member it meant to reach.
 
 use std::io;
 use std::net::SocketAddr;
@@ -192,11 +200,104 @@ pub fn operator_name_of(der: &[u8]) -> Result<String, String> {
     }
 }
 
+/// Stable reason codes of refused TLS connections (label of `tanoa_peer_refusals_total`).
+pub mod refusal {
+    /// The certificate does not chain to a configured trust anchor.
+    pub const UNKNOWN_CA: &str = "unknown_ca";
+    /// The certificate's validity ended.
+    pub const EXPIRED: &str = "expired";
+    /// The certificate's validity has not started.
+    pub const NOT_YET_VALID: &str = "not_yet_valid";
+    /// A member certificate whose id is not in the roster (or is our own).
+    pub const NOT_IN_ROSTER: &str = "not_in_roster";
+    /// An operator certificate presented on the peer port.
+    pub const OPERATOR_CERT: &str = "operator_cert";
+    /// A member certificate presented on the operator port.
+    pub const PEER_CERT_ON_OPERATOR: &str = "peer_cert_on_operator_port";
+    /// The server we dialled presented the certificate of another member.
+    pub const WRONG_MEMBER: &str = "wrong_member";
+    /// No usable `tanoa://` identity in the certificate.
+    pub const NO_IDENTITY: &str = "no_identity";
+    /// Any other certificate problem (bad signature, wrong key usage, ...).
+    pub const BAD_CERTIFICATE: &str = "bad_certificate";
+    /// The client sent no certificate.
+    pub const NO_CLIENT_CERT: &str = "no_client_cert";
+    /// The handshake failed for another reason (protocol version, garbage, ...).
+    pub const HANDSHAKE: &str = "handshake_failed";
+}
+
+/// A refused TLS connection, reported to the `RefusalHook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Reason code (see `refusal`).
+    pub reason: &'static str,
+    /// Where: `"peer port"`, `"operator port"` or `"dialling <member>"`.
+    pub side: String,
+    /// Who presented it: certificate subject and `tanoa://` URIs, or the remote address.
+    pub subject: String,
+    /// Human detail.
+    pub detail: String,
+}
+
+/// Called for every refused connection (the node logs it and counts it).
+pub type RefusalHook = Arc<dyn Fn(&Refusal) + Send + Sync>;
+
+/// A hook that only logs (used when nobody counts, e.g. by the CLI).
+pub fn logging_hook() -> RefusalHook {
+    Arc::new(|r: &Refusal| {
+        tracing::warn!(reason = r.reason, side = %r.side, subject = %r.subject,
+            detail = %r.detail, "TLS connection refused");
+    })
+}
+
+/// The refusal reason of a rustls certificate error.
+pub fn refusal_reason(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => refusal::UNKNOWN_CA,
+            C::Expired | C::ExpiredContext { .. } => refusal::EXPIRED,
+            C::NotValidYet | C::NotValidYetContext { .. } => refusal::NOT_YET_VALID,
+            _ => refusal::BAD_CERTIFICATE,
+        },
+        rustls::Error::NoCertificatesPresented => refusal::NO_CLIENT_CERT,
+        _ => refusal::HANDSHAKE,
+    }
+}
+
+/// Describes a certificate for logs: its subject and `tanoa://` URI SANs.
+pub fn describe_cert(der: &[u8]) -> String {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return "an unparsable certificate".to_string();
+    };
+    let mut uris = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::URI(uri) = name {
+                uris.push((*uri).to_string());
+            }
+        }
+    }
+    let subject = cert.subject().to_string();
+    if uris.is_empty() {
+        format!("subject \"{subject}\"")
+    } else {
+        format!("subject \"{subject}\" ({})", uris.join(", "))
+    }
+}
+
 /// Client verifier of the operator listener: the WebPKI chain check against `client_ca`, then
 /// the operator SAN check.
-#[derive(Debug)]
 struct OperatorClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
+    hook: Option<RefusalHook>,
+}
+
+impl std::fmt::Debug for OperatorClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorClientVerifier")
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientCertVerifier for OperatorClientVerifier {
@@ -228,6 +329,18 @@ impl ClientCertVerifier for OperatorClientVerifier {
             Ok(_) => Ok(verified),
             Err(reason) => {
                 tracing::warn!(%reason, "operator listener: client certificate refused");
+                if let Some(hook) = &self.hook {
+                    let code = match cert_identity(end_entity) {
+                        Ok(CertIdentity::Member(_)) => refusal::PEER_CERT_ON_OPERATOR,
+                        _ => refusal::NO_IDENTITY,
+                    };
+                    hook(&Refusal {
+                        reason: code,
+                        side: "operator port".into(),
+                        subject: describe_cert(end_entity),
+                        detail: reason.clone(),
+                    });
+                }
                 // Sent to the client as an `access_denied` alert: the chain is fine, the
                 // identity is not allowed here.
                 Err(rustls::Error::InvalidCertificate(
@@ -267,6 +380,17 @@ pub fn operator_server_config(
     key_pem: &[u8],
     client_ca_pem: &[u8],
 ) -> Result<Arc<rustls::ServerConfig>, TransportError> {
+    operator_server_config_with_hook(cert_pem, key_pem, client_ca_pem, None)
+}
+
+/// `operator_server_config` that also reports refused identities (e.g. a peer certificate on
+/// the operator port) to `hook`.
+pub fn operator_server_config_with_hook(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+    hook: Option<RefusalHook>,
+) -> Result<Arc<rustls::ServerConfig>, TransportError> {
     let provider = provider();
     let certs = certs_from_pem(cert_pem, "operator.tls_cert")?;
     let key = key_from_pem(key_pem, "operator.tls_key")?;
@@ -274,7 +398,7 @@ pub fn operator_server_config(
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TransportError::Config(format!("operator.client_ca: {e}")))?;
-    let verifier = Arc::new(OperatorClientVerifier { inner });
+    let verifier = Arc::new(OperatorClientVerifier { inner, hook });
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TransportError::Config(e.to_string()))?
@@ -291,10 +415,21 @@ pub fn operator_server_config_from_files(
     key: &Path,
     client_ca: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TransportError> {
-    operator_server_config(
+    operator_server_config_from_files_with_hook(cert, key, client_ca, None)
+}
+
+/// `operator_server_config_from_files` reporting refusals to `hook`.
+pub fn operator_server_config_from_files_with_hook(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+    hook: Option<RefusalHook>,
+) -> Result<Arc<rustls::ServerConfig>, TransportError> {
+    operator_server_config_with_hook(
         &read_file(cert, "operator.tls_cert")?,
         &read_file(key, "operator.tls_key")?,
         &read_file(client_ca, "operator.client_ca")?,
+        hook,
     )
 }
 
@@ -351,45 +486,55 @@ impl tonic::transport::server::Connected for OperatorTlsStream {
     }
 }
 
-impl AsyncRead for OperatorTlsStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
+/// Forwards `AsyncRead`/`AsyncWrite` of a wrapper to its `inner` TLS stream.
+macro_rules! forward_io {
+    ($t:ty) => {
+        impl AsyncRead for $t {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                Pin::new(&mut self.inner).poll_read(cx, buf)
+            }
+        }
+
+        impl AsyncWrite for $t {
+            fn poll_write(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                Pin::new(&mut self.inner).poll_write(cx, buf)
+            }
+
+            fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Pin::new(&mut self.inner).poll_flush(cx)
+            }
+
+            fn poll_shutdown(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
+                Pin::new(&mut self.inner).poll_shutdown(cx)
+            }
+
+            fn poll_write_vectored(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                self.inner.is_write_vectored()
+            }
+        }
+    };
 }
 
-impl AsyncWrite for OperatorTlsStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
+forward_io!(OperatorTlsStream);
 
 /// Runs the TLS handshake of an accepted operator connection and reads the operator identity
 /// from the verified client certificate.
@@ -417,6 +562,469 @@ pub async fn accept_operator(
     Ok(OperatorTlsStream {
         inner: tls,
         identity: OperatorIdentity { name, remote },
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The peer port.
+
+fn roots_from_files(anchors: &[std::path::PathBuf]) -> Result<RootCertStore, TransportError> {
+    let mut roots = RootCertStore::empty();
+    for (n, path) in anchors.iter().enumerate() {
+        let what = format!("peer.trust_anchors[{n}]");
+        let pem = read_file(path, &what)?;
+        for c in certs_from_pem(&pem, &what)? {
+            roots.add(c).map_err(|e| TransportError::Pem {
+                what: what.clone(),
+                detail: format!("not a usable CA certificate ({e})"),
+            })?;
+        }
+    }
+    Ok(roots)
+}
+
+/// Client verifier of the peer port: the WebPKI chain check against the trust anchors, then the
+/// identity: a `tanoa://member/<id>` certificate whose id is a roster peer.
+struct PeerClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    peers: Arc<std::collections::BTreeSet<String>>,
+    hook: RefusalHook,
+}
+
+impl std::fmt::Debug for PeerClientVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerClientVerifier")
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+fn app_refusal() -> rustls::Error {
+    // Sent to the remote as an `access_denied` alert.
+    rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
+}
+
+/// Checks the identity of a chain-verified certificate seen on the peer port; `Err` = refusal
+/// (reason, detail).
+fn peer_identity_check(
+    der: &[u8],
+    peers: &std::collections::BTreeSet<String>,
+) -> Result<String, (&'static str, String)> {
+    match cert_identity(der) {
+        Ok(CertIdentity::Member(id)) if peers.contains(&id) => Ok(id),
+        Ok(CertIdentity::Member(id)) => Err((
+            refusal::NOT_IN_ROSTER,
+            format!("member {id:?} is not a peer in this member's roster"),
+        )),
+        Ok(CertIdentity::Operator(name)) => Err((
+            refusal::OPERATOR_CERT,
+            format!(
+                "an operator certificate ({OPERATOR_URI_PREFIX}{name}) can never be used on the \
+                 peer port"
+            ),
+        )),
+        Err(e) => Err((refusal::NO_IDENTITY, e)),
+    }
+}
+
+impl ClientCertVerifier for PeerClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
+            Ok(v) => v,
+            Err(e) => {
+                (self.hook)(&Refusal {
+                    reason: refusal_reason(&e),
+                    side: "peer port".into(),
+                    subject: describe_cert(end_entity),
+                    detail: e.to_string(),
+                });
+                return Err(e);
+            }
+        };
+        match peer_identity_check(end_entity, &self.peers) {
+            Ok(_) => Ok(verified),
+            Err((reason, detail)) => {
+                (self.hook)(&Refusal {
+                    reason,
+                    side: "peer port".into(),
+                    subject: describe_cert(end_entity),
+                    detail,
+                });
+                Err(app_refusal())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Server verifier used when dialling a peer: the WebPKI chain check against the trust anchors
+/// (host names are not checked), then the identity must be exactly the member dialled.
+struct PeerServerVerifier {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    expected: String,
+    hook: RefusalHook,
+}
+
+impl std::fmt::Debug for PeerServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerServerVerifier")
+            .field("expected", &self.expected)
+            .finish_non_exhaustive()
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let side = format!("dialling {}", self.expected);
+        let refuse = |reason: &'static str, detail: String| {
+            (self.hook)(&Refusal {
+                reason,
+                side: side.clone(),
+                subject: describe_cert(end_entity),
+                detail,
+            });
+        };
+        let chain = rustls::server::ParsedCertificate::try_from(end_entity).and_then(|cert| {
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                &self.roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )
+        });
+        if let Err(e) = chain {
+            refuse(refusal_reason(&e), e.to_string());
+            return Err(e);
+        }
+        match cert_identity(end_entity) {
+            Ok(CertIdentity::Member(id)) if id == self.expected => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            Ok(CertIdentity::Member(id)) => {
+                refuse(
+                    refusal::WRONG_MEMBER,
+                    format!(
+                        "dialled {} but the server presented the certificate of member {id}",
+                        self.expected
+                    ),
+                );
+                Err(app_refusal())
+            }
+            Ok(CertIdentity::Operator(name)) => {
+                refuse(
+                    refusal::OPERATOR_CERT,
+                    format!("the server presented an operator certificate ({name})"),
+                );
+                Err(app_refusal())
+            }
+            Err(e) => {
+                refuse(refusal::NO_IDENTITY, e);
+                Err(app_refusal())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // TLS 1.2 is never negotiated (the config allows TLS 1.3 only).
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The TLS side of the peer port: the server config (client certificates of roster peers only)
+/// and, per peer, a client config that accepts only that peer's certificate.
+#[derive(Clone)]
+pub struct PeerTls {
+    server: Arc<rustls::ServerConfig>,
+    roots: Arc<RootCertStore>,
+    certs: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+    peers: Arc<std::collections::BTreeSet<String>>,
+    hook: RefusalHook,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTls")
+            .field("peers", &self.peers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerTls {
+    /// From in-memory PEM: this member's certificate and key, the trust anchors, the roster
+    /// peers (member ids other than ours) and the refusal hook. The certificate must carry
+    /// `tanoa://member/<me>`.
+    pub fn new(
+        me: &str,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        roots: RootCertStore,
+        peers: impl IntoIterator<Item = String>,
+        hook: RefusalHook,
+    ) -> Result<PeerTls, TransportError> {
+        let provider = provider();
+        let certs = certs_from_pem(cert_pem, "peer.tls_cert")?;
+        match cert_identity(&certs[0]) {
+            Ok(CertIdentity::Member(id)) if id == me => {}
+            Ok(other) => {
+                return Err(TransportError::Identity(format!(
+                    "peer.tls_cert carries {other:?}, but this member is {me:?} (expected URI \
+                     SAN {MEMBER_URI_PREFIX}{me})"
+                )));
+            }
+            Err(e) => {
+                return Err(TransportError::Identity(format!("peer.tls_cert: {e}")));
+            }
+        }
+        let key = key_from_pem(key_pem, "peer.tls_key")?;
+        let roots = Arc::new(roots);
+        let peers: Arc<std::collections::BTreeSet<String>> =
+            Arc::new(peers.into_iter().filter(|p| p != me).collect());
+        let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| TransportError::Config(format!("peer.trust_anchors: {e}")))?;
+        let verifier = Arc::new(PeerClientVerifier {
+            inner,
+            peers: peers.clone(),
+            hook: hook.clone(),
+        });
+        let mut server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TransportError::Config(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs.clone(), key.clone_key())
+            .map_err(|e| TransportError::Config(format!("peer.tls_cert/tls_key: {e}")))?;
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(PeerTls {
+            server: Arc::new(server),
+            roots,
+            certs,
+            key: Arc::new(key),
+            peers,
+            hook,
+        })
+    }
+
+    /// From the `[peer]` files of the config.
+    pub fn from_files(
+        me: &str,
+        cert: &Path,
+        key: &Path,
+        trust_anchors: &[std::path::PathBuf],
+        peers: impl IntoIterator<Item = String>,
+        hook: RefusalHook,
+    ) -> Result<PeerTls, TransportError> {
+        let roots = roots_from_files(trust_anchors)?;
+        PeerTls::new(
+            me,
+            &read_file(cert, "peer.tls_cert")?,
+            &read_file(key, "peer.tls_key")?,
+            roots,
+            peers,
+            hook,
+        )
+    }
+
+    /// The server config of the peer port (TLS 1.3, ALPN h2, roster peers' certificates only).
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.server.clone()
+    }
+
+    /// Roster peers accepted on the peer port.
+    pub fn peers(&self) -> &std::collections::BTreeSet<String> {
+        &self.peers
+    }
+
+    /// A client config for dialling `member`: TLS 1.3, ALPN h2, our member certificate, and only
+    /// a server certificate chained to a trust anchor and carrying `tanoa://member/<member>`.
+    pub fn client_config(&self, member: &str) -> Result<Arc<rustls::ClientConfig>, TransportError> {
+        let provider = provider();
+        let verifier = Arc::new(PeerServerVerifier {
+            roots: self.roots.clone(),
+            provider: provider.clone(),
+            expected: member.to_string(),
+            hook: self.hook.clone(),
+        });
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(|e| TransportError::Config(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
+            .map_err(|e| TransportError::Config(format!("peer.tls_cert/tls_key: {e}")))?;
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// Roots from in-memory PEM (one or more CA certificates).
+pub fn roots_from_pem_bytes(pem: &[u8], what: &str) -> Result<RootCertStore, TransportError> {
+    roots_from_pem(pem, what)
+}
+
+/// Who is calling on the peer port, from the verified client certificate. Available to the peer
+/// service's handlers as a request extension; never taken from a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerIdentity {
+    /// `<id>` of the certificate's `tanoa://member/<id>` (a roster peer).
+    pub member: String,
+    /// Remote address.
+    pub remote: Option<SocketAddr>,
+}
+
+/// A TLS connection on the peer port whose client certificate verified and names a roster peer.
+#[derive(Debug)]
+pub struct PeerTlsStream {
+    inner: tokio_rustls::server::TlsStream<TcpStream>,
+    identity: PeerIdentity,
+}
+
+impl PeerTlsStream {
+    /// The verified member identity.
+    pub fn identity(&self) -> &PeerIdentity {
+        &self.identity
+    }
+}
+
+impl tonic::transport::server::Connected for PeerTlsStream {
+    type ConnectInfo = PeerIdentity;
+
+    fn connect_info(&self) -> PeerIdentity {
+        self.identity.clone()
+    }
+}
+
+forward_io!(PeerTlsStream);
+
+/// Runs the TLS handshake of an accepted peer connection and reads the member identity from the
+/// verified client certificate. Certificate refusals were already reported by the verifier;
+/// other handshake failures (no certificate, TLS 1.2, garbage) are reported to `hook` here.
+pub async fn accept_peer(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    hook: &RefusalHook,
+) -> Result<PeerTlsStream, TransportError> {
+    let remote = tcp.peer_addr().ok();
+    let remote_s = remote.map_or_else(|| "unknown".to_string(), |a| a.to_string());
+    let tls = match acceptor.accept(tcp).await {
+        Ok(t) => t,
+        Err(e) => {
+            let rustls_err = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            let counted = matches!(rustls_err, Some(rustls::Error::InvalidCertificate(_)));
+            if !counted {
+                hook(&Refusal {
+                    reason: rustls_err.map_or(refusal::HANDSHAKE, refusal_reason),
+                    side: "peer port".into(),
+                    subject: format!("remote {remote_s}"),
+                    detail: e.to_string(),
+                });
+            }
+            return Err(TransportError::Handshake {
+                remote: remote_s,
+                detail: e.to_string(),
+            });
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let der = session
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .ok_or_else(|| {
+            TransportError::Identity(format!("{remote_s} sent no client certificate"))
+        })?;
+    // The verifier accepted it, so this is a roster member; read the id again from the
+    // verified certificate (never from anything the peer says later).
+    let member = match cert_identity(der) {
+        Ok(CertIdentity::Member(id)) => id,
+        Ok(other) => {
+            return Err(TransportError::Identity(format!(
+                "{remote_s}: {other:?} is not a member certificate"
+            )));
+        }
+        Err(e) => return Err(TransportError::Identity(e)),
+    };
+    Ok(PeerTlsStream {
+        inner: tls,
+        identity: PeerIdentity { member, remote },
     })
 }
 
@@ -525,6 +1133,78 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.alpn_protocols, vec![b"h2".to_vec()]);
+    }
+
+    #[test]
+    fn peer_tls_requires_our_own_member_certificate() {
+        install_crypto_provider();
+        let ca = TestCa::new("ca");
+        let roots = || roots_from_pem_bytes(ca.pem.as_bytes(), "ca").unwrap();
+        let other = ca.issue(&["tanoa://member/to-cert"]);
+        let err = PeerTls::new(
+            "ws-cert",
+            other.cert_pem.as_bytes(),
+            other.key_pem.as_bytes(),
+            roots(),
+            ["to-cert".to_string()],
+            logging_hook(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tanoa://member/ws-cert"), "{err}");
+        let own = ca.issue(&["tanoa://member/ws-cert"]);
+        let tls = PeerTls::new(
+            "ws-cert",
+            own.cert_pem.as_bytes(),
+            own.key_pem.as_bytes(),
+            roots(),
+            ["to-cert".to_string(), "ws-cert".to_string()],
+            logging_hook(),
+        )
+        .unwrap();
+        // Our own id is never a peer.
+        assert_eq!(tls.peers().iter().collect::<Vec<_>>(), ["to-cert"]);
+        assert_eq!(tls.server_config().alpn_protocols, vec![b"h2".to_vec()]);
+        assert_eq!(
+            tls.client_config("to-cert").unwrap().alpn_protocols,
+            vec![b"h2".to_vec()]
+        );
+    }
+
+    #[test]
+    fn peer_identity_check_names_each_refusal() {
+        let ca = TestCa::new("ca");
+        let peers: std::collections::BTreeSet<String> = ["to-cert".to_string()].into();
+        let check = |uris: &[&str]| peer_identity_check(&der_of(&ca.issue(uris).cert_pem), &peers);
+        assert_eq!(check(&["tanoa://member/to-cert"]).unwrap(), "to-cert");
+        assert_eq!(
+            check(&["tanoa://member/zz-cert"]).unwrap_err().0,
+            refusal::NOT_IN_ROSTER
+        );
+        assert_eq!(
+            check(&["tanoa://operator/alice"]).unwrap_err().0,
+            refusal::OPERATOR_CERT
+        );
+        assert_eq!(check(&[]).unwrap_err().0, refusal::NO_IDENTITY);
+    }
+
+    #[test]
+    fn certificate_errors_map_to_refusal_reasons() {
+        use rustls::CertificateError as C;
+        let r = |c: C| refusal_reason(&rustls::Error::InvalidCertificate(c));
+        assert_eq!(r(C::UnknownIssuer), refusal::UNKNOWN_CA);
+        assert_eq!(r(C::Expired), refusal::EXPIRED);
+        assert_eq!(r(C::NotValidYet), refusal::NOT_YET_VALID);
+        assert_eq!(r(C::BadSignature), refusal::BAD_CERTIFICATE);
+        assert_eq!(
+            refusal_reason(&rustls::Error::NoCertificatesPresented),
+            refusal::NO_CLIENT_CERT
+        );
+        let ca = TestCa::new("ca");
+        let d = describe_cert(&der_of(&ca.issue(&["tanoa://member/to-cert"]).cert_pem));
+        assert!(
+            d.contains("CN=test") && d.contains("tanoa://member/to-cert"),
+            "{d}"
+        );
     }
 
     #[test]

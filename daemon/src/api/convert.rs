@@ -170,6 +170,58 @@ pub fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::ImportEnvelop
     }
 }
 
+/// One peer's state as protobuf; `entry` is its roster entry (name, endpoints).
+pub fn peer_info(
+    v: &crate::node::driver::PeerView,
+    entry: Option<&crate::config::RosterMember>,
+) -> pb::PeerInfo {
+    let s = &v.status;
+    let ms = |t: Option<u64>| t.and_then(|t| i64::try_from(t).ok()).unwrap_or(0);
+    let counts = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(reason, count)| pb::ReasonCount {
+                reason: reason.clone(),
+                count: *count,
+            })
+            .collect()
+    };
+    pb::PeerInfo {
+        member_id: s.peer.clone(),
+        name: entry.map_or_else(|| s.peer.clone(), |e| e.name.clone()),
+        endpoints: entry
+            .map(|e| e.endpoints.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        link: s.link.as_str().to_string(),
+        retry_at_ms: match s.link {
+            crate::sync::LinkState::Down { retry_at_ms } => ms(Some(retry_at_ms)),
+            _ => 0,
+        },
+        consecutive_failures: s.consecutive_failures,
+        last_attempt_ms: ms(s.last_attempt_ms),
+        last_success_ms: ms(s.last_success_ms),
+        lag_ms: s.lag_ms.unwrap_or(0),
+        syncing: s.syncing,
+        queued_push: s.queued_push as u64,
+        queued_fetch: s.queued_fetch as u64,
+        in_flight: s.in_flight as u64,
+        items_sent: s.stats.items_sent,
+        items_received: s.stats.items_received,
+        bytes_sent: s.stats.bytes_sent,
+        bytes_received: s.stats.bytes_received,
+        duplicates_received: s.stats.duplicates_received,
+        pushes_sent: s.stats.pushes_sent,
+        fetches_sent: s.stats.fetches_sent,
+        sessions_ok: s.stats.sessions_ok,
+        sessions_failed: s.stats.sessions_failed,
+        sessions_answered: s.stats.sessions_answered,
+        timeouts: s.stats.timeouts,
+        rejections: counts(&s.stats.rejections),
+        refused_by_peer: counts(&s.stats.refused_by_peer),
+        rejections_total: s.stats.rejections.values().sum(),
+        reconcile_set_size: v.reconcile_set as u64,
+    }
+}
+
 /// What a `Get` id names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GetTarget {

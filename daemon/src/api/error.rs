@@ -9,6 +9,7 @@ use tonic::{Code, Status};
 
 use crate::envelope::EnvelopeError;
 use crate::publish::CoreError;
+use crate::sync::SyncError;
 
 /// Metadata key carrying the machine-readable reason of an envelope rejection.
 pub const REASON_METADATA: &str = "tanoa-reason";
@@ -40,11 +41,34 @@ pub fn to_status(e: CoreError) -> Status {
             }
             status
         }
+        CoreError::Unavailable(_) => Status::failed_precondition(msg),
+        CoreError::Sync(s) => sync_status(s),
         CoreError::Store(_) | CoreError::Internal(_) => {
             tracing::error!(error = %e, "operator request failed");
             Status::internal(format!("{msg} (see the tanoad log)"))
         }
     }
+}
+
+/// The gRPC status of a sync core refusal: an unknown peer → `NotFound`; a reconciliation
+/// already running → `FailedPrecondition`; an oversized frame or too many ids →
+/// `ResourceExhausted`; an undecodable reconciliation message → `InvalidArgument`; a bad setting
+/// → `Internal`. The reason code goes in the `tanoa-reason` metadata.
+pub fn sync_status(e: &SyncError) -> Status {
+    let msg = e.to_string();
+    let mut status = match e {
+        SyncError::UnknownPeer { .. } => Status::not_found(msg),
+        SyncError::Busy { .. } => Status::failed_precondition(msg),
+        SyncError::FrameTooLarge { .. } | SyncError::TooManyIds { .. } => {
+            Status::resource_exhausted(msg)
+        }
+        SyncError::Reconcile { .. } => Status::invalid_argument(msg),
+        SyncError::Config { .. } => Status::internal(msg),
+    };
+    if let Ok(v) = e.code().parse() {
+        status.metadata_mut().insert(REASON_METADATA, v);
+    }
+    status
 }
 
 impl From<CoreError> for Status {

@@ -1,7 +1,8 @@
 //! The tonic `Operator` service: what a CERT's own people and tools call.
 //!
 //! Owns: request handling of Publish, Withdraw, Get, List, SearchIndicator, Watch, Status,
-//! ImportEnvelope and Audit; the caller's identity for the audit log (the Unix socket is
+//! ImportEnvelope, Audit, and the federation's Peers, Explain and SyncNow (asked of the sync
+//! driver; "not federating" is a `FAILED_PRECONDITION`); the caller's identity for the audit log (the Unix socket is
 //! "operator", a TLS client is "operator/<name>" from its verified certificate); re-verifying
 //! envelopes at read time; ending watch streams on shutdown or when a watcher lags.
 //! Must never: be served on a peer listener, build a `Status` from an error by itself (see
@@ -24,11 +25,26 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, GetTarget};
 use super::error::to_status;
+use crate::config::RosterMember;
 use crate::envelope::{self, Envelope};
 use crate::model::{self, IndicatorKind, wire};
+use crate::node::metrics::Metrics;
+use crate::policy;
 use crate::publish::{ChangeEvent, CoreError, NodeCore};
 use crate::store::{IndicatorQuery, StoredItem};
+use crate::sync::{ItemMeta, LinkState};
 use crate::transport::OperatorIdentity;
+
+/// What the operator API reports about the federation besides the sync core's state.
+#[derive(Debug, Clone)]
+pub struct FederationInfo {
+    /// The peer listener's address, when federating.
+    pub peer_listen: Option<std::net::SocketAddr>,
+    /// The roster (names and endpoints shown by Peers).
+    pub roster: Vec<RosterMember>,
+    /// The node's counters (TLS refusals in Status).
+    pub metrics: Arc<Metrics>,
+}
 
 /// The operator service over a shared `NodeCore`.
 #[derive(Debug, Clone)]
@@ -36,6 +52,7 @@ pub struct OperatorApi {
     core: Arc<NodeCore>,
     data_dir: PathBuf,
     shutdown: CancellationToken,
+    federation: Option<Arc<FederationInfo>>,
 }
 
 impl OperatorApi {
@@ -46,7 +63,15 @@ impl OperatorApi {
             core,
             data_dir,
             shutdown,
+            federation: None,
         }
+    }
+
+    /// Adds what Status and Peers report about the federation (roster, peer listener,
+    /// refusal counters).
+    pub fn with_federation(mut self, info: FederationInfo) -> Self {
+        self.federation = Some(Arc::new(info));
+        self
     }
 
     /// The tonic server of this service, with message limits derived from the payload limit.
@@ -293,6 +318,162 @@ impl OperatorApi {
             uptime_s: self.core.started().elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_dir: self.data_dir.display().to_string(),
+            ..self.federation_status().await
+        })
+    }
+
+    /// The federation fields of Status (all zero for a single node).
+    async fn federation_status(&self) -> pb::StatusResponse {
+        let refusals = self
+            .federation
+            .as_ref()
+            .map_or(0, |f| f.metrics.refusals_total());
+        let Some(sync) = self.core.sync_handle() else {
+            return pb::StatusResponse {
+                peer_refusals_total: refusals,
+                ..Default::default()
+            };
+        };
+        let views = sync.peers().await.unwrap_or_default();
+        let now = crate::now_ms();
+        let last = views
+            .iter()
+            .filter_map(|v| v.status.last_success_ms)
+            .max()
+            .and_then(|t| i64::try_from(t).ok());
+        pb::StatusResponse {
+            federation: true,
+            peer_listen: self
+                .federation
+                .as_ref()
+                .and_then(|f| f.peer_listen)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            peers_configured: u32::try_from(views.len()).unwrap_or(u32::MAX),
+            peers_up: u32::try_from(
+                views
+                    .iter()
+                    .filter(|v| v.status.link == LinkState::Up)
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
+            peers_down: u32::try_from(
+                views
+                    .iter()
+                    .filter(|v| matches!(v.status.link, LinkState::Down { .. }))
+                    .count(),
+            )
+            .unwrap_or(u32::MAX),
+            last_sync_ms: last.unwrap_or(0),
+            last_sync_age_ms: last.map_or(0, |t| u64::try_from(now - t).unwrap_or(0)),
+            rejections_total: views
+                .iter()
+                .map(|v| v.status.stats.rejections.values().sum::<u64>())
+                .sum(),
+            peer_refusals_total: refusals,
+            ..Default::default()
+        }
+    }
+
+    fn sync(&self) -> Result<&crate::node::driver::SyncHandle, CoreError> {
+        self.core.sync_handle().ok_or_else(|| {
+            CoreError::Unavailable(
+                "this node does not federate: add a [peer] section and a [[members]] roster to \
+                 its config"
+                    .into(),
+            )
+        })
+    }
+
+    async fn peers_inner(&self) -> Result<pb::PeersResponse, CoreError> {
+        let now = crate::now_ms();
+        let Some(sync) = self.core.sync_handle() else {
+            return Ok(pb::PeersResponse {
+                federation: false,
+                peers: Vec::new(),
+                now_ms: now,
+            });
+        };
+        let views = sync.peers().await?;
+        let roster = self.federation.as_ref().map(|f| &f.roster);
+        let peers = views
+            .iter()
+            .map(|v| {
+                let entry = roster.and_then(|r| r.iter().find(|m| m.id == v.status.peer));
+                convert::peer_info(v, entry)
+            })
+            .collect();
+        Ok(pb::PeersResponse {
+            federation: true,
+            peers,
+            now_ms: now,
+        })
+    }
+
+    async fn explain_inner(&self, r: pb::ExplainRequest) -> Result<pb::ExplainResponse, CoreError> {
+        let peer = r.peer.trim().to_string();
+        if peer.is_empty() {
+            return Err(CoreError::BadRequest {
+                field: "peer".into(),
+                message: "the member id of a peer is required".into(),
+            });
+        }
+        let sync = self.sync()?.clone();
+        let item = self.resolve(&r.id).await?;
+        let meta = ItemMeta::of_stored(&item);
+        let e = sync.explain(meta, &peer).await?;
+        let a = &item.advisory;
+        let scope = policy::ItemScope::from(a);
+        let hold = policy::may_hold(&scope, &peer);
+        let retry_at_ms = match e.link {
+            LinkState::Down { retry_at_ms } => i64::try_from(retry_at_ms).unwrap_or(0),
+            _ => 0,
+        };
+        let would_send = e.allowed && e.held;
+        let me = self.core.member();
+        let verdict = if !hold.allowed {
+            format!("never sent to {peer}: {}", hold.reason)
+        } else if !e.allowed {
+            format!("not sent by {me} to {peer}: {}", e.reason)
+        } else if !e.held {
+            format!("allowed ({}), but {me} does not hold this item", e.reason)
+        } else {
+            let how = if e.direct && a.origin == me {
+                "delivered directly by the origin, then kept in sync by anti-entropy"
+            } else if e.in_reconcile_scope {
+                "pushed by gossip and kept in sync by anti-entropy"
+            } else {
+                "pushed by gossip"
+            };
+            match e.link {
+                LinkState::Down { .. } => format!(
+                    "sent once {peer} is reachable again ({}; {how}); the link is down",
+                    e.reason
+                ),
+                _ => format!("sent to {peer}: {}; {how}", e.reason),
+            }
+        };
+        Ok(pb::ExplainResponse {
+            item_id: item.item_id.to_hex(),
+            advisory_id: a.id.clone(),
+            origin: a.origin.clone(),
+            revision: a.revision,
+            tlp: wire::tlp_to_proto(a.tlp) as i32,
+            audience: a.audience.clone(),
+            peer: peer.clone(),
+            peer_may_hold: hold.allowed,
+            hold_code: hold.reason.code().to_string(),
+            hold_reason: hold.reason.to_string(),
+            allowed: e.allowed,
+            code: e.code.to_string(),
+            reason: e.reason.clone(),
+            in_reconcile_scope: e.in_reconcile_scope,
+            direct: e.direct,
+            held: e.held,
+            link: e.link.as_str().to_string(),
+            retry_at_ms,
+            would_send,
+            verdict,
         })
     }
 }
@@ -407,6 +588,39 @@ impl Operator for OperatorApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(convert::import_response(&id, outcome)))
+    }
+
+    async fn peers(
+        &self,
+        _request: Request<pb::PeersRequest>,
+    ) -> Result<Response<pb::PeersResponse>, Status> {
+        Ok(Response::new(self.peers_inner().await.map_err(to_status)?))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let r = self
+            .explain_inner(request.into_inner())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(r))
+    }
+
+    async fn sync_now(
+        &self,
+        request: Request<pb::SyncNowRequest>,
+    ) -> Result<Response<pb::SyncNowResponse>, Status> {
+        let actor = actor(&request);
+        let peer = request.into_inner().peer.trim().to_string();
+        let sync = self.sync().map_err(to_status)?;
+        let chosen = sync
+            .sync_now((!peer.is_empty()).then_some(peer.as_str()))
+            .await
+            .map_err(|e| to_status(e.into()))?;
+        tracing::info!(peer = %chosen, actor, "reconciliation started by the operator");
+        Ok(Response::new(pb::SyncNowResponse { peer: chosen }))
     }
 
     async fn audit(

@@ -1,0 +1,780 @@
+//! The sync driver: the one task that owns the `SyncCore` and turns its actions into gRPC calls
+//! to peers over mutual TLS.
+//!
+//! Owns: the input channel of the core (local accepted items from publish/import, requests of
+//! the peer service that need the core, outcomes of our requests, operator questions), the
+//! re-armable wake-up timer, one lazily connected mTLS tonic `Channel` per roster endpoint (with
+//! connect and request timeouts, rotating to the next endpoint of a member when one is
+//! unreachable), `peer_up` on successful exchanges, loading the index from the store at start
+//! (`Source::Loaded`), a fresh OS seed per start, and joining every task it spawned on shutdown.
+//! Must never: block on the store or the network inside the loop (store reads and calls run in
+//! tasks it spawns and joins), store an item the core did not admit, or take a peer's identity
+//! from anything but the certificate the transport verified.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tanoa_proto::v1 as pb;
+use tanoa_proto::v1::peer_client::PeerClient;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use super::metrics::Metrics;
+use crate::config::{PeerEndpoint, RosterMember};
+use crate::envelope::Envelope;
+use crate::publish::NodeCore;
+use crate::sync::{
+    Action, Explanation, FetchReply, FetchRequest, FetchResponse, ItemMeta, LinkState, PeerStatus,
+    PushRequest, PushResponse, ReconcileRequest, ReconcileResponse, Rejected, RequestId, Source,
+    SyncConfig, SyncCore, SyncError,
+};
+use crate::transport::PeerTls;
+
+/// Capacity of the driver's input channel (senders wait when it is full).
+pub const INPUT_CAPACITY: usize = 4096;
+/// How long a connection to a peer may take (TCP + TLS).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest gRPC message on the peer port, sent or accepted: the largest legitimate message
+/// (a reconciliation frame, a push batch or fetch reply of `max_batch_bytes`, or one envelope
+/// of the largest payload) plus room for protobuf framing of ids and envelopes.
+pub fn peer_message_limit(sync: &SyncConfig, max_payload_bytes: usize) -> usize {
+    sync.max_frame_bytes
+        .max(sync.max_batch_bytes)
+        .max(max_payload_bytes.saturating_add(1024))
+        .saturating_add(64 * 1024)
+}
+
+/// Why the driver could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The driver task is not running (shutting down).
+    #[error("the sync driver is not running (tanoad is shutting down)")]
+    Stopped,
+    /// The sync core refused (names the peer or setting).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// One peer as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// The core's state of the peer.
+    pub status: PeerStatus,
+    /// Items in the set reconciled with it.
+    pub reconcile_set: usize,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// Result of a request we sent.
+type Outcome<T> = Result<T, crate::sync::Failure>;
+
+#[derive(Debug)]
+enum Input {
+    LocalAccepted(Vec<ItemMeta>),
+    PeerAccepted {
+        peer: String,
+        metas: Vec<ItemMeta>,
+    },
+    Admit {
+        peer: String,
+        metas: Vec<ItemMeta>,
+        reply: Reply<Vec<Result<(), Rejected>>>,
+    },
+    NoteRejection {
+        peer: String,
+        code: String,
+    },
+    Reconcile {
+        peer: String,
+        req: ReconcileRequest,
+        reply: Reply<Result<ReconcileResponse, SyncError>>,
+    },
+    Fetch {
+        peer: String,
+        req: FetchRequest,
+        reply: Reply<Result<FetchReply, SyncError>>,
+    },
+    Peers(Reply<Vec<PeerView>>),
+    Explain {
+        meta: ItemMeta,
+        peer: String,
+        reply: Reply<Result<Explanation, SyncError>>,
+    },
+    SyncNow {
+        peer: Option<String>,
+        reply: Reply<Result<String, SyncError>>,
+    },
+    PushDone {
+        peer: String,
+        req: RequestId,
+        result: Outcome<pb::PushResponse>,
+    },
+    ReconcileDone {
+        peer: String,
+        req: RequestId,
+        result: Outcome<pb::ReconcileResponse>,
+    },
+    FetchDone {
+        peer: String,
+        req: RequestId,
+        result: Outcome<FetchResponse>,
+    },
+}
+
+/// A cheap handle to the driver, used by the write path, the peer service and the operator API.
+#[derive(Debug, Clone)]
+pub struct SyncHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+impl SyncHandle {
+    async fn send(&self, input: Input) -> Result<(), DriverError> {
+        self.tx.send(input).await.map_err(|_| DriverError::Stopped)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Input) -> Result<T, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Items published or imported here were stored durably: index them and push them.
+    pub async fn local_accepted(&self, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
+        self.send(Input::LocalAccepted(metas)).await
+    }
+
+    /// Items received from `peer` were admitted and stored durably.
+    pub async fn peer_accepted(&self, peer: &str, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
+        self.send(Input::PeerAccepted {
+            peer: peer.to_string(),
+            metas,
+        })
+        .await
+    }
+
+    /// Policy check of verified items from `peer`, before storing (one result per item).
+    pub async fn admit(
+        &self,
+        peer: &str,
+        metas: Vec<ItemMeta>,
+    ) -> Result<Vec<Result<(), Rejected>>, DriverError> {
+        self.ask(|reply| Input::Admit {
+            peer: peer.to_string(),
+            metas,
+            reply,
+        })
+        .await
+    }
+
+    /// Counts a rejection of something `peer` sent.
+    pub async fn note_rejection(&self, peer: &str, code: &str) -> Result<(), DriverError> {
+        self.send(Input::NoteRejection {
+            peer: peer.to_string(),
+            code: code.to_string(),
+        })
+        .await
+    }
+
+    /// Answers a reconciliation round from `peer`.
+    pub async fn reconcile(
+        &self,
+        peer: &str,
+        req: ReconcileRequest,
+    ) -> Result<ReconcileResponse, DriverError> {
+        Ok(self
+            .ask(|reply| Input::Reconcile {
+                peer: peer.to_string(),
+                req,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Decides the answer to a fetch from `peer`.
+    pub async fn fetch(&self, peer: &str, req: FetchRequest) -> Result<FetchReply, DriverError> {
+        Ok(self
+            .ask(|reply| Input::Fetch {
+                peer: peer.to_string(),
+                req,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Every peer's state.
+    pub async fn peers(&self) -> Result<Vec<PeerView>, DriverError> {
+        self.ask(Input::Peers).await
+    }
+
+    /// Why `meta` would or would not be sent to `peer`.
+    pub async fn explain(&self, meta: ItemMeta, peer: &str) -> Result<Explanation, DriverError> {
+        Ok(self
+            .ask(|reply| Input::Explain {
+                meta,
+                peer: peer.to_string(),
+                reply,
+            })
+            .await??)
+    }
+
+    /// Starts a reconciliation now; returns the peer chosen.
+    pub async fn sync_now(&self, peer: Option<&str>) -> Result<String, DriverError> {
+        Ok(self
+            .ask(|reply| Input::SyncNow {
+                peer: peer.map(str::to_string),
+                reply,
+            })
+            .await??)
+    }
+}
+
+/// A lazily connected channel to one roster endpoint over mutual TLS. The TLS is done by our
+/// connector with `tls` (which accepts only the dialled member's certificate), so tonic sees
+/// plain HTTP/2.
+pub fn peer_channel(
+    endpoint: &PeerEndpoint,
+    tls: Arc<rustls::ClientConfig>,
+    request_timeout: Duration,
+) -> Result<Channel, String> {
+    let target = endpoint.to_string();
+    let ep = Endpoint::from_shared(format!("http://{target}"))
+        .map_err(|e| format!("endpoint {target}: {e}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(request_timeout)
+        .tcp_nodelay(true);
+    // Only used for SNI: the server is verified by its member id, not its host name.
+    let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).unwrap_or(
+        rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+    );
+    let connector = tokio_rustls::TlsConnector::from(tls);
+    let svc = tower::service_fn(move |_: Uri| {
+        let (connector, server_name, target) =
+            (connector.clone(), server_name.clone(), target.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&target).await?;
+            tcp.set_nodelay(true)?;
+            let tls = connector.connect(server_name, tcp).await?;
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+        }
+    });
+    Ok(ep.connect_with_connector_lazy(svc))
+}
+
+/// A peer client with the message limits of the peer port.
+pub fn peer_client(channel: Channel, limit: usize) -> PeerClient<Channel> {
+    PeerClient::new(channel)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit)
+}
+
+struct PeerLink {
+    channels: Vec<(String, Channel)>,
+    current: usize,
+}
+
+impl PeerLink {
+    fn client(&self, limit: usize) -> Option<(String, PeerClient<Channel>)> {
+        let (ep, ch) = self.channels.get(self.current)?;
+        Some((ep.clone(), peer_client(ch.clone(), limit)))
+    }
+
+    fn rotate(&mut self) {
+        if !self.channels.is_empty() {
+            self.current = (self.current + 1) % self.channels.len();
+        }
+    }
+}
+
+/// Everything the driver needs.
+pub struct DriverSetup {
+    /// Sync settings.
+    pub sync: SyncConfig,
+    /// The roster (this member may be in it; it is skipped).
+    pub roster: Vec<RosterMember>,
+    /// TLS of the peer port (client configs per peer).
+    pub tls: PeerTls,
+    /// gRPC message limit of the peer port.
+    pub message_limit: usize,
+    /// The node (store, keyring, write path).
+    pub node: Arc<NodeCore>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for DriverSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverSetup")
+            .field("sync", &self.sync)
+            .field("message_limit", &self.message_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The driver task's state.
+pub struct Driver {
+    core: SyncCore,
+    rx: mpsc::Receiver<Input>,
+    tx: mpsc::Sender<Input>,
+    node: Arc<NodeCore>,
+    metrics: Arc<Metrics>,
+    links: HashMap<String, PeerLink>,
+    limit: usize,
+    request_timeout: Duration,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("me", &self.core.me())
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_u64() -> u64 {
+    u64::try_from(crate::now_ms()).unwrap_or(0)
+}
+
+/// Fresh OS randomness for the core's seed.
+fn os_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // No OS randomness: fall back to the clock (choices stay keyed, only less secret).
+        return now_u64() ^ 0x9e37_79b9_7f4a_7c15;
+    }
+    u64::from_le_bytes(b)
+}
+
+/// Builds the driver and its handle. The index is loaded in `Driver::run`.
+pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverError> {
+    let me = setup.node.member().to_string();
+    let peers: Vec<&RosterMember> = setup.roster.iter().filter(|m| m.id != me).collect();
+    let core = SyncCore::new(
+        setup.sync.clone(),
+        me.clone(),
+        peers.iter().map(|m| m.id.clone()),
+        os_seed(),
+        now_u64(),
+    )?;
+    let request_timeout = Duration::from_millis(setup.sync.request_timeout_ms);
+    let mut links = HashMap::new();
+    for m in peers {
+        let mut channels = Vec::new();
+        match setup.tls.client_config(&m.id) {
+            Ok(cfg) => {
+                for ep in &m.endpoints {
+                    match peer_channel(ep, cfg.clone(), request_timeout) {
+                        Ok(ch) => channels.push((ep.to_string(), ch)),
+                        Err(e) => tracing::warn!(peer = %m.id, error = %e, "unusable endpoint"),
+                    }
+                }
+            }
+            Err(e) => tracing::error!(peer = %m.id, error = %e, "no TLS client config"),
+        }
+        if channels.is_empty() {
+            tracing::info!(peer = %m.id, "no usable endpoint: this member only answers the peer");
+        }
+        links.insert(
+            m.id.clone(),
+            PeerLink {
+                channels,
+                current: 0,
+            },
+        );
+    }
+    let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
+    let handle = SyncHandle { tx: tx.clone() };
+    Ok((
+        handle,
+        Driver {
+            core,
+            rx,
+            tx,
+            node: setup.node,
+            metrics: setup.metrics,
+            links,
+            limit: setup.message_limit,
+            request_timeout,
+            tasks: JoinSet::new(),
+        },
+    ))
+}
+
+fn code_name(code: tonic::Code) -> String {
+    let s = format!("{code:?}");
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, c) in s.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn failure_of(status: &tonic::Status) -> crate::sync::Failure {
+    use crate::sync::Failure;
+    match status.code() {
+        // Connection refused, TLS refused, connection reset: tonic reports these as
+        // Unavailable (or Unknown for a broken HTTP/2 connection).
+        tonic::Code::Unavailable | tonic::Code::Unknown => Failure::Unreachable,
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => Failure::Timeout,
+        c => Failure::Refused(code_name(c)),
+    }
+}
+
+async fn call<T>(
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Outcome<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(crate::sync::Failure::Timeout),
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(st)) => Err(failure_of(&st)),
+    }
+}
+
+impl Driver {
+    /// Runs until `cancel`: loads the index, reconciles with every peer once, then serves
+    /// inputs, timers and request outcomes. Joins every task it spawned before returning.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let started = std::time::Instant::now();
+        let loaded = self
+            .node
+            .blocking(|s| {
+                let mut metas = Vec::new();
+                for id in s.item_ids()? {
+                    if let Some(item) = s.get(&id)? {
+                        metas.push(ItemMeta::of_stored(&item));
+                    }
+                }
+                Ok(metas)
+            })
+            .await;
+        match loaded {
+            Ok(metas) => {
+                self.core.load_items(metas.iter());
+                tracing::info!(
+                    items = metas.len(),
+                    peers = self.links.len(),
+                    ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "sync index loaded"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "could not load the sync index; starting empty"),
+        }
+        let now = now_u64();
+        let peers: Vec<String> = self.core.peers().map(str::to_string).collect();
+        for p in &peers {
+            // A start is a (re)connect: reconcile with everyone once.
+            let _ = self.core.sync_now(now, Some(p));
+        }
+        self.drain();
+        loop {
+            let wake = self.core.next_wakeup();
+            let sleep = async {
+                match wake {
+                    Some(t) => {
+                        let d = t.saturating_sub(now_u64());
+                        tokio::time::sleep(Duration::from_millis(d)).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                input = self.rx.recv() => match input {
+                    Some(i) => self.input(i),
+                    None => break,
+                },
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(e) = joined
+                        && e.is_panic()
+                    {
+                        tracing::error!(error = %e, "a sync request task panicked");
+                    }
+                }
+                _ = sleep => self.core.handle_timeout(now_u64()),
+            }
+            self.drain();
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        tracing::debug!("sync driver stopped");
+    }
+
+    fn mark_up(&mut self, now: u64, peer: &str) {
+        if self.core.peer(now, peer).map(|s| s.link) != Some(LinkState::Up) {
+            tracing::info!(%peer, "peer link up");
+            self.core.peer_up(now, peer);
+        }
+    }
+
+    fn failed(&mut self, now: u64, peer: &str, req: RequestId, f: crate::sync::Failure) {
+        if f == crate::sync::Failure::Unreachable {
+            if let Some(l) = self.links.get_mut(peer) {
+                l.rotate();
+            }
+            if self.core.peer(now, peer).map(|s| s.link) == Some(LinkState::Up) {
+                tracing::info!(%peer, "peer link down");
+            } else {
+                tracing::debug!(%peer, "peer unreachable");
+            }
+        } else {
+            tracing::debug!(%peer, failure = ?f, "request to peer failed");
+        }
+        self.core.on_request_failed(now, peer, req, f);
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = now_u64();
+        match input {
+            Input::LocalAccepted(metas) => {
+                for m in &metas {
+                    if self.core.item_accepted(now, m, Source::Local) {
+                        self.metrics.accepted(false, 1);
+                    }
+                }
+            }
+            Input::PeerAccepted { peer, metas } => {
+                for m in &metas {
+                    if self.core.item_accepted(now, m, Source::Peer(&peer)) {
+                        self.metrics.accepted(true, 1);
+                    }
+                }
+            }
+            Input::Admit { peer, metas, reply } => {
+                let r = metas
+                    .iter()
+                    .map(|m| self.core.admit(now, &peer, m))
+                    .collect();
+                let _ = reply.send(r);
+            }
+            Input::NoteRejection { peer, code } => self.core.note_rejection(&peer, &code),
+            Input::Reconcile { peer, req, reply } => {
+                let _ = reply.send(self.core.handle_reconcile(now, &peer, &req));
+            }
+            Input::Fetch { peer, req, reply } => {
+                let _ = reply.send(self.core.handle_fetch(now, &peer, &req));
+            }
+            Input::Peers(reply) => {
+                let views = self
+                    .core
+                    .peer_status(now)
+                    .into_iter()
+                    .map(|status| PeerView {
+                        reconcile_set: self.core.reconcile_set_len(&status.peer).unwrap_or(0),
+                        status,
+                    })
+                    .collect();
+                let _ = reply.send(views);
+            }
+            Input::Explain { meta, peer, reply } => {
+                let _ = reply.send(self.core.explain(&meta, &peer));
+            }
+            Input::SyncNow { peer, reply } => {
+                let _ = reply.send(self.core.sync_now(now, peer.as_deref()));
+            }
+            Input::PushDone { peer, req, result } => match result {
+                Ok(resp) => {
+                    self.mark_up(now, &peer);
+                    match PushResponse::from_proto(resp) {
+                        Ok(r) => {
+                            for x in r.results.iter().filter(|x| !x.accepted) {
+                                tracing::warn!(%peer, item = %x.item_id, reason = %x.reason,
+                                    "peer refused an item we pushed");
+                            }
+                            self.core.on_push_response(now, &peer, req, &r);
+                        }
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "malformed push response");
+                            self.core.note_rejection(&peer, "malformed_response");
+                            self.core.on_request_failed(
+                                now,
+                                &peer,
+                                req,
+                                crate::sync::Failure::Refused("malformed_response".into()),
+                            );
+                        }
+                    }
+                }
+                Err(f) => self.failed(now, &peer, req, f),
+            },
+            Input::ReconcileDone { peer, req, result } => match result {
+                Ok(resp) => {
+                    self.mark_up(now, &peer);
+                    let r = ReconcileResponse::from_proto(resp);
+                    self.core.on_reconcile_response(now, &peer, req, &r);
+                }
+                Err(f) => self.failed(now, &peer, req, f),
+            },
+            Input::FetchDone { peer, req, result } => match result {
+                Ok(resp) => {
+                    self.mark_up(now, &peer);
+                    self.core.on_fetch_response(now, &peer, req, &resp);
+                }
+                Err(f) => self.failed(now, &peer, req, f),
+            },
+        }
+    }
+
+    /// Executes every pending action of the core.
+    fn drain(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::WakeAt(_) => {} // read from `next_wakeup` in the loop
+                Action::Push { to, req, items } => {
+                    let Some((_, client)) = self.client(&to, req) else {
+                        continue;
+                    };
+                    let (node, tx, timeout) =
+                        (self.node.clone(), self.tx.clone(), self.request_timeout);
+                    self.tasks.spawn(async move {
+                        let loaded = node
+                            .blocking(move |s| {
+                                let mut envs = Vec::with_capacity(items.len());
+                                for id in &items {
+                                    if let Some(it) = s.get(id)? {
+                                        envs.push(it.envelope);
+                                    }
+                                }
+                                Ok(envs)
+                            })
+                            .await;
+                        let result = match loaded {
+                            Ok(envelopes) => {
+                                let msg = PushRequest { envelopes }.to_proto();
+                                let mut client = client;
+                                call(timeout, client.push(msg)).await
+                            }
+                            Err(e) => {
+                                tracing::error!(peer = %to, error = %e, "cannot load items to push");
+                                Err(crate::sync::Failure::Refused("local_store_error".into()))
+                            }
+                        };
+                        let _ = tx.send(Input::PushDone { peer: to, req, result }).await;
+                    });
+                }
+                Action::Reconcile { to, req, msg } => {
+                    let Some((_, mut client)) = self.client(&to, req) else {
+                        continue;
+                    };
+                    let (tx, timeout) = (self.tx.clone(), self.request_timeout);
+                    self.tasks.spawn(async move {
+                        let result = call(timeout, client.reconcile(msg.to_proto())).await;
+                        let _ = tx
+                            .send(Input::ReconcileDone {
+                                peer: to,
+                                req,
+                                result,
+                            })
+                            .await;
+                    });
+                }
+                Action::Fetch { from, req, msg } => {
+                    let Some((_, mut client)) = self.client(&from, req) else {
+                        continue;
+                    };
+                    let (node, tx, timeout) =
+                        (self.node.clone(), self.tx.clone(), self.request_timeout);
+                    self.tasks.spawn(async move {
+                        let result = match call(timeout, client.fetch(msg.to_proto())).await {
+                            Ok(resp) => fetched(&node, &from, resp).await,
+                            Err(f) => Err(f),
+                        };
+                        let _ = tx
+                            .send(Input::FetchDone {
+                                peer: from,
+                                req,
+                                result,
+                            })
+                            .await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// A client for `peer`'s current endpoint; a peer without endpoints fails the request at
+    /// once (unreachable).
+    fn client(&mut self, peer: &str, req: RequestId) -> Option<(String, PeerClient<Channel>)> {
+        let found = self.links.get(peer).and_then(|l| l.client(self.limit));
+        if found.is_none() {
+            let now = now_u64();
+            self.core
+                .on_request_failed(now, peer, req, crate::sync::Failure::Unreachable);
+        }
+        found
+    }
+}
+
+/// Handles the envelopes of a fetch response like a push (verify, admit, store, report), and
+/// returns the response for `on_fetch_response`.
+async fn fetched(
+    node: &Arc<NodeCore>,
+    peer: &str,
+    resp: pb::FetchResponse,
+) -> Outcome<FetchResponse> {
+    let mut resp = match FetchResponse::from_proto(resp) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "malformed fetch response");
+            if let Some(h) = node.sync_handle() {
+                let _ = h.note_rejection(peer, "malformed_response").await;
+            }
+            return Err(crate::sync::Failure::Refused("malformed_response".into()));
+        }
+    };
+    let envelopes: Vec<Envelope> = std::mem::take(&mut resp.envelopes);
+    if !envelopes.is_empty()
+        && let Err(e) = node.accept_from_peer(peer, envelopes).await
+    {
+        tracing::error!(%peer, error = %e, "could not store fetched items");
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn message_limit_covers_frames_batches_and_payloads() {
+        let s = SyncConfig::default();
+        let l = peer_message_limit(&s, 1024 * 1024);
+        assert!(l > s.max_frame_bytes && l > s.max_batch_bytes && l > 1024 * 1024);
+        assert!(l < s.max_batch_bytes + 128 * 1024);
+    }
+
+    #[test]
+    fn status_codes_map_to_failures() {
+        use crate::sync::Failure;
+        assert_eq!(
+            failure_of(&tonic::Status::unavailable("x")),
+            Failure::Unreachable
+        );
+        assert_eq!(
+            failure_of(&tonic::Status::deadline_exceeded("x")),
+            Failure::Timeout
+        );
+        assert_eq!(
+            failure_of(&tonic::Status::invalid_argument("x")),
+            Failure::Refused("invalid_argument".into())
+        );
+        assert_eq!(
+            code_name(tonic::Code::ResourceExhausted),
+            "resource_exhausted"
+        );
+    }
+}
