@@ -854,27 +854,40 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 /// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Register both handlers NOW (not on first poll): once registered, a SIGTERM that arrives
+    // before the future is polled is queued instead of killing the process with the default
+    // action. `start` calls this before binding any listener.
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let term = async {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+        };
+        let int = async {
+            match int {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGINT");
+                    std::future::pending::<()>().await;
+                }
             }
+        };
+        tokio::select! {
+            _ = term => tracing::info!("SIGTERM received"),
+            _ = int => tracing::info!("SIGINT received"),
         }
-    };
-    let int = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        _ = term => tracing::info!("SIGTERM received"),
-        _ = int => tracing::info!("SIGINT received"),
     }
 }
 
@@ -908,6 +921,7 @@ fn check_config(config: &Config) -> Result<String, NodeError> {
 }
 
 async fn start(config: Config) -> Result<(), NodeError> {
+    let shutdown = shutdown_signal();
     prepare_data_dir(&config)?;
     let socket = config.operator.socket.clone();
     let unix = bind_unix(&socket)?;
@@ -929,7 +943,7 @@ async fn start(config: Config) -> Result<(), NodeError> {
             unix: Some(unix),
             tcp,
         },
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     // Remove our socket file (only if it is still the one we bound).

@@ -1,1 +1,22 @@
-//! Integration tests.
+//! Integration tests: real `tanoad` processes (and the real `tanoa` CLI) driven over the
+//! operator socket. One test binary; one module per concern.
+//!
+//! Every wait is bounded and polls; every daemon is killed when its test ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod config;
+mod crash;
+mod lifecycle;
+mod rejected;
+mod roundtrip;
+mod socket;
+mod withdrawal;
+
+use tanoa_integration_tests::{Binaries, binaries};
+
+/// Paths of this package's binaries.
+pub fn bins() -> Binaries {
+    binaries!()
+}

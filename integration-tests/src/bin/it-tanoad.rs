@@ -1,0 +1,5 @@
+//! `tanoad` for the integration tests: exactly the daemon's `main_entry`.
+
+fn main() -> std::process::ExitCode {
+    tanoa_daemon::node::main_entry(std::env::args_os())
+}
