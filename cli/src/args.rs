@@ -71,8 +71,16 @@ pub enum Command {
     Withdraw(cmd::withdraw::WithdrawArgs),
     /// Stream new, updated and withdrawn advisories until Ctrl-C.
     Watch,
-    /// Node status: member, keys, counts, store size, uptime, version.
+    /// Node status: member, federation health, keys, counts, store size, uptime, version.
     Status,
+    /// Federation peers: link, last successful sync, traffic, rejections by reason, backlog.
+    Peers,
+    /// Would this node send ADVISORY to PEER, and why (or why not): TLP, audience, origin rule,
+    /// link. Exit 0 either way.
+    Explain(cmd::explain::ExplainArgs),
+    /// Replication: `sync now [PEER]` starts a reconciliation at once.
+    #[command(subcommand)]
+    Sync(cmd::sync::SyncCommand),
     /// Recent audit-log entries, newest first.
     Audit(cmd::audit::AuditArgs),
     /// Export an advisory's signed envelope as JSON (for `tanoa verify` or `tanoa import`).
@@ -84,7 +92,8 @@ pub enum Command {
     /// Federation PKI: CA, member and operator certificates.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
-    /// Run a single demo node in this process with a dev identity and the APT40 advisory.
+    /// Run a local federation of five Pacific CERT daemons in this process (dev PKI), publish a
+    /// GREEN and an AMBER advisory and show live who holds what.
     Demo(cmd::demo::DemoArgs),
 }
 
@@ -314,8 +323,40 @@ mod tests {
         assert!(matches!(cli.command, Command::Audit(ref a) if a.limit == 3));
         let cli = parse(&["demo", "--once", "--dir", "/tmp/d"]).unwrap();
         assert!(matches!(cli.command, Command::Demo(ref a) if a.once));
+        let cli = parse(&["demo"]).unwrap();
+        assert!(matches!(cli.command, Command::Demo(ref a) if !a.once && a.timeout == 60));
+        let cli = parse(&["--json", "demo", "--once", "--timeout", "20"]).unwrap();
+        assert!(matches!(cli.command, Command::Demo(ref a) if a.timeout == 20));
+        assert!(parse(&["demo", "--timeout", "0"]).is_err());
         assert!(matches!(parse(&["watch"]).unwrap().command, Command::Watch));
         assert!(parse(&["frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn federation_commands_parse() {
+        assert!(matches!(parse(&["peers"]).unwrap().command, Command::Peers));
+        assert!(parse(&["peers", "--json"]).unwrap().global.json);
+        let cli = parse(&["explain", "ws-cert/apt40-blue-pacific", "to-cert"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Explain(ref a) if a.id == "ws-cert/apt40-blue-pacific" && a.peer == "to-cert"
+        ));
+        assert!(
+            parse(&["explain", "ws-cert/apt40-blue-pacific"]).is_err(),
+            "PEER is required"
+        );
+        let cli = parse(&["sync", "now"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Sync(cmd::sync::SyncCommand::Now(ref a)) if a.peer.is_none()
+        ));
+        let cli = parse(&["sync", "now", "fj-cert", "--socket", "/tmp/s"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Sync(cmd::sync::SyncCommand::Now(ref a)) if a.peer.as_deref() == Some("fj-cert")
+        ));
+        assert!(parse(&["sync"]).is_err(), "sync needs a subcommand");
+        assert!(parse(&["sync", "later"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,19 @@
 //! prompt for input: every command runs non-interactively, and `--json` makes its output
 //! machine-readable.
 
+/// `println!` that ends the process quietly (exit 0) when stdout is a closed pipe
+/// (`tanoa --json list | head`), instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod args;
 mod cmd;
 mod connect;
@@ -30,6 +43,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Withdraw(a) => cmd::withdraw::run(a, g).await,
         Command::Watch => cmd::watch::run(g).await,
         Command::Status => cmd::status::run(g).await,
+        Command::Peers => cmd::peers::run(g).await,
+        Command::Explain(a) => cmd::explain::run(a, g).await,
+        Command::Sync(c) => cmd::sync::run(c, g).await,
         Command::Audit(a) => cmd::audit::run(a, g).await,
         Command::Export(a) => cmd::export::run(a, g).await,
         Command::Import(a) => cmd::import::run(a, g).await,

@@ -11,6 +11,9 @@ use tanoa_daemon::model::wire;
 use tanoa_proto::v1 as pb;
 use time::format_description::well_known::Rfc3339;
 
+mod federation;
+pub use federation::*;
+
 /// Unix ms as RFC 3339 UTC (`2026-03-01T09:30:00Z`, with milliseconds when not whole seconds).
 pub fn rfc3339(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
@@ -85,7 +88,7 @@ pub fn short_id(hex: &str) -> &str {
 
 /// Prints one JSON document (pretty) on stdout.
 pub fn print_json(v: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
@@ -93,7 +96,7 @@ pub fn print_json(v: &Value) {
 
 /// Prints one JSON document on a single line (for streams such as `watch`).
 pub fn print_json_line(v: &Value) {
-    println!("{v}");
+    outln!("{v}");
 }
 
 fn new_table() -> Table {
@@ -279,6 +282,7 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
         "uptime_s": s.uptime_s,
         "version": s.version,
         "data_dir": s.data_dir,
+        "federation": federation_status_json(s),
     })
 }
 
@@ -608,8 +612,17 @@ pub fn duration_text(secs: u64) -> String {
 /// Human output of `status`.
 pub fn status_text(s: &pb::StatusResponse) -> String {
     let mut t = new_table();
-    for (k, v) in [
+    let mut rows = vec![
         ("Member", format!("{} ({})", s.member_id, s.display_name)),
+        ("Federation", federation_health_line(s)),
+    ];
+    if s.federation {
+        rows.push((
+            "Peer port",
+            format!("{} (`tanoa peers` shows each peer)", s.peer_listen),
+        ));
+    }
+    rows.extend([
         ("Version", s.version.clone()),
         ("Uptime", duration_text(s.uptime_s)),
         (
@@ -621,7 +634,8 @@ pub fn status_text(s: &pb::StatusResponse) -> String {
         ("Equivocations", s.equivocations.to_string()),
         ("Store size", bytes_text(s.store_bytes)),
         ("Data directory", s.data_dir.clone()),
-    ] {
+    ]);
+    for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);
     }
     let mut out = t.to_string();
@@ -885,6 +899,44 @@ mod tests {
         let v = event_json(&e);
         assert_eq!(v["kind"], "new");
         assert!(!v.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn status_shows_federation_health_at_a_glance() {
+        let mut s = pb::StatusResponse {
+            member_id: "ws-cert".into(),
+            display_name: "Samoa CERT".into(),
+            federation: true,
+            peer_listen: "127.0.0.1:7401".into(),
+            peers_configured: 4,
+            peers_up: 3,
+            peers_down: 1,
+            last_sync_ms: 1_767_225_600_000,
+            last_sync_age_ms: 2_000,
+            rejections_total: 2,
+            peer_refusals_total: 1,
+            ..Default::default()
+        };
+        let text = status_text(&s);
+        let member = text.find("ws-cert (Samoa CERT)").unwrap();
+        let fed = text.find("ATTENTION: 3/4 peers up, 1 DOWN").unwrap();
+        let version = text.find("Version").unwrap();
+        assert!(
+            member < fed && fed < version,
+            "federation right under the member:\n{text}"
+        );
+        assert!(text.contains("last sync 2.0s ago, 2 rejected from peers, 1 TLS refusals"));
+        assert!(text.contains("127.0.0.1:7401"));
+        let v = status_json(&s);
+        assert_eq!(v["federation"]["enabled"], true);
+        assert_eq!(v["federation"]["peers_up"], 3);
+        assert_eq!(v["federation"]["peer_refusals_total"], 1);
+        assert_eq!(v["federation"]["last_sync"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["member_id"], "ws-cert");
+        s.federation = false;
+        let text = status_text(&s);
+        assert!(text.contains("off (single node"), "{text}");
+        assert!(!text.contains("Peer port"));
     }
 
     #[test]

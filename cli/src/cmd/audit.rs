@@ -30,7 +30,7 @@ pub async fn run(a: AuditArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     if g.json {
         output::print_json(&output::audit_json(&r));
     } else {
-        println!("{}", output::audit_text(&r));
+        outln!("{}", output::audit_text(&r));
     }
     Ok(())
 }

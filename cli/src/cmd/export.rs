@@ -94,18 +94,18 @@ pub async fn run(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
                     "public_key": file.public_key,
                 }));
             } else {
-                println!(
+                outln!(
                     "Wrote the signed envelope of item {} ({}) to {}.",
                     file.item_id,
                     file.signer,
                     path.display()
                 );
                 match &file.public_key {
-                    Some(pk) => println!(
+                    Some(pk) => outln!(
                         "Verify it anywhere: tanoa verify {} --public-key {pk}",
                         path.display()
                     ),
-                    None => println!(
+                    None => outln!(
                         "Verify it with the signer's public key: tanoa verify {} --public-key <hex>",
                         path.display()
                     ),

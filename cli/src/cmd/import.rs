@@ -68,7 +68,7 @@ pub async fn run(a: ImportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             "equivocation" => "verified; EQUIVOCATION recorded (same revision, different payload)",
             other => other,
         };
-        println!("Imported {name}: {what}.\n  item {}", r.item_id);
+        outln!("Imported {name}: {what}.\n  item {}", r.item_id);
     }
     Ok(())
 }

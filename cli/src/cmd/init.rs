@@ -163,13 +163,13 @@ pub fn run(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }));
         return Ok(());
     }
-    println!(
+    outln!(
         "Member {} ({}) is set up in {}.",
         m.member_id,
         m.name,
         dir.display()
     );
-    println!(
+    outln!(
         "{}",
         output::kv_table(&[
             ("Member id", m.member_id.clone()),
@@ -182,13 +182,13 @@ pub fn run(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             ("Operator socket", m.socket.display().to_string()),
         ])
     );
-    println!("\nShare the public key with partner CERTs; they add this to their tanoad.toml:\n");
+    outln!("\nShare the public key with partner CERTs; they add this to their tanoad.toml:\n");
     for line in trusted_snippet(&m).lines() {
-        println!("  {line}");
+        outln!("  {line}");
     }
-    println!("\nNext:");
+    outln!("\nNext:");
     for c in next_commands(&m) {
-        println!("  {c}");
+        outln!("  {c}");
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub async fn run(a: ListArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     if g.json {
         output::print_json(&output::list_json(&r));
     } else {
-        println!("{}", output::list_text(&r));
+        outln!("{}", output::list_text(&r));
     }
     Ok(())
 }

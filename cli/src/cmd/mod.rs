@@ -4,15 +4,18 @@
 
 pub mod audit;
 pub mod demo;
+pub mod explain;
 pub mod export;
 pub mod import;
 pub mod init;
 pub mod list;
+pub mod peers;
 pub mod pki;
 pub mod publish;
 pub mod search;
 pub mod show;
 pub mod status;
+pub mod sync;
 pub mod verify;
 pub mod watch;
 pub mod withdraw;

@@ -161,14 +161,14 @@ fn init(a: PkiInitArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }));
         return Ok(());
     }
-    println!("{}", files_table(&files));
-    println!(
+    outln!("{}", files_table(&files));
+    outln!(
         "\nTrust anchor: {} (configure it on every member). Keep {} offline: it signs every \
          certificate of the federation.",
         a.out.join(pki::CA_CERT_FILE).display(),
         a.out.join(pki::CA_KEY_FILE).display()
     );
-    println!(
+    outln!(
         "Issue more with: tanoa pki issue --ca {} --member <id> --out {}",
         a.out.display(),
         a.out.display()
@@ -202,7 +202,7 @@ fn issue(a: PkiIssueArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }));
         return Ok(());
     }
-    println!(
+    outln!(
         "Issued {} ({}) by {:?}, valid {} to {}.",
         subject,
         subject.uri(),
@@ -210,7 +210,7 @@ fn issue(a: PkiIssueArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         output::rfc3339(cert.not_before_ms),
         output::rfc3339(cert.not_after_ms)
     );
-    println!("{}", files_table(&files));
+    outln!("{}", files_table(&files));
     Ok(())
 }
 

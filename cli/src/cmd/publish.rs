@@ -98,11 +98,13 @@ pub fn print_published(r: &pb::PublishResponse, file: &str, json: bool) {
         }));
         return;
     }
-    println!(
+    outln!(
         "Published {}/{} revision {} (signed, stored durably).",
-        r.origin, r.advisory_id, r.revision
+        r.origin,
+        r.advisory_id,
+        r.revision
     );
-    println!(
+    outln!(
         "{}",
         output::kv_table(&[
             ("Item id", r.item_id.clone()),
@@ -111,7 +113,7 @@ pub fn print_published(r: &pb::PublishResponse, file: &str, json: bool) {
             ("Origin", r.origin.clone()),
         ])
     );
-    println!("Inspect it: tanoa show {}", r.advisory_id);
+    outln!("Inspect it: tanoa show {}", r.advisory_id);
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub async fn run(a: SearchArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     if g.json {
         output::print_json(&output::search_json(&a.value, &r));
     } else {
-        println!("{}", output::search_text(&a.value, &r));
+        outln!("{}", output::search_text(&a.value, &r));
     }
     Ok(())
 }

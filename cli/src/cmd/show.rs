@@ -36,7 +36,7 @@ pub async fn run(a: ShowArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     if g.json {
         output::print_json(&output::get_json(&r));
     } else {
-        println!("{}", output::show_text(&r));
+        outln!("{}", output::show_text(&r));
     }
     Ok(())
 }

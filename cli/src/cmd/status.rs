@@ -21,7 +21,7 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<()> {
     if g.json {
         output::print_json(&output::status_json(&r));
     } else {
-        println!("{}", output::status_text(&r));
+        outln!("{}", output::status_text(&r));
     }
     Ok(())
 }

@@ -176,7 +176,7 @@ pub fn run(a: VerifyArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     if g.json {
         output::print_json(&outcome.to_json(&file));
     } else {
-        println!("{}", outcome.to_text());
+        outln!("{}", outcome.to_text());
     }
     match outcome {
         Outcome::Valid { .. } => Ok(()),

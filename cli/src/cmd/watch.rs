@@ -43,7 +43,7 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<()> {
                         if g.json {
                             output::print_json_line(&output::event_json(&ev));
                         } else {
-                            println!("{}", output::event_line(&ev));
+                            outln!("{}", output::event_line(&ev));
                         }
                         let _ = std::io::stdout().flush();
                     }

@@ -46,11 +46,13 @@ pub async fn run(a: WithdrawArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             "reason": a.reason,
         }));
     } else {
-        println!(
+        outln!(
             "Withdrawn {} (tombstone revision {}, item {}).",
-            a.id, r.revision, r.item_id
+            a.id,
+            r.revision,
+            r.item_id
         );
-        println!(
+        outln!(
             "Its indicators left the active index; `tanoa show {}` explains it.",
             a.id
         );
