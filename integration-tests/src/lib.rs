@@ -11,6 +11,9 @@
 // Test support code: a failed step must fail the test at once, loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod federation;
+pub mod proxy;
+
 use std::fs::OpenOptions;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::DirBuilderExt as _;

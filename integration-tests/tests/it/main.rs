@@ -8,7 +8,10 @@
 mod cli;
 mod config;
 mod crash;
+mod federation;
 mod lifecycle;
+mod noninterference;
+mod partition;
 mod rejected;
 mod roundtrip;
 mod socket;

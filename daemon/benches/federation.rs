@@ -1,0 +1,485 @@
+//! Federation benchmark: how fast a backlog replicates to a fresh member over mutual TLS, and how
+//! long a publish takes to be held by all five members of a federation on loopback.
+//!
+//! Both parts run in-process nodes (`node::run_with`, the code `tanoad` runs) on sled stores in
+//! temporary directories, with a fresh `pki::Ca`, member certificates and peer listeners bound on
+//! `127.0.0.1:0` (the roster is written after binding), talking real gRPC over TLS 1.3 with client
+//! certificates; the nodes share one tokio runtime of 2 worker threads (this machine's cores).
+//!
+//! 1. **Replication throughput**: member ws-cert starts with a backlog of N signed GREEN
+//!    advisories (written to its sled store before it starts: verification is the receiver's
+//!    cost, not the sender's), then a fresh to-cert starts with an empty store. Measured from
+//!    to-cert's start until its store counts N items (polling Status every 20 ms): advisories/s,
+//!    against the batch-verify ceiling (89.1k/s per core, 177k/s on 2) and the strict-verify
+//!    ceiling (31.3k/s per core, 60.9k/s on 2) of STACK.md; the receiver verifies every envelope.
+//! 2. **Publish → held by all 5** on loopback: five members (ws-cert, to-cert, fj-cert, au-acsc,
+//!    nz-ncsc) with default sync settings; each node's Watch stream is subscribed first; 200 GREEN
+//!    publishes, one at a time, origin rotating over the members; latency = from just before the
+//!    Publish call to the last of the other four Watch events for that item. p50, p99, max.
+//!
+//! Run: `cargo bench -p tanoa-daemon --bench federation`. `TANOA_BENCH_N` (default 100,000) sets
+//! the backlog; `TANOA_BENCH_PUBLISHES` (default 200) the number of timed publishes.
+//! Prints progress on stderr and a markdown table on stdout.
+//! Must never: run under `cargo test` (`harness = false`), or leave a task or a temporary
+//! directory behind.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use tanoa_daemon::config::{Config, ExampleMember, FederatedExample};
+use tanoa_daemon::envelope::{SigningIdentity, Verified};
+use tanoa_daemon::model::{self, Advisory, Limits};
+use tanoa_daemon::node::{self, Listeners, NetListeners, NodeError};
+use tanoa_daemon::pki::Ca;
+use tanoa_daemon::store::{self, Store};
+use tanoa_daemon::{client, keys, transport};
+use tanoa_proto::v1 as pb;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+const BATCH_1T: f64 = 89_100.0;
+const BATCH_2T: f64 = 177_000.0;
+const STRICT_1T: f64 = 31_300.0;
+const STRICT_2T: f64 = 60_900.0;
+
+const FIVE: [&str; 5] = ["ws-cert", "to-cert", "fj-cert", "au-acsc", "nz-ncsc"];
+
+struct Member {
+    id: String,
+    dir: PathBuf,
+    key: ed25519_dalek::SigningKey,
+    peer: Option<TcpListener>,
+    peer_addr: SocketAddr,
+}
+
+struct Fed {
+    root: tempfile::TempDir,
+    members: Vec<Member>,
+}
+
+struct Running {
+    socket: PathBuf,
+    stop: oneshot::Sender<()>,
+    handle: JoinHandle<Result<(), NodeError>>,
+}
+
+impl Fed {
+    async fn new(ids: &[&str]) -> Result<Fed> {
+        transport::install_crypto_provider();
+        let ca = Ca::new("Bench federation CA", 1)?;
+        let root = tempfile::Builder::new()
+            .prefix("tanoa-bench-fed-")
+            .tempdir()?;
+        std::fs::write(root.path().join("ca.pem"), ca.cert_pem())?;
+        let mut members = Vec::new();
+        for id in ids {
+            let dir = root.path().join(id);
+            std::fs::create_dir_all(dir.join("keys"))?;
+            let key = keys::generate()?;
+            keys::write_key_file(&dir.join(format!("keys/{id}.key")), id, &key)?;
+            let cert = ca.issue_member(id, 1)?;
+            std::fs::write(dir.join("member.pem"), &cert.cert_pem)?;
+            std::fs::write(dir.join("member.key"), &cert.key_pem)?;
+            let peer = TcpListener::bind("127.0.0.1:0").await?;
+            let peer_addr = peer.local_addr()?;
+            members.push(Member {
+                id: (*id).to_string(),
+                dir,
+                key,
+                peer: Some(peer),
+                peer_addr,
+            });
+        }
+        Ok(Fed { root, members })
+    }
+
+    fn config(&self, i: usize, sync: &[(&str, &str)]) -> Result<Config> {
+        let m = &self.members[i];
+        let x = FederatedExample {
+            member_id: m.id.clone(),
+            name: format!("{} bench", m.id),
+            key_file: format!("keys/{}.key", m.id),
+            data_dir: "data".into(),
+            operator_socket: None,
+            peer_listen: m.peer_addr.to_string(),
+            tls_cert: "member.pem".into(),
+            tls_key: "member.key".into(),
+            trust_anchors: vec!["../ca.pem".into()],
+            metrics_listen: None,
+            sync: sync
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            members: self
+                .members
+                .iter()
+                .map(|o| ExampleMember {
+                    id: o.id.clone(),
+                    name: format!("{} bench", o.id),
+                    endpoints: vec![o.peer_addr.to_string()],
+                    public_keys: vec![keys::public_hex(&o.key.verifying_key())],
+                })
+                .collect(),
+        };
+        let path = m.dir.join("tanoad.toml");
+        std::fs::write(&path, Config::example_federated(&x))?;
+        Ok(Config::load(&path)?)
+    }
+
+    fn open_store(&self, config: &Config) -> Result<Arc<dyn Store>> {
+        node::prepare_data_dir(config)?;
+        Ok(store::open(
+            &config.storage.store_path(),
+            &config.storage.sled_config(),
+        )?)
+    }
+
+    fn start(&mut self, i: usize, config: Config, store: Arc<dyn Store>) -> Result<Running> {
+        node::prepare_data_dir(&config)?;
+        let socket = config.operator.socket.clone();
+        let unix = node::bind_unix(&socket)?;
+        let net = NetListeners {
+            peer: self.members[i].peer.take(),
+            metrics: None,
+        };
+        let (stop, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(node::run_with(
+            config,
+            Some(store),
+            Listeners {
+                unix: Some(unix),
+                tcp: None,
+            },
+            net,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Ok(Running {
+            socket,
+            stop,
+            handle,
+        })
+    }
+}
+
+impl Running {
+    async fn client(
+        &self,
+    ) -> Result<pb::operator_client::OperatorClient<tonic::transport::Channel>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match client::connect_unix(&self.socket).await {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(anyhow!("connect {}: {e}", self.socket.display()));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    async fn items(&self) -> Result<u64> {
+        Ok(self
+            .client()
+            .await?
+            .status(pb::StatusRequest {})
+            .await?
+            .into_inner()
+            .items)
+    }
+
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        self.handle.await??;
+        Ok(())
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .with_context(|| format!("{name}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// `n` signed GREEN advisories of `who`, about 1 KiB each, signed on 2 threads.
+fn backlog(who: &SigningIdentity, n: usize) -> Result<Vec<Verified<Advisory>>> {
+    let now = tanoa_daemon::now_ms();
+    let make = |k: usize| -> Result<Verified<Advisory>> {
+        let id = format!("ws-bench-{k:07}");
+        let ind = |kind: pb::IndicatorKind, value: String| pb::Indicator {
+            kind: kind as i32,
+            value,
+            confidence: 80,
+            valid_until_ms: 0,
+            note: "bench".into(),
+        };
+        let d = pb::AdvisoryDraft {
+            id: id.clone(),
+            tlp: pb::Tlp::Green as i32,
+            title: format!("Benchmark advisory {k}"),
+            summary: "Replication benchmark; every indicator is a documentation value.".into(),
+            severity: pb::Severity::High as i32,
+            actors: vec!["APT40".into()],
+            cves: vec!["CVE-2017-11882".into()],
+            indicators: vec![
+                ind(pb::IndicatorKind::Ipv4, format!("192.0.2.{}", k % 256)),
+                ind(pb::IndicatorKind::Cidr, "198.51.100.0/24".into()),
+                ind(
+                    pb::IndicatorKind::Domain,
+                    format!("c2-{k}.pacific-news.example"),
+                ),
+                ind(pb::IndicatorKind::Sha256, format!("{:064x}", k + 1)),
+            ],
+            references: vec!["https://attack.mitre.org/groups/G0065".into()],
+            ..Default::default()
+        };
+        let ms = now - i64::try_from(n - k).unwrap_or(0);
+        let mut adv = model::draft::draft_to_advisory(&d, who.member(), &id, 1, ms, ms)
+            .map_err(|e| anyhow!("draft {id}: {e}"))?;
+        model::normalize_advisory(&mut adv);
+        Ok(who.sign(adv, &Limits::default())?)
+    };
+    let half = n / 2;
+    let (a, b) = std::thread::scope(|s| {
+        let h = s.spawn(|| (0..half).map(make).collect::<Result<Vec<_>>>());
+        let b = (half..n).map(make).collect::<Result<Vec<_>>>();
+        (h.join(), b)
+    });
+    let mut out = a.map_err(|_| anyhow!("signing thread panicked"))??;
+    out.extend(b?);
+    Ok(out)
+}
+
+struct Row {
+    what: String,
+    value: String,
+    ceiling: String,
+    fraction: String,
+}
+
+async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
+    let mut fed = Fed::new(&["ws-cert", "to-cert"]).await?;
+    let sync = [("interval_ms", "2000"), ("jitter_ms", "200")];
+    let (c0, c1) = (fed.config(0, &sync)?, fed.config(1, &sync)?);
+    let who = SigningIdentity::new("ws-cert".to_string(), fed.members[0].key.clone());
+    eprintln!("signing {n} advisories…");
+    let t = Instant::now();
+    let items = backlog(&who, n)?;
+    eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
+    let s0 = fed.open_store(&c0)?;
+    let now = tanoa_daemon::now_ms();
+    let t = Instant::now();
+    for chunk in items.chunks(512) {
+        let batch: Vec<(&Verified<Advisory>, &str)> = chunk.iter().map(|v| (v, "local")).collect();
+        s0.put_batch(&batch, now)?;
+    }
+    s0.sync()?;
+    // The receiver's store does the same work (plus verification): a local ceiling.
+    let fill = n as f64 / t.elapsed().as_secs_f64();
+    eprintln!("  store filled at {fill:.0}/s");
+    drop(items);
+    let ws = fed.start(0, c0, s0)?;
+    let have = ws.items().await?;
+    ensure!(have == n as u64, "ws-cert holds {have} items, not {n}");
+    eprintln!("replicating {n} advisories to a fresh member…");
+    let s1 = fed.open_store(&c1)?;
+    let t = Instant::now();
+    let to = fed.start(1, c1, s1)?;
+    let deadline = t + Duration::from_secs(1_800);
+    let mut last = 0;
+    loop {
+        let got = to.items().await?;
+        if got >= n as u64 {
+            break;
+        }
+        if got / 10_000 != last / 10_000 {
+            eprintln!("  {got} after {:.1} s", t.elapsed().as_secs_f64());
+        }
+        last = got;
+        ensure!(
+            Instant::now() < deadline,
+            "replication stalled at {got}/{n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let rate = n as f64 / secs;
+    let peers = to
+        .client()
+        .await?
+        .peers(pb::PeersRequest {})
+        .await?
+        .into_inner();
+    let bytes = peers.peers.first().map_or(0, |p| p.bytes_received);
+    rows.push(Row {
+        what: format!("replication of {n} advisories to a fresh member (mTLS)"),
+        value: format!(
+            "{rate:.0}/s ({secs:.2} s, {:.1} MB received)",
+            bytes as f64 / 1e6
+        ),
+        ceiling: format!("batch verify {BATCH_1T:.0}/s/core, {BATCH_2T:.0}/s on 2"),
+        fraction: format!(
+            "{:.1}% of 1 core, {:.1}% of 2",
+            100.0 * rate / BATCH_1T,
+            100.0 * rate / BATCH_2T
+        ),
+    });
+    rows.push(Row {
+        what: "same, against this store's put_batch (512 a batch, no verify, one sync)".into(),
+        value: format!("{rate:.0}/s"),
+        ceiling: format!("{fill:.0}/s measured in this run"),
+        fraction: format!("{:.1}%", 100.0 * rate / fill),
+    });
+    rows.push(Row {
+        what: "same, against strict verify".into(),
+        value: format!("{rate:.0}/s"),
+        ceiling: format!("verify_strict {STRICT_1T:.0}/s/core, {STRICT_2T:.0}/s on 2"),
+        fraction: format!(
+            "{:.1}% of 1 core, {:.1}% of 2",
+            100.0 * rate / STRICT_1T,
+            100.0 * rate / STRICT_2T
+        ),
+    });
+    to.stop().await?;
+    ws.stop().await?;
+    drop(fed.root);
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn latency(publishes: usize, rows: &mut Vec<Row>) -> Result<()> {
+    let mut fed = Fed::new(&FIVE).await?;
+    let mut nodes = Vec::new();
+    for i in 0..FIVE.len() {
+        let c = fed.config(i, &[])?;
+        let s = fed.open_store(&c)?;
+        nodes.push(fed.start(i, c, s)?);
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<(usize, String, Instant)>();
+    let mut watchers = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let mut stream = n
+            .client()
+            .await?
+            .watch(pb::WatchRequest {})
+            .await?
+            .into_inner();
+        let tx = tx.clone();
+        watchers.push(tokio::spawn(async move {
+            while let Ok(Some(ev)) = stream.message().await {
+                if let Some(a) = ev.advisory {
+                    let _ = tx.send((i, a.item_id, Instant::now()));
+                }
+            }
+        }));
+    }
+    let mut clients = Vec::new();
+    for n in &nodes {
+        clients.push(n.client().await?);
+    }
+    let warmup = 10;
+    let mut lat = Vec::new();
+    eprintln!("{publishes} publishes, each until held by all 5…");
+    for k in 0..publishes + warmup {
+        let origin = k % FIVE.len();
+        let mut d = pb::AdvisoryDraft {
+            id: format!("lat-{k:04}"),
+            tlp: pb::Tlp::Green as i32,
+            title: format!("Latency probe {k}"),
+            summary: "Latency benchmark.".into(),
+            severity: pb::Severity::Medium as i32,
+            ..Default::default()
+        };
+        d.indicators.push(pb::Indicator {
+            kind: pb::IndicatorKind::Ipv4 as i32,
+            value: format!("203.0.113.{}", k % 256),
+            confidence: 50,
+            valid_until_ms: 0,
+            note: String::new(),
+        });
+        let t0 = Instant::now();
+        let item = clients[origin]
+            .publish(pb::PublishRequest { draft: Some(d) })
+            .await?
+            .into_inner()
+            .item_id;
+        let mut seen: HashMap<usize, Instant> = HashMap::new();
+        let deadline = t0 + Duration::from_secs(60);
+        while seen.len() < FIVE.len() - 1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (i, id, at) = tokio::time::timeout(left, rx.recv())
+                .await
+                .map_err(|_| anyhow!("publish {k} not held by all 5 within 60 s: {seen:?}"))?
+                .ok_or_else(|| anyhow!("watch streams ended"))?;
+            if id == item && i != origin {
+                seen.entry(i).or_insert(at);
+            }
+        }
+        let last = seen.values().max().copied().unwrap_or(t0);
+        if k >= warmup {
+            lat.push(last.duration_since(t0).as_secs_f64() * 1e3);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    rows.push(Row {
+        what: format!("publish → held by all 5, loopback ({publishes} publishes)"),
+        value: format!(
+            "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            percentile(&lat, 50.0),
+            percentile(&lat, 99.0),
+            lat.last().copied().unwrap_or(f64::NAN)
+        ),
+        ceiling: "-".into(),
+        fraction: "-".into(),
+    });
+    for w in watchers {
+        w.abort();
+    }
+    drop(clients);
+    for n in nodes {
+        n.stop().await?;
+    }
+    drop(fed.root);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; any other flag is ignored as well.
+    let n = env_usize("TANOA_BENCH_N", 100_000)?;
+    let publishes = env_usize("TANOA_BENCH_PUBLISHES", 200)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    rt.block_on(async {
+        replication(n, &mut rows).await?;
+        latency(publishes, &mut rows).await
+    })?;
+    println!("| measure | value | ceiling | fraction |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} |",
+            r.what, r.value, r.ceiling, r.fraction
+        );
+    }
+    Ok(())
+}
