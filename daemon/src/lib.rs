@@ -11,6 +11,8 @@
 //! - `transport`: rustls configurations and identity from certificates;
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
 //! - `node`: wiring, listeners, tasks and shutdown;
+//! - `policy`: every TLP 2.0 decision (pure); `sync`: the sans-IO replication core;
+//! - `sim`: the deterministic simulator that drives the real `sync` core at scale;
 //! - `pki`: federation CA, member and operator certificates (rcgen) for `tanoa pki` and tests.
 
 pub mod api;
@@ -23,6 +25,7 @@ pub mod node;
 pub mod pki;
 pub mod policy;
 pub mod publish;
+pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod transport;

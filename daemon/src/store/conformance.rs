@@ -1066,8 +1066,8 @@ fn sled_refuses_a_store_of_another_format() {
 }
 
 #[test]
-fn sled_config_default_is_64_mib() {
-    assert_eq!(SledConfig::default().cache_capacity_bytes, 64 * 1024 * 1024);
+fn sled_config_default_is_32_mib() {
+    assert_eq!(SledConfig::default().cache_capacity_bytes, 32 * 1024 * 1024);
 }
 
 // ---------------------------------------------------------------------------------------------

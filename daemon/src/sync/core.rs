@@ -610,7 +610,16 @@ impl SyncCore {
                     p.stats.sessions_failed += 1;
                 }
             }
-            Pending::Push => {}
+            Pending::Push { ids } => {
+                // A push that timed out was probably lost: send it again (policy is re-checked
+                // by `queue_push`). Unreachable peers catch up by anti-entropy at reconnect, and
+                // a refused push is not repeated.
+                if matches!(failure, Failure::Timeout) {
+                    for id in ids {
+                        self.queue_push(i, id);
+                    }
+                }
+            }
         }
         match failure {
             Failure::Unreachable => self.go_down(now_ms, i),
@@ -935,7 +944,7 @@ impl SyncCore {
             cfg.max_batch_bytes as u64,
         );
         // Pushes and offers.
-        while self.peers[i].count_in_flight(|w| matches!(w, Pending::Push)) < max_in_flight
+        while self.peers[i].count_in_flight(|w| matches!(w, Pending::Push { .. })) < max_in_flight
             && !self.peers[i].push_queue.is_empty()
         {
             let mut items = Vec::new();
@@ -953,7 +962,7 @@ impl SyncCore {
                 bytes += b;
                 items.push(id);
             }
-            let req = self.new_request(now_ms, i, Pending::Push);
+            let req = self.new_request(now_ms, i, Pending::Push { ids: items.clone() });
             let p = &mut self.peers[i];
             p.stats.items_sent += items.len() as u64;
             p.stats.bytes_sent += bytes;

@@ -100,9 +100,16 @@ pub struct PeerStatus {
 /// What a request in flight was for.
 #[derive(Debug, Clone)]
 pub(crate) enum Pending {
-    Push,
-    Fetch { ids: Vec<ItemId> },
-    Reconcile { session: u64 },
+    Push {
+        /// Items carried, re-queued if the push times out (a lost push is sent again).
+        ids: Vec<ItemId>,
+    },
+    Fetch {
+        ids: Vec<ItemId>,
+    },
+    Reconcile {
+        session: u64,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,1383 @@
+//! The event loop: members, network, items, invariants and counters (see the module doc of
+//! `sim`).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+
+use ed25519_dalek::SigningKey;
+
+use super::report::Report;
+use super::scenario::{Fault, Mutation, Scenario};
+use crate::envelope::{
+    self, Envelope, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
+};
+use crate::model::{Advisory, Limits, Severity, Tlp};
+use crate::policy;
+use crate::store::{MemoryStore, Store};
+use crate::sync::{
+    Action, Failure, FetchResponse, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse,
+    RequestId, Source, SyncCore,
+};
+
+/// Virtual time of the start of the wave (Unix ms; far from 0 so skewed clocks stay positive).
+const T0: u64 = 1_750_000_000_000;
+
+/// A failed run: what went wrong, and how to replay it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("scenario {scenario:?} seed {seed}: {} violation(s), first: {}", violations.len(), violations.first().map(String::as_str).unwrap_or("none"))]
+pub struct SimError {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed to replay with.
+    pub seed: u64,
+    /// Every violation, in order (time and message).
+    pub violations: Vec<String>,
+    /// The measurements, when the run got to the end.
+    pub report: Option<Box<Report>>,
+}
+
+/// A finished run: its report, and the transcripts asked for.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Measurements.
+    pub report: Report,
+    /// Messages delivered to each member of `Scenario::record_for`: (time, sender, encoded).
+    pub transcripts: BTreeMap<usize, Vec<(u64, usize, Vec<u8>)>>,
+}
+
+/// Keyed hash: splitmix64 over the seed and the words.
+fn h(seed: u64, words: &[u64]) -> u64 {
+    let mut z = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for w in words {
+        z = mix(z ^ w.wrapping_mul(0xbf58_476d_1ce4_e5b9));
+    }
+    z
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        x = (x ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    x
+}
+
+/// A planned item: origin, TLP, audience, revision, tag (`@k` revision of plan entry k, `@k!`
+/// equivocation of it), publication time.
+type Planned = (usize, Tlp, Vec<usize>, u64, String, Option<i64>);
+
+struct SimItem {
+    meta: ItemMeta,
+    verified: Verified<Advisory>,
+    /// Advisory key index (origin, id) for the agreement check.
+    advisory: usize,
+    revision: u64,
+    /// Publication time (ms after T0); `None` for backlog items.
+    publish_at: Option<i64>,
+    origin: usize,
+    /// Published and counted in coverage.
+    live: bool,
+}
+
+struct Member {
+    id: String,
+    core: SyncCore,
+    store: MemoryStore,
+    held: HashSet<u32>,
+    depth: HashMap<u32, u16>,
+    online: bool,
+    /// Gone for good: not counted any more.
+    gone: bool,
+    inc: u32,
+    skew: i64,
+    wake: Option<u64>,
+}
+
+impl Member {
+    fn local(&self, now: u64) -> u64 {
+        now.saturating_add_signed(self.skew)
+    }
+}
+
+#[derive(Debug)]
+enum Body {
+    Request(RequestId, PeerMessage),
+    Response(RequestId, PeerMessage),
+    Failed(RequestId, Failure),
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        from: usize,
+        to: usize,
+        /// Incarnation of the member a response or failure goes to.
+        to_inc: u32,
+        body: Body,
+        /// The message as encoded on the wire (empty for a failure).
+        wire: Vec<u8>,
+    },
+    Wake {
+        node: usize,
+        at_local: u64,
+    },
+    Publish(u32),
+    Fault(Fault),
+    Join(usize),
+    ChurnTick,
+    Vanish(usize),
+}
+
+struct Sim {
+    sc: Scenario,
+    seed: u64,
+    now: u64,
+    members: Vec<Member>,
+    ids: Vec<String>,
+    by_name: HashMap<String, usize>,
+    items: Vec<SimItem>,
+    by_id: HashMap<ItemId, u32>,
+    advisories: Vec<(String, String)>,
+    keyring: Keyring,
+    limits: Limits,
+    /// Verification cache: item id -> the envelope verified (see the module doc).
+    verified_ok: HashSet<ItemId>,
+    queue: BinaryHeap<Reverse<(u64, u64)>>,
+    events: HashMap<u64, Ev>,
+    seq: u64,
+    link_free: HashMap<(usize, usize), u64>,
+    link_counts: HashMap<(usize, usize, u64), u64>,
+    group: Vec<u8>,
+    /// Publish-and-vanish: the origin may only talk to this peer.
+    only_to: Option<(usize, usize)>,
+    churn_ppm: u64,
+    churned: Vec<usize>,
+    restricted: bool,
+    pending_publishes: usize,
+    expected_total: u64,
+    held_total: u64,
+    violations: Vec<String>,
+    transcripts: BTreeMap<usize, Vec<(u64, usize, Vec<u8>)>>,
+    // Counters.
+    msgs: BTreeMap<&'static str, (u64, u64)>,
+    envelope_deliveries: u64,
+    lost: u64,
+    duplicated: u64,
+    lost_items: u64,
+    first_receipts: u64,
+    t999: Option<u64>,
+    t100: Option<u64>,
+    heal_at: Option<u64>,
+    diffs_at_heal: u64,
+    bytes_at_heal: BTreeMap<&'static str, (u64, u64)>,
+    bytes_at_converge_after_heal: Option<BTreeMap<&'static str, (u64, u64)>>,
+}
+
+/// Runs `scenario` with `seed`. `Err` carries every invariant violation, the scenario name and
+/// the seed; a run that ends without converging is also an error.
+pub fn run(scenario: &Scenario, seed: u64) -> Result<Outcome, SimError> {
+    let fail = |v: String| SimError {
+        scenario: scenario.name.clone(),
+        seed,
+        violations: vec![v],
+        report: None,
+    };
+    let mut sim = Sim::new(scenario.clone(), seed).map_err(fail)?;
+    sim.run_all();
+    sim.final_checks();
+    let report = sim.report();
+    if !sim.violations.is_empty() {
+        return Err(SimError {
+            scenario: scenario.name.clone(),
+            seed,
+            violations: sim.violations,
+            report: Some(Box::new(report)),
+        });
+    }
+    Ok(Outcome {
+        report,
+        transcripts: sim.transcripts,
+    })
+}
+
+impl Sim {
+    fn new(sc: Scenario, seed: u64) -> Result<Sim, String> {
+        let n = sc.members;
+        if n < 2 {
+            return Err(format!("members: {n}, at least 2 needed"));
+        }
+        let ids: Vec<String> = (0..n).map(|i| format!("cert-{i:04}")).collect();
+        let by_name = ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i))
+            .collect();
+        let mut sim = Sim {
+            seed,
+            now: T0,
+            members: Vec::with_capacity(n),
+            ids,
+            by_name,
+            items: Vec::new(),
+            by_id: HashMap::new(),
+            advisories: Vec::new(),
+            keyring: Keyring::new(),
+            limits: Limits::default(),
+            verified_ok: HashSet::new(),
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            seq: 0,
+            link_free: HashMap::new(),
+            link_counts: HashMap::new(),
+            group: vec![0; n],
+            only_to: None,
+            churn_ppm: 0,
+            churned: Vec::new(),
+            restricted: false,
+            pending_publishes: 0,
+            expected_total: 0,
+            held_total: 0,
+            violations: Vec::new(),
+            transcripts: sc.record_for.iter().map(|&q| (q, Vec::new())).collect(),
+            msgs: BTreeMap::new(),
+            envelope_deliveries: 0,
+            lost: 0,
+            duplicated: 0,
+            lost_items: 0,
+            first_receipts: 0,
+            t999: None,
+            t100: None,
+            heal_at: None,
+            diffs_at_heal: 0,
+            bytes_at_heal: BTreeMap::new(),
+            bytes_at_converge_after_heal: None,
+            sc,
+        };
+        for i in 0..n {
+            let skew = if sim.sc.skew_ms == 0 {
+                0
+            } else {
+                let span = 2 * sim.sc.skew_ms + 1;
+                i64::try_from(h(seed, &[0x736b_6577, i as u64]) % span).unwrap_or(0)
+                    - i64::try_from(sim.sc.skew_ms).unwrap_or(0)
+            };
+            let late = sim.sc.late_joiners.contains(&i);
+            let m = Member {
+                id: sim.ids[i].clone(),
+                core: sim.new_core(i, 0, T0.saturating_add_signed(skew))?,
+                store: MemoryStore::new(),
+                held: HashSet::new(),
+                depth: HashMap::new(),
+                online: !late,
+                gone: false,
+                inc: 0,
+                skew,
+                wake: None,
+            };
+            sim.members.push(m);
+        }
+        sim.make_items()?;
+        // Backlog: stored and indexed at start.
+        for ix in 0..sim.items.len() {
+            if sim.items[ix].publish_at.is_none() {
+                sim.items[ix].live = true;
+                sim.count_live(ix as u32);
+                let holders = sim.sc.items.backlog_holders.max(1);
+                for m in 0..holders.min(n) {
+                    if !sim.sc.late_joiners.contains(&m) {
+                        sim.store_item(m, ix as u32, "local", 0);
+                    }
+                }
+            }
+        }
+        for m in 0..n {
+            let metas: Vec<ItemMeta> = sim.members[m]
+                .held
+                .iter()
+                .map(|&ix| sim.items[ix as usize].meta.clone())
+                .collect();
+            sim.members[m].core.load_items(metas.iter());
+            sim.drain(m);
+        }
+        for ix in 0..sim.items.len() {
+            if let Some(at) = sim.items[ix].publish_at {
+                sim.pending_publishes += 1;
+                sim.schedule_rel(at, Ev::Publish(ix as u32));
+            }
+        }
+        for f in sim.sc.faults.clone() {
+            sim.schedule_rel(f.at_ms, Ev::Fault(f.fault));
+        }
+        for &j in &sim.sc.late_joiners.clone() {
+            sim.schedule_rel(sim.sc.late_join_ms, Ev::Join(j));
+        }
+        Ok(sim)
+    }
+
+    fn new_core(&self, i: usize, inc: u32, local_now: u64) -> Result<SyncCore, String> {
+        let peers = self.ids.iter().filter(|p| **p != self.ids[i]);
+        SyncCore::new(
+            self.sc.sync.clone(),
+            self.ids[i].clone(),
+            peers,
+            h(self.seed, &[0x636f_7265, i as u64, u64::from(inc)]),
+            local_now,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Signs every item of the scenario once.
+    fn make_items(&mut self) -> Result<(), String> {
+        let n = self.sc.members;
+        let seed = self.seed;
+        let mix = self.sc.items.clone();
+        let mut excluded: HashSet<usize> = self.sc.late_joiners.iter().copied().collect();
+        for f in &self.sc.faults {
+            if let Fault::PublishAndVanish { origin, .. } = f.fault {
+                excluded.insert(origin);
+            }
+        }
+        let eligible: Vec<usize> = (0..n).filter(|m| !excluded.contains(m)).collect();
+        if eligible.is_empty() {
+            return Err("no member can publish".to_string());
+        }
+        let mut signers: HashMap<usize, SigningIdentity> = HashMap::new();
+        let spread = self.sc.publish_spread_ms.max(1);
+        let mut plan: Vec<Planned> = Vec::new();
+        let pick =
+            |k: u64, salt: u64| eligible[(h(seed, &[salt, k]) % eligible.len() as u64) as usize];
+        let when = |k: u64| Some(i64::try_from(h(seed, &[0x7768_656e, k]) % spread).unwrap_or(0));
+        for g in 0..mix.green as u64 {
+            plan.push((pick(g, 1), Tlp::Green, vec![], 1, String::new(), when(g)));
+        }
+        for g in 0..mix.amber_groups as u64 {
+            let origin = pick(g, 2);
+            let aud = self.audience(origin, mix.amber_audience, 0x616d_6265 ^ g);
+            for k in 0..mix.amber_per_group as u64 {
+                let tlp = if k % 2 == 0 {
+                    Tlp::Amber
+                } else {
+                    Tlp::AmberStrict
+                };
+                plan.push((
+                    origin,
+                    tlp,
+                    aud.clone(),
+                    1,
+                    String::new(),
+                    when(1_000_000 + g * 64 + k),
+                ));
+            }
+        }
+        for r in 0..mix.red as u64 {
+            let origin = pick(r, 3);
+            let aud = self.audience(origin, mix.red_audience, 0x0072_6564 ^ r);
+            plan.push((origin, Tlp::Red, aud, 1, String::new(), when(2_000_000 + r)));
+        }
+        for b in 0..mix.backlog as u64 {
+            let holders = mix.backlog_holders.clamp(1, n);
+            plan.push((
+                (b as usize) % holders,
+                Tlp::Green,
+                vec![],
+                1,
+                String::new(),
+                None,
+            ));
+        }
+        // Revisions and equivocations of the first GREEN advisories.
+        let firsts: Vec<usize> = (0..mix.green.min(plan.len())).collect();
+        for (k, &p) in firsts.iter().take(mix.revisions).enumerate() {
+            let (o, t, a, _, _, at) = plan[p].clone();
+            let at = at.map(|x| x + 1_000 + k as i64);
+            plan.push((o, t, a, 2, format!("@{p}"), at));
+        }
+        for &p in firsts.iter().skip(mix.revisions).take(mix.equivocations) {
+            let (o, t, a, _, _, at) = plan[p].clone();
+            plan.push((o, t, a, 1, format!("@{p}!"), at.map(|x| x + 500)));
+        }
+        for f in &self.sc.faults {
+            if let Fault::PublishAndVanish { origin, .. } = f.fault {
+                let at = Some(f.at_ms);
+                plan.push((origin, Tlp::Green, vec![], 1, "vanish".to_string(), at));
+            }
+        }
+        let omit: Vec<String> = self
+            .sc
+            .omit_forbidden_for
+            .iter()
+            .map(|&q| self.ids[q].clone())
+            .collect();
+        let mut adv_index: HashMap<(String, String), usize> = HashMap::new();
+        for (k, (origin, tlp, aud, revision, tag, at)) in plan.into_iter().enumerate() {
+            let audience: Vec<String> = {
+                let mut v: Vec<String> = aud.iter().map(|&m| self.ids[m].clone()).collect();
+                v.sort();
+                v
+            };
+            let base_k = tag
+                .strip_prefix('@')
+                .and_then(|s| s.trim_end_matches('!').parse::<usize>().ok())
+                .unwrap_or(k);
+            let adv_id = format!("TANOA-SIM-{base_k:06}");
+            let equiv = tag.ends_with('!');
+            let t_mod =
+                i64::try_from(T0).unwrap_or(0) - 86_400_000 + i64::try_from(base_k).unwrap_or(0);
+            let advisory = Advisory {
+                id: adv_id.clone(),
+                origin: self.ids[origin].clone(),
+                revision,
+                created_ms: t_mod,
+                modified_ms: t_mod + i64::try_from(revision).unwrap_or(1) * 1_000,
+                valid_until_ms: None,
+                tlp,
+                audience,
+                title: format!("Simulated advisory {adv_id} revision {revision}"),
+                summary: if equiv {
+                    "Equivocating payload: same revision, different bytes.".to_string()
+                } else {
+                    "Simulated advisory; indicators in documentation ranges only.".to_string()
+                },
+                severity: Severity::Medium,
+                actors: Vec::new(),
+                cves: Vec::new(),
+                indicators: Vec::new(),
+                references: Vec::new(),
+                withdrawn: false,
+                withdrawn_reason: String::new(),
+                stix_extras: Vec::new(),
+            };
+            let scope_ok = {
+                let s = policy::ItemScope::from(&advisory);
+                omit.iter().all(|q| policy::may_hold(&s, q).allowed)
+            };
+            if !scope_ok {
+                continue;
+            }
+            let ident = signers.entry(origin).or_insert_with(|| {
+                let mut bytes = [0u8; 32];
+                for (k, c) in bytes.chunks_mut(8).enumerate() {
+                    c.copy_from_slice(
+                        &h(seed, &[0x006b_6579, origin as u64, k as u64]).to_le_bytes(),
+                    );
+                }
+                let key = SigningKey::from_bytes(&bytes);
+                self.keyring.insert(PublicKeyRecord::new(
+                    self.ids[origin].clone(),
+                    key.verifying_key(),
+                    None,
+                    None,
+                ));
+                SigningIdentity::new(self.ids[origin].clone(), key)
+            });
+            let verified = ident
+                .sign(advisory, &self.limits)
+                .map_err(|e| format!("signing item {k}: {e}"))?;
+            let meta = ItemMeta::of_verified(&verified);
+            if tlp != Tlp::Green && tlp != Tlp::Clear {
+                self.restricted = true;
+            }
+            let key = (self.ids[origin].clone(), adv_id);
+            let advisory_ix = *adv_index.entry(key.clone()).or_insert_with(|| {
+                self.advisories.push(key);
+                self.advisories.len() - 1
+            });
+            let ix = self.items.len() as u32;
+            self.by_id.insert(meta.id, ix);
+            self.items.push(SimItem {
+                meta,
+                verified,
+                advisory: advisory_ix,
+                revision,
+                publish_at: at,
+                origin,
+                live: false,
+            });
+        }
+        Ok(())
+    }
+
+    fn audience(&self, origin: usize, size: usize, salt: u64) -> Vec<usize> {
+        let n = self.sc.members;
+        let mut out = Vec::new();
+        let mut k = 0u64;
+        while out.len() < size.min(n - 1) && k < 100 * n as u64 {
+            let m = (h(self.seed, &[salt, k]) % n as u64) as usize;
+            if m != origin && !out.contains(&m) {
+                out.push(m);
+            }
+            k += 1;
+        }
+        out
+    }
+
+    // --- scheduling -----------------------------------------------------------------------
+
+    fn schedule(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Reverse((at.max(self.now), self.seq)));
+        self.events.insert(self.seq, ev);
+    }
+
+    fn schedule_rel(&mut self, at_ms: i64, ev: Ev) {
+        let at = T0.saturating_add_signed(at_ms);
+        self.schedule(at, ev);
+    }
+
+    fn run_all(&mut self) {
+        let end = T0 + self.sc.max_ms;
+        let interval = self.sc.sync.interval_ms.max(1);
+        while let Some(&Reverse((at, seq))) = self.queue.peek() {
+            if at > end {
+                break;
+            }
+            self.queue.pop();
+            let Some(ev) = self.events.remove(&seq) else {
+                continue;
+            };
+            self.now = at;
+            self.step(ev);
+            if self.pending_publishes == 0 && self.expected_total > 0 {
+                let cov = self.held_total as f64 / self.expected_total as f64;
+                if self.t999.is_none() && cov >= 0.999 {
+                    self.t999 = Some(self.now - T0);
+                }
+                if self.held_total == self.expected_total {
+                    if self.t100.is_none() {
+                        self.t100 = Some(self.now - T0);
+                    }
+                    if self.heal_at.is_some() && self.bytes_at_converge_after_heal.is_none() {
+                        self.bytes_at_converge_after_heal = Some(self.msgs.clone());
+                    }
+                    // Converged and no fault left: run one more interval to see it stay so.
+                    if self.churn_ppm == 0
+                        && self.sc.record_for.is_empty()
+                        && !self
+                            .events
+                            .values()
+                            .any(|e| matches!(e, Ev::Fault(_) | Ev::Join(_) | Ev::Publish(_)))
+                    {
+                        let stop = self.now + interval;
+                        self.run_until(stop);
+                        return;
+                    }
+                } else {
+                    // Coverage fell (wipe, join): 100% must be reached again.
+                    self.t100 = None;
+                }
+            }
+        }
+    }
+
+    fn run_until(&mut self, end: u64) {
+        while let Some(&Reverse((at, seq))) = self.queue.peek() {
+            if at > end {
+                break;
+            }
+            self.queue.pop();
+            let Some(ev) = self.events.remove(&seq) else {
+                continue;
+            };
+            self.now = at;
+            self.step(ev);
+        }
+    }
+
+    fn step(&mut self, ev: Ev) {
+        match ev {
+            Ev::Wake { node, at_local } => {
+                let m = &mut self.members[node];
+                if m.online && m.wake == Some(at_local) {
+                    m.wake = None;
+                    let t = m.local(self.now);
+                    m.core.handle_timeout(t);
+                    self.drain(node);
+                }
+            }
+            Ev::Deliver {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+            } => self.deliver(from, to, to_inc, body, wire),
+            Ev::Publish(ix) => self.publish(ix),
+            Ev::Fault(f) => self.fault(f),
+            Ev::Join(m) => self.restart(m, true),
+            Ev::ChurnTick => self.churn_tick(),
+            Ev::Vanish(m) => {
+                self.members[m].online = false;
+                self.members[m].gone = true;
+                self.only_to = None;
+                self.uncount(m);
+            }
+        }
+    }
+
+    // --- coverage accounting ----------------------------------------------------------------
+
+    fn may_hold(&self, ix: u32, m: usize) -> bool {
+        policy::may_hold(&self.items[ix as usize].meta.scope(), &self.ids[m]).allowed
+    }
+
+    fn count_live(&mut self, ix: u32) {
+        for m in 0..self.members.len() {
+            if !self.members[m].gone && self.may_hold(ix, m) {
+                self.expected_total += 1;
+            }
+        }
+    }
+
+    fn uncount(&mut self, m: usize) {
+        let live: Vec<u32> = (0..self.items.len() as u32)
+            .filter(|&ix| self.items[ix as usize].live)
+            .collect();
+        for ix in live {
+            if self.may_hold(ix, m) {
+                self.expected_total -= 1;
+            }
+        }
+        self.held_total -= self.members[m].held.len() as u64;
+    }
+
+    // --- members ----------------------------------------------------------------------------
+
+    fn publish(&mut self, ix: u32) {
+        let origin = self.items[ix as usize].origin;
+        if !self.members[origin].online {
+            // A crashed origin publishes once it is back.
+            self.schedule(self.now + 1_000, Ev::Publish(ix));
+            return;
+        }
+        self.pending_publishes -= 1;
+        self.items[ix as usize].live = true;
+        self.count_live(ix);
+        self.store_item(origin, ix, "local", 0);
+        let now = self.members[origin].local(self.now);
+        let meta = self.items[ix as usize].meta.clone();
+        self.members[origin]
+            .core
+            .item_accepted(now, &meta, Source::Local);
+        self.drain(origin);
+        if let Some(Mutation::LeakAmberTo { member }) = self.sc.mutation
+            && matches!(meta.tlp, Tlp::Amber)
+            && member != origin
+        {
+            // The broken policy: one more push target.
+            let env = self.items[ix as usize].verified.envelope().clone();
+            let msg = PeerMessage::PushRequest(PushRequest {
+                envelopes: vec![env],
+            });
+            self.send(origin, member, Body::Request(u64::MAX, msg));
+        }
+    }
+
+    /// Puts the item in the member's store; checks the hold invariant first.
+    fn store_item(&mut self, m: usize, ix: u32, source: &str, depth: u16) {
+        if !self.may_hold(ix, m) {
+            let it = &self.items[ix as usize].meta;
+            self.violation(format!(
+                "{} stores {} ({}, origin {}) it may not hold, from {source}",
+                self.ids[m], it.id, it.tlp, it.origin
+            ));
+        }
+        let now = i64::try_from(self.members[m].local(self.now)).unwrap_or(i64::MAX);
+        let mem = &mut self.members[m];
+        if let Err(e) = mem
+            .store
+            .put(&self.items[ix as usize].verified, source, now)
+        {
+            let msg = format!("{}: store refused item: {e}", mem.id);
+            self.violation(msg);
+            return;
+        }
+        if mem.held.insert(ix) {
+            mem.depth.insert(ix, depth);
+            if self.items[ix as usize].live && !mem.gone {
+                self.held_total += 1;
+            }
+        }
+    }
+
+    fn restart(&mut self, m: usize, wipe: bool) {
+        if self.members[m].gone {
+            return;
+        }
+        let inc = self.members[m].inc + 1;
+        let local = self.members[m].local(self.now);
+        let core = match self.new_core(m, inc, local) {
+            Ok(c) => c,
+            Err(e) => {
+                self.violation(format!("{}: restart: {e}", self.ids[m]));
+                return;
+            }
+        };
+        if wipe {
+            let held: Vec<u32> = self.members[m]
+                .held
+                .iter()
+                .copied()
+                .filter(|&ix| self.items[ix as usize].live)
+                .collect();
+            self.held_total -= held.len() as u64;
+            // An item only this member held is lost with its store: nobody can be expected to
+            // hold it any more.
+            for ix in held {
+                let others = (0..self.members.len())
+                    .any(|o| o != m && !self.members[o].gone && self.members[o].held.contains(&ix));
+                if !others {
+                    self.items[ix as usize].live = false;
+                    self.lost_items += 1;
+                    for q in 0..self.members.len() {
+                        if q != m && !self.members[q].gone && self.may_hold(ix, q) {
+                            self.expected_total -= 1;
+                        }
+                    }
+                    if self.may_hold(ix, m) {
+                        self.expected_total -= 1;
+                    }
+                }
+            }
+            let mem = &mut self.members[m];
+            mem.store = MemoryStore::new();
+            mem.held.clear();
+            mem.depth.clear();
+        }
+        let mut ids: Vec<u32> = self.members[m].held.iter().copied().collect();
+        ids.sort_unstable();
+        let metas: Vec<ItemMeta> = ids
+            .iter()
+            .map(|&ix| self.items[ix as usize].meta.clone())
+            .collect();
+        let mem = &mut self.members[m];
+        mem.core = core;
+        mem.core.load_items(metas.iter());
+        mem.inc = inc;
+        mem.online = true;
+        mem.wake = None;
+        for p in 0..self.ids.len() {
+            if p != m {
+                let name = &self.ids[p];
+                self.members[m].core.peer_up(local, name);
+            }
+        }
+        self.drain(m);
+    }
+
+    fn crash(&mut self, m: usize) {
+        let mem = &mut self.members[m];
+        mem.online = false;
+        mem.wake = None;
+    }
+
+    fn fault(&mut self, f: Fault) {
+        match f {
+            Fault::Isolate { members } => {
+                for m in members {
+                    if m < self.group.len() {
+                        self.group[m] = 1;
+                    }
+                }
+            }
+            Fault::Partition { fraction_ppm } => {
+                let n = self.sc.members;
+                let mut order: Vec<usize> = (0..n).collect();
+                order.sort_by_key(|&m| h(self.seed, &[0x7061_7274, m as u64]));
+                let k = (n as u64 * fraction_ppm / 1_000_000) as usize;
+                for &m in order.iter().take(k) {
+                    self.group[m] = 1;
+                }
+            }
+            Fault::Heal => {
+                self.group.iter_mut().for_each(|g| *g = 0);
+                self.heal_at = Some(self.now);
+                self.diffs_at_heal = self.expected_total - self.held_total;
+                self.bytes_at_heal = self.msgs.clone();
+            }
+            Fault::Crash { member } => self.crash(member),
+            Fault::Restart { member, wipe } => self.restart(member, wipe),
+            Fault::Churn { fraction_ppm } => {
+                self.churn_ppm = fraction_ppm;
+                self.schedule(self.now + self.sc.sync.interval_ms.max(1), Ev::ChurnTick);
+            }
+            Fault::StopChurn => {
+                self.churn_ppm = 0;
+                for m in std::mem::take(&mut self.churned) {
+                    self.restart(m, false);
+                }
+            }
+            Fault::PublishAndVanish { origin, peer } => {
+                self.only_to = Some((origin, peer));
+                // The item itself is a Publish event at the same time; vanish once it was sent.
+                let back = self.sc.link.latency_max_ms * 4 + 500;
+                self.schedule(self.now + back, Ev::Vanish(origin));
+            }
+        }
+    }
+
+    fn churn_tick(&mut self) {
+        if self.churn_ppm == 0 {
+            return;
+        }
+        let tick = self.now;
+        for (k, m) in std::mem::take(&mut self.churned).into_iter().enumerate() {
+            let wipe = h(self.seed, &[0x7769_7065, tick, k as u64]).is_multiple_of(10);
+            self.restart(m, wipe);
+        }
+        let n = self.sc.members;
+        let k = (n as u64 * self.churn_ppm / 1_000_000) as usize;
+        let mut order: Vec<usize> = (0..n)
+            .filter(|&m| self.members[m].online && !self.members[m].gone)
+            .collect();
+        order.sort_by_key(|&m| h(self.seed, &[0x6368_7572, tick, m as u64]));
+        for &m in order.iter().take(k) {
+            self.crash(m);
+            self.churned.push(m);
+        }
+        self.schedule(self.now + self.sc.sync.interval_ms.max(1), Ev::ChurnTick);
+    }
+
+    // --- the driver -------------------------------------------------------------------------
+
+    fn drain(&mut self, node: usize) {
+        while let Some(a) = self.members[node].core.poll_action() {
+            match a {
+                Action::WakeAt(t) => {
+                    self.members[node].wake = Some(t);
+                    let skew = self.members[node].skew;
+                    let at = t.saturating_add_signed(-skew);
+                    self.schedule(at, Ev::Wake { node, at_local: t });
+                }
+                Action::Push { to, req, items } => {
+                    let Some(&to) = self.by_name.get(&to) else {
+                        continue;
+                    };
+                    let mut envelopes = Vec::with_capacity(items.len());
+                    for id in &items {
+                        match self.by_id.get(id) {
+                            Some(&ix) if self.members[node].held.contains(&ix) => {
+                                envelopes.push(self.items[ix as usize].verified.envelope().clone())
+                            }
+                            _ => self.violation(format!(
+                                "{} asked to push {id} it does not hold",
+                                self.ids[node]
+                            )),
+                        }
+                    }
+                    let msg = PeerMessage::PushRequest(PushRequest { envelopes });
+                    self.send(node, to, Body::Request(req, msg));
+                }
+                Action::Reconcile { to, req, msg } => {
+                    if let Some(&to) = self.by_name.get(&to) {
+                        self.send(
+                            node,
+                            to,
+                            Body::Request(req, PeerMessage::ReconcileRequest(msg)),
+                        );
+                    }
+                }
+                Action::Fetch { from, req, msg } => {
+                    if let Some(&to) = self.by_name.get(&from) {
+                        self.send(node, to, Body::Request(req, PeerMessage::FetchRequest(msg)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn lossy(&self, from: usize, to: usize) -> bool {
+        let l = &self.sc.link.lossy_only_for;
+        l.is_empty() || l.contains(&from) || l.contains(&to)
+    }
+
+    fn send(&mut self, from: usize, to: usize, body: Body) {
+        let link = &self.sc.link;
+        let span = link.latency_max_ms.saturating_sub(link.latency_min_ms) + 1;
+        let latency =
+            link.latency_min_ms + h(self.seed, &[0x006c_6174, from as u64, to as u64]) % span;
+        let wire = match &body {
+            Body::Request(_, m) | Body::Response(_, m) => m.encode(),
+            Body::Failed(..) => Vec::new(),
+        };
+        let (bytes, digest) = (wire.len() as u64, fnv(&wire));
+        if self.group[from] != self.group[to] {
+            self.lost += 1;
+            return;
+        }
+        if let Some((o, p)) = self.only_to
+            && from == o
+            && to != p
+        {
+            self.lost += 1;
+            return;
+        }
+        let mut extra = 0;
+        let mut dup = false;
+        if bytes > 0 && self.lossy(from, to) {
+            // The fate of a message depends on its link, its bytes and how many identical
+            // messages went that way before: never on unrelated traffic.
+            let n = self.link_counts.entry((from, to, digest)).or_insert(0);
+            *n += 1;
+            let r =
+                |salt: u64| h(self.seed, &[salt, from as u64, to as u64, *n, digest]) % 1_000_000;
+            if r(0x6c6f_7373) < link.loss_ppm {
+                self.lost += 1;
+                return;
+            }
+            if r(0x7265_6f72) < link.reorder_ppm {
+                extra = r(0x6578_7472) % (link.reorder_max_ms + 1);
+            }
+            dup = r(0x0064_7570) < link.dup_ppm;
+        }
+        let tx = if link.bandwidth_bytes_per_ms == 0 {
+            0
+        } else {
+            bytes.div_ceil(link.bandwidth_bytes_per_ms)
+        };
+        let free = self.link_free.entry((from, to)).or_insert(0);
+        let start = (*free).max(self.now);
+        *free = start + tx;
+        let at = start + tx + latency + extra;
+        let to_inc = self.members[to].inc;
+        if dup {
+            self.duplicated += 1;
+            let copy = match &body {
+                Body::Request(r, m) => Body::Request(*r, m.clone()),
+                Body::Response(r, m) => Body::Response(*r, m.clone()),
+                Body::Failed(r, f) => Body::Failed(*r, f.clone()),
+            };
+            self.schedule(
+                at + 1 + extra,
+                Ev::Deliver {
+                    from,
+                    to,
+                    to_inc,
+                    body: copy,
+                    wire: wire.clone(),
+                },
+            );
+        }
+        self.schedule(
+            at,
+            Ev::Deliver {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+            },
+        );
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, to_inc: u32, body: Body, wire: Vec<u8>) {
+        let to_alive = self.members[to].online;
+        let from_alive = self.members[from].online;
+        let same_inc = self.members[to].inc == to_inc;
+        if !to_alive || !from_alive {
+            if let Body::Request(req, _) = body
+                && from_alive
+                && req != u64::MAX
+            {
+                let at = self.now + self.sc.link.latency_min_ms;
+                let inc = self.members[from].inc;
+                self.schedule(
+                    at,
+                    Ev::Deliver {
+                        from: to,
+                        to: from,
+                        to_inc: inc,
+                        body: Body::Failed(req, Failure::Unreachable),
+                        wire: Vec::new(),
+                    },
+                );
+            }
+            return;
+        }
+        if !matches!(body, Body::Request(..)) && !same_inc {
+            // An answer to a previous incarnation: its connection is gone.
+            return;
+        }
+        let from_id = self.ids[from].clone();
+        let now = self.members[to].local(self.now);
+        match body {
+            Body::Request(req, msg) => {
+                self.observe(from, to, &msg, wire);
+                let reply = self.answer(to, from, msg);
+                if req == u64::MAX {
+                    return;
+                }
+                let back = match reply {
+                    Ok(m) => Body::Response(req, m),
+                    Err(code) => Body::Failed(req, Failure::Refused(code)),
+                };
+                self.send(to, from, back);
+            }
+            Body::Response(req, msg) => {
+                self.observe(from, to, &msg, wire);
+                match msg {
+                    PeerMessage::PushResponse(r) => self.members[to]
+                        .core
+                        .on_push_response(now, &from_id, req, &r),
+                    PeerMessage::ReconcileResponse(r) => self.members[to]
+                        .core
+                        .on_reconcile_response(now, &from_id, req, &r),
+                    PeerMessage::FetchResponse(r) => {
+                        for env in &r.envelopes {
+                            self.receive(to, from, env);
+                        }
+                        self.members[to]
+                            .core
+                            .on_fetch_response(now, &from_id, req, &r);
+                    }
+                    other => self.violation(format!(
+                        "{} answered {} with a {}",
+                        from_id,
+                        self.ids[to],
+                        other.name()
+                    )),
+                }
+            }
+            Body::Failed(req, f) => {
+                self.members[to]
+                    .core
+                    .on_request_failed(now, &from_id, req, f);
+            }
+        }
+        self.drain(to);
+    }
+
+    fn answer(
+        &mut self,
+        node: usize,
+        from: usize,
+        msg: PeerMessage,
+    ) -> Result<PeerMessage, String> {
+        let now = self.members[node].local(self.now);
+        let from_id = self.ids[from].clone();
+        match msg {
+            PeerMessage::PushRequest(p) => {
+                let results = p
+                    .envelopes
+                    .iter()
+                    .map(|e| self.receive(node, from, e))
+                    .collect();
+                Ok(PeerMessage::PushResponse(PushResponse { results }))
+            }
+            PeerMessage::ReconcileRequest(r) => self.members[node]
+                .core
+                .handle_reconcile(now, &from_id, &r)
+                .map(PeerMessage::ReconcileResponse)
+                .map_err(|e| e.code().to_string()),
+            PeerMessage::FetchRequest(f) => {
+                let reply = self.members[node]
+                    .core
+                    .handle_fetch(now, &from_id, &f)
+                    .map_err(|e| e.code().to_string())?;
+                let held = &self.members[node].held;
+                let (by_id, items) = (&self.by_id, &self.items);
+                let resp: FetchResponse = reply.into_response(|id| {
+                    by_id
+                        .get(id)
+                        .filter(|ix| held.contains(ix))
+                        .map(|&ix| items[ix as usize].verified.envelope().clone())
+                });
+                Ok(PeerMessage::FetchResponse(resp))
+            }
+            other => Err(format!("unexpected request {}", other.name())),
+        }
+    }
+
+    /// The node's receive path: verify, admit, check, store, report.
+    fn receive(&mut self, node: usize, from: usize, env: &Envelope) -> ItemResult {
+        let id = env.item_id();
+        let refused = |reason: &str| ItemResult {
+            item_id: id,
+            accepted: false,
+            reason: reason.to_string(),
+        };
+        let from_id = self.ids[from].clone();
+        let ix = match self.verify_cached(env) {
+            Ok(ix) => ix,
+            Err(reason) => {
+                self.members[node].core.note_rejection(&from_id, reason);
+                return refused(reason);
+            }
+        };
+        self.envelope_deliveries += 1;
+        let meta = self.items[ix as usize].meta.clone();
+        let now = self.members[node].local(self.now);
+        let admitted = self.members[node].core.admit(now, &from_id, &meta);
+        let leak = matches!(self.sc.mutation, Some(Mutation::LeakAmberTo { member }) if member == node && meta.tlp == Tlp::Amber);
+        if let Err(r) = admitted
+            && !leak
+        {
+            return refused(r.code);
+        }
+        if self.members[node].held.contains(&ix) {
+            // Duplicate: the store says so too; the core counts it.
+            self.members[node]
+                .core
+                .item_accepted(now, &meta, Source::Peer(&from_id));
+            return ItemResult {
+                item_id: id,
+                accepted: true,
+                reason: String::new(),
+            };
+        }
+        let depth = self.members[from]
+            .depth
+            .get(&ix)
+            .copied()
+            .unwrap_or(u16::MAX - 1)
+            .saturating_add(1);
+        self.first_receipts += 1;
+        self.store_item(node, ix, &from_id, depth);
+        self.members[node]
+            .core
+            .item_accepted(now, &meta, Source::Peer(&from_id));
+        ItemResult {
+            item_id: id,
+            accepted: true,
+            reason: String::new(),
+        }
+    }
+
+    fn verify_cached(&mut self, env: &Envelope) -> Result<u32, &'static str> {
+        let id = env.item_id();
+        let ix = self.by_id.get(&id).copied();
+        if let Some(ix) = ix
+            && self.verified_ok.contains(&id)
+            && self.items[ix as usize].verified.envelope() == env
+        {
+            return Ok(ix);
+        }
+        match envelope::verify(env.clone(), &self.keyring, &self.limits) {
+            Ok(v) => {
+                let Some(ix) = ix else {
+                    return Err("unknown_item");
+                };
+                if self.items[ix as usize].verified.envelope() == v.envelope() {
+                    self.verified_ok.insert(id);
+                }
+                Ok(ix)
+            }
+            Err(e) => Err(e.reason()),
+        }
+    }
+
+    // --- invariants and counters -------------------------------------------------------------
+
+    fn violation(&mut self, what: String) {
+        let t = self.now - T0;
+        if self.violations.len() < 100 {
+            self.violations.push(format!("t={t} ms: {what}"));
+        }
+    }
+
+    /// Counts a delivered message and checks that it carries nothing `to` may not hold.
+    fn observe(&mut self, from: usize, to: usize, msg: &PeerMessage, bytes: Vec<u8>) {
+        let e = self.msgs.entry(msg.name()).or_insert((0, 0));
+        e.0 += 1;
+        e.1 += bytes.len() as u64;
+        let mut ids: Vec<ItemId> = Vec::new();
+        match msg {
+            PeerMessage::PushRequest(p) => ids.extend(p.envelopes.iter().map(Envelope::item_id)),
+            PeerMessage::PushResponse(r) => ids.extend(r.results.iter().map(|x| x.item_id)),
+            PeerMessage::FetchRequest(f) => ids.extend(f.item_ids.iter().copied()),
+            PeerMessage::FetchResponse(f) => {
+                ids.extend(f.envelopes.iter().map(Envelope::item_id));
+                ids.extend(f.missing.iter().copied());
+                ids.extend(f.deferred.iter().copied());
+            }
+            PeerMessage::ReconcileRequest(_) | PeerMessage::ReconcileResponse(_) => {
+                if self.restricted {
+                    for w in bytes.windows(32) {
+                        if let Some(id) = ItemId::from_slice(w)
+                            && self.by_id.contains_key(&id)
+                        {
+                            ids.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        for id in ids {
+            if let Some(&ix) = self.by_id.get(&id)
+                && !self.may_hold(ix, to)
+            {
+                let it = &self.items[ix as usize].meta;
+                self.violation(format!(
+                    "{} received a {} from {} carrying {} ({}, origin {}) it may not hold",
+                    self.ids[to],
+                    msg.name(),
+                    self.ids[from],
+                    it.id,
+                    it.tlp,
+                    it.origin
+                ));
+            }
+        }
+        if let Some(t) = self.transcripts.get_mut(&to) {
+            t.push((self.now - T0, from, bytes));
+        }
+    }
+
+    fn final_checks(&mut self) {
+        if !self.violations.is_empty() {
+            return;
+        }
+        let n = self.members.len();
+        for m in 0..n {
+            if self.members[m].gone {
+                continue;
+            }
+            let missing: Vec<String> = (0..self.items.len() as u32)
+                .filter(|&ix| self.items[ix as usize].live && self.may_hold(ix, m))
+                .filter(|ix| !self.members[m].held.contains(ix))
+                .map(|ix| {
+                    let it = &self.items[ix as usize].meta;
+                    format!("{} {} from {}", it.id, it.tlp, it.origin)
+                })
+                .collect();
+            if !missing.is_empty() {
+                self.violation(format!(
+                    "{} lacks {} item(s) it may hold at the end (not converged): {}",
+                    self.ids[m],
+                    missing.len(),
+                    missing.join(", ")
+                ));
+                if self.violations.len() > 5 {
+                    return;
+                }
+            }
+        }
+        // Agreement on the latest revision (equivocations resolved the same way everywhere).
+        let mut winner: HashMap<usize, (u64, ItemId)> = HashMap::new();
+        for it in self.items.iter().filter(|it| it.live) {
+            let cand = (it.revision, it.meta.id);
+            winner
+                .entry(it.advisory)
+                .and_modify(|w| {
+                    if cand.0 > w.0 || (cand.0 == w.0 && cand.1 < w.1) {
+                        *w = cand;
+                    }
+                })
+                .or_insert(cand);
+        }
+        let mut advs: Vec<(usize, (u64, ItemId))> = winner.into_iter().collect();
+        advs.sort_by_key(|(a, _)| *a);
+        for (a, (_, want)) in advs {
+            let (origin, id) = self.advisories[a].clone();
+            let Some(&wix) = self.by_id.get(&want) else {
+                continue;
+            };
+            for m in 0..n {
+                if self.members[m].gone || !self.may_hold(wix, m) {
+                    continue;
+                }
+                match self.members[m].store.latest(&origin, &id) {
+                    Ok(Some(s)) if s.item_id == want => {}
+                    Ok(other) => {
+                        let got = other.map(|s| s.item_id.to_hex());
+                        self.violation(format!(
+                            "{}: latest of {origin}/{id} is {got:?}, expected {want}",
+                            self.ids[m]
+                        ));
+                        return;
+                    }
+                    Err(e) => {
+                        self.violation(format!("{}: store: {e}", self.ids[m]));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn report(&self) -> Report {
+        let n = self.members.iter().filter(|m| !m.gone).count();
+        let no_wave = self.items.iter().all(|it| it.publish_at.is_none());
+        let live: Vec<u32> = (0..self.items.len() as u32)
+            .filter(|&ix| {
+                let it = &self.items[ix as usize];
+                it.live && (it.publish_at.is_some() || no_wave)
+            })
+            .collect();
+        // Hop depth of every (member, wave item) pair it may hold.
+        let mut depths: Vec<u16> = Vec::new();
+        for &ix in &live {
+            for m in self.members.iter() {
+                if m.gone {
+                    continue;
+                }
+                if let Some(d) = m.depth.get(&ix)
+                    && self.items[ix as usize].origin
+                        != self.by_name.get(&m.id).copied().unwrap_or(usize::MAX)
+                {
+                    depths.push(*d);
+                }
+            }
+        }
+        depths.sort_unstable();
+        let pct = |p: f64| -> Option<u16> {
+            if depths.is_empty() {
+                return None;
+            }
+            let k = ((depths.len() as f64) * p).ceil() as usize;
+            depths.get(k.clamp(1, depths.len()) - 1).copied()
+        };
+        let total_msgs: u64 = self.msgs.values().map(|v| v.0).sum();
+        let total_bytes: u64 = self.msgs.values().map(|v| v.1).sum();
+        let all_items = self.items.iter().filter(|it| it.live).count().max(1) as f64;
+        let per = all_items * n.max(1) as f64;
+        let heal = self.heal_at.map(|_| {
+            let after = self
+                .bytes_at_converge_after_heal
+                .clone()
+                .unwrap_or_else(|| self.msgs.clone());
+            let diff = |k: &str| {
+                after.get(k).map(|v| v.1).unwrap_or(0)
+                    - self.bytes_at_heal.get(k).map(|v| v.1).unwrap_or(0)
+            };
+            let rec = diff("ReconcileRequest") + diff("ReconcileResponse");
+            let all = rec
+                + diff("FetchRequest")
+                + diff("FetchResponse")
+                + diff("PushRequest")
+                + diff("PushResponse");
+            (self.diffs_at_heal, rec, all)
+        });
+        Report {
+            scenario: self.sc.name.clone(),
+            seed: self.seed,
+            members: n,
+            items: self.items.iter().filter(|it| it.live).count(),
+            fanout: self.sc.sync.fanout,
+            interval_ms: self.sc.sync.interval_ms,
+            rounds_999: pct(0.999),
+            rounds_100: depths.last().copied(),
+            t999_ms: self.t999,
+            t100_ms: self.t100,
+            coverage_end: (self.held_total, self.expected_total),
+            messages_per_item_member: total_msgs as f64 / per,
+            bytes_per_item_member: total_bytes as f64 / per,
+            redundancy: if self.first_receipts == 0 {
+                0.0
+            } else {
+                self.envelope_deliveries as f64 / self.first_receipts as f64 - 1.0
+            },
+            by_kind: self.msgs.clone(),
+            lost: self.lost,
+            duplicated: self.duplicated,
+            lost_items: self.lost_items,
+            heal,
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Scenarios as data: the federation, its items, its network and its faults, and the presets of
+//! issue 4. A scenario plus a seed determines a run completely.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sync::SyncConfig;
+
+/// The network between every pair of members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkModel {
+    /// Smallest one-way latency of a link; each directed link gets a fixed latency in
+    /// `[latency_min_ms, latency_max_ms]` drawn from the seed.
+    pub latency_min_ms: u64,
+    /// Largest one-way latency of a link.
+    pub latency_max_ms: u64,
+    /// Bandwidth of each directed link in bytes per millisecond (0 = unlimited). Messages on a
+    /// link are serialized: a message waits until the previous one has left.
+    pub bandwidth_bytes_per_ms: u64,
+    /// Probability that a message is lost, parts per million.
+    pub loss_ppm: u64,
+    /// Probability that a message is delivered twice, parts per million.
+    pub dup_ppm: u64,
+    /// Probability that a message is held back (and so overtaken), parts per million.
+    pub reorder_ppm: u64,
+    /// Longest extra delay of a held-back message.
+    pub reorder_max_ms: u64,
+    /// Apply loss, duplication and reordering only to links touching these members (all links
+    /// when empty). Used by the transcript comparison, where links among holders of secrets must
+    /// behave the same in both runs.
+    pub lossy_only_for: Vec<usize>,
+}
+
+impl Default for LinkModel {
+    fn default() -> Self {
+        Self {
+            latency_min_ms: 20,
+            latency_max_ms: 80,
+            bandwidth_bytes_per_ms: 12_500, // 100 Mbit/s
+            loss_ppm: 0,
+            dup_ppm: 0,
+            reorder_ppm: 0,
+            reorder_max_ms: 200,
+            lossy_only_for: Vec::new(),
+        }
+    }
+}
+
+/// The items a scenario publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ItemMix {
+    /// GREEN advisories published in the measured wave (from origins chosen by the seed).
+    pub green: usize,
+    /// Small AMBER audiences (each: an origin and `amber_audience` other members).
+    pub amber_groups: usize,
+    /// Members in each AMBER audience besides the origin.
+    pub amber_audience: usize,
+    /// AMBER advisories per audience.
+    pub amber_per_group: usize,
+    /// RED advisories, each to `red_audience` recipients.
+    pub red: usize,
+    /// Recipients of each RED advisory.
+    pub red_audience: usize,
+    /// GREEN advisories that get a second revision (supersession), published in the wave.
+    pub revisions: usize,
+    /// GREEN advisories whose origin equivocates (two payloads, same revision).
+    pub equivocations: usize,
+    /// Items already held before the run by `backlog_holders` members (not measured).
+    pub backlog: usize,
+    /// Members holding the backlog at start.
+    pub backlog_holders: usize,
+}
+
+impl Default for ItemMix {
+    fn default() -> Self {
+        Self {
+            green: 100,
+            amber_groups: 0,
+            amber_audience: 0,
+            amber_per_group: 0,
+            red: 0,
+            red_audience: 0,
+            revisions: 2,
+            equivocations: 1,
+            backlog: 0,
+            backlog_holders: 0,
+        }
+    }
+}
+
+/// A fault or change at a point of simulated time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Cut the network between these members and everyone else.
+    Isolate {
+        /// Member indices.
+        members: Vec<usize>,
+    },
+    /// Cut the first `fraction_ppm` of members (by a seeded shuffle) from the rest.
+    Partition {
+        /// Share of members on the small side, parts per million.
+        fraction_ppm: u64,
+    },
+    /// Every cut ends.
+    Heal,
+    /// The member stops (in-flight messages to and from it are lost).
+    Crash {
+        /// Member index.
+        member: usize,
+    },
+    /// The member starts again with a new core, its store kept or wiped.
+    Restart {
+        /// Member index.
+        member: usize,
+        /// Whether its store is lost.
+        wipe: bool,
+    },
+    /// From now on, each interval `fraction_ppm` of members crash, and those that crashed the
+    /// interval before restart (one in ten restarts wiped), until `StopChurn`.
+    Churn {
+        /// Share of members crashing per interval, parts per million.
+        fraction_ppm: u64,
+    },
+    /// Churn stops; every crashed member restarts.
+    StopChurn,
+    /// The origin-offline scenario: `origin` publishes one GREEN item that reaches only `peer`,
+    /// then goes offline forever.
+    PublishAndVanish {
+        /// Origin member index.
+        origin: usize,
+        /// The only peer that gets the item.
+        peer: usize,
+    },
+}
+
+/// A fault at a time (ms after the start of the wave; negative = before it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimedFault {
+    /// When, in ms after the wave starts.
+    pub at_ms: i64,
+    /// What happens.
+    pub fault: Fault,
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// Name printed in reports and failures.
+    pub name: String,
+    /// Number of members (all peers of each other).
+    pub members: usize,
+    /// Members that are not there at the start and join (empty store) at `late_join_ms`.
+    pub late_joiners: Vec<usize>,
+    /// When late joiners join, ms after the wave starts.
+    pub late_join_ms: i64,
+    /// Sync settings of every member.
+    pub sync: SyncConfig,
+    /// The network.
+    pub link: LinkModel,
+    /// Largest clock skew of a member, ± ms (each member gets a fixed skew drawn from the seed).
+    pub skew_ms: u64,
+    /// The items.
+    pub items: ItemMix,
+    /// Spread of the wave: items are published within `[0, publish_spread_ms]`.
+    pub publish_spread_ms: u64,
+    /// Faults.
+    pub faults: Vec<TimedFault>,
+    /// Longest simulated time after the wave starts.
+    pub max_ms: u64,
+    /// Record every message delivered to these members (transcript comparison).
+    pub record_for: Vec<usize>,
+    /// Leave out every item these members may not hold (the "without" run of the transcript
+    /// comparison).
+    pub omit_forbidden_for: Vec<usize>,
+    /// Test-only mutation (see [`Mutation`]).
+    pub mutation: Option<Mutation>,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            name: "unnamed".to_string(),
+            members: 50,
+            late_joiners: Vec::new(),
+            late_join_ms: 0,
+            sync: SyncConfig::default(),
+            link: LinkModel::default(),
+            skew_ms: 0,
+            items: ItemMix::default(),
+            publish_spread_ms: 0,
+            faults: Vec::new(),
+            max_ms: 20 * 30_000,
+            record_for: Vec::new(),
+            omit_forbidden_for: Vec::new(),
+            mutation: None,
+        }
+    }
+}
+
+/// A deliberate bug, for the mutation check: the simulator must catch it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mutation {
+    /// Broken policy: AMBER goes to one extra member. The origin's driver also pushes every AMBER
+    /// item it publishes to `member`, and `member`'s admit step accepts AMBER from anyone (as if
+    /// `may_send`/`may_hold` said yes for it).
+    LeakAmberTo {
+        /// The member that wrongly receives AMBER.
+        member: usize,
+    },
+}
+
+impl Scenario {
+    /// Parses a scenario from TOML (every field optional, unknown keys refused).
+    pub fn from_toml(text: &str) -> Result<Scenario, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    fn interval(&self) -> i64 {
+        i64::try_from(self.sync.interval_ms.max(1)).unwrap_or(30_000)
+    }
+}
+
+/// The scenarios of issue 4 for `n` members, with `green` GREEN advisories in each wave (plus
+/// two revisions and one equivocation); `backlog` sizes the backlog scenario (20 members).
+pub fn presets(n: usize, green: usize, backlog: usize) -> Vec<Scenario> {
+    let base = Scenario {
+        members: n,
+        items: ItemMix {
+            green,
+            ..ItemMix::default()
+        },
+        ..Scenario::default()
+    };
+    let iv = base.interval();
+    let all_green = Scenario {
+        name: format!("{n} members, all GREEN"),
+        ..base.clone()
+    };
+    let mixed = Scenario {
+        name: format!("{n} members, AMBER audiences + RED"),
+        items: ItemMix {
+            green: green.min(40),
+            amber_groups: n / 5,
+            amber_audience: 4,
+            amber_per_group: 2,
+            red: n / 4,
+            red_audience: 3,
+            ..ItemMix::default()
+        },
+        ..base.clone()
+    };
+    let lossy_link = LinkModel {
+        loss_ppm: 200_000,
+        dup_ppm: 10_000,
+        reorder_ppm: 50_000,
+        ..LinkModel::default()
+    };
+    let lossy = Scenario {
+        name: format!("{n} members, 20% loss"),
+        link: lossy_link.clone(),
+        ..base.clone()
+    };
+    let lossy_red = Scenario {
+        name: format!("{n} members, 20% loss, small AMBER and RED audiences"),
+        link: lossy_link,
+        items: ItemMix {
+            green: green.min(10),
+            amber_groups: n / 10,
+            amber_audience: 4,
+            amber_per_group: 1,
+            red: n / 10,
+            red_audience: 2,
+            ..ItemMix::default()
+        },
+        // A lost push is not retried: an AMBER or RED item with a small audience reaches a member
+        // whose push was lost only when anti-entropy pairs it with a holder allowed to send it
+        // (round-robin over every peer: up to one interval per member for RED).
+        max_ms: u64::try_from(40 * iv).unwrap_or(0),
+        ..base.clone()
+    };
+    let partition = Scenario {
+        name: format!("{n} members, 30% partition healed after 10 intervals"),
+        faults: vec![
+            TimedFault {
+                at_ms: -1,
+                fault: Fault::Partition {
+                    fraction_ppm: 300_000,
+                },
+            },
+            TimedFault {
+                at_ms: 10 * iv,
+                fault: Fault::Heal,
+            },
+        ],
+        publish_spread_ms: u64::try_from(5 * iv).unwrap_or(0),
+        max_ms: u64::try_from(30 * iv).unwrap_or(0),
+        ..base.clone()
+    };
+    let churn = Scenario {
+        name: format!("{n} members, 10% churn per interval"),
+        faults: vec![
+            TimedFault {
+                at_ms: -1,
+                fault: Fault::Churn {
+                    fraction_ppm: 100_000,
+                },
+            },
+            TimedFault {
+                at_ms: 6 * iv,
+                fault: Fault::StopChurn,
+            },
+        ],
+        publish_spread_ms: u64::try_from(4 * iv).unwrap_or(0),
+        max_ms: u64::try_from(30 * iv).unwrap_or(0),
+        ..base.clone()
+    };
+    let vanish = Scenario {
+        name: format!("{n} members, origin reaches one peer and vanishes"),
+        faults: vec![TimedFault {
+            at_ms: 0,
+            fault: Fault::PublishAndVanish { origin: 1, peer: 2 },
+        }],
+        items: ItemMix {
+            green: green.min(10),
+            ..ItemMix::default()
+        },
+        ..base.clone()
+    };
+    let skew = Scenario {
+        name: format!("{n} members, clock skew ±1 h"),
+        skew_ms: 3_600_000,
+        ..base.clone()
+    };
+    let b_members = n.clamp(2, 20);
+    let backlog_s = Scenario {
+        name: format!("{b_members} members, backlog of {backlog} meets a new member"),
+        members: b_members,
+        late_joiners: vec![b_members - 1],
+        late_join_ms: 0,
+        items: ItemMix {
+            green: 0,
+            revisions: 0,
+            equivocations: 0,
+            backlog,
+            backlog_holders: b_members - 1,
+            ..ItemMix::default()
+        },
+        max_ms: u64::try_from(40 * iv).unwrap_or(0),
+        ..base
+    };
+    vec![
+        all_green, mixed, lossy, partition, churn, vanish, skew, backlog_s, lossy_red,
+    ]
+}
