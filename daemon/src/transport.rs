@@ -463,33 +463,39 @@ pub struct OperatorIdentity {
     pub remote: Option<SocketAddr>,
 }
 
-/// A TLS connection on the operator listener whose client certificate verified and carries an
-/// operator identity.
+/// A server-side TLS connection whose client certificate verified, with the identity read from
+/// it (`OperatorIdentity` on the operator listener, `PeerIdentity` on the peer port). Handlers
+/// see the identity as a request extension (tonic `ConnectInfo`).
 #[derive(Debug)]
-pub struct OperatorTlsStream {
+pub struct VerifiedTlsStream<I> {
     inner: tokio_rustls::server::TlsStream<TcpStream>,
-    identity: OperatorIdentity,
+    identity: I,
 }
 
-impl OperatorTlsStream {
-    /// The verified operator identity.
-    pub fn identity(&self) -> &OperatorIdentity {
+impl<I> VerifiedTlsStream<I> {
+    /// The verified identity.
+    pub fn identity(&self) -> &I {
         &self.identity
     }
 }
 
-impl tonic::transport::server::Connected for OperatorTlsStream {
-    type ConnectInfo = OperatorIdentity;
+impl<I: Clone + Send + Sync + 'static> tonic::transport::server::Connected
+    for VerifiedTlsStream<I>
+{
+    type ConnectInfo = I;
 
-    fn connect_info(&self) -> OperatorIdentity {
+    fn connect_info(&self) -> I {
         self.identity.clone()
     }
 }
 
+/// A TLS connection on the operator listener carrying a verified operator identity.
+pub type OperatorTlsStream = VerifiedTlsStream<OperatorIdentity>;
+
 /// Forwards `AsyncRead`/`AsyncWrite` of a wrapper to its `inner` TLS stream.
 macro_rules! forward_io {
     ($t:ty) => {
-        impl AsyncRead for $t {
+        impl<I: Unpin> AsyncRead for $t {
             fn poll_read(
                 mut self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -499,7 +505,7 @@ macro_rules! forward_io {
             }
         }
 
-        impl AsyncWrite for $t {
+        impl<I: Unpin> AsyncWrite for $t {
             fn poll_write(
                 mut self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -534,7 +540,7 @@ macro_rules! forward_io {
     };
 }
 
-forward_io!(OperatorTlsStream);
+forward_io!(VerifiedTlsStream<I>);
 
 /// Runs the TLS handshake of an accepted operator connection and reads the operator identity
 /// from the verified client certificate.
@@ -950,28 +956,7 @@ pub struct PeerIdentity {
 }
 
 /// A TLS connection on the peer port whose client certificate verified and names a roster peer.
-#[derive(Debug)]
-pub struct PeerTlsStream {
-    inner: tokio_rustls::server::TlsStream<TcpStream>,
-    identity: PeerIdentity,
-}
-
-impl PeerTlsStream {
-    /// The verified member identity.
-    pub fn identity(&self) -> &PeerIdentity {
-        &self.identity
-    }
-}
-
-impl tonic::transport::server::Connected for PeerTlsStream {
-    type ConnectInfo = PeerIdentity;
-
-    fn connect_info(&self) -> PeerIdentity {
-        self.identity.clone()
-    }
-}
-
-forward_io!(PeerTlsStream);
+pub type PeerTlsStream = VerifiedTlsStream<PeerIdentity>;
 
 /// Runs the TLS handshake of an accepted peer connection and reads the member identity from the
 /// verified client certificate. Certificate refusals were already reported by the verifier;
