@@ -286,21 +286,27 @@ pub fn describe_cert(der: &[u8]) -> String {
     }
 }
 
-/// Client verifier of the operator listener: the WebPKI chain check against `client_ca`, then
-/// the operator SAN check.
-struct OperatorClientVerifier {
+/// What a client-certificate verifier decides beyond the WebPKI chain check: whether the
+/// identity in the certificate may use this listener, and what to log/count on refusal. The
+/// shared rustls plumbing lives once in `GatedClientVerifier`.
+trait ClientGate: Send + Sync + std::fmt::Debug {
+    /// Takes the chain check's result for `end_entity` and returns the final decision.
+    fn admit(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        chain: Result<ClientCertVerified, rustls::Error>,
+    ) -> Result<ClientCertVerified, rustls::Error>;
+}
+
+/// A client-certificate verifier: the WebPKI chain check (`inner`), then the listener's gate.
+/// Client certificates are always required.
+#[derive(Debug)]
+struct GatedClientVerifier<G> {
     inner: Arc<dyn ClientCertVerifier>,
-    hook: Option<RefusalHook>,
+    gate: G,
 }
 
-impl std::fmt::Debug for OperatorClientVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OperatorClientVerifier")
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientCertVerifier for OperatorClientVerifier {
+impl<G: ClientGate> ClientCertVerifier for GatedClientVerifier<G> {
     fn offer_client_auth(&self) -> bool {
         true
     }
@@ -319,35 +325,10 @@ impl ClientCertVerifier for OperatorClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = self
+        let chain = self
             .inner
-            .verify_client_cert(end_entity, intermediates, now)
-            .inspect_err(|e| {
-                tracing::warn!(error = %e, "operator listener: client certificate refused");
-            })?;
-        match operator_name_of(end_entity) {
-            Ok(_) => Ok(verified),
-            Err(reason) => {
-                tracing::warn!(%reason, "operator listener: client certificate refused");
-                if let Some(hook) = &self.hook {
-                    let code = match cert_identity(end_entity) {
-                        Ok(CertIdentity::Member(_)) => refusal::PEER_CERT_ON_OPERATOR,
-                        _ => refusal::NO_IDENTITY,
-                    };
-                    hook(&Refusal {
-                        reason: code,
-                        side: "operator port".into(),
-                        subject: describe_cert(end_entity),
-                        detail: reason.clone(),
-                    });
-                }
-                // Sent to the client as an `access_denied` alert: the chain is fine, the
-                // identity is not allowed here.
-                Err(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::ApplicationVerificationFailure,
-                ))
-            }
-        }
+            .verify_client_cert(end_entity, intermediates, now);
+        self.gate.admit(end_entity, chain)
     }
 
     fn verify_tls12_signature(
@@ -370,6 +351,50 @@ impl ClientCertVerifier for OperatorClientVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// Gate of the operator listener (after the chain check against `client_ca`): the certificate
+/// must carry an operator SAN.
+struct OperatorGate {
+    hook: Option<RefusalHook>,
+}
+
+impl std::fmt::Debug for OperatorGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorGate").finish_non_exhaustive()
+    }
+}
+
+impl ClientGate for OperatorGate {
+    fn admit(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        chain: Result<ClientCertVerified, rustls::Error>,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = chain.inspect_err(|e| {
+            tracing::warn!(error = %e, "operator listener: client certificate refused");
+        })?;
+        match operator_name_of(end_entity) {
+            Ok(_) => Ok(verified),
+            Err(reason) => {
+                tracing::warn!(%reason, "operator listener: client certificate refused");
+                if let Some(hook) = &self.hook {
+                    let code = match cert_identity(end_entity) {
+                        Ok(CertIdentity::Member(_)) => refusal::PEER_CERT_ON_OPERATOR,
+                        _ => refusal::NO_IDENTITY,
+                    };
+                    hook(&Refusal {
+                        reason: code,
+                        side: "operator port".into(),
+                        subject: describe_cert(end_entity),
+                        detail: reason.clone(),
+                    });
+                }
+                // The chain is fine, the identity is not allowed here.
+                Err(app_refusal())
+            }
+        }
     }
 }
 
@@ -398,7 +423,10 @@ pub fn operator_server_config_with_hook(
     let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TransportError::Config(format!("operator.client_ca: {e}")))?;
-    let verifier = Arc::new(OperatorClientVerifier { inner, hook });
+    let verifier = Arc::new(GatedClientVerifier {
+        inner,
+        gate: OperatorGate { hook },
+    });
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TransportError::Config(e.to_string()))?
@@ -589,17 +617,16 @@ fn roots_from_files(anchors: &[std::path::PathBuf]) -> Result<RootCertStore, Tra
     Ok(roots)
 }
 
-/// Client verifier of the peer port: the WebPKI chain check against the trust anchors, then the
-/// identity: a `tanoa://member/<id>` certificate whose id is a roster peer.
-struct PeerClientVerifier {
-    inner: Arc<dyn ClientCertVerifier>,
+/// Gate of the peer port (after the chain check against the trust anchors): a
+/// `tanoa://member/<id>` certificate whose id is a roster peer.
+struct PeerGate {
     peers: Arc<std::collections::BTreeSet<String>>,
     hook: RefusalHook,
 }
 
-impl std::fmt::Debug for PeerClientVerifier {
+impl std::fmt::Debug for PeerGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerClientVerifier")
+        f.debug_struct("PeerGate")
             .field("peers", &self.peers)
             .finish_non_exhaustive()
     }
@@ -633,29 +660,13 @@ fn peer_identity_check(
     }
 }
 
-impl ClientCertVerifier for PeerClientVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.inner.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
+impl ClientGate for PeerGate {
+    fn admit(
         &self,
         end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
+        chain: Result<ClientCertVerified, rustls::Error>,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = match self
-            .inner
-            .verify_client_cert(end_entity, intermediates, now)
-        {
+        let verified = match chain {
             Ok(v) => v,
             Err(e) => {
                 (self.hook)(&Refusal {
@@ -679,28 +690,6 @@ impl ClientCertVerifier for PeerClientVerifier {
                 Err(app_refusal())
             }
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
     }
 }
 
@@ -866,10 +855,12 @@ impl PeerTls {
         let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| TransportError::Config(format!("peer.trust_anchors: {e}")))?;
-        let verifier = Arc::new(PeerClientVerifier {
+        let verifier = Arc::new(GatedClientVerifier {
             inner,
-            peers: peers.clone(),
-            hook: hook.clone(),
+            gate: PeerGate {
+                peers: peers.clone(),
+                hook: hook.clone(),
+            },
         });
         let mut server = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
