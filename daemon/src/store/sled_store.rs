@@ -195,15 +195,45 @@ fn fsync_dir(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| io_err("fsync directory", path, e))
 }
 
+/// How long `open` waits for sled's file lock to be released.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database, waiting up to `LOCK_WAIT` for its file lock: when a `SledStore` of
+/// this process was just dropped, sled's background flusher thread can still hold the lock for
+/// a moment (sled 0.34 does not join it on drop). A lock held longer (another live process) is
+/// reported as an error naming the path.
+fn open_db(path: &Path, config: &SledConfig) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .open();
+        match opened {
+            Ok(db) => return Ok(db),
+            // sled 0.34 reports a held lock as `ErrorKind::Other` with this message
+            // (`config.rs`), so the message is the only way to recognize it.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "open sled store {}: {e}",
+                    path.display()
+                )));
+            }
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (creating if needed) the store in directory `path`.
     pub fn open(path: &Path, config: &SledConfig) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(path).map_err(|e| io_err("create store directory", path, e))?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .open()
-            .map_err(|e| StoreError::Backend(format!("open sled store {}: {e}", path.display())))?;
+        let db = open_db(path, config)?;
         let mut opened = Vec::with_capacity(TREE_COUNT);
         for t in Tree::ALL {
             opened.push(
