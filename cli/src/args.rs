@@ -307,7 +307,10 @@ mod tests {
         assert!(
             matches!(cli.command, Command::Export(ref a) if a.output == Some(PathBuf::from("out.json")))
         );
-        assert!(parse(&["export", "x", "--format", "stix"]).is_err());
+        assert!(parse(&["export", "x", "--format", "pdf"]).is_err());
+        let cli = parse(&["export", "--format", "zeek", "--kind", "ipv4,domain"]).unwrap();
+        assert!(matches!(cli.command, Command::Export(ref a)
+            if a.ids.is_empty() && a.kinds == [IndicatorKind::Ipv4, IndicatorKind::Domain]));
         let cli = parse(&[
             "init",
             "--dir",

@@ -143,11 +143,10 @@ pub fn indicator_json(i: &pb::Indicator) -> Value {
 
 /// JSON of a full advisory payload.
 pub fn advisory_json(a: &pb::Advisory) -> Value {
-    let stix: Value = if a.stix_extras.is_empty() {
+    let stix: Value = if a.extras.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&a.stix_extras)
-            .unwrap_or_else(|_| json!({"base64": b64(&a.stix_extras)}))
+        serde_json::from_slice(&a.extras).unwrap_or_else(|_| json!({"base64": b64(&a.extras)}))
     };
     json!({
         "id": a.id,
@@ -169,7 +168,7 @@ pub fn advisory_json(a: &pb::Advisory) -> Value {
         "references": a.references,
         "withdrawn": a.withdrawn,
         "withdrawn_reason": a.withdrawn_reason,
-        "stix_extras": stix,
+        "extras": stix,
     })
 }
 
@@ -873,6 +872,7 @@ mod tests {
                     ..Default::default()
                 }),
                 r#match: "cidr".into(),
+                warning_lists: vec![],
             }],
         };
         let text = search_text(" 198.51.100.23", &r);

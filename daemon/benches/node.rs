@@ -232,7 +232,7 @@ fn advisory(n: u64, shape: Shape) -> Advisory {
         },
         withdrawn: false,
         withdrawn_reason: String::new(),
-        stix_extras: Vec::new(),
+        extras: Vec::new(),
     }
 }
 
@@ -255,7 +255,7 @@ fn draft(n: u64) -> pb::AdvisoryDraft {
             .collect(),
         references: a.references,
         valid_until_ms: 0,
-        stix_extras: Vec::new(),
+        extras: Vec::new(),
     }
 }
 

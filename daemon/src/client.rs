@@ -19,7 +19,7 @@ use crate::transport::{self, TransportError};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest message the client accepts or sends (payload limit headroom).
-pub const MAX_MESSAGE_BYTES: usize = 80 * 1024 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
 /// Why the operator API could not be reached; each message says what to do next.
 #[derive(Debug, thiserror::Error)]

@@ -557,7 +557,7 @@ level = "info"
 # max_summary_len = 65536
 # max_string_len = 2048
 # max_list_len = 1000
-# max_stix_extras_bytes = 262144
+# max_extras_bytes = 1048576
 
 # Extra signing keys accepted for verification (ImportEnvelope and replication), e.g. of a
 # member that is not a peer. Roster keys ([[members.keys]]) are trusted as well.
@@ -919,12 +919,12 @@ fn resolve(
             bad(key, format!("{v} is larger than any payload can be"));
         }
     }
-    if l.max_stix_extras_bytes > l.max_payload_bytes {
+    if l.max_extras_bytes > l.max_payload_bytes {
         bad(
-            "limits.max_stix_extras_bytes",
+            "limits.max_extras_bytes",
             format!(
                 "{} is larger than limits.max_payload_bytes ({})",
-                l.max_stix_extras_bytes, l.max_payload_bytes
+                l.max_extras_bytes, l.max_payload_bytes
             ),
         );
     }

@@ -19,6 +19,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod envelope;
+pub mod interop;
 pub mod keys;
 pub mod model;
 pub mod node;

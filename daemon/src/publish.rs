@@ -290,11 +290,14 @@ impl NodeCore {
             .map_err(CoreError::Store)
     }
 
-    fn lock_for(&self, advisory_id: &str) -> &Mutex<()> {
+    fn stripe_of(advisory_id: &str) -> usize {
         let mut h = DefaultHasher::new();
         advisory_id.hash(&mut h);
-        let n = usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0);
-        &self.locks[n]
+        usize::try_from(h.finish() % LOCK_STRIPES as u64).unwrap_or(0)
+    }
+
+    fn lock_for(&self, advisory_id: &str) -> &Mutex<()> {
+        &self.locks[Self::stripe_of(advisory_id)]
     }
 
     fn new_advisory_id(&self, now_ms: i64) -> Result<String, CoreError> {
@@ -373,6 +376,64 @@ impl NodeCore {
         Ok(outcome)
     }
 
+    /// Stores several locally signed items with one batch, one audit entry each and one sync,
+    /// then hands the stored ones to the sync driver and announces them.
+    async fn store_many_durably(
+        &self,
+        items: Vec<(Verified<Advisory>, String)>,
+        source: &str,
+        action: &str,
+        actor: &str,
+    ) -> Result<Vec<PutOutcome>, CoreError> {
+        let now = crate::now_ms();
+        let items = Arc::new(items);
+        let (src, act, actor_s, items2) = (
+            source.to_string(),
+            action.to_string(),
+            actor.to_string(),
+            Arc::clone(&items),
+        );
+        let outcomes = self
+            .blocking(move |store| {
+                let batch: Vec<(&Verified<Advisory>, &str)> =
+                    items2.iter().map(|(v, _)| (v, src.as_str())).collect();
+                let outcomes = store.put_batch(&batch, now)?;
+                for ((item, detail), outcome) in items2.iter().zip(&outcomes) {
+                    store.append_audit(&AuditEntry {
+                        at_ms: now,
+                        action: act.clone(),
+                        item_id: Some(item.item_id()),
+                        subject: format!("{}/{}", item.origin, item.id),
+                        actor: actor_s.clone(),
+                        detail: match outcome {
+                            PutOutcome::Duplicate => format!("{detail} (already stored)"),
+                            PutOutcome::Stored { .. } => detail.clone(),
+                        },
+                    })?;
+                }
+                store.sync()?;
+                Ok(outcomes)
+            })
+            .await?;
+        let stored: Vec<ItemMeta> = items
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, PutOutcome::Stored { .. }))
+            .map(|((v, _), _)| ItemMeta::of_verified(v))
+            .collect();
+        if !stored.is_empty()
+            && let Some(h) = self.sync.get()
+            && let Err(e) = h.local_accepted(stored).await
+        {
+            // Durable already: anti-entropy will offer them once the driver runs again.
+            tracing::warn!(error = %e, "batch not handed to sync");
+        }
+        for ((item, _), outcome) in items.iter().zip(&outcomes) {
+            self.announce(item, outcome, source);
+        }
+        Ok(outcomes)
+    }
+
     /// Tells watchers about a stored item (nothing for duplicates and superseded revisions).
     fn announce(&self, item: &Verified<Advisory>, outcome: &PutOutcome, source: &str) {
         if let PutOutcome::Stored {
@@ -418,6 +479,84 @@ impl NodeCore {
         actor: &str,
     ) -> Result<Published, CoreError> {
         let now = crate::now_ms();
+        let id = self.draft_advisory_id(draft, now).await?;
+        let _guard = self.lock_for(&id).lock().await;
+        let (verified, published) = self.prepare(draft, &id, now).await?;
+        let detail = publish_detail(&verified);
+        self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)
+            .await?;
+        tracing::info!(
+            advisory = %format!("{}/{}", published.origin, published.advisory_id),
+            revision = published.revision,
+            item_id = %published.item_id,
+            actor,
+            "published"
+        );
+        Ok(published)
+    }
+
+    /// Publishes several drafts all or nothing: every draft is assigned, validated and signed
+    /// before anything is stored, so one invalid draft (its errors are prefixed with
+    /// `drafts[i].`) stores none of them. The signed items are then stored with one batch and
+    /// made durable with one sync. Two drafts naming the same advisory id are refused.
+    pub async fn publish_batch(
+        &self,
+        drafts: &[pb::AdvisoryDraft],
+        actor: &str,
+    ) -> Result<Vec<Published>, CoreError> {
+        let now = crate::now_ms();
+        let mut ids = Vec::with_capacity(drafts.len());
+        let mut seen = std::collections::HashMap::new();
+        for (i, draft) in drafts.iter().enumerate() {
+            let id = self
+                .draft_advisory_id(draft, now)
+                .await
+                .map_err(|e| prefix_draft_error(e, i))?;
+            if let Some(first) = seen.insert(id.clone(), i) {
+                return Err(CoreError::BadRequest {
+                    field: format!("drafts[{i}].id"),
+                    message: format!("advisory id {id:?} is also used by drafts[{first}]"),
+                });
+            }
+            ids.push(id);
+        }
+        // Lock every stripe involved, in ascending order (no deadlock with other batches).
+        let mut stripes: Vec<usize> = ids.iter().map(|id| Self::stripe_of(id)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for n in stripes {
+            guards.push(self.locks[n].lock().await);
+        }
+        let mut signed = Vec::with_capacity(drafts.len());
+        for (i, (draft, id)) in drafts.iter().zip(&ids).enumerate() {
+            signed.push(
+                self.prepare(draft, id, now)
+                    .await
+                    .map_err(|e| prefix_draft_error(e, i))?,
+            );
+        }
+        let published: Vec<Published> = signed.iter().map(|(_, p)| p.clone()).collect();
+        let items: Vec<(Verified<Advisory>, String)> = signed
+            .into_iter()
+            .map(|(v, _)| {
+                let detail = publish_detail(&v);
+                (v, detail)
+            })
+            .collect();
+        self.store_many_durably(items, SOURCE_LOCAL, "publish", actor)
+            .await?;
+        drop(guards);
+        tracing::info!(count = published.len(), actor, "published a batch");
+        Ok(published)
+    }
+
+    /// The advisory id a draft publishes under: its own (checked), or a new random one.
+    async fn draft_advisory_id(
+        &self,
+        draft: &pb::AdvisoryDraft,
+        now: i64,
+    ) -> Result<String, CoreError> {
         let requested = draft.id.trim();
         let id = if requested.is_empty() {
             let mut id = self.new_advisory_id(now)?;
@@ -435,7 +574,18 @@ impl NodeCore {
             })?;
             requested.to_string()
         };
-        let _guard = self.lock_for(&id).lock().await;
+        Ok(id)
+    }
+
+    /// Assigns revision and times to a draft of advisory `id` (whose lock the caller holds),
+    /// then normalizes, validates and signs it.
+    async fn prepare(
+        &self,
+        draft: &pb::AdvisoryDraft,
+        id: &str,
+        now: i64,
+    ) -> Result<(Verified<Advisory>, Published), CoreError> {
+        let id = id.to_string();
         let latest = self.latest(&id).await?;
         let (revision, created_ms, modified_ms) = match &latest {
             None => (1, now, now),
@@ -466,26 +616,11 @@ impl NodeCore {
             .map_err(sign_error)?;
         let published = Published {
             item_id: verified.item_id(),
-            advisory_id: id.clone(),
+            advisory_id: id,
             revision,
             origin: self.member().to_string(),
         };
-        let detail = format!(
-            "revision {revision}, TLP:{}, {} indicator(s): {}",
-            verified.tlp,
-            verified.indicators.len(),
-            verified.title
-        );
-        self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)
-            .await?;
-        tracing::info!(
-            advisory = %format!("{}/{}", published.origin, published.advisory_id),
-            revision,
-            item_id = %published.item_id,
-            actor,
-            "published"
-        );
-        Ok(published)
+        Ok((verified, published))
     }
 
     /// Resolves an id naming one of our advisories: an advisory id, `origin/id` with our
@@ -998,5 +1133,41 @@ pub(crate) mod tests {
             kinds,
             [ChangeKind::New, ChangeKind::Updated, ChangeKind::Withdrawn]
         );
+    }
+}
+
+/// The audit detail of a publish.
+fn publish_detail(v: &Verified<Advisory>) -> String {
+    format!(
+        "revision {}, TLP:{}, {} indicator(s): {}",
+        v.revision,
+        v.tlp,
+        v.indicators.len(),
+        v.title
+    )
+}
+
+/// Prefixes the field paths of a draft's error with `drafts[i].`.
+fn prefix_draft_error(e: CoreError, i: usize) -> CoreError {
+    match e {
+        CoreError::Invalid(errs) => {
+            let mut out = ValidationErrors::default();
+            for v in errs.errors() {
+                out.push(ValidationError::new(
+                    format!("drafts[{i}].{}", v.path),
+                    v.message.clone(),
+                ));
+            }
+            CoreError::Invalid(out)
+        }
+        CoreError::BadRequest { field, message } => CoreError::BadRequest {
+            field: format!("drafts[{i}].{field}"),
+            message,
+        },
+        CoreError::Withdrawn { id } => CoreError::BadRequest {
+            field: format!("drafts[{i}].id"),
+            message: format!("advisory {id} is withdrawn; publish a new advisory instead"),
+        },
+        other => other,
     }
 }

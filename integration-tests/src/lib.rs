@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod federation;
+pub mod interop;
 pub mod proxy;
 
 use std::fs::OpenOptions;
@@ -137,6 +138,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    run_command_for(program, args, COMMAND_TIMEOUT).await
+}
+
+/// `run_command` with its own bound.
+pub async fn run_command_for<I, S>(program: &Path, args: I, timeout: Duration) -> RunOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&args)
@@ -155,11 +165,11 @@ where
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    let out = tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output())
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "{} {:?} did not finish within {COMMAND_TIMEOUT:?}",
+                "{} {:?} did not finish within {timeout:?}",
                 program.display(),
                 args
             )

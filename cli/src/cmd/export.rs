@@ -1,7 +1,13 @@
-//! `tanoa export ID --format envelope [-o FILE]`: write an advisory's signed envelope as JSON.
+//! `tanoa export [ID...] --format F [-o PATH]`: give the daemon's holdings to other tools.
 //!
-//! Owns: building the exported-envelope file (see `crate::envfile`) from Get and Status.
-//! Must never: re-encode or alter the payload (the bytes are exported exactly as signed).
+//! `envelope` writes one advisory's signed envelope as JSON (this file); `stix` a STIX 2.1
+//! bundle (`export_stix`); `misp` a MISP feed directory (`export_misp`); `csv`, `text`,
+//! `suricata` and `zeek` blocklists of active indicators (`export_blocklist`).
+//!
+//! Owns: the export arguments, the format dispatch, the exported-envelope file (see
+//! `crate::envfile`) built from Get and Status.
+//! Must never: re-encode or alter a signed payload (envelope bytes are exported exactly as
+//! signed).
 
 use std::path::PathBuf;
 
@@ -9,9 +15,10 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use tanoa_daemon::envelope::Envelope;
+use tanoa_daemon::model::{IndicatorKind, Tlp};
 use tanoa_proto::v1 as pb;
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, parse_kind, parse_tlp};
 use crate::cmd::show;
 use crate::connect;
 use crate::envfile::EnvelopeFile;
@@ -24,20 +31,51 @@ pub enum ExportFormat {
     /// The signed envelope as JSON (tanoa-envelope-v1), for `tanoa verify` and `tanoa import`.
     #[default]
     Envelope,
+    /// A STIX 2.1 bundle of the advisories (all held, or the IDs given).
+    Stix,
+    /// A MISP feed directory (manifest.json, hashes.csv, one <uuid>.json per advisory).
+    Misp,
+    /// Blocklist: CSV with a header (kind, value, origin, advisory, tlp, confidence, ...).
+    Csv,
+    /// Blocklist: one value per line.
+    Text,
+    /// Blocklist: Suricata rules with stable sids.
+    Suricata,
+    /// Blocklist: a Zeek intel framework file.
+    Zeek,
 }
 
 /// `tanoa export` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
-    /// Item id, advisory id of ours, or origin/advisory-id.
+    /// Item id, advisory id of ours, or origin/advisory-id. `envelope` takes exactly one;
+    /// `stix` and `misp` take any number (none = every advisory held); blocklists take none.
     #[arg(value_name = "ID")]
-    pub id: String,
+    pub ids: Vec<String>,
     /// What to export.
     #[arg(long, value_enum, default_value_t = ExportFormat::Envelope)]
     pub format: ExportFormat,
-    /// Write to this file instead of stdout.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    /// Write to this file (a directory for `misp`) instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "PATH")]
     pub output: Option<PathBuf>,
+    /// Blocklists: most restrictive TLP included (default GREEN: CLEAR and GREEN only).
+    #[arg(long, value_name = "TLP", value_parser = parse_tlp)]
+    pub max_tlp: Option<Tlp>,
+    /// Blocklists: minimum indicator confidence (0-100).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub min_confidence: u32,
+    /// Blocklists: only these indicator kinds (comma-separated or repeated).
+    #[arg(long = "kind", value_name = "KIND", value_delimiter = ',', value_parser = parse_kind)]
+    pub kinds: Vec<IndicatorKind>,
+    /// Blocklists: only advisories of these origins (comma-separated or repeated).
+    #[arg(long = "origin", value_name = "MEMBER", value_delimiter = ',')]
+    pub origins: Vec<String>,
+    /// Blocklists: also include indicators found on a warning list (excluded by default).
+    #[arg(long)]
+    pub include_warninglisted: bool,
+    /// stix, misp: include withdrawn advisories (exported as revoked / deleted).
+    #[arg(long)]
+    pub include_withdrawn: bool,
 }
 
 /// Builds the export file from a Get response and, when we signed it, our Status keys.
@@ -71,8 +109,28 @@ pub fn envelope_file(
 
 /// Runs `tanoa export`.
 pub async fn run(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    match a.format {
+        ExportFormat::Envelope => run_envelope(a, g).await,
+        ExportFormat::Stix => crate::cmd::export_stix::run(&a, g).await,
+        ExportFormat::Misp => crate::cmd::export_misp::run(&a, g).await,
+        ExportFormat::Csv | ExportFormat::Text | ExportFormat::Suricata | ExportFormat::Zeek => {
+            crate::cmd::export_blocklist::run(&a, g).await
+        }
+    }
+}
+
+/// Exports one signed envelope.
+async fn run_envelope(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let [id] = a.ids.as_slice() else {
+        return Err(Failure::usage(format!(
+            "--format envelope exports exactly one advisory; {} ids given",
+            a.ids.len()
+        ))
+        .hint("tanoa export ID --format envelope")
+        .into());
+    };
     let mut client = connect::connect(g).await?;
-    let get = show::get(&mut client, &a.id).await?;
+    let get = show::get(&mut client, id).await?;
     let status = client
         .status(pb::StatusRequest {})
         .await

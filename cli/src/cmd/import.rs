@@ -1,27 +1,80 @@
-//! `tanoa import FILE`: hand an exported envelope to the daemon (ImportEnvelope), which
-//! verifies it against its roster and stores it like one received from a peer.
+//! `tanoa import [--format F] FILE`: bring outside material into the daemon.
 //!
-//! Owns: reading the exported-envelope file and reporting the outcome.
-//! Must never: verify or decode the payload itself (the daemon decides with its roster).
+//! `envelope` (an exported signed envelope) goes to ImportEnvelope, which verifies it against
+//! its roster and stores it like one received from a peer. `stix` (a STIX 2.0/2.1 bundle, see
+//! `import_stix`) and `misp` (a MISP event, see `import_misp`) are converted to drafts that this
+//! member signs, published all or nothing with PublishBatch. `auto` (the default) picks the
+//! format from the file's top-level JSON shape.
+//!
+//! Owns: reading the exported-envelope file, choosing the format, reporting the outcome.
+//! Must never: verify or decode an envelope's payload itself (the daemon decides with its
+//! roster), or publish part of a file when another part is invalid.
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::json;
+use tanoa_daemon::model::Tlp;
 use tanoa_proto::v1 as pb;
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, parse_tlp};
 use crate::connect;
 use crate::envfile::EnvelopeFile;
 use crate::exit::Failure;
 use crate::output;
 
+/// Import formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ImportFormat {
+    /// Decide from the file: a `tanoa-envelope-v1` object, a STIX `bundle`, or a MISP event.
+    #[default]
+    Auto,
+    /// A signed envelope exported by `tanoa export --format envelope`.
+    Envelope,
+    /// A STIX 2.1 (or 2.0, upgraded) bundle.
+    Stix,
+    /// A MISP event (JSON, with or without the top-level "Event" wrapper).
+    Misp,
+}
+
 /// `tanoa import` arguments.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
-    /// Exported envelope (JSON from `tanoa export --format envelope`).
+    /// The file to import.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// What the file is.
+    #[arg(long, value_enum, default_value_t = ImportFormat::Auto)]
+    pub format: ImportFormat,
+    /// TLP for material that carries no TLP marking (stix, misp). Never lowers a marking the
+    /// file carries: a more restrictive marking in the file wins.
+    #[arg(long, value_name = "TLP", value_parser = parse_tlp)]
+    pub tlp: Option<Tlp>,
+    /// Audience member ids (comma-separated or repeated) for AMBER, AMBER+STRICT and RED.
+    #[arg(long, value_name = "MEMBER", value_delimiter = ',')]
+    pub audience: Vec<String>,
+    /// Advisory id to publish under (stix, misp); default: derived from the source's ids.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Convert and validate only; publish nothing and print what would be published.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Picks the format of `bytes` from its top-level JSON shape.
+pub fn detect_format(bytes: &[u8]) -> Option<ImportFormat> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let o = v.as_object()?;
+    if o.get("format").and_then(|f| f.as_str()) == Some(crate::envfile::FORMAT) {
+        return Some(ImportFormat::Envelope);
+    }
+    if o.get("type").and_then(|t| t.as_str()) == Some("bundle") {
+        return Some(ImportFormat::Stix);
+    }
+    if o.contains_key("Event") || (o.contains_key("Attribute") && o.contains_key("info")) {
+        return Some(ImportFormat::Misp);
+    }
+    None
 }
 
 /// A refused import. An envelope that does not verify is a failed operation (exit 1, like
@@ -43,6 +96,29 @@ pub fn refusal(name: &str, status: tonic::Status) -> anyhow::Error {
 
 /// Runs `tanoa import`.
 pub async fn run(a: ImportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let format = match a.format {
+        ImportFormat::Auto => {
+            let bytes = std::fs::read(&a.file)
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", a.file.display())))?;
+            detect_format(&bytes).ok_or_else(|| {
+                Failure::usage(format!(
+                    "{}: not a tanoa envelope, a STIX bundle or a MISP event",
+                    a.file.display()
+                ))
+                .hint("name the format with --format envelope|stix|misp")
+            })?
+        }
+        f => f,
+    };
+    match format {
+        ImportFormat::Stix => crate::cmd::import_stix::run(&a, g).await,
+        ImportFormat::Misp => crate::cmd::import_misp::run(&a, g).await,
+        ImportFormat::Auto | ImportFormat::Envelope => run_envelope(&a, g).await,
+    }
+}
+
+/// Imports an exported envelope.
+async fn run_envelope(a: &ImportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let name = a.file.display().to_string();
     let file = EnvelopeFile::read(&a.file)?;
     let env = file.to_envelope(&name)?;

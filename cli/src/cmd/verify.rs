@@ -224,7 +224,7 @@ mod tests {
             references: vec![],
             withdrawn: false,
             withdrawn_reason: String::new(),
-            stix_extras: vec![],
+            extras: vec![],
         }
     }
 

@@ -151,6 +151,7 @@ pub fn publish_response(p: &Published) -> pb::PublishResponse {
         advisory_id: p.advisory_id.clone(),
         revision: p.revision,
         origin: p.origin.clone(),
+        warnings: Vec::new(),
     }
 }
 

@@ -74,19 +74,26 @@ impl OperatorApi {
         self
     }
 
-    /// The tonic server of this service, with message limits derived from the payload limit.
+    /// The tonic server of this service, with message limits derived from the payload limit
+    /// and room for one `PublishBatch` of an import (`MAX_BATCH_REQUEST_BYTES`).
     pub fn into_server(self) -> OperatorServer<OperatorApi> {
         let max = self
             .core
             .limits()
             .max_payload_bytes
             .saturating_mul(4)
-            .saturating_add(4 * 1024 * 1024);
+            .saturating_add(4 * 1024 * 1024)
+            .max(MAX_BATCH_REQUEST_BYTES);
         OperatorServer::new(self)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max.max(crate::client::MAX_MESSAGE_BYTES))
     }
 }
+
+/// Largest operator request accepted (a `PublishBatch` of an import): 128 MiB.
+pub const MAX_BATCH_REQUEST_BYTES: usize = 128 * 1024 * 1024;
+/// Most drafts in one `PublishBatch`.
+pub const MAX_BATCH_DRAFTS: usize = 10_000;
 
 /// Who is calling, for the audit log.
 fn actor<T>(req: &Request<T>) -> String {
@@ -125,6 +132,8 @@ fn verification(core: &NodeCore, env: &Envelope) -> pb::Verification {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+type ExportIndicatorsStream =
+    Pin<Box<dyn Stream<Item = Result<pb::ExportIndicatorsChunk, Status>> + Send>>;
 
 /// Change events for one watcher; ends with a status when the watcher lags or the daemon stops.
 struct EventStream {
@@ -221,6 +230,7 @@ impl OperatorApi {
             equivocations: equivocations.iter().map(convert::equivocation).collect(),
             received_ms: item.received_ms,
             source: item.source,
+            warnings: Vec::new(),
         })
     }
 
@@ -283,6 +293,7 @@ impl OperatorApi {
                     advisory: Some(convert::summary_of(item)),
                     indicator: Some(convert::indicator(ind)),
                     r#match: convert::match_kind(m.matched).to_string(),
+                    warning_lists: Vec::new(),
                 })
             })
             .collect();
@@ -493,6 +504,40 @@ impl Operator for OperatorApi {
         };
         let p = self.core.publish(&draft, &actor).await.map_err(to_status)?;
         Ok(Response::new(convert::publish_response(&p)))
+    }
+
+    async fn publish_batch(
+        &self,
+        request: Request<pb::PublishBatchRequest>,
+    ) -> Result<Response<pb::PublishBatchResponse>, Status> {
+        let actor = actor(&request);
+        let drafts = request.into_inner().drafts;
+        if drafts.is_empty() || drafts.len() > MAX_BATCH_DRAFTS {
+            return Err(to_status(CoreError::BadRequest {
+                field: "drafts".into(),
+                message: format!(
+                    "{} drafts given; a batch holds 1 to {MAX_BATCH_DRAFTS}",
+                    drafts.len()
+                ),
+            }));
+        }
+        let published = self
+            .core
+            .publish_batch(&drafts, &actor)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::PublishBatchResponse {
+            results: published.iter().map(convert::publish_response).collect(),
+        }))
+    }
+
+    type ExportIndicatorsStream = ExportIndicatorsStream;
+
+    async fn export_indicators(
+        &self,
+        _request: Request<pb::ExportIndicatorsRequest>,
+    ) -> Result<Response<Self::ExportIndicatorsStream>, Status> {
+        Err(Status::unimplemented("ExportIndicators is being built"))
     }
 
     async fn withdraw(

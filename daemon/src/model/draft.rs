@@ -327,7 +327,7 @@ impl AdvisoryFile {
             indicators,
             references: self.references.clone(),
             valid_until_ms,
-            stix_extras: Vec::new(),
+            extras: Vec::new(),
         })
     }
 }
@@ -393,7 +393,7 @@ pub fn draft_to_advisory(
             references: draft.references.clone(),
             withdrawn: false,
             withdrawn_reason: String::new(),
-            stix_extras: draft.stix_extras.clone(),
+            extras: draft.extras.clone(),
         }),
         _ => Err(errs),
     }
@@ -664,7 +664,7 @@ value = "192.0.2[.]1"
             }],
             references: vec!["https://a.example/".into()],
             valid_until_ms: 1_900_000_000_000,
-            stix_extras: b"{}".to_vec(),
+            extras: b"{}".to_vec(),
         };
         let a = draft_to_advisory(&draft, "ws-cert", "ws-2026-1", 3, 10, 20).unwrap();
         assert_eq!(
@@ -678,7 +678,7 @@ value = "192.0.2[.]1"
         assert_eq!(a.indicators[0].kind, IndicatorKind::Sha1);
         assert_eq!(a.indicators[0].confidence, 7);
         assert_eq!(a.indicators[0].valid_until_ms, Some(5));
-        assert_eq!(a.stix_extras, b"{}");
+        assert_eq!(a.extras, b"{}");
         assert!(!a.withdrawn);
 
         let bad = pb::AdvisoryDraft {

@@ -191,5 +191,5 @@ pub struct Advisory {
     /// Reason for withdrawal.
     pub withdrawn_reason: String,
     /// Opaque STIX extras (JSON).
-    pub stix_extras: Vec<u8>,
+    pub extras: Vec<u8>,
 }

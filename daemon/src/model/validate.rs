@@ -114,8 +114,9 @@ pub struct Limits {
     pub max_string_len: usize,
     /// Maximum entries in audience, actors, cves and references each (default 1,000).
     pub max_list_len: usize,
-    /// Maximum size of `stix_extras` in bytes (default 262,144).
-    pub max_stix_extras_bytes: usize,
+    /// Maximum size of `extras` in bytes (default 1,048,576: bounded in practice by the payload
+    /// limit; an imported STIX bundle such as MITRE's APT40 set is about 550 kB).
+    pub max_extras_bytes: usize,
 }
 
 impl Default for Limits {
@@ -127,7 +128,7 @@ impl Default for Limits {
             max_summary_len: 65_536,
             max_string_len: 2_048,
             max_list_len: 1_000,
-            max_stix_extras_bytes: 262_144,
+            max_extras_bytes: 1_048_576,
         }
     }
 }
@@ -455,19 +456,21 @@ fn check_all(a: &Advisory, limits: &Limits, mut err: impl FnMut(&str, String)) {
     if let Some(m) = too_long(&a.withdrawn_reason, limits.max_string_len) {
         err("withdrawn_reason", m);
     }
-    if a.stix_extras.len() > limits.max_stix_extras_bytes {
+    if a.extras.len() > limits.max_extras_bytes {
         err(
-            "stix_extras",
+            "extras",
             format!(
                 "is {} bytes long (at most {})",
-                a.stix_extras.len(),
-                limits.max_stix_extras_bytes
+                a.extras.len(),
+                limits.max_extras_bytes
             ),
         );
-    } else if !a.stix_extras.is_empty()
-        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&a.stix_extras)
+    } else if !a.extras.is_empty()
+        && let Err(e) = serde_json::from_slice::<
+            std::collections::HashMap<String, serde::de::IgnoredAny>,
+        >(&a.extras)
     {
-        err("stix_extras", format!("is not valid JSON ({e})"));
+        err("extras", format!("is not a JSON object ({e})"));
     }
 }
 
@@ -520,7 +523,7 @@ mod tests {
             ],
             withdrawn: false,
             withdrawn_reason: String::new(),
-            stix_extras: br#"{"x_custom": 1}"#.to_vec(),
+            extras: br#"{"x_custom": 1}"#.to_vec(),
         }
     }
 
@@ -828,14 +831,14 @@ mod tests {
             ),
             (
                 "stix not json",
-                |a| a.stix_extras = b"{not json".to_vec(),
-                "stix_extras",
-                "not valid JSON",
+                |a| a.extras = b"{not json".to_vec(),
+                "extras",
+                "not a JSON object",
             ),
             (
                 "stix too big",
-                |a| a.stix_extras = vec![b' '; 262_145],
-                "stix_extras",
+                |a| a.extras = vec![b' '; 262_145],
+                "extras",
                 "at most 262144",
             ),
         ];

@@ -174,7 +174,7 @@ pub fn advisory_to_proto(a: &Advisory) -> pb::Advisory {
         references: a.references.clone(),
         withdrawn: a.withdrawn,
         withdrawn_reason: a.withdrawn_reason.clone(),
-        stix_extras: a.stix_extras.clone(),
+        extras: a.extras.clone(),
     }
 }
 
@@ -221,7 +221,7 @@ pub fn advisory_from_proto(p: pb::Advisory) -> Result<Advisory, ValidationErrors
             references: p.references,
             withdrawn: p.withdrawn,
             withdrawn_reason: p.withdrawn_reason,
-            stix_extras: p.stix_extras,
+            extras: p.extras,
         }),
         _ => Err(errs),
     }

@@ -452,7 +452,7 @@ impl Sim {
                 references: Vec::new(),
                 withdrawn: false,
                 withdrawn_reason: String::new(),
-                stix_extras: Vec::new(),
+                extras: Vec::new(),
             };
             let scope_ok = {
                 let s = policy::ItemScope::from(&advisory);

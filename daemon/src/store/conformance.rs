@@ -90,7 +90,7 @@ pub(crate) fn advisory(origin: &str, id: &str, revision: u64) -> Advisory {
         references: Vec::new(),
         withdrawn: false,
         withdrawn_reason: String::new(),
-        stix_extras: Vec::new(),
+        extras: Vec::new(),
     }
 }
 
@@ -997,7 +997,7 @@ fn sled_large_payload_goes_to_a_blob_file_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = advisory(WS, "ws-2026-0001", 1);
     // 200 KiB of JSON: sled stores pages over ~128 KiB as separate blob files.
-    a.stix_extras = format!("{{\"x_note\":\"{}\"}}", "a".repeat(200 * 1024)).into_bytes();
+    a.extras = format!("{{\"x_note\":\"{}\"}}", "a".repeat(200 * 1024)).into_bytes();
     let item = signed(a);
     {
         let store = open_sled(dir.path());
