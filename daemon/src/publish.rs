@@ -956,6 +956,45 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn publish_batch_stores_all_or_nothing() {
+        let c = core();
+        let mut bad = draft("ws-2026-0003", "bad", "10.0.0.300");
+        bad.tlp = pb::Tlp::Green as i32;
+        let drafts = vec![
+            draft("ws-2026-0001", "one", "192.0.2.1"),
+            draft("ws-2026-0002", "two", "192.0.2.2"),
+            bad,
+        ];
+        let e = c.publish_batch(&drafts, "t").await.unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("drafts[2].indicators[0].value"), "{text}");
+        assert_eq!(c.store().counts().unwrap().items, 0, "nothing stored");
+        assert!(c.store().audit(10).unwrap().is_empty());
+
+        let dup = vec![
+            draft("ws-2026-0001", "one", "192.0.2.1"),
+            draft("ws-2026-0001", "again", "192.0.2.2"),
+        ];
+        let e = c.publish_batch(&dup, "t").await.unwrap_err();
+        assert!(e.to_string().contains("drafts[1].id"), "{e}");
+        assert_eq!(c.store().counts().unwrap().items, 0);
+
+        let mut events = c.subscribe();
+        let ok = c.publish_batch(&drafts[..2], "t").await.unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].advisory_id, "ws-2026-0002");
+        assert_eq!(c.store().counts().unwrap().items, 2);
+        for p in &ok {
+            assert!(c.store().get(&p.item_id).unwrap().is_some());
+            assert_eq!(events.recv().await.unwrap().item_id, p.item_id);
+        }
+        // A second batch naming the same ids publishes revision 2 of each.
+        let again = c.publish_batch(&drafts[..2], "t").await.unwrap();
+        assert!(again.iter().all(|p| p.revision == 2));
+        assert_eq!(c.store().audit(10).unwrap().len(), 4);
+    }
+
+    #[tokio::test]
     async fn same_id_publishes_next_revision_preserving_created() {
         let c = core();
         let p1 = c

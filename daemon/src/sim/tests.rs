@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::sync::SyncConfig;
 
 const CI_MEMBERS: usize = 200;
 const CI_GREEN: usize = 30;
@@ -186,4 +187,39 @@ fn sim_lost_restricted_pushes_are_resent_and_converge() {
         Ok(o) => assert!(o.report.t100_ms.is_some(), "never reached 100% coverage"),
         Err(e) => panic!("{e}"),
     }
+}
+
+#[test]
+fn sim_a_push_flood_over_the_origin_quota_still_converges_by_anti_entropy() {
+    // 300 GREEN items (about 10 per origin) published within one second, against a quota of
+    // 2 items/s with a burst of 2 per origin: most pushes are refused (`origin_quota`), and
+    // every member still ends with every item, fetched by anti-entropy at its own pace.
+    let flood = |rate: u32| Scenario {
+        name: format!("push flood, quota {rate}/s"),
+        members: 30,
+        items: ItemMix {
+            green: 300,
+            ..ItemMix::default()
+        },
+        publish_spread_ms: 1_000,
+        sync: SyncConfig {
+            origin_push_rate_per_s: rate,
+            origin_push_burst: 2,
+            ..SyncConfig::default()
+        },
+        ..Scenario::default()
+    };
+    let open = ok(&flood(0), 21);
+    let capped = ok(&flood(2), 21);
+    for r in [&open, &capped] {
+        assert!(r.t100_ms.is_some(), "{}", format_report(r));
+        assert_eq!(r.coverage_end.0, r.coverage_end.1, "{}", format_report(r));
+    }
+    let fetches = |r: &Report| r.by_kind.get("FetchRequest").map_or(0, |m| m.0);
+    assert_eq!(fetches(&open), 0, "{}", format_report(&open));
+    assert!(fetches(&capped) > 0, "{}", format_report(&capped));
+    assert!(
+        capped.t100_ms > open.t100_ms,
+        "refused pushes wait for anti-entropy"
+    );
 }

@@ -108,6 +108,34 @@ pub struct SyncCore {
     tick_count: u64,
     next_req: RequestId,
     last_wake: Option<u64>,
+    /// Per-origin push quota buckets (origins are roster members: bounded).
+    quotas: HashMap<String, TokenBucket>,
+}
+
+/// A token bucket in thousandths of a token (integer arithmetic, deterministic).
+#[derive(Debug, Clone, Copy)]
+struct TokenBucket {
+    milli: u64,
+    at_ms: u64,
+}
+
+impl TokenBucket {
+    /// Refills at `rate` tokens/s up to `burst`, then takes one token if there is one.
+    fn take(&mut self, now_ms: u64, rate: u32, burst: u32) -> bool {
+        let cap = u64::from(burst) * 1000;
+        let elapsed = now_ms.saturating_sub(self.at_ms);
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(u64::from(rate)))
+            .min(cap);
+        self.at_ms = self.at_ms.max(now_ms);
+        if self.milli >= 1000 {
+            self.milli -= 1000;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl SyncCore {
@@ -151,6 +179,7 @@ impl SyncCore {
             tick_count: 0,
             next_req: 0,
             last_wake: None,
+            quotas: HashMap::new(),
         };
         core.schedule_tick(now_ms);
         core.refresh_wake();
@@ -301,7 +330,7 @@ impl SyncCore {
         let scope = meta.scope();
         let d = policy::may_send(&scope, from, &self.me);
         let result = if d.allowed {
-            Ok(())
+            self.check_origin_quota(now_ms, i, meta)
         } else {
             let code = d.reason.code();
             let explanation = d.reason.to_string();
@@ -314,6 +343,46 @@ impl SyncCore {
         };
         self.refresh_wake();
         result
+    }
+
+    /// The per-origin push quota (`SyncConfig::origin_push_rate_per_s`): an item we did not
+    /// ask for (not in a fetch of ours) and do not hold takes a token from its origin's bucket;
+    /// without one it is refused as `origin_quota` and left to anti-entropy.
+    fn check_origin_quota(
+        &mut self,
+        now_ms: u64,
+        i: usize,
+        meta: &ItemMeta,
+    ) -> Result<(), Rejected> {
+        let (rate, burst) = (self.cfg.origin_push_rate_per_s, self.cfg.origin_push_burst);
+        if rate == 0
+            || meta.origin == self.me
+            || self.fetching.contains(&meta.id)
+            || self.index.contains(&meta.id)
+        {
+            return Ok(());
+        }
+        let bucket = self
+            .quotas
+            .entry(meta.origin.clone())
+            .or_insert(TokenBucket {
+                milli: u64::from(burst) * 1000,
+                at_ms: now_ms,
+            });
+        if bucket.take(now_ms, rate, burst) {
+            return Ok(());
+        }
+        let code = "origin_quota";
+        self.peers[i].reject(code);
+        Err(Rejected {
+            peer: self.peers[i].id.clone(),
+            code,
+            explanation: format!(
+                "{} pushed more than {rate} items/s (burst {burst}) of origin {}; refused for \
+                 now, anti-entropy will fetch it",
+                self.peers[i].id, meta.origin
+            ),
+        })
     }
 
     /// Counts a refusal of something `peer` sent (e.g. `EnvelopeError::reason()`).

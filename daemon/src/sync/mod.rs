@@ -331,6 +331,16 @@ pub struct SyncConfig {
     pub backoff_base_ms: u64,
     /// Longest backoff (default 300,000 ms). Each delay is drawn in `[d/2, d]`.
     pub backoff_max_ms: u64,
+    /// Per-origin quota on pushed (unsolicited) items: sustained items per second accepted by
+    /// push from all peers together for one origin (default 20; 0 disables the quota). Items
+    /// we fetched ourselves (anti-entropy catch-up, restores) are never counted: the receiver
+    /// already paces those. A push over quota is refused (`origin_quota`), not lost: the next
+    /// reconciliation finds the item and fetches it at the receiver's pace, so a flooding
+    /// origin cannot amplify through eager push.
+    pub origin_push_rate_per_s: u32,
+    /// Burst of the per-origin push quota: items an origin may push at once after being quiet
+    /// (default 2,000; at least 1 when the quota is on).
+    pub origin_push_burst: u32,
 }
 
 impl Default for SyncConfig {
@@ -354,6 +364,8 @@ impl Default for SyncConfig {
             timeouts_before_down: 3,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
+            origin_push_rate_per_s: 20,
+            origin_push_burst: 2_000,
         }
     }
 }
@@ -413,6 +425,12 @@ impl SyncConfig {
                     "{} is below backoff_base_ms ({})",
                     self.backoff_max_ms, self.backoff_base_ms
                 ),
+            );
+        }
+        if self.origin_push_rate_per_s > 0 && self.origin_push_burst == 0 {
+            return bad(
+                "origin_push_burst",
+                "must be at least 1 while origin_push_rate_per_s is set".to_string(),
             );
         }
         if self.max_queue_items < 2 * self.ids_per_frame() {

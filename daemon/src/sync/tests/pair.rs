@@ -647,3 +647,94 @@ fn the_core_can_move_into_a_task() {
     let c = owned_by_a_task(core("ws-cert", &["to-cert"], no_timers()));
     assert_eq!(c.me(), "ws-cert");
 }
+
+fn quota(rate: u32, burst: u32) -> SyncConfig {
+    SyncConfig {
+        origin_push_rate_per_s: rate,
+        origin_push_burst: burst,
+        ..no_timers()
+    }
+}
+
+#[test]
+fn pushes_over_an_origins_quota_are_refused_per_origin_and_refill_with_time() {
+    let mut c = core("fj-cert", &["ws-cert", "to-cert"], quota(2, 3));
+    let ws: Vec<TestItem> = (0..6).map(|n| green("ws-cert", n)).collect();
+    for it in &ws[..3] {
+        assert!(c.admit(T0, "ws-cert", &it.meta).is_ok(), "within the burst");
+    }
+    let e = c.admit(T0, "ws-cert", &ws[3].meta).unwrap_err();
+    assert_eq!(e.code, "origin_quota");
+    assert!(
+        e.explanation.contains("origin ws-cert"),
+        "{}",
+        e.explanation
+    );
+    // The bucket is the origin's, whoever relays: to-cert relaying ws-cert items is refused
+    // too, while to-cert's own items have their own bucket.
+    assert_eq!(
+        c.admit(T0, "to-cert", &ws[3].meta).unwrap_err().code,
+        "origin_quota"
+    );
+    assert!(c.admit(T0, "to-cert", &green("to-cert", 9).meta).is_ok());
+    // 2 items/s: one token every 500 ms, and no more.
+    assert!(c.admit(T0 + 499, "ws-cert", &ws[3].meta).is_err());
+    assert!(c.admit(T0 + 500, "ws-cert", &ws[3].meta).is_ok());
+    assert!(c.admit(T0 + 500, "ws-cert", &ws[4].meta).is_err());
+    // Refill never exceeds the burst.
+    for it in &ws[..3] {
+        assert!(c.admit(T0 + 3_600_000, "ws-cert", &it.meta).is_ok());
+    }
+    assert!(c.admit(T0 + 3_600_000, "ws-cert", &ws[5].meta).is_err());
+    let rej = c.peer(T0, "ws-cert").unwrap().stats.rejections;
+    assert_eq!(rej.get("origin_quota"), Some(&4));
+    let rej = c.peer(T0, "to-cert").unwrap().stats.rejections;
+    assert_eq!(rej.get("origin_quota"), Some(&1));
+}
+
+#[test]
+fn items_already_held_and_our_own_items_take_no_quota() {
+    let mut c = core("fj-cert", &["ws-cert", "to-cert"], quota(1, 1));
+    let held = green("ws-cert", 1);
+    c.item_accepted(T0, &held.meta, Source::Peer("ws-cert"));
+    for _ in 0..5 {
+        assert!(
+            c.admit(T0, "to-cert", &held.meta).is_ok(),
+            "a duplicate push"
+        );
+    }
+    for n in 0..5 {
+        let ours = green("fj-cert", n);
+        assert!(
+            c.admit(T0, "ws-cert", &ours.meta).is_ok(),
+            "our own item back"
+        );
+    }
+    assert!(c.admit(T0, "ws-cert", &green("ws-cert", 2).meta).is_ok());
+    assert!(c.admit(T0, "ws-cert", &green("ws-cert", 3).meta).is_err());
+}
+
+#[test]
+fn catch_up_by_fetch_is_never_throttled_by_the_push_quota() {
+    // A quota of 1 item/s and a burst of 1, yet a 300-item backlog is fetched in one session:
+    // `exchange` admits every fetched item and fails on any refusal.
+    let (mut a, mut b, b_items, _, b_ids) = two_sets(20, 0, 300, quota(1, 1));
+    let x = exchange(&mut a, &mut b, &b_items, T0);
+    assert_eq!(x.fetched.len(), 300);
+    assert!(b_ids.iter().all(|id| a.holds(id)));
+    assert_eq!(
+        a.peer(T0, "to-cert")
+            .unwrap()
+            .stats
+            .rejections
+            .get("origin_quota"),
+        None
+    );
+}
+
+#[test]
+fn the_quota_is_validated() {
+    let e = SyncCore::new(quota(5, 0), "fj-cert", ["ws-cert"], 7, T0).unwrap_err();
+    assert!(e.to_string().contains("origin_push_burst"), "{e}");
+    assert!(SyncCore::new(quota(0, 0), "fj-cert", ["ws-cert"], 7, T0).is_ok());
+}
