@@ -209,6 +209,7 @@ pub fn get_json(g: &pb::GetResponse) -> Value {
         "verification": verification_json(g.verification.as_ref()),
         "history": g.history.iter().map(summary_json).collect::<Vec<_>>(),
         "equivocations": g.equivocations.iter().map(equivocation_json).collect::<Vec<_>>(),
+        "warnings": warnings_json(&g.warnings),
         "envelope": g.envelope.as_ref().map(|e| json!({
             "key_id": e.key_id,
             "payload_b64": b64(&e.payload),
@@ -243,8 +244,46 @@ pub fn search_json(query: &str, r: &pb::SearchIndicatorResponse) -> Value {
             "match": h.r#match,
             "indicator": h.indicator.as_ref().map(indicator_json),
             "advisory": h.advisory.as_ref().map(summary_json),
+            "warning_lists": h.warning_lists,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// JSON of warning-list hits (`publish`, `import`, `show`).
+pub fn warnings_json(w: &[pb::WarningHit]) -> Value {
+    Value::Array(
+        w.iter()
+            .map(|h| {
+                json!({
+                    "indicator_index": h.indicator_index,
+                    "value": h.value,
+                    "lists": h.lists,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Human lines of warning-list hits, or an empty string when there are none: the node's own
+/// lists flag likely false positives; nothing was dropped.
+pub fn warnings_text(w: &[pb::WarningHit]) -> String {
+    if w.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "WARNING: {} indicator(s) on a warning list of this node (likely false positives; kept, \
+         left out of blocklists unless --include-warninglisted):\n",
+        w.len()
+    );
+    for h in w {
+        out.push_str(&format!(
+            "  indicators[{}] {}: {}\n",
+            h.indicator_index,
+            h.value,
+            h.lists.join(", ")
+        ));
+    }
+    out.trim_end().to_string()
 }
 
 /// JSON of one `watch` event (one line each).
@@ -458,6 +497,11 @@ pub fn show_text(g: &pb::GetResponse) -> String {
         out.push_str(&t.to_string());
         out.push('\n');
     }
+    if !g.warnings.is_empty() {
+        out.push('\n');
+        out.push_str(&warnings_text(&g.warnings));
+        out.push('\n');
+    }
     if !g.history.is_empty() {
         out.push_str(&format!("\nHistory ({} revisions):\n", g.history.len()));
         out.push_str(&summaries_table(&g.history));
@@ -505,7 +549,8 @@ pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
         return out;
     }
     let mut t = new_table();
-    t.set_header(vec![
+    let warned = r.hits.iter().any(|h| !h.warning_lists.is_empty());
+    let mut header = vec![
         "MATCH",
         "INDICATOR",
         "ADVISORY",
@@ -513,7 +558,11 @@ pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
         "TLP",
         "CONFIDENCE",
         "TITLE",
-    ]);
+    ];
+    if warned {
+        header.push("WARNING LISTS");
+    }
+    t.set_header(header);
     for h in &r.hits {
         let (ind, conf) = h
             .indicator
@@ -539,7 +588,7 @@ pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
                 )
             },
         );
-        t.add_row(vec![
+        let mut row = vec![
             match_text(&h.r#match).to_string(),
             ind,
             adv,
@@ -547,10 +596,20 @@ pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
             tlp,
             conf,
             title,
-        ]);
+        ];
+        if warned {
+            row.push(join_or_dash(&h.warning_lists));
+        }
+        t.add_row(row);
     }
     out.push_str(&t.to_string());
     out.push_str(&format!("\n{} hit(s)", r.hits.len()));
+    if warned {
+        out.push_str(
+            "; WARNING LISTS: this node's warning lists flag the indicator as a likely false \
+             positive",
+        );
+    }
     out
 }
 

@@ -146,6 +146,7 @@ impl Fed {
         let net = NetListeners {
             peer: self.members[i].peer.take(),
             metrics: None,
+            taxii: None,
         };
         let (stop, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(node::run_with(

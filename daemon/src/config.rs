@@ -22,6 +22,21 @@
 //! - `[[trusted]]` (kept from the single-node layout): extra signing keys accepted for
 //!   verification (import and replication), e.g. of a member that is not a peer. The keyring is
 //!   this member's key + every roster key + every trusted key (`Config::keyring_records`).
+//!
+//! # TAXII keys
+//!
+//! - `[taxii]` (optional; absent = no TAXII endpoint): `listen`, `tls_cert`/`tls_key` (required
+//!   unless `listen` is a loopback address), `client_ca` (mutual TLS for clients identified by
+//!   certificate), `max_page` (largest page, default 1000), `cache_mb` (converted-object cache,
+//!   default 128), and `[[taxii.clients]]` (`name`, `token_sha256` = hex SHA-256 of the bearer
+//!   token, `certificate_uri` = the URI SAN of a client certificate, `collections` among
+//!   `clear`, `green`, `amber`). See `crate::taxii`.
+//!
+//! # Warning-list keys
+//!
+//! - `[warninglists]` (optional; absent = no screening): `dir` (MISP warning lists,
+//!   `<name>/list.json` or the repository layout `lists/<name>/list.json`; must exist) and
+//!   `disabled` (list names not to load). See `crate::warninglist`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -160,6 +175,29 @@ struct RawConfig {
     metrics: Option<RawMetrics>,
     #[serde(default)]
     members: Vec<RawRosterMember>,
+    #[serde(default)]
+    taxii: Option<RawTaxii>,
+    #[serde(default)]
+    warninglists: Option<RawWarningLists>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWarningLists {
+    dir: PathBuf,
+    #[serde(default)]
+    disabled: Vec<String>,
+}
+
+/// `[warninglists]`: MISP warning lists screened at publish, import, show, search and export
+/// (see `crate::warninglist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarningListsConfig {
+    /// Directory of `<name>/list.json` files (or of the misp-warninglists repository, whose
+    /// lists are in `lists/`), resolved against the config file's directory.
+    pub dir: PathBuf,
+    /// List names (directory names, e.g. `alexa`) not to load.
+    pub disabled: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +216,36 @@ struct RawPeer {
 #[serde(deny_unknown_fields)]
 struct RawMetrics {
     listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTaxii {
+    listen: String,
+    #[serde(default)]
+    tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    tls_key: Option<PathBuf>,
+    #[serde(default)]
+    client_ca: Option<PathBuf>,
+    #[serde(default)]
+    max_page: Option<usize>,
+    #[serde(default)]
+    cache_mb: Option<u64>,
+    #[serde(default)]
+    clients: Vec<RawTaxiiClient>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTaxiiClient {
+    name: String,
+    #[serde(default)]
+    token_sha256: Option<String>,
+    #[serde(default)]
+    certificate_uri: Option<String>,
+    #[serde(default)]
+    collections: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -357,6 +425,46 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// `[taxii]`: the TAXII 2.1 read endpoint (see `crate::taxii`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxiiConfig {
+    /// Address of the HTTP(S) listener.
+    pub listen: SocketAddr,
+    /// TLS server identity; `None` = plain HTTP (only allowed on a loopback address).
+    pub tls: Option<TaxiiTlsConfig>,
+    /// Largest page a client gets (`limit` is capped to it; the default page size).
+    pub max_page: usize,
+    /// Budget of the converted-object cache in MiB.
+    pub cache_mb: u64,
+    /// The clients allowed to read, with their collections.
+    pub clients: Vec<TaxiiClientConfig>,
+}
+
+/// TLS files of the TAXII listener (absolute paths).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxiiTlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA certificates (PEM) issuing client certificates; `None` = no client certificates.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// One `[[taxii.clients]]` entry. The token itself is never stored: only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaxiiClientConfig {
+    /// Name (logs and messages).
+    pub name: String,
+    /// SHA-256 of the bearer token, if the client authenticates with a token.
+    pub token_sha256: Option<[u8; 32]>,
+    /// URI SAN of the client's certificate (e.g. `tanoa://operator/siem`), if it
+    /// authenticates with mutual TLS.
+    pub certificate_uri: Option<String>,
+    /// Collections it may read.
+    pub collections: Vec<crate::taxii::Visibility>,
+}
+
 /// One roster endpoint, `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PeerEndpoint {
@@ -454,6 +562,10 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// `[[members]]`: the roster (possibly including this member).
     pub members: Vec<RosterMember>,
+    /// `[taxii]`: the TAXII 2.1 endpoint, if enabled.
+    pub taxii: Option<TaxiiConfig>,
+    /// `[warninglists]`: the MISP warning lists to screen indicators with, if any.
+    pub warninglists: Option<WarningListsConfig>,
 }
 
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
@@ -585,6 +697,31 @@ level = "info"
 # Prometheus metrics (GET /metrics).
 # [metrics]
 # listen = "127.0.0.1:9464"
+
+# TAXII 2.1 read endpoint for local tools (SIEM, TIP), off by default. Plain HTTP only on a
+# loopback address; anywhere else tls_cert and tls_key are required. TLP:RED is never served.
+# [taxii]
+# listen = "127.0.0.1:9470"
+# tls_cert = "certs/taxii.pem"
+# tls_key = "certs/taxii.key"
+# client_ca = "certs/taxii-clients-ca.pem"   # optional: clients identified by certificate
+# max_page = 1000
+# cache_mb = 128                     # converted STIX objects kept in memory
+# [[taxii.clients]]
+# name = "siem"
+# token_sha256 = "<hex SHA-256 of the token: printf %s TOKEN | sha256sum>"
+# collections = ["clear", "green"]
+# [[taxii.clients]]
+# name = "tip"
+# certificate_uri = "tanoa://operator/tip"
+# collections = ["clear", "green", "amber"]
+
+# MISP warning lists (github.com/MISP/misp-warninglists): indicators on a list (public
+# resolvers, cloud ranges, top sites...) are flagged on publish, import, show and search and
+# left out of blocklists. Off when absent.
+# [warninglists]
+# dir = "/srv/misp-warninglists"      # <name>/list.json, or the repository with lists/
+# disabled = ["alexa"]
 
 # The roster: every member this CERT federates with (it may list itself too).
 # [[members]]
@@ -1185,6 +1322,49 @@ fn resolve(
         }
     }
 
+    // [taxii]
+    let taxii = raw.taxii.and_then(|t| resolve_taxii(t, base, &mut bad));
+
+    // [warninglists]
+    let warninglists = raw.warninglists.and_then(|w| {
+        let dir = resolve_path(base, &w.dir);
+        if !dir.is_dir() {
+            bad(
+                "warninglists.dir",
+                format!(
+                    "{} is not a directory (a copy of the lists/ of \
+                     github.com/MISP/misp-warninglists)",
+                    dir.display()
+                ),
+            );
+            return None;
+        }
+        // Only the directory is listed here; the lists are parsed when the node starts.
+        let files = match crate::warninglist::list_files(&dir) {
+            Ok((_, files)) => files,
+            Err(e) => {
+                bad("warninglists.dir", e.to_string());
+                return None;
+            }
+        };
+        for (n, d) in w.disabled.iter().enumerate() {
+            if !files.iter().any(|(name, _)| name == d.trim()) {
+                bad(
+                    &format!("warninglists.disabled[{n}]"),
+                    format!(
+                        "{d:?} is not a list in {} (names are directory names such as \
+                         \"alexa\")",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        Some(WarningListsConfig {
+            dir,
+            disabled: w.disabled.iter().map(|d| d.trim().to_string()).collect(),
+        })
+    });
+
     Config {
         path: path.to_path_buf(),
         member: MemberConfig { id, name, key_file },
@@ -1200,6 +1380,242 @@ fn resolve(
         sync: raw.sync,
         metrics,
         members,
+        taxii,
+        warninglists,
+    }
+}
+
+/// Largest `taxii.max_page`.
+pub const MAX_TAXII_PAGE: usize = 10_000;
+
+fn resolve_taxii(
+    t: RawTaxii,
+    base: &Path,
+    bad: &mut impl FnMut(&str, String),
+) -> Option<TaxiiConfig> {
+    let mut ok = true;
+    let listen = match t.listen.trim().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            bad(
+                "taxii.listen",
+                format!(
+                    "{:?} is not an address:port such as 127.0.0.1:9470 ({e})",
+                    t.listen
+                ),
+            );
+            None
+        }
+    };
+    let mut file = |key: &str, v: Option<PathBuf>| -> Option<PathBuf> {
+        let p = resolve_path(base, &v?);
+        if p.is_file() {
+            Some(p)
+        } else {
+            bad(key, format!("{} does not exist", p.display()));
+            ok = false;
+            None
+        }
+    };
+    let (cert_set, key_set, ca_set) = (
+        t.tls_cert.is_some(),
+        t.tls_key.is_some(),
+        t.client_ca.is_some(),
+    );
+    let cert = file("taxii.tls_cert", t.tls_cert);
+    let key = file("taxii.tls_key", t.tls_key);
+    let client_ca = file("taxii.client_ca", t.client_ca);
+    if cert_set != key_set {
+        let missing = if cert_set {
+            "taxii.tls_key"
+        } else {
+            "taxii.tls_cert"
+        };
+        bad(
+            missing,
+            "taxii.tls_cert and taxii.tls_key must be given together".into(),
+        );
+        ok = false;
+    }
+    if let Some(l) = listen
+        && !cert_set
+        && !l.ip().is_loopback()
+    {
+        bad(
+            "taxii.tls_cert",
+            format!(
+                "required because taxii.listen ({l}) is not a loopback address: plain HTTP is \
+                 only allowed on 127.0.0.1 or ::1 (tokens would cross the network in clear)"
+            ),
+        );
+        ok = false;
+    }
+    if ca_set && !cert_set {
+        bad(
+            "taxii.client_ca",
+            "client certificates need TLS: set taxii.tls_cert and taxii.tls_key".into(),
+        );
+        ok = false;
+    }
+    let max_page = t.max_page.unwrap_or(1000);
+    if !(1..=MAX_TAXII_PAGE).contains(&max_page) {
+        bad(
+            "taxii.max_page",
+            format!("{max_page} is out of range (1 to {MAX_TAXII_PAGE})"),
+        );
+        ok = false;
+    }
+    let cache_mb = t.cache_mb.unwrap_or(128);
+    if cache_mb > 1_048_576 {
+        bad(
+            "taxii.cache_mb",
+            format!("{cache_mb} is out of range (0 to 1048576 MiB)"),
+        );
+        ok = false;
+    }
+    if t.clients.is_empty() {
+        bad(
+            "taxii.clients",
+            "at least one [[taxii.clients]] is required (nobody could read otherwise)".into(),
+        );
+        ok = false;
+    }
+    let mut clients: Vec<TaxiiClientConfig> = Vec::new();
+    for (n, c) in t.clients.into_iter().enumerate() {
+        let k = |f: &str| format!("taxii.clients[{n}].{f}");
+        let name = c.name.trim().to_string();
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            bad(&k("name"), "must be 1 to 128 printable characters".into());
+            ok = false;
+        } else if let Some(first) = clients.iter().position(|x| x.name == name) {
+            bad(
+                &k("name"),
+                format!("{name:?} is also the name of taxii.clients[{first}]"),
+            );
+            ok = false;
+        }
+        let token_sha256 = match c.token_sha256.as_deref().map(str::trim) {
+            None => None,
+            Some(h) => {
+                let mut out = [0u8; 32];
+                match hex::decode_to_slice(h, &mut out) {
+                    Ok(()) => {
+                        if let Some(first) =
+                            clients.iter().position(|x| x.token_sha256 == Some(out))
+                        {
+                            bad(
+                                &k("token_sha256"),
+                                format!("the same token is given to taxii.clients[{first}]"),
+                            );
+                            ok = false;
+                        }
+                        Some(out)
+                    }
+                    Err(_) => {
+                        bad(
+                            &k("token_sha256"),
+                            "must be 64 hex digits: the SHA-256 of the token (e.g. \
+                             `printf %s TOKEN | sha256sum`), never the token itself"
+                                .into(),
+                        );
+                        ok = false;
+                        None
+                    }
+                }
+            }
+        };
+        let certificate_uri = c
+            .certificate_uri
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(u) = &certificate_uri {
+            if !u.contains(':') || u.len() > 512 || u.chars().any(|ch| ch.is_whitespace()) {
+                bad(
+                    &k("certificate_uri"),
+                    format!("{u:?} is not a URI such as tanoa://operator/siem"),
+                );
+                ok = false;
+            } else if !ca_set {
+                bad(
+                    &k("certificate_uri"),
+                    "needs taxii.client_ca (the CA that issues client certificates)".into(),
+                );
+                ok = false;
+            } else if let Some(first) = clients
+                .iter()
+                .position(|x| x.certificate_uri.as_deref() == Some(u.as_str()))
+            {
+                bad(
+                    &k("certificate_uri"),
+                    format!("{u:?} is also given to taxii.clients[{first}]"),
+                );
+                ok = false;
+            }
+        }
+        if token_sha256.is_none() && certificate_uri.is_none() && c.token_sha256.is_none() {
+            bad(
+                &k("token_sha256"),
+                "a client needs token_sha256 or certificate_uri (or both)".into(),
+            );
+            ok = false;
+        }
+        let mut collections = Vec::new();
+        if c.collections.is_empty() {
+            bad(
+                &k("collections"),
+                "list the collections it may read: \"clear\", \"green\", \"amber\"".into(),
+            );
+            ok = false;
+        }
+        for (j, name) in c.collections.iter().enumerate() {
+            match crate::taxii::Visibility::parse(name) {
+                Some(v) if !collections.contains(&v) => collections.push(v),
+                Some(_) => {
+                    bad(
+                        &k(&format!("collections[{j}]")),
+                        format!("{name:?} is listed twice"),
+                    );
+                    ok = false;
+                }
+                None => {
+                    let why = if crate::model::Tlp::parse(name) == Some(crate::model::Tlp::Red) {
+                        "TLP:RED is never served over TAXII (only its named recipients may \
+                         hold it, never a tool that re-shares it)"
+                            .to_string()
+                    } else {
+                        format!(
+                            "{name:?} is not a collection: use \"clear\", \"green\" or \"amber\""
+                        )
+                    };
+                    bad(&k(&format!("collections[{j}]")), why);
+                    ok = false;
+                }
+            }
+        }
+        clients.push(TaxiiClientConfig {
+            name,
+            token_sha256,
+            certificate_uri,
+            collections,
+        });
+    }
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TaxiiTlsConfig {
+            cert,
+            key,
+            client_ca,
+        }),
+        _ => None,
+    };
+    match listen {
+        Some(listen) if ok => Some(TaxiiConfig {
+            listen,
+            tls,
+            max_page,
+            cache_mb,
+            clients,
+        }),
+        _ => None,
     }
 }
 
@@ -1570,5 +1986,39 @@ public_key = "zz"
             err.to_string().contains("/nonexistent/tanoad.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn warninglists_section_resolves_and_checks_its_directory() {
+        let dir = dir_with_key("ws-cert");
+        let base = Config::example("ws-cert", "Samoa CERT");
+        let list = dir.path().join("wl/lists/doc/list.json");
+        std::fs::create_dir_all(list.parent().unwrap()).unwrap();
+        std::fs::write(&list, "{}").unwrap();
+        let c = load_text(
+            dir.path(),
+            &format!("{base}\n[warninglists]\ndir = \"wl\"\ndisabled = [\"doc\"]\n"),
+        )
+        .unwrap();
+        let w = c.warninglists.unwrap();
+        assert_eq!(w.dir, dir.path().join("wl"));
+        assert_eq!(w.disabled, ["doc"]);
+        assert!(load_text(dir.path(), &base).unwrap().warninglists.is_none());
+        for (extra, key) in [
+            ("dir = \"missing\"", "warninglists.dir"),
+            ("dir = \"keys\"", "warninglists.dir"),
+            (
+                "dir = \"wl\"\ndisabled = [\"nope\"]",
+                "warninglists.disabled[0]",
+            ),
+            ("dir = \"wl\"\nenabled = []", "warninglists.enabled"),
+        ] {
+            let err =
+                load_text(dir.path(), &format!("{base}\n[warninglists]\n{extra}\n")).unwrap_err();
+            assert!(
+                err.problems().iter().any(|p| p.key.starts_with(key)),
+                "{extra}: {err}"
+            );
+        }
     }
 }

@@ -12,8 +12,10 @@
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
 //! - `node`: wiring, listeners, tasks and shutdown;
 //! - `policy`: every TLP 2.0 decision (pure); `sync`: the sans-IO replication core;
+//! - `taxii`: the TAXII 2.1 read endpoint (collections per visibility, exact paging);
 //! - `sim`: the deterministic simulator that drives the real `sync` core at scale;
 //! - `pki`: federation CA, member and operator certificates (rcgen) for `tanoa pki` and tests.
+//! - `warninglist`: MISP warning lists, screening indicators for likely false positives.
 
 pub mod api;
 pub mod client;
@@ -29,7 +31,9 @@ pub mod publish;
 pub mod sim;
 pub mod store;
 pub mod sync;
+pub mod taxii;
 pub mod transport;
+pub mod warninglist;
 
 /// Current Unix time in milliseconds (the only clock read outside `node`).
 pub fn now_ms() -> i64 {

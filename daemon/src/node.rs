@@ -5,7 +5,8 @@
 //! every operator listener (TCP with mutual TLS accepted here with tokio-rustls, so the identity
 //! comes from the verified certificate), the federation when `[peer]` is configured (the peer
 //! port: TLS accepted here, the `Peer` service and health on it; the sync driver of `driver`;
-//! refusals logged and counted), the Prometheus endpoint (`metrics`), graceful shutdown (stop
+//! refusals logged and counted), the Prometheus endpoint (`metrics`), the TAXII 2.1 endpoint
+//! when `[taxii]` is configured (`crate::taxii`), graceful shutdown (stop
 //! accepting, join every task, sync the store), logging set-up, and `main_entry`, all of
 //! `tanoad`'s main.
 //! Must never: return from `run` while a task it spawned still runs or before the store is
@@ -145,15 +146,18 @@ pub struct Listeners {
     pub tcp: Option<TcpListener>,
 }
 
-/// The federation and metrics listeners, bound by the caller (tests: port 0, so every member's
+/// The federation, metrics and TAXII listeners, bound by the caller (tests: port 0, so every member's
 /// endpoint is known before the configs are written). A listener left `None` is bound by the
-/// node from the config (`[peer] listen`, `[metrics] listen`) when that section is present.
+/// node from the config (`[peer] listen`, `[metrics] listen`, `[taxii] listen`) when that
+/// section is present.
 #[derive(Debug, Default)]
 pub struct NetListeners {
     /// The peer port (needs `[peer]`).
     pub peer: Option<TcpListener>,
     /// The Prometheus endpoint.
     pub metrics: Option<TcpListener>,
+    /// The TAXII 2.1 endpoint (needs `[taxii]`).
+    pub taxii: Option<TcpListener>,
 }
 
 /// Creates the data directory (mode 0700) if it does not exist.
@@ -597,6 +601,7 @@ async fn serve(
         config.limits.clone(),
         Arc::clone(&store),
     ));
+    crate::warninglist::attach(&core, &config).await?;
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
 
@@ -675,6 +680,29 @@ async fn serve(
         (None, None) => None,
     };
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    // The TAXII 2.1 endpoint.
+    let mut taxii_addr = None;
+    match (net.taxii, &config.taxii) {
+        (Some(_), None) => {
+            return Err(NodeError::Listener(
+                "a TAXII listener was given but [taxii] is not configured".into(),
+            ));
+        }
+        (given, Some(tcfg)) => {
+            let server = crate::taxii::TaxiiServer::new(tcfg, &core)?;
+            let listener = match given {
+                Some(l) => l,
+                None => bind_tcp("taxii.listen", tcfg.listen).await?,
+            };
+            taxii_addr = listener.local_addr().ok();
+            let c = cancel.clone();
+            tasks.spawn(async move {
+                let r = server.serve(listener, c).await;
+                ("taxii".to_string(), r)
+            });
+        }
+        (None, None) => {}
+    }
     if let Some(listener) = metrics_listener {
         let source: Arc<dyn metrics::Render> = Arc::new(MetricsSource {
             metrics: Arc::clone(&metrics),
@@ -731,6 +759,7 @@ async fn serve(
         peer = %peer_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
         peers = config.peers().count(),
         metrics = %metrics_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
+        taxii = %taxii_addr.map_or_else(|| "-".to_string(), |a| a.to_string()),
         data_dir = %config.storage.data_dir.display(),
         advisories = counts.advisories,
         items = counts.items,
@@ -896,6 +925,9 @@ fn check_config(config: &Config) -> Result<String, NodeError> {
     check_roster(config, &identity)?;
     operator_tls(config)?;
     peer_tls(config, transport::logging_hook())?;
+    if let Some(tls) = config.taxii.as_ref().and_then(|t| t.tls.as_ref()) {
+        crate::taxii::tls_server_config(tls)?;
+    }
     Ok(format!(
         "{}: valid (member {}, key {}, socket {}{})",
         config.path.display(),

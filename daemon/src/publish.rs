@@ -190,6 +190,7 @@ pub struct NodeCore {
     locks: Vec<Mutex<()>>,
     started: Instant,
     sync: std::sync::OnceLock<SyncHandle>,
+    warninglists: std::sync::OnceLock<Arc<crate::warninglist::WarningLists>>,
 }
 
 impl NodeCore {
@@ -223,6 +224,7 @@ impl NodeCore {
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             started: Instant::now(),
             sync: std::sync::OnceLock::new(),
+            warninglists: std::sync::OnceLock::new(),
         }
     }
 
@@ -235,6 +237,17 @@ impl NodeCore {
     /// The sync driver, when this node federates.
     pub fn sync_handle(&self) -> Option<&SyncHandle> {
         self.sync.get()
+    }
+
+    /// Sets the warning lists indicators are screened with (`[warninglists]`, loaded at start
+    /// by `warninglist::attach`). Only the first call has an effect.
+    pub fn set_warninglists(&self, lists: Arc<crate::warninglist::WarningLists>) {
+        let _ = self.warninglists.set(lists);
+    }
+
+    /// The loaded warning lists, when configured and not empty.
+    pub fn warninglists(&self) -> Option<&Arc<crate::warninglist::WarningLists>> {
+        self.warninglists.get().filter(|w| !w.is_empty())
     }
 
     /// This member's id.
@@ -888,6 +901,42 @@ impl NodeCore {
     }
 }
 
+/// The audit detail of a publish.
+fn publish_detail(v: &Verified<Advisory>) -> String {
+    format!(
+        "revision {}, TLP:{}, {} indicator(s): {}",
+        v.revision,
+        v.tlp,
+        v.indicators.len(),
+        v.title
+    )
+}
+
+/// Prefixes the field paths of a draft's error with `drafts[i].`.
+fn prefix_draft_error(e: CoreError, i: usize) -> CoreError {
+    match e {
+        CoreError::Invalid(errs) => {
+            let mut out = ValidationErrors::default();
+            for v in errs.errors() {
+                out.push(ValidationError::new(
+                    format!("drafts[{i}].{}", v.path),
+                    v.message.clone(),
+                ));
+            }
+            CoreError::Invalid(out)
+        }
+        CoreError::BadRequest { field, message } => CoreError::BadRequest {
+            field: format!("drafts[{i}].{field}"),
+            message,
+        },
+        CoreError::Withdrawn { id } => CoreError::BadRequest {
+            field: format!("drafts[{i}].id"),
+            message: format!("advisory {id} is withdrawn; publish a new advisory instead"),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -1172,41 +1221,5 @@ pub(crate) mod tests {
             kinds,
             [ChangeKind::New, ChangeKind::Updated, ChangeKind::Withdrawn]
         );
-    }
-}
-
-/// The audit detail of a publish.
-fn publish_detail(v: &Verified<Advisory>) -> String {
-    format!(
-        "revision {}, TLP:{}, {} indicator(s): {}",
-        v.revision,
-        v.tlp,
-        v.indicators.len(),
-        v.title
-    )
-}
-
-/// Prefixes the field paths of a draft's error with `drafts[i].`.
-fn prefix_draft_error(e: CoreError, i: usize) -> CoreError {
-    match e {
-        CoreError::Invalid(errs) => {
-            let mut out = ValidationErrors::default();
-            for v in errs.errors() {
-                out.push(ValidationError::new(
-                    format!("drafts[{i}].{}", v.path),
-                    v.message.clone(),
-                ));
-            }
-            CoreError::Invalid(out)
-        }
-        CoreError::BadRequest { field, message } => CoreError::BadRequest {
-            field: format!("drafts[{i}].{field}"),
-            message,
-        },
-        CoreError::Withdrawn { id } => CoreError::BadRequest {
-            field: format!("drafts[{i}].id"),
-            message: format!("advisory {id} is withdrawn; publish a new advisory instead"),
-        },
-        other => other,
     }
 }

@@ -1,12 +1,219 @@
-//! `tanoa export --format misp`: a MISP feed directory.
+//! `tanoa export --format misp [IDS...] -o DIR`: a MISP feed directory.
 //!
-//! Being built (issue 5); until then the command refuses with a clear error.
+//! Writes one `<event uuid>.json` per advisory (`{"Event": {...}}`), `manifest.json` and
+//! `hashes.csv`, in the format of PyMISP's feed generator, which MISP reads when the directory
+//! (or a web server serving it) is added as a feed of type "MISP Feed". The conversion is
+//! `tanoa_daemon::interop::misp::Feed`: an advisory imported from MISP is exported from the
+//! event it kept; the others become new events. Withdrawn advisories are left out unless
+//! `--include-withdrawn` (then their attributes are marked deleted).
+//!
+//! Owns: choosing the advisories (the IDs given, or every one held; `--origin` and `--max-tlp`
+//! filter), fetching them, writing the files (each through a temporary file and a rename).
+//! Must never: change a value of an imported event, or delete files it did not write.
+
+use std::io::IsTerminal as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use tanoa_daemon::interop::misp::Feed;
+use tanoa_daemon::model::wire;
+use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
 use crate::cmd::export::ExportArgs;
+use crate::cmd::show;
+use crate::connect;
 use crate::exit::Failure;
+use crate::output;
 
-/// Runs this format.
-pub async fn run(_a: &ExportArgs, _g: &GlobalArgs) -> anyhow::Result<()> {
-    Err(Failure::usage("--format misp is not available yet in this build").into())
+/// At most this many advisories are read when no ID is given (the List RPC's ceiling).
+const LIST_LIMIT: u32 = 100_000;
+
+/// Runs `tanoa export --format misp`.
+pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let Some(dir) = a.output.as_deref() else {
+        return Err(
+            Failure::usage("--format misp writes a feed directory; name it with -o DIR")
+                .hint("tanoa export --format misp -o ./misp-feed")
+                .into(),
+        );
+    };
+    if a.min_confidence != 0 || !a.kinds.is_empty() || a.include_warninglisted {
+        return Err(Failure::usage(
+            "--min-confidence, --kind and --include-warninglisted apply to blocklists; a MISP \
+             feed carries whole advisories",
+        )
+        .into());
+    }
+    let mut client = connect::connect(g).await?;
+    let advisories = fetch(&mut client, a, g).await?;
+
+    let mut feed = Feed::new();
+    for adv in &advisories {
+        let domain = wire::advisory_from_proto(adv.clone()).map_err(|e| {
+            Failure::failed(format!(
+                "{}/{}: the advisory cannot be read: {e}",
+                adv.origin, adv.id
+            ))
+        })?;
+        feed.add(&domain).map_err(|e| {
+            Failure::failed(format!(
+                "{}/{}: cannot be exported to MISP: {e}",
+                adv.origin, adv.id
+            ))
+        })?;
+    }
+    write_feed(&feed, dir)?;
+    print_result(&feed, dir, g.json);
+    Ok(())
+}
+
+/// The advisories to export, as the daemon holds them.
+async fn fetch(
+    client: &mut connect::Client,
+    a: &ExportArgs,
+    g: &GlobalArgs,
+) -> anyhow::Result<Vec<pb::Advisory>> {
+    let wanted_tlp = |tlp: i32| match (a.max_tlp, wire::tlp_from_proto(tlp)) {
+        (Some(max), Some(t)) => t <= max,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let wanted_origin = |o: &str| a.origins.is_empty() || a.origins.iter().any(|x| x == o);
+    let mut out = Vec::new();
+    if !a.ids.is_empty() {
+        for id in &a.ids {
+            let r = show::get(client, id).await?;
+            let adv = r.advisory.ok_or_else(|| {
+                Failure::failed(format!("the daemon returned no advisory for {id}"))
+            })?;
+            if adv.withdrawn && !a.include_withdrawn {
+                return Err(Failure::usage(format!(
+                    "{id} ({}/{}) is withdrawn",
+                    adv.origin, adv.id
+                ))
+                .hint("add --include-withdrawn to export it (its attributes are marked deleted)")
+                .into());
+            }
+            if wanted_tlp(adv.tlp) && wanted_origin(&adv.origin) {
+                out.push(adv);
+            }
+        }
+        return Ok(out);
+    }
+    let list = client
+        .list(pb::ListRequest {
+            include_withdrawn: a.include_withdrawn,
+            limit: LIST_LIMIT,
+            ..Default::default()
+        })
+        .await
+        .context("export: list")?
+        .into_inner();
+    if list.truncated {
+        return Err(Failure::failed(format!(
+            "more than {LIST_LIMIT} advisories are held; export them in parts by naming IDs"
+        ))
+        .into());
+    }
+    let chosen: Vec<&pb::AdvisorySummary> = list
+        .advisories
+        .iter()
+        .filter(|s| wanted_tlp(s.tlp) && wanted_origin(&s.origin))
+        .collect();
+    let bar = progress(chosen.len(), g.json);
+    for s in chosen {
+        let r = show::get(client, &s.item_id).await?;
+        if let Some(adv) = r.advisory {
+            out.push(adv);
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(out)
+}
+
+/// A progress bar on stderr when it is a terminal and the output is for people.
+fn progress(len: usize, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() || len < 2 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(u64::MAX));
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} advisories {per_sec} {eta}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// Writes every file of the feed into `dir` (created if needed), each through `.<name>.tmp`
+/// and a rename so MISP never reads half a file.
+fn write_feed(feed: &Feed, dir: &Path) -> Result<(), Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
+    for (name, bytes) in feed.files() {
+        let path = dir.join(&name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+fn print_result(feed: &Feed, dir: &Path, json: bool) {
+    let events: Vec<Value> = feed
+        .events()
+        .map(|e| {
+            json!({
+                "uuid": e.uuid,
+                "file": e.file_name(),
+                "advisory": e.advisory,
+                "from_misp": e.from_misp,
+                "withdrawn": e.withdrawn,
+                "attributes": e.attributes().len(),
+            })
+        })
+        .collect();
+    let attributes: usize = feed.events().map(|e| e.attributes().len()).sum();
+    let hashes = feed.hashes_csv().lines().count();
+    let duplicates: Vec<Value> = feed
+        .duplicates
+        .iter()
+        .map(|d| json!({"uuid": d.uuid, "kept": d.kept, "dropped": d.dropped}))
+        .collect();
+    if json {
+        output::print_json(&json!({
+            "format": "misp",
+            "dir": dir,
+            "events": events,
+            "attributes": attributes,
+            "hashes": hashes,
+            "duplicates": duplicates,
+        }));
+        return;
+    }
+    outln!(
+        "Wrote a MISP feed of {} events ({attributes} attributes) to {}: manifest.json, hashes.csv ({hashes} lines) and one <uuid>.json per event.",
+        feed.len(),
+        dir.display()
+    );
+    for d in &feed.duplicates {
+        outln!(
+            "  {} and {} are the same MISP event {}: kept {}",
+            d.kept,
+            d.dropped,
+            d.uuid,
+            d.kept
+        );
+    }
+    outln!(
+        "Add it in MISP under Sync Actions > Feeds > Add Feed (source format \"MISP Feed\", URL = this directory or a web server serving it)."
+    );
 }

@@ -95,6 +95,7 @@ pub fn print_published(r: &pb::PublishResponse, file: &str, json: bool) {
             "revision": r.revision,
             "origin": r.origin,
             "file": file,
+            "warnings": output::warnings_json(&r.warnings),
         }));
         return;
     }
@@ -113,6 +114,9 @@ pub fn print_published(r: &pb::PublishResponse, file: &str, json: bool) {
             ("Origin", r.origin.clone()),
         ])
     );
+    if !r.warnings.is_empty() {
+        outln!("{}", output::warnings_text(&r.warnings));
+    }
     outln!("Inspect it: tanoa show {}", r.advisory_id);
 }
 

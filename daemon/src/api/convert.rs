@@ -144,15 +144,26 @@ pub fn key_info(k: &PublicKeyRecord, active: bool) -> pb::KeyInfo {
     }
 }
 
-/// A publish result as protobuf.
-pub fn publish_response(p: &Published) -> pb::PublishResponse {
+/// A publish result as protobuf, with the warning-list hits of its indicators.
+pub fn publish_response(p: &Published, warnings: Vec<pb::WarningHit>) -> pb::PublishResponse {
     pb::PublishResponse {
         item_id: p.item_id.to_hex(),
         advisory_id: p.advisory_id.clone(),
         revision: p.revision,
         origin: p.origin.clone(),
-        warnings: Vec::new(),
+        warnings,
     }
+}
+
+/// Warning-list hits as protobuf.
+pub fn warning_hits(hits: Vec<crate::warninglist::Hit>) -> Vec<pb::WarningHit> {
+    hits.into_iter()
+        .map(|h| pb::WarningHit {
+            indicator_index: u32::try_from(h.index).unwrap_or(u32::MAX),
+            value: h.value,
+            lists: h.lists,
+        })
+        .collect()
 }
 
 /// A withdraw result as protobuf.

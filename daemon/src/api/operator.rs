@@ -4,7 +4,9 @@
 //! ImportEnvelope, Audit, and the federation's Peers, Explain and SyncNow (asked of the sync
 //! driver; "not federating" is a `FAILED_PRECONDITION`); the caller's identity for the audit log (the Unix socket is
 //! "operator", a TLS client is "operator/<name>" from its verified certificate); re-verifying
-//! envelopes at read time; ending watch streams on shutdown or when a watcher lags.
+//! envelopes at read time; ending watch streams on shutdown or when a watcher lags;
+//! ExportIndicators (a store scan streamed in bounded chunks, ended on shutdown) and the
+//! warning-list hits of Publish, PublishBatch, Get and SearchIndicator (this node's lists).
 //! Must never: be served on a peer listener, build a `Status` from an error by itself (see
 //! `api::error`), or call the store outside `NodeCore::blocking`.
 
@@ -27,6 +29,7 @@ use super::convert::{self, GetTarget};
 use super::error::to_status;
 use crate::config::RosterMember;
 use crate::envelope::{self, Envelope};
+use crate::interop::blocklist::{self, ExportFilter};
 use crate::model::{self, IndicatorKind, wire};
 use crate::node::metrics::Metrics;
 use crate::policy;
@@ -230,7 +233,7 @@ impl OperatorApi {
             equivocations: equivocations.iter().map(convert::equivocation).collect(),
             received_ms: item.received_ms,
             source: item.source,
-            warnings: Vec::new(),
+            warnings: self.screen(&item.advisory.indicators),
         })
     }
 
@@ -293,7 +296,12 @@ impl OperatorApi {
                     advisory: Some(convert::summary_of(item)),
                     indicator: Some(convert::indicator(ind)),
                     r#match: convert::match_kind(m.matched).to_string(),
-                    warning_lists: Vec::new(),
+                    warning_lists: self.core.warninglists().map_or_else(Vec::new, |w| {
+                        w.check(ind.kind, &ind.value)
+                            .into_iter()
+                            .map(String::from)
+                            .collect()
+                    }),
                 })
             })
             .collect();
@@ -302,6 +310,49 @@ impl OperatorApi {
             kind: wire::kind_to_proto(kind) as i32,
             hits,
         })
+    }
+
+    /// Warning-list hits of indicators, against this node's lists (none when not configured).
+    fn screen(&self, indicators: &[model::Indicator]) -> Vec<pb::WarningHit> {
+        self.core
+            .warninglists()
+            .map_or_else(Vec::new, |w| convert::warning_hits(w.screen(indicators)))
+    }
+
+    /// Warning-list hits of a draft just published as `p`: its indicators as the daemon
+    /// signed them (the same conversion and normalization as `NodeCore::publish`, so the
+    /// indices are those of the stored advisory), screened without reading the store back.
+    fn screen_draft(
+        &self,
+        draft: &pb::AdvisoryDraft,
+        p: &crate::publish::Published,
+    ) -> Vec<pb::WarningHit> {
+        if self.core.warninglists().is_none() || draft.indicators.is_empty() {
+            return Vec::new();
+        }
+        let only_indicators = pb::AdvisoryDraft {
+            tlp: draft.tlp,
+            severity: draft.severity,
+            indicators: draft.indicators.clone(),
+            ..Default::default()
+        };
+        match model::draft::draft_to_advisory(
+            &only_indicators,
+            &p.origin,
+            &p.advisory_id,
+            p.revision,
+            1,
+            1,
+        ) {
+            Ok(mut a) => {
+                model::normalize_advisory(&mut a);
+                self.screen(&a.indicators)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, advisory = %p.advisory_id, "cannot screen a published draft");
+                Vec::new()
+            }
+        }
     }
 
     async fn status_inner(&self) -> Result<pb::StatusResponse, CoreError> {
@@ -503,7 +554,8 @@ impl Operator for OperatorApi {
             }));
         };
         let p = self.core.publish(&draft, &actor).await.map_err(to_status)?;
-        Ok(Response::new(convert::publish_response(&p)))
+        let warnings = self.screen_draft(&draft, &p);
+        Ok(Response::new(convert::publish_response(&p, warnings)))
     }
 
     async fn publish_batch(
@@ -527,7 +579,11 @@ impl Operator for OperatorApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::PublishBatchResponse {
-            results: published.iter().map(convert::publish_response).collect(),
+            results: published
+                .iter()
+                .zip(&drafts)
+                .map(|(p, d)| convert::publish_response(p, self.screen_draft(d, p)))
+                .collect(),
         }))
     }
 
@@ -535,9 +591,14 @@ impl Operator for OperatorApi {
 
     async fn export_indicators(
         &self,
-        _request: Request<pb::ExportIndicatorsRequest>,
+        request: Request<pb::ExportIndicatorsRequest>,
     ) -> Result<Response<Self::ExportIndicatorsStream>, Status> {
-        Err(Status::unimplemented("ExportIndicators is being built"))
+        let filter = export_filter(request.get_ref()).map_err(to_status)?;
+        Ok(Response::new(export_stream(
+            Arc::clone(&self.core),
+            filter,
+            self.shutdown.clone(),
+        )))
     }
 
     async fn withdraw(
@@ -682,4 +743,194 @@ impl Operator for OperatorApi {
             entries: entries.iter().map(convert::audit_record).collect(),
         }))
     }
+}
+
+/// Indicators per chunk of an `ExportIndicators` stream.
+const EXPORT_CHUNK: usize = 1000;
+/// Chunks produced ahead of a slow reader (memory stays at a few chunks whatever the export
+/// size).
+const EXPORT_BUFFER: usize = 4;
+
+/// The filter of an `ExportIndicators` request (TLP_UNSPECIFIED = GREEN).
+fn export_filter(r: &pb::ExportIndicatorsRequest) -> Result<ExportFilter, CoreError> {
+    let bad = |field: &str, message: String| CoreError::BadRequest {
+        field: field.into(),
+        message,
+    };
+    let max_tlp = match r.max_tlp {
+        0 => model::Tlp::Green,
+        v => wire::tlp_from_proto(v)
+            .ok_or_else(|| bad("max_tlp", format!("unknown TLP value {v}")))?,
+    };
+    let min_confidence = u8::try_from(r.min_confidence)
+        .ok()
+        .filter(|c| *c <= 100)
+        .ok_or_else(|| {
+            bad(
+                "min_confidence",
+                format!("{} is above 100", r.min_confidence),
+            )
+        })?;
+    let mut kinds = Vec::new();
+    for (n, k) in r.kinds.iter().enumerate() {
+        let kind = wire::kind_from_proto(*k).ok_or_else(|| {
+            bad(
+                &format!("kinds[{n}]"),
+                format!("unknown indicator kind {k}"),
+            )
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let mut origins: Vec<String> = r.origins.iter().map(|o| o.trim().to_string()).collect();
+    for (n, o) in origins.iter().enumerate() {
+        model::validate::check_member_id(o).map_err(|m| bad(&format!("origins[{n}]"), m))?;
+    }
+    origins.sort();
+    origins.dedup();
+    Ok(ExportFilter {
+        max_tlp,
+        min_confidence,
+        kinds,
+        origins,
+        include_warninglisted: r.include_warninglisted,
+    })
+}
+
+/// Chunks of an export; ends with UNAVAILABLE when the daemon shuts down (which also stops the
+/// store scan feeding it).
+struct ExportStream {
+    rx: tokio::sync::mpsc::Receiver<Result<pb::ExportIndicatorsChunk, Status>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    done: bool,
+}
+
+impl Stream for ExportStream {
+    type Item = Result<pb::ExportIndicatorsChunk, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.shutdown.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            self.rx.close();
+            return Poll::Ready(Some(Err(Status::unavailable(
+                "tanoad is shutting down; export again once it is back",
+            ))));
+        }
+        let r = self.rx.poll_recv(cx);
+        if let Poll::Ready(None) = r {
+            self.done = true;
+        }
+        r
+    }
+}
+
+/// From the blocking pool: sends a chunk, waiting while the reader is behind, unless the
+/// reader went away or the daemon is shutting down (then `false`: stop producing). Never waits
+/// on a reader past shutdown, so a client that stops reading cannot hold the daemon up.
+fn send_or_stop(
+    out: &tokio::sync::mpsc::Sender<Result<pb::ExportIndicatorsChunk, Status>>,
+    chunk: pb::ExportIndicatorsChunk,
+    stop: &CancellationToken,
+) -> bool {
+    tokio::runtime::Handle::current().block_on(async {
+        tokio::select! {
+            sent = out.send(Ok(chunk)) => sent.is_ok(),
+            () = stop.cancelled() => false,
+        }
+    })
+}
+
+/// Streams the active indicators `filter` selects, in chunks of `EXPORT_CHUNK`, by (origin,
+/// advisory id): a blocking task scans the latest revisions one advisory at a time and waits
+/// while the reader is `EXPORT_BUFFER` chunks behind, so memory does not grow with the export.
+/// Each indicator is screened against this node's warning lists: hits are left out unless
+/// `include_warninglisted`, then marked. An exported indicator's `valid_until_ms` is the
+/// earlier of its own and its advisory's.
+fn export_stream(
+    core: Arc<NodeCore>,
+    filter: ExportFilter,
+    shutdown: CancellationToken,
+) -> ExportIndicatorsStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_BUFFER);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let now = crate::now_ms();
+        let lists = core.warninglists().cloned();
+        let origins: Vec<Option<String>> = if filter.origins.is_empty() {
+            vec![None]
+        } else {
+            filter.origins.iter().cloned().map(Some).collect()
+        };
+        let out = tx.clone();
+        let result = core
+            .blocking(move |s| {
+                let mut chunk = Vec::with_capacity(EXPORT_CHUNK);
+                let mut open = true;
+                for origin in &origins {
+                    s.scan_latest(origin.as_deref(), false, &mut |item| {
+                        if stop.is_cancelled() {
+                            open = false;
+                            return Ok(false);
+                        }
+                        let a = &item.advisory;
+                        let mut summary = None;
+                        for (_, ind) in filter.select(a, now) {
+                            let warning_lists: Vec<String> = lists
+                                .as_ref()
+                                .map(|w| {
+                                    w.check(ind.kind, &ind.value)
+                                        .into_iter()
+                                        .map(String::from)
+                                        .collect()
+                                })
+                                .unwrap_or_default();
+                            if !warning_lists.is_empty() && !filter.include_warninglisted {
+                                continue;
+                            }
+                            let mut exported = convert::indicator(ind);
+                            exported.valid_until_ms =
+                                blocklist::earliest(ind.valid_until_ms, a.valid_until_ms)
+                                    .unwrap_or(0);
+                            let summary = summary.get_or_insert_with(|| convert::summary_of(&item));
+                            chunk.push(pb::ExportedIndicator {
+                                indicator: Some(exported),
+                                advisory: Some(summary.clone()),
+                                warning_lists,
+                            });
+                            if chunk.len() == EXPORT_CHUNK {
+                                let full =
+                                    std::mem::replace(&mut chunk, Vec::with_capacity(EXPORT_CHUNK));
+                                let msg = pb::ExportIndicatorsChunk { indicators: full };
+                                if !send_or_stop(&out, msg, &stop) {
+                                    open = false;
+                                    return Ok(false);
+                                }
+                            }
+                        }
+                        Ok(true)
+                    })?;
+                    if !open {
+                        return Ok(());
+                    }
+                }
+                if !chunk.is_empty() {
+                    send_or_stop(&out, pb::ExportIndicatorsChunk { indicators: chunk }, &stop);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "indicator export failed");
+            let _ = tx.send(Err(to_status(e))).await;
+        }
+    });
+    Box::pin(ExportStream {
+        rx,
+        shutdown: Box::pin(shutdown.cancelled_owned()),
+        done: false,
+    })
 }

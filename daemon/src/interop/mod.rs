@@ -5,3 +5,7 @@
 //! source object (a STIX id, a MISP attribute uuid) and the reason.
 //! Must never: do I/O, read a clock, sign, or decide TLP reach (that is `policy`): a conversion
 //! only carries the TLP the material states.
+
+pub mod blocklist;
+pub mod misp;
+pub mod stix;

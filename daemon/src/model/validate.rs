@@ -837,9 +837,9 @@ mod tests {
             ),
             (
                 "stix too big",
-                |a| a.extras = vec![b' '; 262_145],
+                |a| a.extras = vec![b' '; 1_048_577],
                 "extras",
-                "at most 262144",
+                "at most 1048576",
             ),
         ];
         for (name, mutate, path, msg) in cases {

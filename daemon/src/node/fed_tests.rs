@@ -151,6 +151,7 @@ impl Fed {
         let net = NetListeners {
             peer: m.peer.take(),
             metrics: Some(metrics),
+            taxii: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(run_with(

@@ -877,6 +877,39 @@ fn corrupt_records_are_errors(store: &dyn Store, raw: &RawWrite<'_>) {
     );
 }
 
+fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
+    let a1 = ws_item("ws-a", 1);
+    let a2 = ws_item("ws-a", 2);
+    let b = signed(withdrawn(advisory(WS, "ws-b", 1)));
+    let t = signed(advisory(TO, "to-a", 1));
+    for item in [&a1, &a2, &b, &t] {
+        put(store, item);
+    }
+    let scan = |origin: Option<&str>, withdrawn: bool| {
+        let mut seen = Vec::new();
+        store
+            .scan_latest(origin, withdrawn, &mut |i| {
+                seen.push(i.item_id);
+                Ok(true)
+            })
+            .unwrap();
+        seen
+    };
+    assert_eq!(scan(None, false), [t.item_id(), a2.item_id()]);
+    assert_eq!(scan(None, true), [t.item_id(), a2.item_id(), b.item_id()]);
+    assert_eq!(scan(Some(WS), true), [a2.item_id(), b.item_id()]);
+    assert_eq!(scan(Some("ws"), true), Vec::<ItemId>::new());
+    // The visitor stops the scan.
+    let mut n = 0;
+    store
+        .scan_latest(None, true, &mut |_| {
+            n += 1;
+            Ok(false)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
 macro_rules! conformance_suite {
     ($($check:ident),* $(,)?) => {
         mod memory_backend {
@@ -928,6 +961,7 @@ conformance_suite!(
     search_ip_inside_cidr,
     audit_append_and_read_newest_first,
     put_batch_equals_sequential_puts,
+    scan_latest_visits_latest_revisions_in_order,
 );
 
 // ---------------------------------------------------------------------------------------------

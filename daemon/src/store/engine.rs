@@ -1073,6 +1073,28 @@ pub(crate) fn audit(kv: &(impl Kv + ?Sized), limit: usize) -> Result<Vec<AuditEn
     Ok(out)
 }
 
+/// The latest revision of every advisory (of `origin` only, when given), in (origin, id)
+/// order, one at a time.
+pub(crate) fn scan_latest(
+    kv: &(impl Kv + ?Sized),
+    origin: Option<&str>,
+    include_withdrawn: bool,
+    f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let t = Tree::Latest;
+    let mut prefix = Vec::new();
+    if let Some(o) = origin {
+        esc(o, &mut prefix);
+    }
+    kv.scan(t, &prefix, false, &mut |_, v| {
+        let rec = LatestRec::decode(v)?;
+        if rec.withdrawn && !include_withdrawn {
+            return Ok(true);
+        }
+        f(must_get(kv, &rec.item, t)?)
+    })
+}
+
 /// Every stored item id, ascending.
 pub(crate) fn item_ids(kv: &(impl Kv + ?Sized)) -> Result<Vec<ItemId>, StoreError> {
     let mut out = Vec::new();

@@ -214,6 +214,16 @@ impl Store for MemoryStore {
         engine::item_ids(&*self.read())
     }
 
+    fn scan_latest(
+        &self,
+        origin: Option<&str>,
+        include_withdrawn: bool,
+        f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        // Holds the read lock for the whole scan: writers wait (a test store only).
+        engine::scan_latest(&*self.read(), origin, include_withdrawn, f)
+    }
+
     fn disk_bytes(&self) -> u64 {
         0
     }

@@ -227,6 +227,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn counts(&self) -> Result<Counts, StoreError>;
     /// Every stored item id, ascending.
     fn item_ids(&self) -> Result<Vec<ItemId>, StoreError>;
+    /// Calls `f` with the latest revision of every advisory of `origin` (of every origin when
+    /// `None`), in (origin, advisory id) order, skipping withdrawn ones unless
+    /// `include_withdrawn`, until `f` returns `Ok(false)`. Items are read one at a time, so
+    /// memory does not grow with the number of advisories (exports stream from it).
+    fn scan_latest(
+        &self,
+        origin: Option<&str>,
+        include_withdrawn: bool,
+        f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>;
     /// Bytes used on disk (0 for memory).
     fn disk_bytes(&self) -> u64;
 }

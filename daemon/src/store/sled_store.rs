@@ -483,6 +483,15 @@ impl Store for SledStore {
         engine::item_ids(&self.trees)
     }
 
+    fn scan_latest(
+        &self,
+        origin: Option<&str>,
+        include_withdrawn: bool,
+        f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        engine::scan_latest(&self.trees, origin, include_withdrawn, f)
+    }
+
     fn disk_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }

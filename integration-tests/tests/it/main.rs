@@ -5,16 +5,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod blocklist;
 mod cli;
 mod config;
 mod crash;
 mod federation;
 mod lifecycle;
+mod misp;
 mod noninterference;
 mod partition;
 mod rejected;
 mod roundtrip;
 mod socket;
+mod stix;
+mod taxii;
+mod warninglists;
 mod withdrawal;
 
 use tanoa_integration_tests::{Binaries, binaries};

@@ -259,6 +259,7 @@ impl Federation {
                 NetListeners {
                     peer: Some(peer),
                     metrics: Some(metrics),
+                    taxii: None,
                 },
                 async move {
                     let _ = rx.await;

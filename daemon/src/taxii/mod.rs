@@ -1,0 +1,177 @@
+//! The TAXII 2.1 read endpoint: local tools (SIEMs, TIPs, firewalls) pull this member's
+//! advisories as STIX 2.1 objects over HTTPS.
+//!
+//! Owns: the collections (one per visibility a local consumer may have: `clear`, `green`,
+//! `amber`; TLP:RED is never served), client authentication (bearer token, HTTP Basic with the
+//! token as password, or a client certificate) and per-collection authorization, the HTTP
+//! resources of TAXII 2.1 (discovery, API root, collections, objects, object, versions,
+//! manifest) with their media types, filters, headers and errors, the ordered index of object
+//! versions by `date_added` that makes paging exact (`index`), the opaque `next` cursors
+//! (`cursor`), the bounded cache of converted objects, and the listener (plain HTTP on loopback,
+//! else rustls with optional client certificates).
+//! Must never: serve a TLP:RED item, write to the store, convert advisories to STIX itself
+//! (`interop::stix::advisory_objects` does), lose or repeat an object across the pages of one
+//! paging session, or let a client read a collection its configuration does not list.
+//!
+//! Decisions (also in `ARCHITECTURE.md` and `docs/interop.md`, "TAXII 2.1"):
+//! - A collection holds every object version of every stored revision whose TLP it covers:
+//!   `clear` = CLEAR, `green` = CLEAR + GREEN, `amber` = CLEAR + GREEN + AMBER + AMBER+STRICT.
+//!   Its id is a UUID v5 of the member id and the alias, so it is stable across restarts.
+//! - `date_added` of an object version = `received_ms` of the first stored item (in
+//!   (received_ms, item id) order) that carries it, within that collection; except that an item
+//!   indexed after items with a later or equal `date_added` (a write racing an earlier
+//!   indexing pass, a clock step back) is dated 1 ms after the latest `date_added` then
+//!   indexed, so a client resuming with `added_after` = the last `date_added` it saw cannot miss
+//!   it. The index is rebuilt from the store at start (dates = `received_ms` again).
+//! - Pages are ordered by (date_added, object id, version). `next` encodes the position of the
+//!   last object returned and the index sequence number at the first page (the snapshot): the
+//!   later pages of a paging session return exactly the objects that matched at the first
+//!   page, however many share one `date_added` and whatever is stored meanwhile; what was
+//!   stored after the first page is returned by a later request (e.g. `added_after` = the last
+//!   `X-TAXII-Date-Added-Last`).
+//! - Only the collections a client may read are listed; any other known collection answers
+//!   403, an unknown one 404.
+
+mod auth;
+mod cache;
+mod cursor;
+mod feed;
+mod index;
+mod listener;
+mod query;
+mod routes;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::envelope::Envelope;
+use crate::model::{Advisory, Tlp};
+
+pub use auth::ConnMeta;
+pub use listener::{TaxiiServer, tls_server_config};
+pub use routes::{AppState, router};
+
+/// Media type of every TAXII 2.1 response.
+pub const MEDIA_TYPE_TAXII: &str = "application/taxii+json;version=2.1";
+/// Media type of the STIX 2.1 objects in the collections.
+pub const MEDIA_TYPE_STIX: &str = "application/stix+json;version=2.1";
+/// Path of the discovery resource.
+pub const DISCOVERY_PATH: &str = "/taxii2/";
+/// Name of the one API root (`/tanoa/`).
+pub const API_ROOT: &str = "tanoa";
+/// `max_content_length` announced by the API root (nothing is accepted: the endpoint is read
+/// only; this bounds what a client should ever send).
+pub const MAX_CONTENT_LENGTH: u64 = 64 * 1024;
+
+/// A collection: what one local consumer may see, by TLP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Visibility {
+    /// TLP:CLEAR items.
+    Clear,
+    /// TLP:CLEAR and TLP:GREEN items.
+    Green,
+    /// TLP:CLEAR, GREEN, AMBER and AMBER+STRICT items this member holds.
+    Amber,
+}
+
+impl Visibility {
+    /// Every collection, least restrictive first.
+    pub const ALL: [Visibility; 3] = [Visibility::Clear, Visibility::Green, Visibility::Amber];
+
+    /// The collection's alias (also its name in the configuration).
+    pub fn alias(self) -> &'static str {
+        match self {
+            Visibility::Clear => "clear",
+            Visibility::Green => "green",
+            Visibility::Amber => "amber",
+        }
+    }
+
+    /// Parses an alias (case-insensitive, `tlp:` prefix allowed).
+    pub fn parse(s: &str) -> Option<Visibility> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.strip_prefix("tlp:").unwrap_or(&t) {
+            "clear" => Some(Visibility::Clear),
+            "green" => Some(Visibility::Green),
+            "amber" => Some(Visibility::Amber),
+            _ => None,
+        }
+    }
+
+    /// Whether items of `tlp` belong to this collection (never RED).
+    pub fn includes(self, tlp: Tlp) -> bool {
+        match self {
+            Visibility::Clear => tlp == Tlp::Clear,
+            Visibility::Green => matches!(tlp, Tlp::Clear | Tlp::Green),
+            Visibility::Amber => {
+                matches!(tlp, Tlp::Clear | Tlp::Green | Tlp::Amber | Tlp::AmberStrict)
+            }
+        }
+    }
+
+    /// Human title of the collection.
+    pub fn title(self) -> &'static str {
+        match self {
+            Visibility::Clear => "TLP:CLEAR advisories",
+            Visibility::Green => "TLP:CLEAR and TLP:GREEN advisories",
+            Visibility::Amber => "TLP:CLEAR, GREEN, AMBER and AMBER+STRICT advisories",
+        }
+    }
+
+    /// Description of the collection.
+    pub fn description(self) -> &'static str {
+        match self {
+            Visibility::Clear => {
+                "Every object version of the TLP:CLEAR advisory revisions held here."
+            }
+            Visibility::Green => {
+                "Every object version of the TLP:CLEAR and TLP:GREEN advisory revisions held here."
+            }
+            Visibility::Amber => {
+                "Every object version of the TLP:CLEAR, TLP:GREEN, TLP:AMBER and \
+                 TLP:AMBER+STRICT advisory revisions held here (this member is their origin or \
+                 in their audience). TLP:RED is never served over TAXII."
+            }
+        }
+    }
+
+    /// Position in `ALL`.
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Visibility::Clear => 0,
+            Visibility::Green => 1,
+            Visibility::Amber => 2,
+        }
+    }
+
+    /// The collection id on member `member`: UUID v5 (URL namespace) of
+    /// `tanoa://member/<member>/taxii/<alias>`.
+    pub fn collection_id(self, member: &str) -> String {
+        let name = format!(
+            "{}{member}/taxii/{}",
+            crate::transport::MEMBER_URI_PREFIX,
+            self.alias()
+        );
+        uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
+    }
+}
+
+impl std::fmt::Display for Visibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.alias())
+    }
+}
+
+/// Converts one stored advisory revision to its STIX 2.1 objects.
+pub type Converter = Arc<dyn Fn(&Advisory, &Envelope) -> Vec<Value> + Send + Sync>;
+
+/// The converter of the running daemon: `interop::stix::advisory_objects`.
+pub fn stix_converter() -> Converter {
+    Arc::new(|advisory: &Advisory, envelope: &Envelope| {
+        crate::interop::stix::advisory_objects(advisory, envelope)
+    })
+}
