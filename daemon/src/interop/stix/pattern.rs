@@ -298,7 +298,13 @@ struct Parser<'a> {
     lx: Lexer<'a>,
     tok: Tok,
     at: usize,
+    /// Open parentheses (bounded: the parser recurses once per level).
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses accepted in a pattern; deeper input is refused rather than
+/// allowed to exhaust the stack.
+const MAX_NESTING: usize = 64;
 
 impl<'a> Parser<'a> {
     fn new(s: &'a str) -> Result<Self, PatternError> {
@@ -308,7 +314,24 @@ impl<'a> Parser<'a> {
             pos: 0,
         };
         let (at, tok) = lx.next()?;
-        Ok(Self { lx, tok, at })
+        Ok(Self {
+            lx,
+            tok,
+            at,
+            depth: 0,
+        })
+    }
+
+    /// Enters one level of parentheses.
+    fn open(&mut self) -> Result<(), PatternError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.err(format!(
+                "parentheses nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        self.bump()?;
+        Ok(())
     }
 
     fn bump(&mut self) -> Result<Tok, PatternError> {
@@ -430,9 +453,10 @@ impl<'a> Parser<'a> {
                 Ok(Obs::Simple(c))
             }
             Tok::LParen => {
-                self.bump()?;
+                self.open()?;
                 let o = self.observations()?;
                 self.expect(Tok::RParen, "')'")?;
+                self.depth -= 1;
                 Ok(o)
             }
             _ => Err(self.err(format!(
@@ -470,9 +494,10 @@ impl<'a> Parser<'a> {
 
     fn prop_test(&mut self) -> Result<Comp, PatternError> {
         if self.tok == Tok::LParen {
-            self.bump()?;
+            self.open()?;
             let c = self.comp_or()?;
             self.expect(Tok::RParen, "')'")?;
+            self.depth -= 1;
             return Ok(c);
         }
         if self.is_word("EXISTS") {
@@ -859,6 +884,31 @@ mod tests {
             let m = map_pattern(p).unwrap();
             assert!(m.values.is_empty(), "{p}: {m:?}");
             assert!(!m.skipped.is_empty(), "{p}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let ok = format!(
+            "{}[ipv4-addr:value = '192.0.2.1']{}",
+            "(".repeat(60),
+            ")".repeat(60)
+        );
+        assert!(parse(&ok).is_ok());
+        for n in [65, 100_000] {
+            let deep = format!(
+                "{}[ipv4-addr:value = '192.0.2.1']{}",
+                "(".repeat(n),
+                ")".repeat(n)
+            );
+            let e = parse(&deep).unwrap_err();
+            assert!(e.to_string().contains("nested deeper than 64"), "{e}");
+            let inner = format!(
+                "[{}ipv4-addr:value = '192.0.2.1'{}]",
+                "(".repeat(n),
+                ")".repeat(n)
+            );
+            assert!(parse(&inner).is_err());
         }
     }
 
