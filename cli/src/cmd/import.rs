@@ -68,7 +68,15 @@ pub fn detect_format(bytes: &[u8]) -> Option<ImportFormat> {
     if o.get("format").and_then(|f| f.as_str()) == Some(crate::envfile::FORMAT) {
         return Some(ImportFormat::Envelope);
     }
-    if o.get("type").and_then(|t| t.as_str()) == Some("bundle") {
+    let bundle_id = o
+        .get("id")
+        .and_then(|i| i.as_str())
+        .is_some_and(|i| i.starts_with("bundle--"));
+    // A bundle missing its `type` is still a (broken) STIX bundle: let the STIX importer say
+    // what is wrong with it.
+    if o.get("type").and_then(|t| t.as_str()) == Some("bundle")
+        || (bundle_id && o.contains_key("objects"))
+    {
         return Some(ImportFormat::Stix);
     }
     if o.contains_key("Event") || (o.contains_key("Attribute") && o.contains_key("info")) {
@@ -152,6 +160,30 @@ async fn run_envelope(a: &ImportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_are_detected_from_the_top_level_shape() {
+        let d = |s: &str| detect_format(s.as_bytes());
+        assert_eq!(
+            d(r#"{"type":"bundle","id":"bundle--1","objects":[]}"#),
+            Some(ImportFormat::Stix)
+        );
+        assert_eq!(
+            d(r#"{"id":"bundle--1","objects":[]}"#),
+            Some(ImportFormat::Stix)
+        );
+        assert_eq!(d(r#"{"Event":{"info":"x"}}"#), Some(ImportFormat::Misp));
+        assert_eq!(
+            d(r#"{"info":"x","Attribute":[]}"#),
+            Some(ImportFormat::Misp)
+        );
+        assert_eq!(
+            d(&format!(r#"{{"format":"{}"}}"#, crate::envfile::FORMAT)),
+            Some(ImportFormat::Envelope)
+        );
+        assert_eq!(d(r#"{"id":"x"}"#), None);
+        assert_eq!(d("not json"), None);
+    }
 
     #[test]
     fn a_rejected_envelope_is_a_failed_operation() {
