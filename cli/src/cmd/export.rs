@@ -9,13 +9,14 @@
 //! Must never: re-encode or alter a signed payload (envelope bytes are exported exactly as
 //! signed).
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use tanoa_daemon::envelope::Envelope;
-use tanoa_daemon::model::{IndicatorKind, Tlp};
+use tanoa_daemon::model::{IndicatorKind, Tlp, wire};
 use tanoa_proto::v1 as pb;
 
 use crate::args::{GlobalArgs, parse_kind, parse_tlp};
@@ -172,6 +173,93 @@ async fn run_envelope(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// At most this many advisories are read when no ID is given (the List RPC's ceiling).
+const LIST_LIMIT: u32 = 100_000;
+
+/// The advisories a document export (`stix`, `misp`) covers, as Get responses: the IDs given
+/// (a withdrawn one is refused unless `--include-withdrawn`; `withdrawn_hint` says what that
+/// flag would do), or every advisory held, newest first; `--origin` and `--max-tlp` filter
+/// both. A progress bar runs on stderr when it is a terminal and the output is for people.
+pub async fn selected_advisories(
+    client: &mut connect::Client,
+    a: &ExportArgs,
+    g: &GlobalArgs,
+    withdrawn_hint: &str,
+) -> anyhow::Result<Vec<pb::GetResponse>> {
+    let wanted_tlp = |tlp: i32| match (a.max_tlp, wire::tlp_from_proto(tlp)) {
+        (Some(max), Some(t)) => t <= max,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    let wanted_origin = |o: &str| a.origins.is_empty() || a.origins.iter().any(|x| x == o);
+    let mut out = Vec::new();
+    if !a.ids.is_empty() {
+        for id in &a.ids {
+            let r = show::get(client, id).await?;
+            let adv = r.advisory.as_ref().ok_or_else(|| {
+                Failure::failed(format!("the daemon returned no advisory for {id}"))
+            })?;
+            if adv.withdrawn && !a.include_withdrawn {
+                return Err(Failure::usage(format!(
+                    "{id} ({}/{}) is withdrawn",
+                    adv.origin, adv.id
+                ))
+                .hint(withdrawn_hint)
+                .into());
+            }
+            if wanted_tlp(adv.tlp) && wanted_origin(&adv.origin) {
+                out.push(r);
+            }
+        }
+        return Ok(out);
+    }
+    let list = client
+        .list(pb::ListRequest {
+            include_withdrawn: a.include_withdrawn,
+            limit: LIST_LIMIT,
+            ..Default::default()
+        })
+        .await
+        .context("export: list")?
+        .into_inner();
+    if list.truncated {
+        return Err(Failure::failed(format!(
+            "more than {LIST_LIMIT} advisories are held; export them in parts by naming IDs"
+        ))
+        .into());
+    }
+    let chosen: Vec<&pb::AdvisorySummary> = list
+        .advisories
+        .iter()
+        .filter(|s| wanted_tlp(s.tlp) && wanted_origin(&s.origin))
+        .collect();
+    let bar = progress(chosen.len(), g.json);
+    for s in chosen {
+        out.push(show::get(client, &s.item_id).await?);
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(out)
+}
+
+/// A progress bar on stderr when it is a terminal and the output is for people.
+fn progress(len: usize, json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() || len < 2 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(u64::MAX));
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} advisories {per_sec} {eta}")
+    {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 #[cfg(test)]

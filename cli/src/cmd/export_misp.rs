@@ -11,10 +11,8 @@
 //! filter), fetching them, writing the files (each through a temporary file and a rename).
 //! Must never: change a value of an imported event, or delete files it did not write.
 
-use std::io::IsTerminal as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 use serde_json::{Value, json};
 use tanoa_daemon::interop::misp::Feed;
 use tanoa_daemon::model::wire;
@@ -22,13 +20,9 @@ use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
 use crate::cmd::export::ExportArgs;
-use crate::cmd::show;
 use crate::connect;
 use crate::exit::Failure;
 use crate::output;
-
-/// At most this many advisories are read when no ID is given (the List RPC's ceiling).
-const LIST_LIMIT: u32 = 100_000;
 
 /// Runs `tanoa export --format misp`.
 pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
@@ -75,81 +69,9 @@ async fn fetch(
     a: &ExportArgs,
     g: &GlobalArgs,
 ) -> anyhow::Result<Vec<pb::Advisory>> {
-    let wanted_tlp = |tlp: i32| match (a.max_tlp, wire::tlp_from_proto(tlp)) {
-        (Some(max), Some(t)) => t <= max,
-        (Some(_), None) => false,
-        (None, _) => true,
-    };
-    let wanted_origin = |o: &str| a.origins.is_empty() || a.origins.iter().any(|x| x == o);
-    let mut out = Vec::new();
-    if !a.ids.is_empty() {
-        for id in &a.ids {
-            let r = show::get(client, id).await?;
-            let adv = r.advisory.ok_or_else(|| {
-                Failure::failed(format!("the daemon returned no advisory for {id}"))
-            })?;
-            if adv.withdrawn && !a.include_withdrawn {
-                return Err(Failure::usage(format!(
-                    "{id} ({}/{}) is withdrawn",
-                    adv.origin, adv.id
-                ))
-                .hint("add --include-withdrawn to export it (its attributes are marked deleted)")
-                .into());
-            }
-            if wanted_tlp(adv.tlp) && wanted_origin(&adv.origin) {
-                out.push(adv);
-            }
-        }
-        return Ok(out);
-    }
-    let list = client
-        .list(pb::ListRequest {
-            include_withdrawn: a.include_withdrawn,
-            limit: LIST_LIMIT,
-            ..Default::default()
-        })
-        .await
-        .context("export: list")?
-        .into_inner();
-    if list.truncated {
-        return Err(Failure::failed(format!(
-            "more than {LIST_LIMIT} advisories are held; export them in parts by naming IDs"
-        ))
-        .into());
-    }
-    let chosen: Vec<&pb::AdvisorySummary> = list
-        .advisories
-        .iter()
-        .filter(|s| wanted_tlp(s.tlp) && wanted_origin(&s.origin))
-        .collect();
-    let bar = progress(chosen.len(), g.json);
-    for s in chosen {
-        let r = show::get(client, &s.item_id).await?;
-        if let Some(adv) = r.advisory {
-            out.push(adv);
-        }
-        if let Some(b) = &bar {
-            b.inc(1);
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    Ok(out)
-}
-
-/// A progress bar on stderr when it is a terminal and the output is for people.
-fn progress(len: usize, json: bool) -> Option<indicatif::ProgressBar> {
-    if json || !std::io::stderr().is_terminal() || len < 2 {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(u64::MAX));
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} advisories {per_sec} {eta}")
-    {
-        bar.set_style(style);
-    }
-    Some(bar)
+    let hint = "add --include-withdrawn to export it (its attributes are marked deleted)";
+    let got = crate::cmd::export::selected_advisories(client, a, g, hint).await?;
+    Ok(got.into_iter().filter_map(|r| r.advisory).collect())
 }
 
 /// Writes every file of the feed into `dir` (created if needed), each through `.<name>.tmp`
