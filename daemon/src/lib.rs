@@ -32,6 +32,7 @@ pub mod sim;
 pub mod store;
 pub mod sync;
 pub mod taxii;
+pub mod tcp_accept;
 pub mod transport;
 pub mod warninglist;
 

@@ -42,6 +42,8 @@ use crate::transport::{self, OperatorTlsStream, TransportError};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most TLS handshakes in progress at once on one listener; more connections are closed.
+pub const MAX_HANDSHAKES: usize = 256;
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -423,50 +425,34 @@ async fn accept_peers(
     tx: mpsc::Sender<Result<transport::PeerTlsStream, std::io::Error>>,
     cancel: CancellationToken,
 ) {
-    let mut handshakes = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, remote)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let (acceptor, tx, hook) = (acceptor.clone(), tx.clone(), hook.clone());
-                    handshakes.spawn(async move {
-                        match tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
-                            transport::accept_peer(&acceptor, tcp, &hook),
-                        )
-                        .await
-                        {
-                            Ok(Ok(stream)) => {
-                                tracing::debug!(%remote, peer = %stream.identity().member,
-                                    "peer connected");
-                                let _ = tx.send(Ok(stream)).await;
-                            }
-                            Ok(Err(e)) => {
-                                tracing::debug!(%remote, error = %e, "peer connection refused");
-                            }
-                            Err(_) => {
-                                hook(&transport::Refusal {
-                                    reason: transport::refusal::HANDSHAKE,
-                                    side: "peer port".into(),
-                                    subject: format!("remote {remote}"),
-                                    detail: "TLS handshake timed out".into(),
-                                });
-                            }
-                        }
+    crate::tcp_accept::accept_each(listener, "peer port", MAX_HANDSHAKES, cancel, |tcp, remote| {
+        let (acceptor, tx, hook) = (acceptor.clone(), tx.clone(), hook.clone());
+        async move {
+            match tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                transport::accept_peer(&acceptor, tcp, &hook),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => {
+                    tracing::debug!(%remote, peer = %stream.identity().member, "peer connected");
+                    let _ = tx.send(Ok(stream)).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(%remote, error = %e, "peer connection refused");
+                }
+                Err(_) => {
+                    hook(&transport::Refusal {
+                        reason: transport::refusal::HANDSHAKE,
+                        side: "peer port".into(),
+                        subject: format!("remote {remote}"),
+                        detail: "TLS handshake timed out".into(),
                     });
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept on the peer port failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+            }
         }
-    }
-    handshakes.abort_all();
-    while handshakes.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// Renders the metrics of a node from its counters, its sync driver and its store.
@@ -526,45 +512,31 @@ async fn accept_tls(
     tx: mpsc::Sender<Result<OperatorTlsStream, std::io::Error>>,
     cancel: CancellationToken,
 ) {
-    let mut handshakes = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, remote)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                    handshakes.spawn(async move {
-                        match tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
-                            transport::accept_operator(&acceptor, tcp),
-                        )
-                        .await
-                        {
-                            Ok(Ok(stream)) => {
-                                tracing::debug!(%remote, operator = %stream.identity().name,
-                                    "operator connected over TLS");
-                                let _ = tx.send(Ok(stream)).await;
-                            }
-                            Ok(Err(e)) => {
-                                tracing::warn!(%remote, error = %e, "operator connection refused");
-                            }
-                            Err(_) => {
-                                tracing::warn!(%remote, "operator TLS handshake timed out");
-                            }
-                        }
-                    });
+    let what = "operator TCP listener";
+    crate::tcp_accept::accept_each(listener, what, MAX_HANDSHAKES, cancel, |tcp, remote| {
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        async move {
+            match tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                transport::accept_operator(&acceptor, tcp),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => {
+                    tracing::debug!(%remote, operator = %stream.identity().name,
+                        "operator connected over TLS");
+                    let _ = tx.send(Ok(stream)).await;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept on the operator TCP listener failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Err(e)) => {
+                    tracing::warn!(%remote, error = %e, "operator connection refused");
                 }
-            },
+                Err(_) => {
+                    tracing::warn!(%remote, "operator TLS handshake timed out");
+                }
+            }
         }
-    }
-    handshakes.abort_all();
-    while handshakes.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 async fn serve(

@@ -18,7 +18,6 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -168,58 +167,42 @@ async fn accept_loop(
     tx: mpsc::Sender<(TaxiiIo, ConnMeta)>,
     cancel: CancellationToken,
 ) {
-    let mut handshakes = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, remote)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let Some(acceptor) = acceptor.clone() else {
-                        let meta = ConnMeta { remote: Some(remote), cert_uris: Vec::new() };
-                        if tx.send((TaxiiIo::Plain(tcp), meta)).await.is_err() {
-                            break;
-                        }
-                        continue;
+    crate::tcp_accept::accept_each(listener, "taxii", MAX_HANDSHAKES, cancel, |tcp, remote| {
+        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+        async move {
+            let Some(acceptor) = acceptor else {
+                let meta = ConnMeta {
+                    remote: Some(remote),
+                    cert_uris: Vec::new(),
+                };
+                let _ = tx.send((TaxiiIo::Plain(tcp), meta)).await;
+                return;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let uris = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|der| cert_uris(der))
+                        .unwrap_or_default();
+                    let meta = ConnMeta {
+                        remote: Some(remote),
+                        cert_uris: uris,
                     };
-                    if handshakes.len() >= MAX_HANDSHAKES {
-                        tracing::warn!(%remote, "taxii: too many TLS handshakes in progress; \
-                            connection closed");
-                        continue;
-                    }
-                    let tx = tx.clone();
-                    handshakes.spawn(async move {
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => {
-                                let uris = tls
-                                    .get_ref()
-                                    .1
-                                    .peer_certificates()
-                                    .and_then(|c| c.first())
-                                    .map(|der| cert_uris(der))
-                                    .unwrap_or_default();
-                                let meta = ConnMeta { remote: Some(remote), cert_uris: uris };
-                                let _ = tx.send((TaxiiIo::Tls(Box::new(tls)), meta)).await;
-                            }
-                            Ok(Err(e)) => {
-                                tracing::info!(%remote, error = %e, "taxii: TLS handshake failed");
-                            }
-                            Err(_) => {
-                                tracing::info!(%remote, "taxii: TLS handshake timed out");
-                            }
-                        }
-                    });
+                    let _ = tx.send((TaxiiIo::Tls(Box::new(tls)), meta)).await;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "taxii: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, error = %e, "taxii: TLS handshake failed");
                 }
-            },
+                Err(_) => {
+                    tracing::info!(%remote, "taxii: TLS handshake timed out");
+                }
+            }
         }
-    }
-    handshakes.abort_all();
-    while handshakes.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 /// The accepted connections, as axum's listener.
