@@ -1076,33 +1076,15 @@ fn resolve(
             bad(&k("member"), e);
             ok = false;
         }
-        let key = match crate::keys::parse_public_hex(&t.public_key) {
-            Ok(key) => Some(key),
-            Err(e) => {
-                bad(&k("public_key"), e);
-                None
-            }
-        };
-        let mut time_key = |f: &str, v: Option<String>| -> Option<i64> {
-            let v = v?;
-            match parse_rfc3339_ms(&v) {
-                Ok(ms) => Some(ms),
-                Err(e) => {
-                    bad(&k(f), e);
-                    ok = false;
-                    None
-                }
-            }
-        };
-        let from = time_key("valid_from", t.valid_from);
-        let until = time_key("valid_until", t.valid_until);
-        if let (Some(f), Some(u)) = (from, until)
-            && u < f
-        {
-            bad(&k("valid_until"), "is before valid_from".to_string());
-            ok = false;
-        }
-        if let (true, Some(key)) = (ok, key) {
+        let key = key_with_window(
+            &t.public_key,
+            t.valid_from,
+            t.valid_until,
+            &k,
+            &mut bad,
+            &mut ok,
+        );
+        if let (true, Some((key, from, until))) = (ok, key) {
             trusted.push(PublicKeyRecord::new(member, key, from, until));
         }
     }
@@ -1253,34 +1235,15 @@ fn resolve(
         let mut keys = Vec::new();
         for (j, key) in m.keys.into_iter().enumerate() {
             let kk = |f: &str| k(&format!("keys[{j}].{f}"));
-            let parsed = match crate::keys::parse_public_hex(&key.public_key) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    bad(&kk("public_key"), e);
-                    ok = false;
-                    None
-                }
-            };
-            let mut time_key = |f: &str, v: Option<String>| -> Option<i64> {
-                let v = v?;
-                match parse_rfc3339_ms(&v) {
-                    Ok(ms) => Some(ms),
-                    Err(e) => {
-                        bad(&kk(f), e);
-                        ok = false;
-                        None
-                    }
-                }
-            };
-            let from = time_key("valid_from", key.valid_from);
-            let until = time_key("valid_until", key.valid_until);
-            if let (Some(f), Some(u)) = (from, until)
-                && u < f
-            {
-                bad(&kk("valid_until"), "is before valid_from".to_string());
-                ok = false;
-            }
-            if let Some(pk) = parsed {
+            let parsed = key_with_window(
+                &key.public_key,
+                key.valid_from,
+                key.valid_until,
+                &kk,
+                &mut bad,
+                &mut ok,
+            );
+            if let Some((pk, from, until)) = parsed {
                 let rec = PublicKeyRecord::new(mid.clone(), pk, from, until);
                 if let Some((first, owner)) = seen_keys.get(&rec.key_id) {
                     bad(
@@ -1617,6 +1580,46 @@ fn resolve_taxii(
         }),
         _ => None,
     }
+}
+
+/// A configured public key (64 hex digits) with its optional validity window (RFC 3339). Every
+/// problem is reported under `k(field)` and clears `ok`; the key is returned whenever it parsed
+/// (so duplicates are still found when only its window is wrong).
+fn key_with_window(
+    public_key: &str,
+    valid_from: Option<String>,
+    valid_until: Option<String>,
+    k: &dyn Fn(&str) -> String,
+    bad: &mut dyn FnMut(&str, String),
+    ok: &mut bool,
+) -> Option<(ed25519_dalek::VerifyingKey, Option<i64>, Option<i64>)> {
+    let key = match crate::keys::parse_public_hex(public_key) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            bad(&k("public_key"), e);
+            *ok = false;
+            None
+        }
+    };
+    let mut time_key = |f: &str, v: Option<String>| -> Option<i64> {
+        match parse_rfc3339_ms(&v?) {
+            Ok(ms) => Some(ms),
+            Err(e) => {
+                bad(&k(f), e);
+                *ok = false;
+                None
+            }
+        }
+    };
+    let from = time_key("valid_from", valid_from);
+    let until = time_key("valid_until", valid_until);
+    if let (Some(f), Some(u)) = (from, until)
+        && u < f
+    {
+        bad(&k("valid_until"), "is before valid_from".to_string());
+        *ok = false;
+    }
+    key.map(|key| (key, from, until))
 }
 
 #[cfg(test)]
