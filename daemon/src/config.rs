@@ -850,6 +850,49 @@ fn base_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// `text` parsed as an address:port; otherwise a problem under `key` showing `example`.
+fn listen_addr(
+    key: &str,
+    text: &str,
+    example: &str,
+    bad: &mut dyn FnMut(&str, String),
+) -> Option<SocketAddr> {
+    match text.trim().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            bad(
+                key,
+                format!("{text:?} is not an address:port such as {example} ({e})"),
+            );
+            None
+        }
+    }
+}
+
+/// The file named under `key` (relative paths against the config's directory), which must
+/// exist. When it is not given: `None`, and a problem saying `why_required` if that is set.
+fn existing_file(
+    key: &str,
+    v: Option<PathBuf>,
+    base: &Path,
+    why_required: Option<&str>,
+    bad: &mut dyn FnMut(&str, String),
+) -> Option<PathBuf> {
+    let Some(p) = v else {
+        if let Some(why) = why_required {
+            bad(key, why.to_string());
+        }
+        return None;
+    };
+    let p = resolve_path(base, &p);
+    if p.is_file() {
+        Some(p)
+    } else {
+        bad(key, format!("{} does not exist", p.display()));
+        None
+    }
+}
+
 fn resolve_path(base: &Path, p: &Path) -> PathBuf {
     let joined = if p.is_absolute() {
         p.to_path_buf()
@@ -973,36 +1016,10 @@ fn resolve(
     let tcp = match raw.operator.tcp_listen {
         None => None,
         Some(addr) => {
-            let listen = match addr.trim().parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(e) => {
-                    bad(
-                        "operator.tcp_listen",
-                        format!("{addr:?} is not an address:port such as 127.0.0.1:7443 ({e})"),
-                    );
-                    None
-                }
-            };
-            let mut file_key = |key: &str, v: Option<PathBuf>| -> Option<PathBuf> {
-                match v {
-                    None => {
-                        bad(
-                            key,
-                            "required when operator.tcp_listen is set (mutual TLS)".to_string(),
-                        );
-                        None
-                    }
-                    Some(p) => {
-                        let p = resolve_path(base, &p);
-                        if p.is_file() {
-                            Some(p)
-                        } else {
-                            bad(key, format!("{} does not exist", p.display()));
-                            None
-                        }
-                    }
-                }
-            };
+            let listen = listen_addr("operator.tcp_listen", &addr, "127.0.0.1:7443", &mut bad);
+            let why = Some("required when operator.tcp_listen is set (mutual TLS)");
+            let mut file_key =
+                |key: &str, v: Option<PathBuf>| existing_file(key, v, base, why, &mut bad);
             let cert = file_key("operator.tls_cert", raw.operator.tls_cert);
             let key = file_key("operator.tls_key", raw.operator.tls_key);
             let ca = file_key("operator.client_ca", raw.operator.client_ca);
@@ -1091,39 +1108,10 @@ fn resolve(
 
     // [peer]
     let peer = raw.peer.and_then(|p| {
-        let listen = match p.listen.trim().parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                bad(
-                    "peer.listen",
-                    format!(
-                        "{:?} is not an address:port such as 0.0.0.0:7400 ({e})",
-                        p.listen
-                    ),
-                );
-                None
-            }
-        };
-        let mut file_key = |key: &str, v: Option<PathBuf>| -> Option<PathBuf> {
-            match v {
-                None => {
-                    bad(
-                        key,
-                        "required when [peer] is set (this member's TLS identity)".to_string(),
-                    );
-                    None
-                }
-                Some(p) => {
-                    let p = resolve_path(base, &p);
-                    if p.is_file() {
-                        Some(p)
-                    } else {
-                        bad(key, format!("{} does not exist", p.display()));
-                        None
-                    }
-                }
-            }
-        };
+        let listen = listen_addr("peer.listen", &p.listen, "0.0.0.0:7400", &mut bad);
+        let why = Some("required when [peer] is set (this member's TLS identity)");
+        let mut file_key =
+            |key: &str, v: Option<PathBuf>| existing_file(key, v, base, why, &mut bad);
         let tls_cert = file_key("peer.tls_cert", p.tls_cert);
         let tls_key = file_key("peer.tls_key", p.tls_key);
         let mut anchors = Vec::new();
@@ -1134,15 +1122,8 @@ fn resolve(
             );
         }
         for (n, a) in p.trust_anchors.iter().enumerate() {
-            let a = resolve_path(base, a);
-            if a.is_file() {
-                anchors.push(a);
-            } else {
-                bad(
-                    &format!("peer.trust_anchors[{n}]"),
-                    format!("{} does not exist", a.display()),
-                );
-            }
+            let key = format!("peer.trust_anchors[{n}]");
+            anchors.extend(existing_file(&key, Some(a.clone()), base, None, &mut bad));
         }
         match (listen, tls_cert, tls_key) {
             (Some(listen), Some(tls_cert), Some(tls_key))
@@ -1172,19 +1153,8 @@ fn resolve(
     // [metrics]
     let metrics = raw
         .metrics
-        .and_then(|m| match m.listen.trim().parse::<SocketAddr>() {
-            Ok(listen) => Some(MetricsConfig { listen }),
-            Err(e) => {
-                bad(
-                    "metrics.listen",
-                    format!(
-                        "{:?} is not an address:port such as 127.0.0.1:9464 ({e})",
-                        m.listen
-                    ),
-                );
-                None
-            }
-        });
+        .and_then(|m| listen_addr("metrics.listen", &m.listen, "127.0.0.1:9464", &mut bad))
+        .map(|listen| MetricsConfig { listen });
 
     // [[members]]
     let mut members: Vec<RosterMember> = Vec::new();
@@ -1357,28 +1327,14 @@ fn resolve_taxii(
     bad: &mut impl FnMut(&str, String),
 ) -> Option<TaxiiConfig> {
     let mut ok = true;
-    let listen = match t.listen.trim().parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(e) => {
-            bad(
-                "taxii.listen",
-                format!(
-                    "{:?} is not an address:port such as 127.0.0.1:9470 ({e})",
-                    t.listen
-                ),
-            );
-            None
-        }
-    };
+    let listen = listen_addr("taxii.listen", &t.listen, "127.0.0.1:9470", bad);
     let mut file = |key: &str, v: Option<PathBuf>| -> Option<PathBuf> {
-        let p = resolve_path(base, &v?);
-        if p.is_file() {
-            Some(p)
-        } else {
-            bad(key, format!("{} does not exist", p.display()));
+        let given = v.is_some();
+        let found = existing_file(key, v, base, None, bad);
+        if given && found.is_none() {
             ok = false;
-            None
         }
+        found
     };
     let (cert_set, key_set, ca_set) = (
         t.tls_cert.is_some(),
