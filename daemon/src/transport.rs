@@ -151,24 +151,36 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-._@".contains(c))
 }
 
-/// Reads the `tanoa://` identity of a DER certificate. A certificate with both kinds, two
-/// identities, or none is refused.
-pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, String> {
+/// Every URI subject alternative name of a DER certificate, in order.
+pub fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| format!("certificate does not parse ({e})"))?;
     let san = cert
         .subject_alternative_name()
         .map_err(|e| format!("bad subjectAltName extension ({e})"))?;
+    Ok(san
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|name| match name {
+                    x509_parser::extensions::GeneralName::URI(uri) => Some((*uri).to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Reads the `tanoa://` identity of a DER certificate. A certificate with both kinds, two
+/// identities, or none is refused.
+pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, String> {
     let mut found = Vec::new();
-    if let Some(san) = san {
-        for name in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::URI(uri) = name {
-                if let Some(n) = uri.strip_prefix(OPERATOR_URI_PREFIX) {
-                    found.push(CertIdentity::Operator(n.to_string()));
-                } else if let Some(n) = uri.strip_prefix(MEMBER_URI_PREFIX) {
-                    found.push(CertIdentity::Member(n.to_string()));
-                }
-            }
+    for uri in uri_sans(der)? {
+        if let Some(n) = uri.strip_prefix(OPERATOR_URI_PREFIX) {
+            found.push(CertIdentity::Operator(n.to_string()));
+        } else if let Some(n) = uri.strip_prefix(MEMBER_URI_PREFIX) {
+            found.push(CertIdentity::Member(n.to_string()));
         }
     }
     match found.as_slice() {

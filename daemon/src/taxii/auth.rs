@@ -52,18 +52,7 @@ impl AuthError {
 
 /// Reads the URI SANs of a DER certificate (empty if it does not parse).
 pub(crate) fn cert_uris(der: &[u8]) -> Vec<String> {
-    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::URI(uri) = name {
-                out.push((*uri).to_string());
-            }
-        }
-    }
-    out
+    crate::transport::uri_sans(der).unwrap_or_default()
 }
 
 fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
