@@ -73,6 +73,9 @@ pub struct Published {
     pub revision: u64,
     /// Origin (this member).
     pub origin: String,
+    /// Indicators of the signed advisory found on this node's warning lists (empty when none
+    /// are configured, and for withdrawals).
+    pub warnings: Vec<crate::warninglist::Hit>,
 }
 
 /// What an import did.
@@ -632,6 +635,9 @@ impl NodeCore {
             advisory_id: id,
             revision,
             origin: self.member().to_string(),
+            warnings: self
+                .warninglists()
+                .map_or_else(Vec::new, |w| w.screen(&verified.indicators)),
         };
         Ok((verified, published))
     }
@@ -713,6 +719,7 @@ impl NodeCore {
             advisory_id: advisory_id.clone(),
             revision,
             origin: self.member().to_string(),
+            warnings: Vec::new(),
         };
         let detail = format!("revision {revision}: {reason}");
         self.store_durably(verified, SOURCE_LOCAL, "withdraw", actor, detail)

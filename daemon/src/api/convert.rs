@@ -145,13 +145,13 @@ pub fn key_info(k: &PublicKeyRecord, active: bool) -> pb::KeyInfo {
 }
 
 /// A publish result as protobuf, with the warning-list hits of its indicators.
-pub fn publish_response(p: &Published, warnings: Vec<pb::WarningHit>) -> pb::PublishResponse {
+pub fn publish_response(p: &Published) -> pb::PublishResponse {
     pb::PublishResponse {
         item_id: p.item_id.to_hex(),
         advisory_id: p.advisory_id.clone(),
         revision: p.revision,
         origin: p.origin.clone(),
-        warnings,
+        warnings: warning_hits(p.warnings.clone()),
     }
 }
 

@@ -319,42 +319,6 @@ impl OperatorApi {
             .map_or_else(Vec::new, |w| convert::warning_hits(w.screen(indicators)))
     }
 
-    /// Warning-list hits of a draft just published as `p`: its indicators as the daemon
-    /// signed them (the same conversion and normalization as `NodeCore::publish`, so the
-    /// indices are those of the stored advisory), screened without reading the store back.
-    fn screen_draft(
-        &self,
-        draft: &pb::AdvisoryDraft,
-        p: &crate::publish::Published,
-    ) -> Vec<pb::WarningHit> {
-        if self.core.warninglists().is_none() || draft.indicators.is_empty() {
-            return Vec::new();
-        }
-        let only_indicators = pb::AdvisoryDraft {
-            tlp: draft.tlp,
-            severity: draft.severity,
-            indicators: draft.indicators.clone(),
-            ..Default::default()
-        };
-        match model::draft::draft_to_advisory(
-            &only_indicators,
-            &p.origin,
-            &p.advisory_id,
-            p.revision,
-            1,
-            1,
-        ) {
-            Ok(mut a) => {
-                model::normalize_advisory(&mut a);
-                self.screen(&a.indicators)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, advisory = %p.advisory_id, "cannot screen a published draft");
-                Vec::new()
-            }
-        }
-    }
-
     async fn status_inner(&self) -> Result<pb::StatusResponse, CoreError> {
         let (counts, store_bytes) = self
             .core
@@ -554,8 +518,7 @@ impl Operator for OperatorApi {
             }));
         };
         let p = self.core.publish(&draft, &actor).await.map_err(to_status)?;
-        let warnings = self.screen_draft(&draft, &p);
-        Ok(Response::new(convert::publish_response(&p, warnings)))
+        Ok(Response::new(convert::publish_response(&p)))
     }
 
     async fn publish_batch(
@@ -579,11 +542,7 @@ impl Operator for OperatorApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::PublishBatchResponse {
-            results: published
-                .iter()
-                .zip(&drafts)
-                .map(|(p, d)| convert::publish_response(p, self.screen_draft(d, p)))
-                .collect(),
+            results: published.iter().map(convert::publish_response).collect(),
         }))
     }
 
