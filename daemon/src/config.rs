@@ -462,7 +462,7 @@ pub struct TaxiiClientConfig {
     /// authenticates with mutual TLS.
     pub certificate_uri: Option<String>,
     /// Collections it may read.
-    pub collections: Vec<crate::taxii::Visibility>,
+    pub collections: Vec<crate::policy::Visibility>,
 }
 
 /// One roster endpoint, `host:port`.
@@ -1487,7 +1487,7 @@ fn resolve_taxii(
             ok = false;
         }
         for (j, name) in c.collections.iter().enumerate() {
-            match crate::taxii::Visibility::parse(name) {
+            match crate::policy::Visibility::parse(name) {
                 Some(v) if !collections.contains(&v) => collections.push(v),
                 Some(_) => {
                     bad(

@@ -34,6 +34,7 @@ use tonic::transport::Server;
 use crate::api::OperatorApi;
 use crate::config::{Config, ConfigError, LogFormat};
 use crate::keys::{self, KeyError};
+use crate::metrics;
 use crate::publish::NodeCore;
 use crate::store::{self, Store, StoreError};
 use crate::transport::{self, OperatorTlsStream, TransportError};
@@ -573,7 +574,7 @@ async fn serve(
         config.limits.clone(),
         Arc::clone(&store),
     ));
-    crate::warninglist::attach(&core, &config).await?;
+    warninglists::attach(&core, &config).await?;
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<(String, Result<(), String>)> = JoinSet::new();
 
@@ -1041,7 +1042,8 @@ where
 }
 
 pub mod driver;
-pub mod metrics;
+
+mod warninglists;
 
 #[cfg(test)]
 mod fed_tests;

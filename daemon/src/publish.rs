@@ -23,9 +23,9 @@ use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
 use crate::model::{self, Advisory, Limits, ValidationError, ValidationErrors};
-use crate::node::driver::{DriverError, SyncHandle};
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
 use crate::sync::{ItemMeta, ItemResult, SyncError};
+use crate::sync_handle::{DriverError, SyncHandle};
 
 /// `source` of items this node published.
 pub const SOURCE_LOCAL: &str = "local";

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tanoa_daemon::config::{Config, ExampleMember, FederatedExample};
 use tanoa_daemon::keys;
-use tanoa_daemon::pki::Ca;
+use tanoa_pki::Ca;
 use tanoa_proto::v1 as pb;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -1,7 +1,7 @@
 //! `tanoa pki init` and `tanoa pki issue`: the federation's dev PKI on disk.
 //!
-//! Owns: the command-line side of `tanoa_daemon::pki` (arguments, summaries). Certificates and
-//! the file layout are made by `tanoa_daemon::pki`, so tests build the same PKI in memory.
+//! Owns: the command-line side of `tanoa_pki` (arguments, summaries). Certificates and
+//! the file layout are made by `tanoa_pki`, so tests build the same PKI in memory.
 //! Must never: overwrite PKI material or print private keys.
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tanoa_daemon::pki::{self, InitOptions, PkiError, Subject, WrittenFile};
+use tanoa_pki::{self as pki, InitOptions, PkiError, Subject, WrittenFile};
 
 use crate::args::GlobalArgs;
 use crate::exit::Failure;

@@ -184,7 +184,7 @@ pub fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::ImportEnvelop
 
 /// One peer's state as protobuf; `entry` is its roster entry (name, endpoints).
 pub fn peer_info(
-    v: &crate::node::driver::PeerView,
+    v: &crate::sync_handle::PeerView,
     entry: Option<&crate::config::RosterMember>,
 ) -> pb::PeerInfo {
     let s = &v.status;

@@ -30,8 +30,8 @@ use super::error::to_status;
 use crate::config::RosterMember;
 use crate::envelope::{self, Envelope};
 use crate::interop::blocklist::{self, ExportFilter};
+use crate::metrics::Metrics;
 use crate::model::{self, IndicatorKind, wire};
-use crate::node::metrics::Metrics;
 use crate::policy;
 use crate::publish::{ChangeEvent, CoreError, NodeCore};
 use crate::store::{IndicatorQuery, StoredItem};
@@ -401,7 +401,7 @@ impl OperatorApi {
         }
     }
 
-    fn sync(&self) -> Result<&crate::node::driver::SyncHandle, CoreError> {
+    fn sync(&self) -> Result<&crate::sync_handle::SyncHandle, CoreError> {
         self.core.sync_handle().ok_or_else(|| {
             CoreError::Unavailable(
                 "this node does not federate: add a [peer] section and a [[members]] roster to \

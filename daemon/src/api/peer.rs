@@ -21,10 +21,10 @@ use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use super::error::{sync_status, to_status};
-use crate::node::driver::{DriverError, SyncHandle};
-use crate::node::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::publish::{CoreError, NodeCore};
 use crate::sync::{FetchRequest, PushRequest, PushResponse, ReconcileRequest};
+use crate::sync_handle::{DriverError, SyncHandle};
 use crate::transport::PeerIdentity;
 
 /// Reason code of a message larger than the peer message limit.

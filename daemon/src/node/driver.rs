@@ -17,24 +17,22 @@ use std::time::Duration;
 
 use tanoa_proto::v1 as pb;
 use tanoa_proto::v1::peer_client::PeerClient;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-use super::metrics::Metrics;
 use crate::config::{PeerEndpoint, RosterMember};
 use crate::envelope::Envelope;
+use crate::metrics::Metrics;
 use crate::publish::NodeCore;
 use crate::sync::{
-    Action, Explanation, FetchReply, FetchRequest, FetchResponse, ItemMeta, LinkState, PeerStatus,
-    PushRequest, PushResponse, ReconcileRequest, ReconcileResponse, Rejected, RequestId, Source,
-    SyncConfig, SyncCore, SyncError,
+    Action, FetchResponse, ItemMeta, LinkState, PushRequest, PushResponse, ReconcileResponse,
+    RequestId, Source, SyncConfig, SyncCore,
 };
+use crate::sync_handle::{DriverError, INPUT_CAPACITY, Input, Outcome, PeerView, SyncHandle};
 use crate::transport::PeerTls;
 
-/// Capacity of the driver's input channel (senders wait when it is full).
-pub const INPUT_CAPACITY: usize = 4096;
 /// How long a connection to a peer may take (TCP + TLS).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,191 +44,6 @@ pub fn peer_message_limit(sync: &SyncConfig, max_payload_bytes: usize) -> usize 
         .max(sync.max_batch_bytes)
         .max(max_payload_bytes.saturating_add(1024))
         .saturating_add(64 * 1024)
-}
-
-/// Why the driver could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum DriverError {
-    /// The driver task is not running (shutting down).
-    #[error("the sync driver is not running (tanoad is shutting down)")]
-    Stopped,
-    /// The sync core refused (names the peer or setting).
-    #[error(transparent)]
-    Sync(#[from] SyncError),
-}
-
-/// One peer as the operator sees it.
-#[derive(Debug, Clone)]
-pub struct PeerView {
-    /// The core's state of the peer.
-    pub status: PeerStatus,
-    /// Items in the set reconciled with it.
-    pub reconcile_set: usize,
-}
-
-type Reply<T> = oneshot::Sender<T>;
-
-/// Result of a request we sent.
-type Outcome<T> = Result<T, crate::sync::Failure>;
-
-#[derive(Debug)]
-enum Input {
-    LocalAccepted(Vec<ItemMeta>),
-    PeerAccepted {
-        peer: String,
-        metas: Vec<ItemMeta>,
-    },
-    Admit {
-        peer: String,
-        metas: Vec<ItemMeta>,
-        reply: Reply<Vec<Result<(), Rejected>>>,
-    },
-    NoteRejection {
-        peer: String,
-        code: String,
-    },
-    Reconcile {
-        peer: String,
-        req: ReconcileRequest,
-        reply: Reply<Result<ReconcileResponse, SyncError>>,
-    },
-    Fetch {
-        peer: String,
-        req: FetchRequest,
-        reply: Reply<Result<FetchReply, SyncError>>,
-    },
-    Peers(Reply<Vec<PeerView>>),
-    Explain {
-        meta: ItemMeta,
-        peer: String,
-        reply: Reply<Result<Explanation, SyncError>>,
-    },
-    SyncNow {
-        peer: Option<String>,
-        reply: Reply<Result<String, SyncError>>,
-    },
-    PushDone {
-        peer: String,
-        req: RequestId,
-        result: Outcome<pb::PushResponse>,
-    },
-    ReconcileDone {
-        peer: String,
-        req: RequestId,
-        result: Outcome<pb::ReconcileResponse>,
-    },
-    FetchDone {
-        peer: String,
-        req: RequestId,
-        result: Outcome<FetchResponse>,
-    },
-}
-
-/// A cheap handle to the driver, used by the write path, the peer service and the operator API.
-#[derive(Debug, Clone)]
-pub struct SyncHandle {
-    tx: mpsc::Sender<Input>,
-}
-
-impl SyncHandle {
-    async fn send(&self, input: Input) -> Result<(), DriverError> {
-        self.tx.send(input).await.map_err(|_| DriverError::Stopped)
-    }
-
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Input) -> Result<T, DriverError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(make(tx)).await?;
-        rx.await.map_err(|_| DriverError::Stopped)
-    }
-
-    /// Items published or imported here were stored durably: index them and push them.
-    pub async fn local_accepted(&self, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
-        self.send(Input::LocalAccepted(metas)).await
-    }
-
-    /// Items received from `peer` were admitted and stored durably.
-    pub async fn peer_accepted(&self, peer: &str, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
-        self.send(Input::PeerAccepted {
-            peer: peer.to_string(),
-            metas,
-        })
-        .await
-    }
-
-    /// Policy check of verified items from `peer`, before storing (one result per item).
-    pub async fn admit(
-        &self,
-        peer: &str,
-        metas: Vec<ItemMeta>,
-    ) -> Result<Vec<Result<(), Rejected>>, DriverError> {
-        self.ask(|reply| Input::Admit {
-            peer: peer.to_string(),
-            metas,
-            reply,
-        })
-        .await
-    }
-
-    /// Counts a rejection of something `peer` sent.
-    pub async fn note_rejection(&self, peer: &str, code: &str) -> Result<(), DriverError> {
-        self.send(Input::NoteRejection {
-            peer: peer.to_string(),
-            code: code.to_string(),
-        })
-        .await
-    }
-
-    /// Answers a reconciliation round from `peer`.
-    pub async fn reconcile(
-        &self,
-        peer: &str,
-        req: ReconcileRequest,
-    ) -> Result<ReconcileResponse, DriverError> {
-        Ok(self
-            .ask(|reply| Input::Reconcile {
-                peer: peer.to_string(),
-                req,
-                reply,
-            })
-            .await??)
-    }
-
-    /// Decides the answer to a fetch from `peer`.
-    pub async fn fetch(&self, peer: &str, req: FetchRequest) -> Result<FetchReply, DriverError> {
-        Ok(self
-            .ask(|reply| Input::Fetch {
-                peer: peer.to_string(),
-                req,
-                reply,
-            })
-            .await??)
-    }
-
-    /// Every peer's state.
-    pub async fn peers(&self) -> Result<Vec<PeerView>, DriverError> {
-        self.ask(Input::Peers).await
-    }
-
-    /// Why `meta` would or would not be sent to `peer`.
-    pub async fn explain(&self, meta: ItemMeta, peer: &str) -> Result<Explanation, DriverError> {
-        Ok(self
-            .ask(|reply| Input::Explain {
-                meta,
-                peer: peer.to_string(),
-                reply,
-            })
-            .await??)
-    }
-
-    /// Starts a reconciliation now; returns the peer chosen.
-    pub async fn sync_now(&self, peer: Option<&str>) -> Result<String, DriverError> {
-        Ok(self
-            .ask(|reply| Input::SyncNow {
-                peer: peer.map(str::to_string),
-                reply,
-            })
-            .await??)
-    }
 }
 
 /// A lazily connected channel to one roster endpoint over mutual TLS. The TLS is done by our
@@ -388,7 +201,7 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
         );
     }
     let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
-    let handle = SyncHandle { tx: tx.clone() };
+    let handle = SyncHandle::new(tx.clone());
     Ok((
         handle,
         Driver {

@@ -23,9 +23,9 @@ use crate::client;
 use crate::config::{ExampleMember, FederatedExample, PeerEndpoint};
 use crate::envelope::{Envelope, SigningIdentity};
 use crate::model::{self, Advisory, Limits};
-use crate::pki::{Ca, IssuedCert, Subject};
 use crate::publish::tests::draft;
 use crate::store::MemoryStore;
+use tanoa_pki::{Ca, IssuedCert, Subject};
 
 const T0: i64 = 1_767_225_600_000;
 const WAIT: Duration = Duration::from_secs(30);

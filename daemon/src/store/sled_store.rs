@@ -58,13 +58,15 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::TransactionError;
 
-use super::engine::{self, CidrPresence, Kv, Overlay, TREE_COUNT, Tree, Visit, WriteSet};
 use super::{
     AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, PutOutcome,
     Store, StoreError, StoredItem,
 };
 use crate::envelope::{ItemId, Verified};
 use crate::model::Advisory;
+use tanoa_core::store::engine::{
+    self, CidrPresence, Kv, Overlay, TREE_COUNT, Tree, Visit, WriteSet,
+};
 
 /// Default sled page-cache size: 32 MiB.
 ///
@@ -372,7 +374,8 @@ impl SledStore {
 
     /// Test hook: overwrites a raw record of a tree (to exercise corruption handling).
     #[cfg(test)]
-    pub(crate) fn raw_insert(&self, tree: &str, key: &[u8], value: &[u8]) {
+    #[doc(hidden)]
+    pub fn raw_insert(&self, tree: &str, key: &[u8], value: &[u8]) {
         let t = Tree::ALL
             .into_iter()
             .find(|t| t.name() == tree)

@@ -49,7 +49,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::envelope::Envelope;
-use crate::model::{Advisory, Tlp};
+use crate::model::Advisory;
 
 pub use auth::ConnMeta;
 pub use listener::{TaxiiServer, tls_server_config};
@@ -67,54 +67,22 @@ pub const API_ROOT: &str = "tanoa";
 /// only; this bounds what a client should ever send).
 pub const MAX_CONTENT_LENGTH: u64 = 64 * 1024;
 
-/// A collection: what one local consumer may see, by TLP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Visibility {
-    /// TLP:CLEAR items.
-    Clear,
-    /// TLP:CLEAR and TLP:GREEN items.
-    Green,
-    /// TLP:CLEAR, GREEN, AMBER and AMBER+STRICT items this member holds.
-    Amber,
+pub use tanoa_core::policy::Visibility;
+
+/// How a visibility class is presented as a TAXII collection (title, description, id).
+pub trait Collection {
+    /// Human title of the collection.
+    fn title(self) -> &'static str;
+    /// Description of the collection.
+    fn description(self) -> &'static str;
+    /// The collection id on member `member`: UUID v5 (URL namespace) of
+    /// `tanoa://member/<member>/taxii/<alias>`.
+    fn collection_id(self, member: &str) -> String;
 }
 
-impl Visibility {
-    /// Every collection, least restrictive first.
-    pub const ALL: [Visibility; 3] = [Visibility::Clear, Visibility::Green, Visibility::Amber];
-
-    /// The collection's alias (also its name in the configuration).
-    pub fn alias(self) -> &'static str {
-        match self {
-            Visibility::Clear => "clear",
-            Visibility::Green => "green",
-            Visibility::Amber => "amber",
-        }
-    }
-
-    /// Parses an alias (case-insensitive, `tlp:` prefix allowed).
-    pub fn parse(s: &str) -> Option<Visibility> {
-        let t = s.trim().to_ascii_lowercase();
-        match t.strip_prefix("tlp:").unwrap_or(&t) {
-            "clear" => Some(Visibility::Clear),
-            "green" => Some(Visibility::Green),
-            "amber" => Some(Visibility::Amber),
-            _ => None,
-        }
-    }
-
-    /// Whether items of `tlp` belong to this collection (never RED).
-    pub fn includes(self, tlp: Tlp) -> bool {
-        match self {
-            Visibility::Clear => tlp == Tlp::Clear,
-            Visibility::Green => matches!(tlp, Tlp::Clear | Tlp::Green),
-            Visibility::Amber => {
-                matches!(tlp, Tlp::Clear | Tlp::Green | Tlp::Amber | Tlp::AmberStrict)
-            }
-        }
-    }
-
+impl Collection for Visibility {
     /// Human title of the collection.
-    pub fn title(self) -> &'static str {
+    fn title(self) -> &'static str {
         match self {
             Visibility::Clear => "TLP:CLEAR advisories",
             Visibility::Green => "TLP:CLEAR and TLP:GREEN advisories",
@@ -123,7 +91,7 @@ impl Visibility {
     }
 
     /// Description of the collection.
-    pub fn description(self) -> &'static str {
+    fn description(self) -> &'static str {
         match self {
             Visibility::Clear => {
                 "Every object version of the TLP:CLEAR advisory revisions held here."
@@ -139,30 +107,15 @@ impl Visibility {
         }
     }
 
-    /// Position in `ALL`.
-    pub(crate) fn index(self) -> usize {
-        match self {
-            Visibility::Clear => 0,
-            Visibility::Green => 1,
-            Visibility::Amber => 2,
-        }
-    }
-
     /// The collection id on member `member`: UUID v5 (URL namespace) of
     /// `tanoa://member/<member>/taxii/<alias>`.
-    pub fn collection_id(self, member: &str) -> String {
+    fn collection_id(self, member: &str) -> String {
         let name = format!(
             "{}{member}/taxii/{}",
             crate::transport::MEMBER_URI_PREFIX,
             self.alias()
         );
         uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
-    }
-}
-
-impl std::fmt::Display for Visibility {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.alias())
     }
 }
 

@@ -16,6 +16,7 @@ use axum::response::Response;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 
+use super::Collection as _;
 use super::auth::{self, AuthError, ConnMeta};
 use super::cursor::Cursor;
 use super::feed::Shared;

@@ -1464,7 +1464,7 @@ fn taxii_config_problems_name_the_key() {
 async fn https_get(
     addr: std::net::SocketAddr,
     ca_pem: &str,
-    client: Option<&crate::pki::IssuedCert>,
+    client: Option<&tanoa_pki::IssuedCert>,
     path: &str,
     auth: Option<&str>,
 ) -> (u16, String) {
@@ -1510,11 +1510,11 @@ async fn https_get(
 #[tokio::test]
 async fn tls_listener_with_client_certificates_and_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = crate::pki::Ca::new("Test TAXII CA", 30).unwrap();
+    let ca = tanoa_pki::Ca::new("Test TAXII CA", 30).unwrap();
     let server = ca.issue_member("ws-cert", 30).unwrap();
     let tip = ca.issue_operator("tip", 30).unwrap();
     let stranger = ca.issue_operator("stranger", 30).unwrap();
-    let other_ca = crate::pki::Ca::new("Other CA", 30).unwrap();
+    let other_ca = tanoa_pki::Ca::new("Other CA", 30).unwrap();
     let forged = other_ca.issue_operator("tip", 30).unwrap();
     let w = |name: &str, text: &str| {
         let p = dir.path().join(name);

@@ -1,7 +1,7 @@
 //! The demo federation: five Pacific CERT members with a dev PKI, each a full `tanoad` running
 //! in this process on loopback.
 //!
-//! Owns: the demo directory layout (`pki/` from `tanoa_daemon::pki::init_dir`: CA and member
+//! Owns: the demo directory layout (`pki/` from `tanoa_pki::init_dir`: CA and member
 //! certificates, keys 0600; `<member>/keys/<member>.key` 0600; `<member>/tanoad.toml` from
 //! `Config::example_federated`; `<member>/data/` with the store and the operator socket),
 //! binding every peer and metrics listener on port 0 before any config is written (so the roster
@@ -18,7 +18,8 @@ use std::time::Duration;
 use tanoa_daemon::client;
 use tanoa_daemon::config::{Config, ExampleMember, FederatedExample};
 use tanoa_daemon::node::{self, Listeners, NetListeners, NodeError};
-use tanoa_daemon::{envelope, keys, pki};
+use tanoa_daemon::{envelope, keys};
+use tanoa_pki as pki;
 use tanoa_proto::v1 as pb;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

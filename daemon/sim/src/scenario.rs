@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sync::SyncConfig;
+use tanoa_core::sync::SyncConfig;
 
 /// The network between every pair of members.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

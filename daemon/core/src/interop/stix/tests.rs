@@ -19,7 +19,7 @@ use crate::model::{Advisory, Limits, Tlp, normalize_advisory};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+        .join("../..")
         .join("testdata")
 }
 

@@ -1,9 +1,8 @@
 //! MISP warning lists: known-benign values (public resolvers, cloud and VPN ranges, top sites,
 //! dynamic-DNS zones…) that make an indicator a likely false positive.
 //!
-//! Owns: reading the lists of the `[warninglists] dir` at start (the MISP layout
-//! `<dir>/<name>/list.json`, or `<dir>/lists/<name>/list.json` of the misp-warninglists
-//! repository), parsing each list with errors naming its file (a bad list is reported and
+//! Owns: parsing each list (`list.json` of the MISP layout; the daemon's `warninglist` module
+//! reads the files of `[warninglists] dir` and hands their bytes here) with errors naming its file (a bad list is reported and
 //! skipped), compiling them into one matcher, and screening indicators. A hit is this node's
 //! own judgment at the time of asking: it is never signed, never sent to peers, and never
 //! removes anything — hits are flagged (publish, import, `show`, `search`) and left out of
@@ -29,15 +28,11 @@
 mod matcher;
 pub mod python;
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::config::{Config, ConfigError, ConfigProblem};
 use crate::model::{Indicator, IndicatorKind};
-use crate::publish::NodeCore;
 use matcher::{Builder, ListId, Matcher, kind_bit};
 
 /// Largest list file read (the biggest MISP lists are a few MiB).
@@ -382,158 +377,6 @@ impl WarningLists {
         }
         out
     }
-}
-
-/// What loading a directory produced.
-#[derive(Debug)]
-pub struct Loaded {
-    /// The compiled lists.
-    pub lists: WarningLists,
-    /// Directory the lists were read from (`<dir>` or `<dir>/lists`).
-    pub root: PathBuf,
-    /// List files that were skipped, each with its error.
-    pub skipped: Vec<WarningListError>,
-    /// Entries that could not be used.
-    pub entry_problems: Vec<EntryProblem>,
-    /// Disabled slugs that name no list in the directory.
-    pub unknown_disabled: Vec<String>,
-}
-
-/// The list files of a warning-list directory: `(root, [(name, <root>/<name>/list.json)])`
-/// sorted by name, where root is `dir/lists` when that exists (the misp-warninglists
-/// repository) and `dir` otherwise. No list file at all is an error.
-pub fn list_files(dir: &Path) -> Result<(PathBuf, Vec<(String, PathBuf)>), WarningListError> {
-    let dir_err = |message: String| WarningListError::Dir {
-        dir: dir.to_path_buf(),
-        message,
-    };
-    let nested = dir.join("lists");
-    let root = if nested.is_dir() {
-        nested
-    } else {
-        dir.to_path_buf()
-    };
-    let entries = std::fs::read_dir(&root).map_err(|e| dir_err(e.to_string()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| dir_err(e.to_string()))?;
-        let file = entry.path().join("list.json");
-        if file.is_file() {
-            files.push((entry.file_name().to_string_lossy().into_owned(), file));
-        }
-    }
-    if files.is_empty() {
-        return Err(dir_err(
-            "holds no warning list (expected <name>/list.json or lists/<name>/list.json, the \
-             layout of github.com/MISP/misp-warninglists)"
-                .into(),
-        ));
-    }
-    files.sort();
-    Ok((root, files))
-}
-
-/// Reads every list of `dir` (see [`list_files`]) except the names in `disabled`. A list file
-/// that cannot be read or parsed is reported in `skipped`; a directory that cannot be listed
-/// or holds no list at all is an error.
-pub fn load_dir(dir: &Path, disabled: &[String]) -> Result<Loaded, WarningListError> {
-    let (root, files) = list_files(dir)?;
-    let disabled_set: BTreeSet<&str> = disabled.iter().map(String::as_str).collect();
-    let unknown_disabled = disabled
-        .iter()
-        .filter(|d| !files.iter().any(|(slug, _)| slug == *d))
-        .cloned()
-        .collect();
-    let mut lists = Vec::new();
-    let mut skipped = Vec::new();
-    for (slug, file) in files {
-        if disabled_set.contains(slug.as_str()) {
-            continue;
-        }
-        match read_list(&slug, &file) {
-            Ok(l) => lists.push(l),
-            Err(e) => skipped.push(e),
-        }
-    }
-    let (lists, entry_problems) = WarningLists::new(lists);
-    Ok(Loaded {
-        lists,
-        root,
-        skipped,
-        entry_problems,
-        unknown_disabled,
-    })
-}
-
-fn read_list(slug: &str, file: &Path) -> Result<WarningList, WarningListError> {
-    let bad = |message: String| WarningListError::List {
-        file: file.to_path_buf(),
-        message,
-    };
-    let len = std::fs::metadata(file)
-        .map_err(|e| bad(e.to_string()))?
-        .len();
-    if len > MAX_LIST_FILE_BYTES {
-        return Err(bad(format!(
-            "{len} bytes, more than the {MAX_LIST_FILE_BYTES} accepted"
-        )));
-    }
-    let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
-    parse_list(&bytes, slug, file)
-}
-
-/// Loads the lists of the config's `[warninglists]` (if any) off the async threads, logs what
-/// was loaded and skipped, and hands them to `core`. A directory that holds no list, or a
-/// `disabled` name that is no list, is a configuration error naming the key.
-pub async fn attach(core: &NodeCore, config: &Config) -> Result<(), ConfigError> {
-    let Some(w) = config.warninglists.clone() else {
-        return Ok(());
-    };
-    let file = config.path.display().to_string();
-    let problem = |key: &str, message: String| {
-        ConfigError::Invalid(vec![ConfigProblem {
-            file: file.clone(),
-            key: key.to_string(),
-            message,
-            line: None,
-        }])
-    };
-    let dir = w.dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || load_dir(&w.dir, &w.disabled))
-        .await
-        .map_err(|e| problem("warninglists.dir", format!("loading failed: {e}")))?
-        .map_err(|e| match e {
-            WarningListError::Dir { dir, message } => {
-                problem("warninglists.dir", format!("{}: {message}", dir.display()))
-            }
-            other => problem("warninglists.dir", other.to_string()),
-        })?;
-    if let Some(name) = loaded.unknown_disabled.first() {
-        return Err(problem(
-            "warninglists.disabled",
-            format!(
-                "{name:?} is not a list in {} (names are directory names such as \
-                 \"dynamic-dns\")",
-                loaded.root.display()
-            ),
-        ));
-    }
-    for e in &loaded.skipped {
-        tracing::warn!(error = %e, "warning list skipped");
-    }
-    for p in &loaded.entry_problems {
-        tracing::debug!(list = %p.list, index = p.index, problem = %p.message, "warning-list entry");
-    }
-    tracing::info!(
-        dir = %dir.display(),
-        lists = loaded.lists.lists().len(),
-        entries = loaded.lists.entries(),
-        skipped = loaded.skipped.len(),
-        unusable_entries = loaded.entry_problems.len(),
-        "warning lists loaded"
-    );
-    core.set_warninglists(Arc::new(loaded.lists));
-    Ok(())
 }
 
 #[cfg(test)]

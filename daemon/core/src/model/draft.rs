@@ -408,7 +408,7 @@ mod tests {
 
     fn example(ext: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
+            .join("../..")
             .join("examples")
             .join(format!("apt40-advisory.{ext}"))
     }

@@ -55,7 +55,7 @@ use crate::model::{Advisory, IndicatorKind, Tlp, wire};
 
 /// The trees of the store, in a fixed order (index into `WriteSet::trees`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tree {
+pub enum Tree {
     Envelopes = 0,
     History = 1,
     Latest = 2,
@@ -68,11 +68,11 @@ pub(crate) enum Tree {
 }
 
 /// Number of trees.
-pub(crate) const TREE_COUNT: usize = 9;
+pub const TREE_COUNT: usize = 9;
 
 impl Tree {
     /// Every tree, in index order.
-    pub(crate) const ALL: [Tree; TREE_COUNT] = [
+    pub const ALL: [Tree; TREE_COUNT] = [
         Tree::Envelopes,
         Tree::History,
         Tree::Latest,
@@ -85,7 +85,7 @@ impl Tree {
     ];
 
     /// Tree name (also the sled tree name).
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Tree::Envelopes => "envelopes",
             Tree::History => "history",
@@ -99,7 +99,7 @@ impl Tree {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -111,21 +111,21 @@ const META_CIDR4: &[u8] = b"cidr4";
 /// Meta key of the IPv6 CIDR entries per prefix length.
 const META_CIDR6: &[u8] = b"cidr6";
 /// Meta key of the format tag.
-pub(crate) const META_FORMAT: &[u8] = b"format";
+pub const META_FORMAT: &[u8] = b"format";
 /// Current format tag.
-pub(crate) const FORMAT_TAG: &[u8] = b"tanoa-store-v1";
+pub const FORMAT_TAG: &[u8] = b"tanoa-store-v1";
 
 const TAG_CIDR4: u8 = 0xC4;
 const TAG_CIDR6: u8 = 0xC6;
 
 /// Visitor of a scan: gets (key, value), returns whether to continue.
-pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
 
 /// An indicator index key, with the CIDR prefix length it counts for (`Some((is_v6, len))`).
 type IndexEntry = (Vec<u8>, Option<(bool, u8)>);
 
 /// Read access to the trees of a backend.
-pub(crate) trait Kv {
+pub trait Kv {
     /// Value of `key` in `tree`.
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// Whether `key` exists in `tree`.
@@ -187,7 +187,7 @@ fn unesc(b: &[u8]) -> Option<(String, &[u8])> {
 }
 
 /// Key of an advisory: `esc(origin) ++ esc(id)`.
-pub(crate) fn akey(origin: &str, id: &str) -> Vec<u8> {
+pub fn akey(origin: &str, id: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(origin.len() + id.len() + 4);
     esc(origin, &mut k);
     esc(id, &mut k);
@@ -387,7 +387,7 @@ fn decode_u64s(b: &[u8], n: usize, what: &str) -> Result<Vec<u64>, StoreError> {
 }
 
 /// Reads the counters (zero when the store is empty).
-pub(crate) fn read_counts(kv: &(impl Kv + ?Sized)) -> Result<Counts, StoreError> {
+pub fn read_counts(kv: &(impl Kv + ?Sized)) -> Result<Counts, StoreError> {
     let Some(b) = kv.get(Tree::Meta, META_COUNTS)? else {
         return Ok(Counts::default());
     };
@@ -403,7 +403,7 @@ pub(crate) fn read_counts(kv: &(impl Kv + ?Sized)) -> Result<Counts, StoreError>
 
 /// Index entries per CIDR prefix length: 33 for IPv4 (/0../32), 129 for IPv6 (/0../128).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CidrCounts {
+pub struct CidrCounts {
     v4: Vec<u64>,
     v6: Vec<u64>,
 }
@@ -425,7 +425,7 @@ impl CidrCounts {
 }
 
 /// Reads the per-prefix-length CIDR counters.
-pub(crate) fn read_cidr_counts(kv: &(impl Kv + ?Sized)) -> Result<CidrCounts, StoreError> {
+pub fn read_cidr_counts(kv: &(impl Kv + ?Sized)) -> Result<CidrCounts, StoreError> {
     let mut c = CidrCounts::default();
     if let Some(b) = kv.get(Tree::Meta, META_CIDR4)? {
         c.v4 = decode_u64s(&b, 33, "cidr4")?;
@@ -443,13 +443,13 @@ fn encode_u64s(v: &[u64]) -> Vec<u8> {
 /// Which CIDR prefix lengths have index entries: an in-memory mirror of `meta/cidr4|cidr6`,
 /// updated by the backend after each commit (under its writer lock).
 #[derive(Debug)]
-pub(crate) struct CidrPresence {
+pub struct CidrPresence {
     v4: Vec<AtomicU64>,
     v6: Vec<AtomicU64>,
 }
 
 impl CidrPresence {
-    pub(crate) fn new(c: &CidrCounts) -> Self {
+    pub fn new(c: &CidrCounts) -> Self {
         Self {
             v4: c.v4.iter().map(|x| AtomicU64::new(*x)).collect(),
             v6: c.v6.iter().map(|x| AtomicU64::new(*x)).collect(),
@@ -457,7 +457,7 @@ impl CidrPresence {
     }
 
     /// Replaces the mirror with committed counters.
-    pub(crate) fn set(&self, c: &CidrCounts) {
+    pub fn set(&self, c: &CidrCounts) {
         for (a, x) in self.v4.iter().zip(&c.v4) {
             a.store(*x, Ordering::Release);
         }
@@ -544,7 +544,7 @@ fn decode_equivocation(bytes: &[u8]) -> Result<Equivocation, StoreError> {
 }
 
 /// Encodes an audit entry.
-pub(crate) fn encode_audit(e: &AuditEntry) -> Vec<u8> {
+pub fn encode_audit(e: &AuditEntry) -> Vec<u8> {
     pb::AuditEntry {
         at_ms: e.at_ms,
         action: e.action.clone(),
@@ -585,12 +585,12 @@ fn decode_audit(seq: &[u8], bytes: &[u8]) -> Result<AuditEntry, StoreError> {
 }
 
 /// Audit key of a sequence number.
-pub(crate) fn audit_key(seq: u64) -> [u8; 8] {
+pub fn audit_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
 /// The sequence number the next audit entry gets (last key + 1, or 1 when empty).
-pub(crate) fn next_audit_seq(kv: &(impl Kv + ?Sized)) -> Result<u64, StoreError> {
+pub fn next_audit_seq(kv: &(impl Kv + ?Sized)) -> Result<u64, StoreError> {
     let mut next = 1u64;
     kv.scan(Tree::Audit, &[], true, &mut |k, _| {
         let a: [u8; 8] = k
@@ -608,22 +608,27 @@ pub(crate) fn next_audit_seq(kv: &(impl Kv + ?Sized)) -> Result<u64, StoreError>
 
 /// Writes computed by one or more planned puts, to be applied atomically.
 #[derive(Debug, Default)]
-pub(crate) struct WriteSet {
+pub struct WriteSet {
     /// Per tree (by `Tree::index`): key -> new value, `None` = remove.
-    pub(crate) trees: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; TREE_COUNT],
+    pub trees: [BTreeMap<Vec<u8>, Option<Vec<u8>>>; TREE_COUNT],
     /// New CIDR counters, when they changed (apply to `CidrPresence` after the commit).
-    pub(crate) cidr: Option<CidrCounts>,
+    pub cidr: Option<CidrCounts>,
 }
 
 impl WriteSet {
     /// Number of key writes.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.trees.iter().map(BTreeMap::len).sum()
+    }
+
+    /// No key write planned.
+    pub fn is_empty(&self) -> bool {
+        self.trees.iter().all(BTreeMap::is_empty)
     }
 }
 
 /// Plans puts over a backend's committed state plus the writes planned so far.
-pub(crate) struct Overlay<'a, K: Kv + ?Sized> {
+pub struct Overlay<'a, K: Kv + ?Sized> {
     base: &'a K,
     ws: WriteSet,
     counts: Counts,
@@ -644,7 +649,7 @@ impl<K: Kv + ?Sized> std::fmt::Debug for Overlay<'_, K> {
 
 impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
     /// A fresh overlay over `base` (reads the counters).
-    pub(crate) fn new(base: &'a K) -> Result<Self, StoreError> {
+    pub fn new(base: &'a K) -> Result<Self, StoreError> {
         Ok(Self {
             base,
             ws: WriteSet::default(),
@@ -657,7 +662,7 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
     }
 
     /// Number of key writes planned so far.
-    pub(crate) fn writes(&self) -> usize {
+    pub fn writes(&self) -> usize {
         self.ws.len()
     }
 
@@ -742,7 +747,7 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
     }
 
     /// Plans one put: the whole rule set of the store lives here.
-    pub(crate) fn put_item(
+    pub fn put_item(
         &mut self,
         item: &Verified<Advisory>,
         source: &str,
@@ -851,7 +856,7 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
     }
 
     /// The write set of every put planned (counters included).
-    pub(crate) fn finish(mut self) -> WriteSet {
+    pub fn finish(mut self) -> WriteSet {
         if self.counts_dirty {
             let c = encode_counts(&self.counts);
             self.put(Tree::Meta, META_COUNTS.to_vec(), c);
@@ -872,7 +877,7 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
 // ---------------------------------------------------------------------------------------------
 
 /// An item by id.
-pub(crate) fn get(kv: &(impl Kv + ?Sized), id: &ItemId) -> Result<Option<StoredItem>, StoreError> {
+pub fn get(kv: &(impl Kv + ?Sized), id: &ItemId) -> Result<Option<StoredItem>, StoreError> {
     kv.get(Tree::Envelopes, &id.0)?
         .map(|b| decode_stored(id, &b))
         .transpose()
@@ -888,7 +893,7 @@ fn must_get(kv: &(impl Kv + ?Sized), id: &ItemId, from: Tree) -> Result<StoredIt
 }
 
 /// The latest revision of an advisory.
-pub(crate) fn latest(
+pub fn latest(
     kv: &(impl Kv + ?Sized),
     origin: &str,
     advisory_id: &str,
@@ -901,7 +906,7 @@ pub(crate) fn latest(
 }
 
 /// Every stored item of an advisory, by (revision, item id).
-pub(crate) fn history(
+pub fn history(
     kv: &(impl Kv + ?Sized),
     origin: &str,
     advisory_id: &str,
@@ -923,7 +928,7 @@ pub(crate) fn history(
 }
 
 /// Latest revisions matching `filter`, newest `modified_ms` first (ties by origin, id).
-pub(crate) fn list(
+pub fn list(
     kv: &(impl Kv + ?Sized),
     filter: &ListFilter,
 ) -> Result<(Vec<StoredItem>, bool), StoreError> {
@@ -1002,7 +1007,7 @@ fn collect_matches(
 }
 
 /// Indicator index lookup.
-pub(crate) fn search(
+pub fn search(
     kv: &(impl Kv + ?Sized),
     presence: &CidrPresence,
     query: &IndicatorQuery,
@@ -1042,7 +1047,7 @@ pub(crate) fn search(
 }
 
 /// Equivocation evidence of an advisory, by revision.
-pub(crate) fn equivocations(
+pub fn equivocations(
     kv: &(impl Kv + ?Sized),
     origin: &str,
     advisory_id: &str,
@@ -1061,7 +1066,7 @@ pub(crate) fn equivocations(
 }
 
 /// The newest `limit` audit entries, newest first.
-pub(crate) fn audit(kv: &(impl Kv + ?Sized), limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+pub fn audit(kv: &(impl Kv + ?Sized), limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
     let mut out = Vec::new();
     if limit == 0 {
         return Ok(out);
@@ -1075,7 +1080,7 @@ pub(crate) fn audit(kv: &(impl Kv + ?Sized), limit: usize) -> Result<Vec<AuditEn
 
 /// The latest revision of every advisory (of `origin` only, when given), in (origin, id)
 /// order, one at a time.
-pub(crate) fn scan_latest(
+pub fn scan_latest(
     kv: &(impl Kv + ?Sized),
     origin: Option<&str>,
     include_withdrawn: bool,
@@ -1096,7 +1101,7 @@ pub(crate) fn scan_latest(
 }
 
 /// Every stored item id, ascending.
-pub(crate) fn item_ids(kv: &(impl Kv + ?Sized)) -> Result<Vec<ItemId>, StoreError> {
+pub fn item_ids(kv: &(impl Kv + ?Sized)) -> Result<Vec<ItemId>, StoreError> {
     let mut out = Vec::new();
     kv.scan(Tree::Envelopes, &[], false, &mut |k, _| {
         out.push(item_of(k, Tree::Envelopes)?);
@@ -1106,12 +1111,12 @@ pub(crate) fn item_ids(kv: &(impl Kv + ?Sized)) -> Result<Vec<ItemId>, StoreErro
 }
 
 /// Record builders for tests of other modules of the store (corruption scenarios).
-#[cfg(test)]
-pub(crate) mod tests_support {
+#[cfg(any(test, feature = "conformance"))]
+pub mod tests_support {
     use super::*;
 
     /// The `envelopes` record of an item, as `put` writes it.
-    pub(crate) fn stored_record(item: &Verified<Advisory>) -> Vec<u8> {
+    pub fn stored_record(item: &Verified<Advisory>) -> Vec<u8> {
         encode_stored(item.envelope(), 0, "local")
     }
 }

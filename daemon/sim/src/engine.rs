@@ -8,13 +8,13 @@ use ed25519_dalek::SigningKey;
 
 use super::report::Report;
 use super::scenario::{Fault, Mutation, Scenario};
-use crate::envelope::{
+use tanoa_core::envelope::{
     self, Envelope, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
-use crate::model::{Advisory, Limits, Severity, Tlp};
-use crate::policy;
-use crate::store::{MemoryStore, Store};
-use crate::sync::{
+use tanoa_core::model::{Advisory, Limits, Severity, Tlp};
+use tanoa_core::policy;
+use tanoa_core::store::{MemoryStore, Store};
+use tanoa_core::sync::{
     Action, Failure, FetchResponse, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse,
     RequestId, Source, SyncCore,
 };

@@ -20,6 +20,14 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
+/// Current Unix time in milliseconds (certificates are issued and checked against the clock).
+fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// URI SAN prefix naming a federation member (`tanoa://member/ws-cert`).
 pub const MEMBER_URI_PREFIX: &str = "tanoa://member/";
 /// URI SAN prefix naming an operator (`tanoa://operator/alice`).
@@ -129,13 +137,15 @@ impl Subject {
     /// member-id rule (`model::validate::check_member_id`), an operator name `check_name`.
     pub fn check(&self) -> Result<(), PkiError> {
         match self {
-            Subject::Member(id) => crate::model::validate::check_member_id(id).map_err(|reason| {
-                PkiError::InvalidName {
-                    what: "member id",
-                    name: id.clone(),
-                    reason,
-                }
-            }),
+            Subject::Member(id) => {
+                tanoa_core::model::validate::check_member_id(id).map_err(|reason| {
+                    PkiError::InvalidName {
+                        what: "member id",
+                        name: id.clone(),
+                        reason,
+                    }
+                })
+            }
             Subject::Operator(name) => check_name("operator name", name),
         }
     }
@@ -240,7 +250,7 @@ fn days_window(days: u32, subject: &str) -> Result<(i64, i64), PkiError> {
             detail: "days must be at least 1".into(),
         });
     }
-    let now = crate::now_ms();
+    let now = now_ms();
     Ok((now - BACKDATE_MS, now + i64::from(days) * DAY_MS))
 }
 
@@ -784,7 +794,7 @@ fn write_negative(out: &Path, ca: &Ca, opts: &InitOptions) -> Result<Vec<Written
             .cloned()
             .unwrap_or_else(|| NEGATIVE_DEFAULT_MEMBER.to_string()),
     );
-    let now = crate::now_ms();
+    let now = now_ms();
     let expired = ca.issue_with_validity(&member, now - 30 * DAY_MS, now - DAY_MS)?;
     let future = ca.issue_with_validity(&member, now + 30 * DAY_MS, now + 60 * DAY_MS)?;
     let rogue = Ca::new("Untrusted CA (tanoa negative fixture)", opts.ca_days)?;
@@ -929,7 +939,7 @@ mod tests {
     #[test]
     fn validity_windows_are_as_requested() {
         let ca = Ca::new("Test CA", 30).unwrap();
-        let now = crate::now_ms();
+        let now = now_ms();
         let m = ca.issue_member("ws-cert", 7).unwrap();
         with_cert(&m.cert_pem, |c| {
             let nb = c.validity().not_before.timestamp() * 1000;
@@ -1024,7 +1034,7 @@ mod tests {
 
     #[test]
     fn rustls_accepts_members_and_operators_and_refuses_fixtures() {
-        let now_s = u64::try_from(crate::now_ms() / 1000).unwrap();
+        let now_s = u64::try_from(now_ms() / 1000).unwrap();
         let ca = Ca::new("Chain CA", 30).unwrap();
         let reloaded = Ca::from_pem(ca.cert_pem(), ca.key_pem()).unwrap();
         for leaf in [
@@ -1034,7 +1044,7 @@ mod tests {
         ] {
             rustls_accepts(ca.cert_pem(), &leaf.cert_pem, now_s).unwrap();
         }
-        let now = crate::now_ms();
+        let now = now_ms();
         let m = Subject::Member("ws-cert".into());
         let expired = ca
             .issue_with_validity(&m, now - 10 * DAY_MS, now - DAY_MS)
@@ -1096,13 +1106,13 @@ mod tests {
         }
         let expired = std::fs::read_to_string(out.join("negative/expired-member.pem")).unwrap();
         with_cert(&expired, |c| {
-            assert!(c.validity().not_after.timestamp() * 1000 < crate::now_ms());
+            assert!(c.validity().not_after.timestamp() * 1000 < now_ms());
             assert_eq!(sans(c).0, vec!["tanoa://member/ws-cert".to_string()]);
         });
         let future =
             std::fs::read_to_string(out.join("negative/not-yet-valid-member.pem")).unwrap();
         with_cert(&future, |c| {
-            assert!(c.validity().not_before.timestamp() * 1000 > crate::now_ms());
+            assert!(c.validity().not_before.timestamp() * 1000 > now_ms());
         });
         let ca = load_ca_dir(&out).unwrap();
         let rogue = std::fs::read_to_string(out.join("negative/untrusted-member.pem")).unwrap();

@@ -350,6 +350,69 @@ pub fn in_reconcile_scope(item: &ItemScope<'_>, a: &str, b: &str) -> bool {
     holds(a) && holds(b) && (item.tlp != Tlp::Red || item.is_origin(a) || item.is_origin(b))
 }
 
+/// What one local consumer (a TAXII collection, an export ceiling) may see, by TLP. TLP:RED
+/// belongs to no visibility class: it never leaves the member through a local feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Visibility {
+    /// TLP:CLEAR items.
+    Clear,
+    /// TLP:CLEAR and TLP:GREEN items.
+    Green,
+    /// TLP:CLEAR, GREEN, AMBER and AMBER+STRICT items this member holds.
+    Amber,
+}
+
+impl Visibility {
+    /// Every collection, least restrictive first.
+    pub const ALL: [Visibility; 3] = [Visibility::Clear, Visibility::Green, Visibility::Amber];
+
+    /// The collection's alias (also its name in the configuration).
+    pub fn alias(self) -> &'static str {
+        match self {
+            Visibility::Clear => "clear",
+            Visibility::Green => "green",
+            Visibility::Amber => "amber",
+        }
+    }
+
+    /// Parses an alias (case-insensitive, `tlp:` prefix allowed).
+    pub fn parse(s: &str) -> Option<Visibility> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.strip_prefix("tlp:").unwrap_or(&t) {
+            "clear" => Some(Visibility::Clear),
+            "green" => Some(Visibility::Green),
+            "amber" => Some(Visibility::Amber),
+            _ => None,
+        }
+    }
+
+    /// Whether items of `tlp` belong to this collection (never RED).
+    pub fn includes(self, tlp: Tlp) -> bool {
+        match self {
+            Visibility::Clear => tlp == Tlp::Clear,
+            Visibility::Green => matches!(tlp, Tlp::Clear | Tlp::Green),
+            Visibility::Amber => {
+                matches!(tlp, Tlp::Clear | Tlp::Green | Tlp::Amber | Tlp::AmberStrict)
+            }
+        }
+    }
+
+    /// Position in `ALL`.
+    pub fn index(self) -> usize {
+        match self {
+            Visibility::Clear => 0,
+            Visibility::Green => 1,
+            Visibility::Amber => 2,
+        }
+    }
+}
+
+impl std::fmt::Display for Visibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.alias())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -1,9 +1,11 @@
 //! The `Store` conformance suite, run against every backend, and shared test-item builders.
 //!
-//! Owns: one set of checks written against `&dyn Store` (instantiated by `conformance_suite!`
-//! for `MemoryStore` and for `SledStore` in a temporary directory), sled-only checks (reopen,
-//! blobs, group commit), the arrival-order property test, and the `pub(crate)` builders of valid,
-//! signed advisories that other unit tests reuse.
+//! Owns: one set of checks written against `&dyn Store`, instantiated for a backend by the
+//! exported macro `store_conformance_suite!` (this crate runs it for `MemoryStore`; the daemon
+//! runs it for `SledStore` in a temporary directory), the arrival-order property
+//! (`arrival_order_case`, compared with `MemoryStore` and an oracle), and the builders of valid,
+//! signed advisories that other tests reuse. Compiled for tests and with the `conformance`
+//! feature (a dev-dependency of every crate with a backend), never into a release binary.
 //! Must never: use values outside the documentation ranges, or depend on timing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,12 +13,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ed25519_dalek::SigningKey;
+pub use proptest;
 use proptest::prelude::*;
 
 use super::engine::akey;
 use super::{
     AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, MatchKind,
-    MemoryStore, PutOutcome, SledConfig, SledStore, Store, StoreError,
+    MemoryStore, PutOutcome, Store, StoreError,
 };
 use crate::envelope::{ItemId, SigningIdentity, Verified};
 use crate::model::{Advisory, Indicator, IndicatorKind, Limits, Severity, Tlp};
@@ -26,25 +29,25 @@ use crate::model::{Advisory, Indicator, IndicatorKind, Limits, Severity, Tlp};
 // ---------------------------------------------------------------------------------------------
 
 /// Member id of the default test identity.
-pub(crate) const WS: &str = "ws-cert";
+pub const WS: &str = "ws-cert";
 /// Member id of the second test identity.
-pub(crate) const TO: &str = "to-cert";
+pub const TO: &str = "to-cert";
 /// 2026-01-01T00:00:00Z in Unix ms: `created_ms` of test advisories.
-pub(crate) const T0: i64 = 1_767_225_600_000;
+pub const T0: i64 = 1_767_225_600_000;
 
 /// The `ws-cert` test identity (ed25519 key of 32 bytes of 7).
-pub(crate) fn ws_identity() -> SigningIdentity {
+pub fn ws_identity() -> SigningIdentity {
     SigningIdentity::new(WS, SigningKey::from_bytes(&[7u8; 32]))
 }
 
 /// The `to-cert` test identity (ed25519 key of 32 bytes of 8).
-pub(crate) fn to_identity() -> SigningIdentity {
+pub fn to_identity() -> SigningIdentity {
     SigningIdentity::new(TO, SigningKey::from_bytes(&[8u8; 32]))
 }
 
 /// An indicator; the value is passed through the model's normalizer (it should already be
 /// in normal form; this keeps builders valid if normal forms are refined).
-pub(crate) fn indicator(kind: IndicatorKind, value: &str) -> Indicator {
+pub fn indicator(kind: IndicatorKind, value: &str) -> Indicator {
     Indicator {
         kind,
         value: crate::model::normalize_indicator(kind, value).unwrap_or_else(|_| value.to_string()),
@@ -55,7 +58,7 @@ pub(crate) fn indicator(kind: IndicatorKind, value: &str) -> Indicator {
 }
 
 /// One indicator of each common kind, from documentation ranges.
-pub(crate) fn sample_indicators() -> Vec<Indicator> {
+pub fn sample_indicators() -> Vec<Indicator> {
     vec![
         indicator(IndicatorKind::Ipv4, "192.0.2.7"),
         indicator(IndicatorKind::Cidr, "198.51.100.0/24"),
@@ -71,7 +74,7 @@ pub(crate) fn sample_indicators() -> Vec<Indicator> {
 
 /// A valid TLP:GREEN advisory `id` of `origin` at `revision` (modified = T0 + revision seconds),
 /// with `sample_indicators()`.
-pub(crate) fn advisory(origin: &str, id: &str, revision: u64) -> Advisory {
+pub fn advisory(origin: &str, id: &str, revision: u64) -> Advisory {
     Advisory {
         id: id.to_string(),
         origin: origin.to_string(),
@@ -95,21 +98,21 @@ pub(crate) fn advisory(origin: &str, id: &str, revision: u64) -> Advisory {
 }
 
 /// Marks an advisory as a withdrawal tombstone.
-pub(crate) fn withdrawn(mut a: Advisory) -> Advisory {
+pub fn withdrawn(mut a: Advisory) -> Advisory {
     a.withdrawn = true;
     a.withdrawn_reason = "false positive: sample withdrawn".to_string();
     a
 }
 
 /// Makes an advisory TLP:AMBER for `au-acsc`.
-pub(crate) fn amber(mut a: Advisory) -> Advisory {
+pub fn amber(mut a: Advisory) -> Advisory {
     a.tlp = Tlp::Amber;
     a.audience = vec!["au-acsc".to_string()];
     a
 }
 
 /// Signs with the identity of the advisory's origin (`ws-cert` or `to-cert`).
-pub(crate) fn signed(a: Advisory) -> Verified<Advisory> {
+pub fn signed(a: Advisory) -> Verified<Advisory> {
     let id = if a.origin == TO {
         to_identity()
     } else {
@@ -119,7 +122,7 @@ pub(crate) fn signed(a: Advisory) -> Verified<Advisory> {
 }
 
 /// A signed `ws-cert` advisory with the sample indicators.
-pub(crate) fn ws_item(id: &str, revision: u64) -> Verified<Advisory> {
+pub fn ws_item(id: &str, revision: u64) -> Verified<Advisory> {
     signed(advisory(WS, id, revision))
 }
 
@@ -129,11 +132,11 @@ pub(crate) fn ws_item(id: &str, revision: u64) -> Verified<Advisory> {
 
 const NOW: i64 = T0 + 3_600_000;
 
-fn put(store: &dyn Store, item: &Verified<Advisory>) -> PutOutcome {
+pub fn put(store: &dyn Store, item: &Verified<Advisory>) -> PutOutcome {
     store.put(item, "local", NOW).unwrap()
 }
 
-fn stored(became_latest: bool, replaced: Option<ItemId>, equivocation: bool) -> PutOutcome {
+pub fn stored(became_latest: bool, replaced: Option<ItemId>, equivocation: bool) -> PutOutcome {
     PutOutcome::Stored {
         became_latest,
         replaced,
@@ -141,7 +144,7 @@ fn stored(became_latest: bool, replaced: Option<ItemId>, equivocation: bool) -> 
     }
 }
 
-fn counts(advisories: u64, withdrawn: u64, items: u64, indicators: u64, eq: u64) -> Counts {
+pub fn counts(advisories: u64, withdrawn: u64, items: u64, indicators: u64, eq: u64) -> Counts {
     Counts {
         advisories,
         withdrawn,
@@ -151,15 +154,15 @@ fn counts(advisories: u64, withdrawn: u64, items: u64, indicators: u64, eq: u64)
     }
 }
 
-fn exact(kind: IndicatorKind, value: &str) -> IndicatorQuery {
+pub fn exact(kind: IndicatorKind, value: &str) -> IndicatorQuery {
     IndicatorQuery::Exact(kind, value.to_string())
 }
 
-fn ip(s: &str) -> IndicatorQuery {
+pub fn ip(s: &str) -> IndicatorQuery {
     IndicatorQuery::Ip(s.parse::<IpAddr>().unwrap())
 }
 
-fn hit(item: &Verified<Advisory>, index: u32, matched: MatchKind) -> IndicatorMatch {
+pub fn hit(item: &Verified<Advisory>, index: u32, matched: MatchKind) -> IndicatorMatch {
     IndicatorMatch {
         item_id: item.item_id(),
         index,
@@ -167,11 +170,11 @@ fn hit(item: &Verified<Advisory>, index: u32, matched: MatchKind) -> IndicatorMa
     }
 }
 
-fn latest_id(store: &dyn Store, origin: &str, id: &str) -> Option<ItemId> {
+pub fn latest_id(store: &dyn Store, origin: &str, id: &str) -> Option<ItemId> {
     store.latest(origin, id).unwrap().map(|s| s.item_id)
 }
 
-fn history_ids(store: &dyn Store, origin: &str, id: &str) -> Vec<ItemId> {
+pub fn history_ids(store: &dyn Store, origin: &str, id: &str) -> Vec<ItemId> {
     store
         .history(origin, id)
         .unwrap()
@@ -180,12 +183,12 @@ fn history_ids(store: &dyn Store, origin: &str, id: &str) -> Vec<ItemId> {
         .collect()
 }
 
-fn list_ids(store: &dyn Store, filter: &ListFilter) -> (Vec<ItemId>, bool) {
+pub fn list_ids(store: &dyn Store, filter: &ListFilter) -> (Vec<ItemId>, bool) {
     let (items, truncated) = store.list(filter).unwrap();
     (items.into_iter().map(|s| s.item_id).collect(), truncated)
 }
 
-fn audit_entry(n: u32, item: Option<ItemId>) -> AuditEntry {
+pub fn audit_entry(n: u32, item: Option<ItemId>) -> AuditEntry {
     AuditEntry {
         at_ms: NOW + i64::from(n),
         action: "publish".to_string(),
@@ -198,17 +201,17 @@ fn audit_entry(n: u32, item: Option<ItemId>) -> AuditEntry {
 
 /// Everything observable about a set of advisories, for order-independence comparisons.
 #[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    latest: Vec<Option<ItemId>>,
-    history: Vec<Vec<ItemId>>,
-    equivocations: Vec<Vec<Equivocation>>,
-    searches: Vec<Vec<IndicatorMatch>>,
-    list: (Vec<ItemId>, bool),
-    counts: Counts,
-    item_ids: Vec<ItemId>,
+pub struct Snapshot {
+    pub latest: Vec<Option<ItemId>>,
+    pub history: Vec<Vec<ItemId>>,
+    pub equivocations: Vec<Vec<Equivocation>>,
+    pub searches: Vec<Vec<IndicatorMatch>>,
+    pub list: (Vec<ItemId>, bool),
+    pub counts: Counts,
+    pub item_ids: Vec<ItemId>,
 }
 
-fn snapshot(
+pub fn snapshot(
     store: &dyn Store,
     advisories: &[(&str, &str)],
     queries: &[IndicatorQuery],
@@ -243,7 +246,7 @@ fn snapshot(
 // The suite (every backend)
 // ---------------------------------------------------------------------------------------------
 
-fn put_get_round_trip(store: &dyn Store) {
+pub fn put_get_round_trip(store: &dyn Store) {
     assert_eq!(store.counts().unwrap(), Counts::default());
     let item = ws_item("ws-2026-0001", 1);
     assert_eq!(put(store, &item), stored(true, None, false));
@@ -270,7 +273,7 @@ fn put_get_round_trip(store: &dyn Store) {
     store.sync().unwrap();
 }
 
-fn duplicate_changes_nothing(store: &dyn Store) {
+pub fn duplicate_changes_nothing(store: &dyn Store) {
     let item = ws_item("ws-2026-0001", 1);
     assert_eq!(put(store, &item), stored(true, None, false));
     let before = store.counts().unwrap();
@@ -285,7 +288,7 @@ fn duplicate_changes_nothing(store: &dyn Store) {
     assert_eq!(store.item_ids().unwrap().len(), 1);
 }
 
-fn supersession_by_revision(store: &dyn Store) {
+pub fn supersession_by_revision(store: &dyn Store) {
     let r1 = ws_item("ws-2026-0001", 1);
     let mut a2 = advisory(WS, "ws-2026-0001", 2);
     a2.indicators
@@ -336,7 +339,7 @@ fn supersession_by_revision(store: &dyn Store) {
     }
 }
 
-fn withdrawal_removes_indicators_but_keeps_records(store: &dyn Store) {
+pub fn withdrawal_removes_indicators_but_keeps_records(store: &dyn Store) {
     let r1 = ws_item("ws-2026-0001", 1);
     let mut w = withdrawn(advisory(WS, "ws-2026-0001", 2));
     w.indicators.clear();
@@ -393,7 +396,7 @@ fn withdrawal_removes_indicators_but_keeps_records(store: &dyn Store) {
     assert_eq!(store.counts().unwrap(), counts(2, 1, 4, 6, 0));
 }
 
-fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
+pub fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
     let mut variants: Vec<Verified<Advisory>> = (0..3)
         .map(|n| {
             let mut a = advisory(WS, "ws-2026-0001", 2);
@@ -486,7 +489,7 @@ fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
     assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(eq[1].chosen));
 }
 
-fn list_filters(store: &dyn Store) {
+pub fn list_filters(store: &dyn Store) {
     // Modified times: a=T0+1s, b=T0+2s, c=T0+3s, d=T0+4s (withdrawn), e=T0+5s (other origin).
     let a = signed(advisory(WS, "ws-2026-0001", 1));
     let mut b = amber(advisory(WS, "ws-2026-0002", 2));
@@ -609,7 +612,7 @@ fn list_filters(store: &dyn Store) {
     );
 }
 
-fn search_exact_per_kind(store: &dyn Store) {
+pub fn search_exact_per_kind(store: &dyn Store) {
     let mut a = advisory(WS, "ws-2026-0001", 1);
     a.indicators.extend([
         indicator(IndicatorKind::Url, "https://login.portal.example/owa"),
@@ -659,7 +662,7 @@ fn search_exact_per_kind(store: &dyn Store) {
     assert_eq!(store.counts().unwrap(), counts(2, 0, 2, 17, 0));
 }
 
-fn search_ip_inside_cidr(store: &dyn Store) {
+pub fn search_ip_inside_cidr(store: &dyn Store) {
     let base = ws_item("ws-2026-0001", 1); // 192.0.2.7, 198.51.100.0/24, 2001:db8::1, 2001:db8::/32
     let mut narrow = advisory(WS, "ws-2026-0002", 1);
     narrow.indicators = vec![
@@ -751,7 +754,7 @@ fn search_ip_inside_cidr(store: &dyn Store) {
     assert_eq!(store.counts().unwrap(), counts(2, 0, 3, 7, 0));
 }
 
-fn audit_append_and_read_newest_first(store: &dyn Store) {
+pub fn audit_append_and_read_newest_first(store: &dyn Store) {
     assert!(store.audit(10).unwrap().is_empty());
     let entries: Vec<AuditEntry> = (1..=3)
         .map(|n| audit_entry(n, (n == 2).then_some(ItemId([n as u8; 32]))))
@@ -769,7 +772,7 @@ fn audit_append_and_read_newest_first(store: &dyn Store) {
     store.sync().unwrap();
 }
 
-fn put_batch_equals_sequential_puts(store: &dyn Store) {
+pub fn put_batch_equals_sequential_puts(store: &dyn Store) {
     let reference = MemoryStore::new();
     let mut items = Vec::new();
     for n in 0..40u64 {
@@ -818,9 +821,9 @@ fn put_batch_equals_sequential_puts(store: &dyn Store) {
 }
 
 /// Writes raw bytes into a tree of the store under test: (tree, key, value).
-type RawWrite<'a> = dyn Fn(&str, &[u8], &[u8]) + 'a;
+pub type RawWrite<'a> = dyn Fn(&str, &[u8], &[u8]) + 'a;
 
-fn corrupt_records_are_errors(store: &dyn Store, raw: &RawWrite<'_>) {
+pub fn corrupt_records_are_errors(store: &dyn Store, raw: &RawWrite<'_>) {
     let item = ws_item("ws-2026-0001", 1);
     put(store, &item);
     let ak = akey(WS, "ws-2026-0001");
@@ -877,7 +880,7 @@ fn corrupt_records_are_errors(store: &dyn Store, raw: &RawWrite<'_>) {
     );
 }
 
-fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
+pub fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
     let a1 = ws_item("ws-a", 1);
     let a2 = ws_item("ws-a", 2);
     let b = signed(withdrawn(advisory(WS, "ws-b", 1)));
@@ -910,198 +913,46 @@ fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
     assert_eq!(n, 1);
 }
 
-macro_rules! conformance_suite {
-    ($($check:ident),* $(,)?) => {
-        mod memory_backend {
-            $(
-                #[test]
-                fn $check() {
-                    let store = super::MemoryStore::new();
-                    super::$check(&store);
-                }
-            )*
+/// Instantiates the whole conformance suite (one `#[test]` per check, plus the arrival-order
+/// property) for a backend. `$open` is an expression callable as `$open()` that returns
+/// `(guard, store)`: the guard (a temporary directory, or `()`) lives as long as the test, and the
+/// store must have an inherent `raw_insert(tree, key, value)` for the corruption check.
+#[macro_export]
+macro_rules! store_conformance_suite {
+    ($open:expr) => {
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, equivocation_recorded_and_resolved_to_lowest, list_filters, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order);
 
-            #[test]
-            fn corrupt_records_are_errors() {
-                let store = super::MemoryStore::new();
-                super::corrupt_records_are_errors(&store, &|t, k, v| store.raw_insert(t, k, v));
-            }
-        }
-
-        mod sled_backend {
-            $(
-                #[test]
-                fn $check() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let store =
-                        super::SledStore::open(dir.path(), &super::SledConfig::default()).unwrap();
-                    super::$check(&store);
-                }
-            )*
-
-            #[test]
-            fn corrupt_records_are_errors() {
-                let dir = tempfile::tempdir().unwrap();
-                let store =
-                    super::SledStore::open(dir.path(), &super::SledConfig::default()).unwrap();
-                super::corrupt_records_are_errors(&store, &|t, k, v| store.raw_insert(t, k, v));
-            }
-        }
-    };
-}
-
-conformance_suite!(
-    put_get_round_trip,
-    duplicate_changes_nothing,
-    supersession_by_revision,
-    withdrawal_removes_indicators_but_keeps_records,
-    equivocation_recorded_and_resolved_to_lowest,
-    list_filters,
-    search_exact_per_kind,
-    search_ip_inside_cidr,
-    audit_append_and_read_newest_first,
-    put_batch_equals_sequential_puts,
-    scan_latest_visits_latest_revisions_in_order,
-);
-
-// ---------------------------------------------------------------------------------------------
-// Sled only
-// ---------------------------------------------------------------------------------------------
-
-fn open_sled(dir: &std::path::Path) -> SledStore {
-    SledStore::open(dir, &SledConfig::default()).unwrap()
-}
-
-#[test]
-fn sled_reopen_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let r1 = ws_item("ws-2026-0001", 1);
-    let mut v = advisory(WS, "ws-2026-0001", 1);
-    v.title = "APT40 equivocating".to_string();
-    let v = signed(v);
-    let w = signed(withdrawn(advisory(WS, "ws-2026-0002", 1)));
-    let t = signed(amber(advisory(TO, "to-2026-0001", 2)));
-    let advs = [
-        (WS, "ws-2026-0001"),
-        (WS, "ws-2026-0002"),
-        (TO, "to-2026-0001"),
-    ];
-    let queries = [
-        ip("198.51.100.1"),
-        ip("2001:db8::1"),
-        exact(IndicatorKind::Domain, "c2.apt40.example"),
-        exact(IndicatorKind::Cidr, "198.51.100.0/24"),
-    ];
-    let before = {
-        let store = open_sled(dir.path());
-        for i in [&r1, &v, &w, &t] {
-            put(&store, i);
-        }
-        store
-            .append_audit(&audit_entry(1, Some(r1.item_id())))
-            .unwrap();
-        store.append_audit(&audit_entry(2, None)).unwrap();
-        store.sync().unwrap();
-        assert!(store.disk_bytes() > 0);
-        snapshot(&store, &advs, &queries)
-    };
-    assert_eq!(before.counts, counts(3, 1, 4, 12, 1));
-    assert_eq!(before.searches[0].len(), 2, "both active /24 indicators");
-
-    let store = open_sled(dir.path());
-    assert_eq!(snapshot(&store, &advs, &queries), before);
-    let got = store.get(&t.item_id()).unwrap().unwrap();
-    assert_eq!(&got.envelope, t.envelope());
-    assert_eq!(got.advisory.tlp, Tlp::Amber);
-    // The audit sequence continues after the reopen.
-    store.append_audit(&audit_entry(3, None)).unwrap();
-    let log = store.audit(10).unwrap();
-    assert_eq!(
-        log.iter().map(|e| e.detail.as_str()).collect::<Vec<_>>(),
-        vec!["entry 3", "entry 2", "entry 1"]
-    );
-    // Writes continue from the persisted counters.
-    put(&store, &ws_item("ws-2026-0001", 2));
-    assert_eq!(store.counts().unwrap(), counts(3, 1, 5, 12, 1));
-    store.sync().unwrap();
-}
-
-#[test]
-fn sled_large_payload_goes_to_a_blob_file_and_survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut a = advisory(WS, "ws-2026-0001", 1);
-    // 200 KiB of JSON: sled stores pages over ~128 KiB as separate blob files.
-    a.extras = format!("{{\"x_note\":\"{}\"}}", "a".repeat(200 * 1024)).into_bytes();
-    let item = signed(a);
-    {
-        let store = open_sled(dir.path());
-        put(&store, &item);
-        store.sync().unwrap();
-        let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
-        assert!(blobs > 0, "expected a blob file for a 200 KiB value");
-    }
-    let store = open_sled(dir.path());
-    let got = store.get(&item.item_id()).unwrap().unwrap();
-    assert_eq!(&got.envelope, item.envelope());
-}
-
-#[test]
-fn sled_concurrent_puts_and_syncs_share_group_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(open_sled(dir.path()));
-    let items: Vec<Vec<Verified<Advisory>>> = (0..4)
-        .map(|t| {
-            (0..10)
-                .map(|n| ws_item(&format!("ws-2026-{t}{n:03}"), 1))
-                .collect()
-        })
-        .collect();
-    std::thread::scope(|s| {
-        for batch in &items {
-            let store = store.clone();
-            s.spawn(move || {
-                for item in batch {
-                    put(&*store, item);
-                    store.sync().unwrap();
-                    assert!(store.get(&item.item_id()).unwrap().is_some());
-                }
+        #[test]
+        fn corrupt_records_are_errors() {
+            let (_guard, store) = ($open)();
+            $crate::store::conformance::corrupt_records_are_errors(&store, &|t, k, v| {
+                store.raw_insert(t, k, v)
             });
         }
-    });
-    assert_eq!(store.counts().unwrap(), counts(40, 0, 40, 240, 0));
-    assert_eq!(store.item_ids().unwrap().len(), 40);
-    // Nothing new: an immediate sync returns without work (and without error).
-    store.sync().unwrap();
-}
 
-#[test]
-fn sled_store_open_fails_naming_the_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("not-a-dir");
-    std::fs::write(&file, b"x").unwrap();
-    let err = SledStore::open(&file, &SledConfig::default()).unwrap_err();
-    assert!(err.to_string().contains("not-a-dir"), "{err}");
-}
+        $crate::store::conformance::proptest::proptest! {
+            #![proptest_config($crate::store::conformance::proptest::prelude::ProptestConfig {
+                cases: 32,
+                ..$crate::store::conformance::proptest::prelude::ProptestConfig::default()
+            })]
 
-#[test]
-fn sled_refuses_a_store_of_another_format() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let store = open_sled(dir.path());
-        store.raw_insert("meta", b"format", b"tanoa-store-v999");
-    }
-    match SledStore::open(dir.path(), &SledConfig::default()) {
-        Err(StoreError::Corrupt { tree, detail }) => {
-            assert_eq!(tree, "meta");
-            assert!(detail.contains("tanoa-store-v999"), "{detail}");
+            #[test]
+            fn arrival_order_does_not_change_the_outcome(
+                (specs, o1, o2) in $crate::store::conformance::specs_and_orders()
+            ) {
+                $crate::store::conformance::arrival_order_case(&specs, &o1, &o2, || ($open)())?;
+            }
         }
-        other => panic!("expected a format error, got {other:?}"),
-    }
-}
-
-#[test]
-fn sled_config_default_is_32_mib() {
-    assert_eq!(SledConfig::default().cache_capacity_bytes, 32 * 1024 * 1024);
+    };
+    (@checks $open:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                let (_guard, store) = ($open)();
+                $crate::store::conformance::$check(&store);
+            }
+        )*
+    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1109,9 +960,9 @@ fn sled_config_default_is_32_mib() {
 // ---------------------------------------------------------------------------------------------
 
 /// One generated item: advisory (0..3), revision, payload variant, withdrawn, indicator mask.
-type Spec = (usize, u64, u8, bool, u8);
+pub type Spec = (usize, u64, u8, bool, u8);
 
-fn pool() -> Vec<Indicator> {
+pub fn pool() -> Vec<Indicator> {
     vec![
         indicator(IndicatorKind::Ipv4, "192.0.2.1"),
         indicator(IndicatorKind::Ipv4, "192.0.2.2"),
@@ -1124,7 +975,7 @@ fn pool() -> Vec<Indicator> {
     ]
 }
 
-fn pool_queries() -> Vec<IndicatorQuery> {
+pub fn pool_queries() -> Vec<IndicatorQuery> {
     let mut q: Vec<IndicatorQuery> = pool()
         .into_iter()
         .map(|i| IndicatorQuery::Exact(i.kind, i.value))
@@ -1139,13 +990,13 @@ fn pool_queries() -> Vec<IndicatorQuery> {
     q
 }
 
-const PROP_ADVS: [(&str, &str); 3] = [
+pub const PROP_ADVS: [(&str, &str); 3] = [
     (WS, "ws-2026-0001"),
     (WS, "ws-2026-0002"),
     (TO, "to-2026-0001"),
 ];
 
-fn build(spec: &Spec) -> Verified<Advisory> {
+pub fn build(spec: &Spec) -> Verified<Advisory> {
     let (adv, revision, variant, is_withdrawn, mask) = *spec;
     let (origin, id) = PROP_ADVS[adv];
     let mut a = advisory(origin, id, revision);
@@ -1162,7 +1013,7 @@ fn build(spec: &Spec) -> Verified<Advisory> {
     signed(a)
 }
 
-fn specs_and_orders() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>, Vec<usize>)> {
+pub fn specs_and_orders() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>, Vec<usize>)> {
     let spec = (
         0usize..3,
         1u64..=3,
@@ -1181,7 +1032,7 @@ fn specs_and_orders() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>, Vec<usize
 }
 
 /// Expected latest per advisory: highest revision, then lowest item id.
-fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
+pub fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
     let mut best: BTreeMap<(String, String), (u64, std::cmp::Reverse<ItemId>)> = BTreeMap::new();
     for i in items {
         let key = (i.origin.clone(), i.id.clone());
@@ -1197,7 +1048,7 @@ fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
         .collect()
 }
 
-fn fill(store: &dyn Store, items: &[Verified<Advisory>], order: &[usize]) -> Snapshot {
+pub fn fill(store: &dyn Store, items: &[Verified<Advisory>], order: &[usize]) -> Snapshot {
     for &n in order {
         // The same `now` everywhere, so `detected_ms` cannot differ between orders.
         store.put(&items[n], "import", NOW).unwrap();
@@ -1205,51 +1056,62 @@ fn fill(store: &dyn Store, items: &[Verified<Advisory>], order: &[usize]) -> Sna
     snapshot(store, &PROP_ADVS, &pool_queries())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+/// The arrival-order property for one generated case: the items put in orders `o1` and `o2`
+/// into two fresh stores of the backend under test (`open`) give the same observable state, equal
+/// to `MemoryStore`'s and to the oracle's latest revisions, with counters matching a recount.
+pub fn arrival_order_case<G, S: Store>(
+    specs: &[Spec],
+    o1: &[usize],
+    o2: &[usize],
+    open: impl Fn() -> (G, S),
+) -> Result<(), TestCaseError> {
+    let items: Vec<Verified<Advisory>> = specs.iter().map(build).collect();
+    let mem1 = fill(&MemoryStore::new(), &items, o1);
+    let mem2 = fill(&MemoryStore::new(), &items, o2);
+    prop_assert_eq!(&mem1, &mem2);
+    prop_assert_eq!(&mem1.latest, &oracle_latest(&items));
 
-    #[test]
-    fn arrival_order_does_not_change_the_outcome((specs, o1, o2) in specs_and_orders()) {
-        let items: Vec<Verified<Advisory>> = specs.iter().map(build).collect();
-        let mem1 = fill(&MemoryStore::new(), &items, &o1);
-        let mem2 = fill(&MemoryStore::new(), &items, &o2);
-        prop_assert_eq!(&mem1, &mem2);
-        prop_assert_eq!(&mem1.latest, &oracle_latest(&items));
+    let (_g1, s1) = open();
+    let (_g2, s2) = open();
+    let other1 = fill(&s1, &items, o1);
+    let other2 = fill(&s2, &items, o2);
+    prop_assert_eq!(&other1, &other2);
+    prop_assert_eq!(&other1, &mem1);
 
-        let d1 = tempfile::tempdir().unwrap();
-        let d2 = tempfile::tempdir().unwrap();
-        let sled1 = fill(&open_sled(d1.path()), &items, &o1);
-        let sled2 = fill(&open_sled(d2.path()), &items, &o2);
-        prop_assert_eq!(&sled1, &sled2);
-        prop_assert_eq!(&sled1, &mem1);
+    // Counters match a recount from the observable state.
+    let distinct: std::collections::BTreeSet<ItemId> = items.iter().map(|i| i.item_id()).collect();
+    prop_assert_eq!(mem1.counts.items, distinct.len() as u64);
+    prop_assert_eq!(
+        mem1.counts.advisories,
+        mem1.latest.iter().filter(|l| l.is_some()).count() as u64
+    );
+    let eq_total: usize = mem1.equivocations.iter().map(Vec::len).sum();
+    prop_assert_eq!(mem1.counts.equivocations, eq_total as u64);
+    let by_id: BTreeMap<ItemId, &Verified<Advisory>> =
+        items.iter().map(|i| (i.item_id(), i)).collect();
+    let active: u64 = mem1
+        .latest
+        .iter()
+        .flatten()
+        .map(|id| by_id[id])
+        .filter(|i| !i.withdrawn)
+        .map(|i| i.indicators.len() as u64)
+        .sum();
+    prop_assert_eq!(mem1.counts.indicators, active);
+    let withdrawn_now = mem1
+        .latest
+        .iter()
+        .flatten()
+        .filter(|id| by_id[*id].withdrawn)
+        .count() as u64;
+    prop_assert_eq!(mem1.counts.withdrawn, withdrawn_now);
+    Ok(())
+}
 
-        // Counters match a recount from the observable state.
-        let distinct: std::collections::BTreeSet<ItemId> =
-            items.iter().map(|i| i.item_id()).collect();
-        prop_assert_eq!(mem1.counts.items, distinct.len() as u64);
-        prop_assert_eq!(
-            mem1.counts.advisories,
-            mem1.latest.iter().filter(|l| l.is_some()).count() as u64
-        );
-        let eq_total: usize = mem1.equivocations.iter().map(Vec::len).sum();
-        prop_assert_eq!(mem1.counts.equivocations, eq_total as u64);
-        let by_id: BTreeMap<ItemId, &Verified<Advisory>> =
-            items.iter().map(|i| (i.item_id(), i)).collect();
-        let active: u64 = mem1
-            .latest
-            .iter()
-            .flatten()
-            .map(|id| by_id[id])
-            .filter(|i| !i.withdrawn)
-            .map(|i| i.indicators.len() as u64)
-            .sum();
-        prop_assert_eq!(mem1.counts.indicators, active);
-        let withdrawn_now = mem1
-            .latest
-            .iter()
-            .flatten()
-            .filter(|id| by_id[*id].withdrawn)
-            .count() as u64;
-        prop_assert_eq!(mem1.counts.withdrawn, withdrawn_now);
+#[cfg(test)]
+mod memory_backend {
+    fn open() -> ((), super::MemoryStore) {
+        ((), super::MemoryStore::new())
     }
+    crate::store_conformance_suite!(open);
 }

@@ -119,7 +119,8 @@ impl MemoryStore {
 
     /// Test hook: overwrites a raw record of a tree (to exercise corruption handling).
     #[cfg(test)]
-    pub(crate) fn raw_insert(&self, tree: &str, key: &[u8], value: &[u8]) {
+    #[doc(hidden)]
+    pub fn raw_insert(&self, tree: &str, key: &[u8], value: &[u8]) {
         let t = Tree::ALL
             .into_iter()
             .find(|t| t.name() == tree)

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::sync::SyncConfig;
+use tanoa_core::sync::SyncConfig;
 
 const CI_MEMBERS: usize = 200;
 const CI_GREEN: usize = 30;

@@ -4,12 +4,12 @@
 //! `-- 1000 100000` also sets the backlog, default 100,000; a word selects scenarios by name,
 //! e.g. `-- backlog`). The AMBER/RED scenario uses N/5
 //! members (200 at the default), the backlog scenario 20 members. Each line of a failure prints
-//! the scenario and seed to replay with `tanoa_daemon::sim::run`.
+//! the scenario and seed to replay with `tanoa_sim::run`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
-use tanoa_daemon::sim::{format_report, presets};
+use tanoa_sim::{format_report, presets};
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -32,7 +32,7 @@ fn main() {
         }
         let seed = 42 + k as u64;
         let started = Instant::now();
-        match tanoa_daemon::sim::run(&sc, seed) {
+        match tanoa_sim::run(&sc, seed) {
             Ok(o) => {
                 print!("{}", format_report(&o.report));
                 println!(

@@ -19,7 +19,7 @@ const CREATED_MS: i64 = 1_770_000_000_000;
 
 fn testdata(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/misp")
+        .join("../../testdata/misp")
         .join(rel)
 }
 

@@ -1,0 +1,209 @@
+//! The channel into the sync driver: what may be asked of it (`SyncHandle`), its inputs and
+//! replies, and its error.
+//!
+//! Owns: the message protocol between the write path, the peer service and the operator API on
+//! one side and the driver task (`node::driver`) on the other. Must never: hold state of its own
+//! or import the driver, the write path or the API (they import it: this keeps the module graph
+//! acyclic, checked by `.ci/check-deps`).
+
+use tanoa_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::sync::{
+    Explanation, FetchReply, FetchRequest, FetchResponse, ItemMeta, PeerStatus, ReconcileRequest,
+    ReconcileResponse, Rejected, RequestId, SyncError,
+};
+
+/// Capacity of the driver's input channel (senders wait when it is full).
+pub const INPUT_CAPACITY: usize = 4096;
+/// Why the driver could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The driver task is not running (shutting down).
+    #[error("the sync driver is not running (tanoad is shutting down)")]
+    Stopped,
+    /// The sync core refused (names the peer or setting).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// One peer as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct PeerView {
+    /// The core's state of the peer.
+    pub status: PeerStatus,
+    /// Items in the set reconciled with it.
+    pub reconcile_set: usize,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+/// Result of a request we sent.
+pub(crate) type Outcome<T> = Result<T, crate::sync::Failure>;
+
+/// What the driver's loop receives: requests of the write path, the peer service and the
+/// operator API, and the outcomes of its own requests to peers.
+#[derive(Debug)]
+pub(crate) enum Input {
+    LocalAccepted(Vec<ItemMeta>),
+    PeerAccepted {
+        peer: String,
+        metas: Vec<ItemMeta>,
+    },
+    Admit {
+        peer: String,
+        metas: Vec<ItemMeta>,
+        reply: Reply<Vec<Result<(), Rejected>>>,
+    },
+    NoteRejection {
+        peer: String,
+        code: String,
+    },
+    Reconcile {
+        peer: String,
+        req: ReconcileRequest,
+        reply: Reply<Result<ReconcileResponse, SyncError>>,
+    },
+    Fetch {
+        peer: String,
+        req: FetchRequest,
+        reply: Reply<Result<FetchReply, SyncError>>,
+    },
+    Peers(Reply<Vec<PeerView>>),
+    Explain {
+        meta: ItemMeta,
+        peer: String,
+        reply: Reply<Result<Explanation, SyncError>>,
+    },
+    SyncNow {
+        peer: Option<String>,
+        reply: Reply<Result<String, SyncError>>,
+    },
+    PushDone {
+        peer: String,
+        req: RequestId,
+        result: Outcome<pb::PushResponse>,
+    },
+    ReconcileDone {
+        peer: String,
+        req: RequestId,
+        result: Outcome<pb::ReconcileResponse>,
+    },
+    FetchDone {
+        peer: String,
+        req: RequestId,
+        result: Outcome<FetchResponse>,
+    },
+}
+
+/// A cheap handle to the driver, used by the write path, the peer service and the operator API.
+#[derive(Debug, Clone)]
+pub struct SyncHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+impl SyncHandle {
+    /// A handle sending into `tx` (the driver's input channel).
+    pub(crate) fn new(tx: mpsc::Sender<Input>) -> SyncHandle {
+        SyncHandle { tx }
+    }
+
+    async fn send(&self, input: Input) -> Result<(), DriverError> {
+        self.tx.send(input).await.map_err(|_| DriverError::Stopped)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Input) -> Result<T, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(make(tx)).await?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Items published or imported here were stored durably: index them and push them.
+    pub async fn local_accepted(&self, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
+        self.send(Input::LocalAccepted(metas)).await
+    }
+
+    /// Items received from `peer` were admitted and stored durably.
+    pub async fn peer_accepted(&self, peer: &str, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
+        self.send(Input::PeerAccepted {
+            peer: peer.to_string(),
+            metas,
+        })
+        .await
+    }
+
+    /// Policy check of verified items from `peer`, before storing (one result per item).
+    pub async fn admit(
+        &self,
+        peer: &str,
+        metas: Vec<ItemMeta>,
+    ) -> Result<Vec<Result<(), Rejected>>, DriverError> {
+        self.ask(|reply| Input::Admit {
+            peer: peer.to_string(),
+            metas,
+            reply,
+        })
+        .await
+    }
+
+    /// Counts a rejection of something `peer` sent.
+    pub async fn note_rejection(&self, peer: &str, code: &str) -> Result<(), DriverError> {
+        self.send(Input::NoteRejection {
+            peer: peer.to_string(),
+            code: code.to_string(),
+        })
+        .await
+    }
+
+    /// Answers a reconciliation round from `peer`.
+    pub async fn reconcile(
+        &self,
+        peer: &str,
+        req: ReconcileRequest,
+    ) -> Result<ReconcileResponse, DriverError> {
+        Ok(self
+            .ask(|reply| Input::Reconcile {
+                peer: peer.to_string(),
+                req,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Decides the answer to a fetch from `peer`.
+    pub async fn fetch(&self, peer: &str, req: FetchRequest) -> Result<FetchReply, DriverError> {
+        Ok(self
+            .ask(|reply| Input::Fetch {
+                peer: peer.to_string(),
+                req,
+                reply,
+            })
+            .await??)
+    }
+
+    /// Every peer's state.
+    pub async fn peers(&self) -> Result<Vec<PeerView>, DriverError> {
+        self.ask(Input::Peers).await
+    }
+
+    /// Why `meta` would or would not be sent to `peer`.
+    pub async fn explain(&self, meta: ItemMeta, peer: &str) -> Result<Explanation, DriverError> {
+        Ok(self
+            .ask(|reply| Input::Explain {
+                meta,
+                peer: peer.to_string(),
+                reply,
+            })
+            .await??)
+    }
+
+    /// Starts a reconciliation now; returns the peer chosen.
+    pub async fn sync_now(&self, peer: Option<&str>) -> Result<String, DriverError> {
+        Ok(self
+            .ask(|reply| Input::SyncNow {
+                peer: peer.map(str::to_string),
+                reply,
+            })
+            .await??)
+    }
+}
