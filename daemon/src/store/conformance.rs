@@ -383,14 +383,82 @@ fn withdrawal_removes_indicators_but_keeps_records(store: &dyn Store) {
     assert!(store.search(&q).unwrap().is_empty());
     assert_eq!(store.counts().unwrap(), counts(2, 2, 3, 0, 0));
 
-    // A later revision that is not withdrawn re-activates the advisory.
+    // A later revision that is not withdrawn is kept as history but does not re-activate the
+    // advisory: withdrawal is forever.
     let r4 = ws_item("ws-2026-0001", 3);
-    assert_eq!(put(store, &r4), stored(true, Some(r2.item_id()), false));
+    assert_eq!(put(store, &r4), stored(false, None, false));
+    assert!(store.search(&q).unwrap().is_empty());
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(r2.item_id()));
     assert_eq!(
-        store.search(&q).unwrap(),
-        vec![hit(&r4, 4, MatchKind::Exact)]
+        history_ids(store, WS, "ws-2026-0001"),
+        vec![r1.item_id(), r2.item_id(), r4.item_id()]
     );
-    assert_eq!(store.counts().unwrap(), counts(2, 1, 4, 6, 0));
+    assert_eq!(store.counts().unwrap(), counts(2, 2, 4, 0, 0));
+}
+
+/// Withdrawal is forever: once any withdrawn revision of an advisory is held, the advisory is
+/// withdrawn whatever the order in which its revisions arrived (a revision after the tombstone,
+/// an equivocating pair after it, a tombstone older than the active latest). Every arrival
+/// order of four items is played, each on its own advisory id.
+fn withdrawal_is_forever_whatever_the_arrival_order(store: &dyn Store) {
+    let q = exact(IndicatorKind::Domain, "c2.apt40.example");
+    let mut n = 0u32;
+    let orders = permutations(4);
+    for order in &orders {
+        n += 1;
+        let id = format!("ws-2026-{n:04}");
+        let r1 = ws_item(&id, 1);
+        let r2 = signed(withdrawn(advisory(WS, &id, 2)));
+        let r3 = ws_item(&id, 3);
+        let mut v = advisory(WS, &id, 3);
+        v.title = "APT40 resurrected".to_string();
+        let r3v = signed(v);
+        let items = [&r1, &r2, &r3, &r3v];
+        let mut tomb_held = false;
+        for &k in order {
+            put(store, items[k]);
+            tomb_held |= k == 1;
+            if tomb_held {
+                assert_eq!(
+                    latest_id(store, WS, &id),
+                    Some(r2.item_id()),
+                    "order {order:?}"
+                );
+            }
+        }
+        let latest = store.latest(WS, &id).unwrap().unwrap();
+        assert!(latest.advisory.withdrawn, "order {order:?}");
+        assert_eq!(latest.item_id, r2.item_id(), "order {order:?}");
+        assert!(store.search(&q).unwrap().is_empty(), "order {order:?}");
+        assert!(
+            store.search(&ip("192.0.2.7")).unwrap().is_empty(),
+            "order {order:?}"
+        );
+        assert_eq!(history_ids(store, WS, &id).len(), 4, "order {order:?}");
+        let eq = store.equivocations(WS, &id).unwrap();
+        assert_eq!(eq.len(), 1, "order {order:?}");
+        assert_eq!(eq[0].revision, 3);
+        assert_eq!(eq[0].chosen, r3.item_id().min(r3v.item_id()));
+    }
+    let n = u64::from(n);
+    assert_eq!(store.counts().unwrap(), counts(n, n, 4 * n, 0, n));
+    assert_eq!(list_ids(store, &ListFilter::default()), (vec![], false));
+}
+
+/// Every permutation of `0..n`.
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for pos in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(pos, n - 1);
+            out.push(q);
+        }
+    }
+    out
 }
 
 fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
@@ -955,6 +1023,7 @@ conformance_suite!(
     duplicate_changes_nothing,
     supersession_by_revision,
     withdrawal_removes_indicators_but_keeps_records,
+    withdrawal_is_forever_whatever_the_arrival_order,
     equivocation_recorded_and_resolved_to_lowest,
     list_filters,
     search_exact_per_kind,
@@ -1180,12 +1249,14 @@ fn specs_and_orders() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>, Vec<usize
     })
 }
 
-/// Expected latest per advisory: highest revision, then lowest item id.
+/// Expected latest per advisory: a withdrawal if any (withdrawal is forever), then highest
+/// revision, then lowest item id.
 fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
-    let mut best: BTreeMap<(String, String), (u64, std::cmp::Reverse<ItemId>)> = BTreeMap::new();
+    type Rank = (bool, u64, std::cmp::Reverse<ItemId>);
+    let mut best: BTreeMap<(String, String), Rank> = BTreeMap::new();
     for i in items {
         let key = (i.origin.clone(), i.id.clone());
-        let cand = (i.revision, std::cmp::Reverse(i.item_id()));
+        let cand = (i.withdrawn, i.revision, std::cmp::Reverse(i.item_id()));
         let e = best.entry(key).or_insert(cand);
         if cand > *e {
             *e = cand;
@@ -1193,7 +1264,7 @@ fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
     }
     PROP_ADVS
         .iter()
-        .map(|(o, i)| best.get(&(o.to_string(), i.to_string())).map(|(_, r)| r.0))
+        .map(|(o, i)| best.get(&(o.to_string(), i.to_string())).map(|(_, _, r)| r.0))
         .collect()
 }
 

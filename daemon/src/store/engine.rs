@@ -36,6 +36,9 @@
 //! no entry are skipped. Results: exact matches first, then CIDRs from the most specific; within
 //! a group by (item id, index).
 //!
+//! `latest` holds, per advisory, the item ranked first by `outranks`: a withdrawal tombstone if
+//! any is stored (withdrawal is forever), else the highest revision; ties by lowest item id.
+//!
 //! `desc(ms)` is `!(ms as u64 ^ 1 << 63)`, so `by_modified` iterates newest first; ties are
 //! ordered by (origin, id).
 
@@ -244,6 +247,21 @@ fn tlp_of_code(c: u8, tree: Tree) -> Result<Tlp, StoreError> {
 
 fn item_of(b: &[u8], tree: Tree) -> Result<ItemId, StoreError> {
     ItemId::from_slice(b).ok_or_else(|| corrupt(tree, format!("bad item id {}", hex::encode(b))))
+}
+
+/// The supersession order of the items of one advisory: whether `a` =
+/// (withdrawn, revision, item id) replaces `b` as the latest revision.
+///
+/// Withdrawal is forever: a tombstone outranks every revision that is not withdrawn, whatever
+/// their revision numbers, so once any tombstone of an advisory is held the advisory stays
+/// withdrawn (later revisions are stored as history but never become latest, never reactivate
+/// indicators). Among items of the same withdrawn state: the highest revision, then the lowest
+/// item id (equivocation). A total order over items, so the latest does not depend on the order
+/// in which items arrive.
+pub(crate) fn outranks(a: (bool, u64, &ItemId), b: (bool, u64, &ItemId)) -> bool {
+    let (aw, ar, ai) = a;
+    let (bw, br, bi) = b;
+    (aw, ar, std::cmp::Reverse(ai)) > (bw, br, std::cmp::Reverse(bi))
 }
 
 /// Value of the `latest` tree.
@@ -760,11 +778,14 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
             .map(|b| LatestRec::decode(&b))
             .transpose()?;
 
-        // Equivocation: other items with the same (origin, id, revision). The latest has the
-        // highest stored revision, so there can be none above it (no history read needed).
+        // Equivocation: other items with the same (origin, id, revision). An active latest has
+        // the highest stored revision, so there can be none above it (no history read needed);
+        // a withdrawn latest may have later revisions stored as history (see `outranks`).
         let rk = rev_key(&ak, adv.revision);
         let siblings = match current {
-            Some(c) if adv.revision <= c.revision => self.keys_with_prefix(Tree::History, &rk)?,
+            Some(c) if adv.revision <= c.revision || c.withdrawn => {
+                self.keys_with_prefix(Tree::History, &rk)?
+            }
             _ => BTreeSet::new(),
         };
         let equivocation = !siblings.is_empty();
@@ -793,9 +814,12 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
             self.put(Tree::Equivocations, rk.clone(), encode_equivocation(&rec));
         }
 
-        // Supersession: highest revision, then lowest item id.
+        // Supersession: withdrawal is forever, then highest revision, then lowest item id.
         let becomes = current.is_none_or(|c| {
-            adv.revision > c.revision || (adv.revision == c.revision && id < c.item)
+            outranks(
+                (adv.withdrawn, adv.revision, &id),
+                (c.withdrawn, c.revision, &c.item),
+            )
         });
         let new_keys = indicator_keys(&id, adv);
         if becomes {

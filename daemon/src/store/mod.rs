@@ -2,8 +2,9 @@
 //!
 //! Owns: persistence of envelopes, the latest revision per (origin, advisory id), the active
 //! indicator index, withdrawal tombstones, equivocation evidence and the audit log; the
-//! supersession and equivocation rules (highest revision wins; same revision with different
-//! payloads is equivocation, resolved to the lowest item id); durability (`sync`).
+//! supersession and equivocation rules (a withdrawal tombstone outranks every revision that is
+//! not withdrawn, so withdrawal is forever; otherwise the highest revision wins; same revision
+//! with different payloads is equivocation, resolved to the lowest item id); durability (`sync`).
 //! Must never: accept anything but a `Verified<Advisory>`, decide TLP policy, or talk to the
 //! network. Implementations: `sled_store::SledStore` (durable) and `memory::MemoryStore`
 //! (tests, simulator); both pass the same `conformance` suite. Both run the same rules and
@@ -201,7 +202,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn sync(&self) -> Result<(), StoreError>;
     /// An item by id (any revision).
     fn get(&self, id: &ItemId) -> Result<Option<StoredItem>, StoreError>;
-    /// The latest revision of an advisory (after equivocation resolution).
+    /// The latest revision of an advisory (after equivocation resolution); once any withdrawal
+    /// of it is stored, the highest-ranked withdrawal (withdrawal is forever).
     fn latest(&self, origin: &str, advisory_id: &str) -> Result<Option<StoredItem>, StoreError>;
     /// Every stored item of an advisory, ordered by (revision, item id).
     fn history(&self, origin: &str, advisory_id: &str) -> Result<Vec<StoredItem>, StoreError>;
