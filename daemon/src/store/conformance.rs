@@ -461,6 +461,73 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
     out
 }
 
+/// The advisories' CVE and actor lists are searchable, and supersession and withdrawal remove
+/// them exactly as they remove indicators (issue 10 #11).
+fn cve_and_actor_lists_are_searched_and_follow_the_latest_revision(store: &dyn Store) {
+    let cve = exact(IndicatorKind::Cve, "cve-2017-11882");
+    let actor = IndicatorQuery::Actor(" apt40 ".to_string());
+    let mut a = advisory(WS, "ws-2026-0001", 1);
+    a.cves = vec!["CVE-2017-11882".to_string()];
+    let r1 = signed(a);
+    put(store, &r1);
+    assert_eq!(
+        store.search(&cve).unwrap(),
+        vec![hit(&r1, 0, MatchKind::CveList)]
+    );
+    assert_eq!(
+        store.search(&actor).unwrap(),
+        vec![hit(&r1, 0, MatchKind::ActorList)]
+    );
+    // List entries are not indicators.
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 6, 0));
+
+    // A CVE that is also an indicator: the indicator first, then the list entry.
+    let mut b = advisory(TO, "to-2026-0001", 1);
+    b.cves = vec!["CVE-2017-11882".to_string()];
+    b.indicators = vec![indicator(IndicatorKind::Cve, "CVE-2017-11882")];
+    b.actors = vec!["Leviathan".to_string()];
+    let t1 = signed(b);
+    put(store, &t1);
+    let hits = store.search(&cve).unwrap();
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    assert_eq!(hits[0], hit(&t1, 0, MatchKind::Exact));
+    let mut lists = vec![
+        hit(&r1, 0, MatchKind::CveList),
+        hit(&t1, 0, MatchKind::CveList),
+    ];
+    lists.sort_by_key(|h| h.item_id);
+    assert_eq!(hits[1..], lists[..]);
+
+    // Superseded: the new revision's lists replace the old ones.
+    let mut a2 = advisory(WS, "ws-2026-0001", 2);
+    a2.actors = vec!["Leviathan".to_string(), "APT40".to_string()];
+    let r2 = signed(a2);
+    put(store, &r2);
+    assert_eq!(
+        store.search(&cve).unwrap(),
+        vec![hit(&t1, 0, MatchKind::Exact), hit(&t1, 0, MatchKind::CveList)]
+    );
+    assert_eq!(
+        store.search(&actor).unwrap(),
+        vec![hit(&r2, 1, MatchKind::ActorList)]
+    );
+
+    // Withdrawn: every list entry goes, like the indicators.
+    let mut w = withdrawn(advisory(WS, "ws-2026-0001", 3));
+    w.actors = vec!["APT40".to_string()];
+    put(store, &signed(w));
+    put(store, &signed(withdrawn(advisory(TO, "to-2026-0001", 2))));
+    assert!(store.search(&cve).unwrap().is_empty());
+    assert!(store.search(&actor).unwrap().is_empty());
+    assert!(
+        store
+            .search(&IndicatorQuery::Actor("leviathan".into()))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.counts().unwrap(), counts(2, 2, 5, 0, 0));
+}
+
 fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
     let mut variants: Vec<Verified<Advisory>> = (0..3)
         .map(|n| {
@@ -1024,6 +1091,7 @@ conformance_suite!(
     supersession_by_revision,
     withdrawal_removes_indicators_but_keeps_records,
     withdrawal_is_forever_whatever_the_arrival_order,
+    cve_and_actor_lists_are_searched_and_follow_the_latest_revision,
     equivocation_recorded_and_resolved_to_lowest,
     list_filters,
     search_exact_per_kind,
@@ -1204,6 +1272,8 @@ fn pool_queries() -> Vec<IndicatorQuery> {
         ip("198.51.100.200"),
         ip("2001:db8::5"),
         ip("203.0.113.1"),
+        IndicatorQuery::Actor("APT40".to_string()),
+        exact(IndicatorKind::Cve, "CVE-2017-11882"),
     ]);
     q
 }
@@ -1225,6 +1295,9 @@ fn build(spec: &Spec) -> Verified<Advisory> {
         .filter(|(n, _)| mask & (1 << n) != 0)
         .map(|(_, i)| i)
         .collect();
+    if variant == 1 {
+        a.cves = vec!["CVE-2017-11882".to_string()];
+    }
     if is_withdrawn {
         a = withdrawn(a);
     }

@@ -98,10 +98,12 @@ pub struct ListFilter {
 /// What to look up in the indicator index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndicatorQuery {
-    /// Exact match of a normalized value of a kind.
+    /// Exact match of a normalized value of a kind; for `Cve`, the advisories' `cves` lists too.
     Exact(IndicatorKind, String),
     /// An address: exact ipv4/ipv6 indicators equal to it, plus every CIDR indicator containing it.
     Ip(IpAddr),
+    /// An actor name in the advisories' `actors` lists (case-insensitive, trimmed).
+    Actor(String),
 }
 
 /// How an indicator matched.
@@ -111,9 +113,14 @@ pub enum MatchKind {
     Exact,
     /// The queried address lies inside a CIDR indicator.
     Cidr,
+    /// The queried CVE is in the advisory's `cves` list (`index` = position in that list).
+    CveList,
+    /// The queried actor is in the advisory's `actors` list (`index` = position in that list).
+    ActorList,
 }
 
-/// One hit of the indicator index (only latest, non-withdrawn revisions are indexed).
+/// One hit of the indicator index (only latest, non-withdrawn revisions are indexed; the
+/// advisories' CVE and actor lists are indexed with their indicators).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndicatorMatch {
     /// Item holding the indicator.
