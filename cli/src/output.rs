@@ -561,11 +561,7 @@ pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
                 }
             })
             .collect();
-        format!(
-            "Searched {}{from} as {}\n",
-            r.normalized,
-            kinds.join(", ")
-        )
+        format!("Searched {}{from} as {}\n", r.normalized, kinds.join(", "))
     };
     if r.hits.is_empty() {
         out.push_str("No active advisory holds it.");
@@ -993,9 +989,7 @@ mod tests {
         };
         let text = search_text("update.plist", &r);
         assert!(
-            text.starts_with(
-                "Searched update.plist as domain, filename, actor (Update.plist)\n"
-            ),
+            text.starts_with("Searched update.plist as domain, filename, actor (Update.plist)\n"),
             "{text}"
         );
         assert!(text.contains("actor of the advisory"), "{text}");

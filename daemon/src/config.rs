@@ -1622,9 +1622,12 @@ mod tests {
     fn documented_toml_blocks() -> Vec<(String, String)> {
         let mut out = Vec::new();
         for doc in ["advisory-format.md", "interop.md"] {
-            let text =
-                std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs").join(doc))
-                    .unwrap();
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../docs")
+                    .join(doc),
+            )
+            .unwrap();
             for block in text.split("```toml\n").skip(1) {
                 let block = block.split("```").next().unwrap();
                 // Only daemon configuration blocks (an advisory draft has `[[indicators]]`).
@@ -1633,8 +1636,18 @@ mod tests {
                     .find_map(|l| l.trim_start().strip_prefix('['))
                     .map(|h| h.trim_matches(['[', ']']).split('.').next().unwrap_or(""));
                 const SECTIONS: [&str; 12] = [
-                    "member", "storage", "operator", "log", "limits", "trusted", "peer", "sync",
-                    "metrics", "members", "taxii", "warninglists",
+                    "member",
+                    "storage",
+                    "operator",
+                    "log",
+                    "limits",
+                    "trusted",
+                    "peer",
+                    "sync",
+                    "metrics",
+                    "members",
+                    "taxii",
+                    "warninglists",
                 ];
                 if !first_section.is_some_and(|s| SECTIONS.contains(&s)) {
                     continue;
@@ -1681,7 +1694,10 @@ mod tests {
                 Some(default.as_str()),
                 "docs/advisory-format.md: default of [limits] {key}"
             );
-            assert_eq!(loaded, defaults, "[limits] {key} = {default} is the default");
+            assert_eq!(
+                loaded, defaults,
+                "[limits] {key} = {default} is the default"
+            );
         }
         // Every key of the type is documented.
         let keys: Vec<&String> = documented.iter().map(|(k, _)| k).collect();
@@ -1691,7 +1707,10 @@ mod tests {
         // Every daemon config block of the docs parses with the real parser (unknown keys are
         // refused there), commented-out keys included.
         let blocks = documented_toml_blocks();
-        assert!(blocks.len() >= 2, "the [taxii] and [warninglists] blocks of docs/interop.md");
+        assert!(
+            blocks.len() >= 2,
+            "the [taxii] and [warninglists] blocks of docs/interop.md"
+        );
         for (doc, body) in blocks {
             let text = format!("[member]\nid = \"ws-cert\"\n{body}\n");
             if let Err(e) = parse_raw(&text, doc.as_str()) {

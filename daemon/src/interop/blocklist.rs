@@ -994,8 +994,18 @@ mod tests {
     #[test]
     fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
         let rows = vec![
-            row(IndicatorKind::Filename, "=HYPERLINK(\"http://x.example\")", "ws-cert", "ws-1"),
-            row(IndicatorKind::Filename, "+cmd|' /C calc'!A0", "ws-cert", "ws-2"),
+            row(
+                IndicatorKind::Filename,
+                "=HYPERLINK(\"http://x.example\")",
+                "ws-cert",
+                "ws-1",
+            ),
+            row(
+                IndicatorKind::Filename,
+                "+cmd|' /C calc'!A0",
+                "ws-cert",
+                "ws-2",
+            ),
             row(IndicatorKind::Filename, "-2+3.exe", "ws-cert", "ws-3"),
             row(IndicatorKind::Filename, "@SUM(1+1).doc", "ws-cert", "ws-4"),
             row(IndicatorKind::Ipv6, "::1", "ws-cert", "ws-5"),

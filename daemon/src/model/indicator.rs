@@ -1036,7 +1036,10 @@ mod tests {
 
     #[test]
     fn candidate_kinds_are_every_kind_a_value_can_be() {
-        assert_eq!(candidate_kinds("update.plist"), vec![K::Domain, K::Filename]);
+        assert_eq!(
+            candidate_kinds("update.plist"),
+            vec![K::Domain, K::Filename]
+        );
         assert_eq!(candidate_kinds("CVE-2017-11882"), vec![K::Cve, K::Filename]);
         assert_eq!(candidate_kinds("198.51.100.7")[0], K::Ipv4);
         assert!(!candidate_kinds("198.51.100.7").contains(&K::Domain));

@@ -310,7 +310,11 @@ async fn search_tries_every_kind_and_finds_cves_and_actors_of_advisories() {
     assert_eq!(s.hits[0].advisory.as_ref().unwrap().item_id, p.item_id);
 
     // An actor, any case.
-    let s = c.search_indicator(search("apt40")).await.unwrap().into_inner();
+    let s = c
+        .search_indicator(search("apt40"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(s.hits.len(), 1, "{s:?}");
     assert_eq!(s.hits[0].r#match, "actor_list");
 

@@ -491,7 +491,7 @@ fn cve_and_actor_lists_are_searched_and_follow_the_latest_revision(store: &dyn S
     let hits = store.search(&cve).unwrap();
     assert_eq!(hits.len(), 3, "{hits:?}");
     assert_eq!(hits[0], hit(&t1, 0, MatchKind::Exact));
-    let mut lists = vec![
+    let mut lists = [
         hit(&r1, 0, MatchKind::CveList),
         hit(&t1, 0, MatchKind::CveList),
     ];
@@ -505,7 +505,10 @@ fn cve_and_actor_lists_are_searched_and_follow_the_latest_revision(store: &dyn S
     put(store, &r2);
     assert_eq!(
         store.search(&cve).unwrap(),
-        vec![hit(&t1, 0, MatchKind::Exact), hit(&t1, 0, MatchKind::CveList)]
+        vec![
+            hit(&t1, 0, MatchKind::Exact),
+            hit(&t1, 0, MatchKind::CveList)
+        ]
     );
     assert_eq!(
         store.search(&actor).unwrap(),
@@ -1337,7 +1340,10 @@ fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
     }
     PROP_ADVS
         .iter()
-        .map(|(o, i)| best.get(&(o.to_string(), i.to_string())).map(|(_, _, r)| r.0))
+        .map(|(o, i)| {
+            best.get(&(o.to_string(), i.to_string()))
+                .map(|(_, _, r)| r.0)
+        })
         .collect()
 }
 

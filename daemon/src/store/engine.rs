@@ -413,10 +413,16 @@ fn indicator_keys(item: &ItemId, a: &Advisory) -> Vec<IndexEntry> {
         })
         .collect();
     for (n, c) in a.cves.iter().enumerate() {
-        out.push((suffixed(list_prefix(TAG_CVE_LIST, &cve_list_value(c)), n), None));
+        out.push((
+            suffixed(list_prefix(TAG_CVE_LIST, &cve_list_value(c)), n),
+            None,
+        ));
     }
     for (n, c) in a.actors.iter().enumerate() {
-        out.push((suffixed(list_prefix(TAG_ACTOR_LIST, &actor_list_value(c)), n), None));
+        out.push((
+            suffixed(list_prefix(TAG_ACTOR_LIST, &actor_list_value(c)), n),
+            None,
+        ));
     }
     out
 }

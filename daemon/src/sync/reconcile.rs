@@ -108,7 +108,10 @@ impl FrameReader<'_> {
 /// answers it with its own version (version negotiation) without reading further.
 pub(crate) fn check_frame(frame: &[u8]) -> Result<(), Malformed> {
     let mut r = FrameReader { b: frame, pos: 0 };
-    let version = *r.bytes(1, "empty frame (no protocol version)")?.first().unwrap_or(&0);
+    let version = *r
+        .bytes(1, "empty frame (no protocol version)")?
+        .first()
+        .unwrap_or(&0);
     if !(0x60..=0x6F).contains(&version) {
         return Err(r.err(0, "not a negentropy protocol version"));
     }

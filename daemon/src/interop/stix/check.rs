@@ -461,15 +461,14 @@ mod tests {
 
     #[test]
     fn patterns_over_unknown_object_types_are_found() {
-        let ind = |p: &str| {
-            serde_json::json!({"type": "indicator", "pattern_type": "stix", "pattern": p})
-        };
+        let ind = |p: &str| serde_json::json!({"type": "indicator", "pattern_type": "stix", "pattern": p});
         let f = validator_findings(&ind("[app:id = 'com.example.spy']"));
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].contains("'app'"), "{f:?}");
         assert!(validator_findings(&ind("[ipv4-addr:value = '198.51.100.1']")).is_empty());
         assert!(validator_findings(&ind("[x-example-app:id = 'a']")).is_empty());
-        let sigma = serde_json::json!({"type": "indicator", "pattern_type": "sigma", "pattern": "app:id"});
+        let sigma =
+            serde_json::json!({"type": "indicator", "pattern_type": "sigma", "pattern": "app:id"});
         assert!(validator_findings(&sigma).is_empty());
     }
 

@@ -989,7 +989,11 @@ fn an_ip_in_a_domain_name_pattern_is_imported_as_an_address_and_reported() {
     assert!(kinds.contains(&(pb::IndicatorKind::Domain as i32, "c2.apt40.example")));
     assert_eq!(imp.summary.reclassified.len(), 1, "{:?}", imp.summary);
     assert_eq!(imp.summary.reclassified[0].id, ip_id);
-    assert!(imp.summary.reclassified[0].detail.contains("indexed as ipv4"));
+    assert!(
+        imp.summary.reclassified[0]
+            .detail
+            .contains("indexed as ipv4")
+    );
 }
 
 #[test]
