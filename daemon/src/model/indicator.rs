@@ -652,7 +652,8 @@ pub fn detect_kind(value: &str) -> Option<IndicatorKind> {
 
 /// Every kind a search value can be, the detected one (`detect_kind`) first, then the others
 /// in `IndicatorKind::ALL` order: each kind whose normalization accepts the value, except
-/// `domain` for a value whose last label is numeric (a mistyped address), `cidr` without a
+/// `domain` for a single label or a value whose last label is numeric (a mistyped address; a
+/// bare hash is not searched as a host name), `cidr` without a
 /// prefix length, and the address kinds for a value that is not an address. `update.plist` is
 /// a domain and a file name; `CVE-2017-11882` a CVE and a file name.
 pub fn candidate_kinds(value: &str) -> Vec<IndicatorKind> {
@@ -665,9 +666,11 @@ pub fn candidate_kinds(value: &str) -> Vec<IndicatorKind> {
             IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => false, // detected when they are
             IndicatorKind::Cidr => value.contains('/') && normalize_indicator(k, value).is_ok(),
             IndicatorKind::Domain => normalize_indicator(k, value).is_ok_and(|d| {
-                !d.rsplit('.')
-                    .next()
-                    .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+                d.contains('.')
+                    && !d
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
             }),
             _ => normalize_indicator(k, value).is_ok(),
         };
@@ -1049,6 +1052,8 @@ mod tests {
             "a URL is not a file name (it has '/')"
         );
         assert!(candidate_kinds("AS64496").starts_with(&[K::Asn]));
+        let md5 = candidate_kinds("0749bae92ca336a02c83d126e04ec628");
+        assert_eq!(md5, vec![K::Md5, K::Filename]);
     }
 
     #[test]
