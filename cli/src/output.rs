@@ -230,6 +230,8 @@ pub fn list_json(l: &pb::ListResponse) -> Value {
 pub fn match_text(m: &str) -> &str {
     match m {
         "cidr" => "inside CIDR",
+        "cve_list" => "CVE of the advisory",
+        "actor_list" => "actor of the advisory",
         other => other,
     }
 }
@@ -240,6 +242,11 @@ pub fn search_json(query: &str, r: &pb::SearchIndicatorResponse) -> Value {
         "query": query,
         "normalized": r.normalized,
         "kind": kind_name(r.kind),
+        "kinds": r.searched.iter().map(|k| k.kind.as_str()).collect::<Vec<_>>(),
+        "searched": r.searched.iter().map(|k| json!({
+            "kind": k.kind,
+            "normalized": k.normalized,
+        })).collect::<Vec<_>>(),
         "hits": r.hits.iter().map(|h| json!({
             "match": h.r#match,
             "indicator": h.indicator.as_ref().map(indicator_json),
@@ -534,16 +541,28 @@ pub fn show_text(g: &pb::GetResponse) -> String {
 
 /// Human output of `search`.
 pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
-    let mut out = format!(
-        "Searched {} {}{}\n",
-        kind_name(r.kind),
-        r.normalized,
-        if r.normalized == query {
-            String::new()
-        } else {
-            format!(" (normalized from {query:?})")
-        }
-    );
+    let from = if r.normalized == query {
+        String::new()
+    } else {
+        format!(" (normalized from {query:?})")
+    };
+    let mut out = if r.searched.is_empty() {
+        format!("Searched {} {}{from}\n", kind_name(r.kind), r.normalized)
+    } else {
+        // Every kind searched, with the value as normalized for it when that differs.
+        let kinds: Vec<String> = r
+            .searched
+            .iter()
+            .map(|k| {
+                if k.normalized == r.normalized {
+                    k.kind.clone()
+                } else {
+                    format!("{} ({})", k.kind, k.normalized)
+                }
+            })
+            .collect();
+        format!("Searched {}{from} as {}\n", r.normalized, kinds.join(", "))
+    };
     if r.hits.is_empty() {
         out.push_str("No active advisory holds it.");
         return out;
@@ -933,6 +952,7 @@ mod tests {
                 r#match: "cidr".into(),
                 warning_lists: vec![],
             }],
+            searched: vec![],
         };
         let text = search_text(" 198.51.100.23", &r);
         assert!(text.contains("Searched ipv4 198.51.100.23 (normalized from"));
@@ -944,6 +964,38 @@ mod tests {
         assert_eq!(v["kind"], "ipv4");
         let empty = pb::SearchIndicatorResponse::default();
         assert!(search_text("x", &empty).contains("No active advisory"));
+    }
+
+    #[test]
+    fn search_says_every_kind_it_searched() {
+        let k = |kind: &str, n: &str| pb::SearchedKind {
+            kind: kind.into(),
+            normalized: n.into(),
+        };
+        let r = pb::SearchIndicatorResponse {
+            normalized: "update.plist".into(),
+            kind: pb::IndicatorKind::Domain as i32,
+            hits: vec![pb::IndicatorHit {
+                advisory: Some(summary(false)),
+                indicator: None,
+                r#match: "actor_list".into(),
+                warning_lists: vec![],
+            }],
+            searched: vec![
+                k("domain", "update.plist"),
+                k("filename", "update.plist"),
+                k("actor", "Update.plist"),
+            ],
+        };
+        let text = search_text("update.plist", &r);
+        assert!(
+            text.starts_with("Searched update.plist as domain, filename, actor (Update.plist)\n"),
+            "{text}"
+        );
+        assert!(text.contains("actor of the advisory"), "{text}");
+        let v = search_json("update.plist", &r);
+        assert_eq!(v["kinds"], json!(["domain", "filename", "actor"]));
+        assert_eq!(v["searched"][2]["normalized"], "Update.plist");
     }
 
     #[test]

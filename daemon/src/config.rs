@@ -1598,6 +1598,127 @@ mod tests {
         Config::load(&path)
     }
 
+    /// The `| `key` | default | … |` rows of the `## Limits` table of docs/advisory-format.md.
+    fn documented_limits() -> Vec<(String, String)> {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/advisory-format.md"),
+        )
+        .unwrap();
+        let section = doc.split("\n## Limits").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        section
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let key = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let default = cells.get(2)?.split_whitespace().next()?;
+                Some((key.to_string(), default.to_string()))
+            })
+            .collect()
+    }
+
+    /// Every `key = value` of the ```toml blocks of the docs (commented-out keys included),
+    /// with the `[section]` it is under.
+    fn documented_toml_blocks() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for doc in ["advisory-format.md", "interop.md"] {
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../docs")
+                    .join(doc),
+            )
+            .unwrap();
+            for block in text.split("```toml\n").skip(1) {
+                let block = block.split("```").next().unwrap();
+                // Only daemon configuration blocks (an advisory draft has `[[indicators]]`).
+                let first_section = block
+                    .lines()
+                    .find_map(|l| l.trim_start().strip_prefix('['))
+                    .map(|h| h.trim_matches(['[', ']']).split('.').next().unwrap_or(""));
+                const SECTIONS: [&str; 12] = [
+                    "member",
+                    "storage",
+                    "operator",
+                    "log",
+                    "limits",
+                    "trusted",
+                    "peer",
+                    "sync",
+                    "metrics",
+                    "members",
+                    "taxii",
+                    "warninglists",
+                ];
+                if !first_section.is_some_and(|s| SECTIONS.contains(&s)) {
+                    continue;
+                }
+                let body: String = block
+                    .lines()
+                    .map(|l| {
+                        // `# key = value  # comment` documents a key: uncomment it.
+                        let t = l.trim_start();
+                        match t.strip_prefix("# ") {
+                            Some(rest)
+                                if rest.split_once(" = ").is_some_and(|(k, _)| {
+                                    k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                                }) =>
+                            {
+                                rest.to_string()
+                            }
+                            _ => l.to_string(),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                out.push((doc.to_string(), body));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn documented_config_keys_and_defaults_match_the_config_types() {
+        let dir = dir_with_key("ws-cert");
+        let documented = documented_limits();
+        assert!(documented.len() >= 7, "{documented:?}");
+        // Every documented key is accepted by the real config parser with its documented default,
+        // and that default is the one `Limits::default()` has.
+        let defaults = toml::Value::try_from(Limits::default()).unwrap();
+        for (key, default) in &documented {
+            let text = format!("[member]\nid = \"ws-cert\"\n[limits]\n{key} = {default}\n");
+            let c = load_text(dir.path(), &text)
+                .unwrap_or_else(|e| panic!("documented [limits] {key} = {default}: {e}"));
+            let loaded = toml::Value::try_from(&c.limits).unwrap();
+            assert_eq!(
+                defaults.get(key).map(ToString::to_string).as_deref(),
+                Some(default.as_str()),
+                "docs/advisory-format.md: default of [limits] {key}"
+            );
+            assert_eq!(
+                loaded, defaults,
+                "[limits] {key} = {default} is the default"
+            );
+        }
+        // Every key of the type is documented.
+        let keys: Vec<&String> = documented.iter().map(|(k, _)| k).collect();
+        for k in defaults.as_table().unwrap().keys() {
+            assert!(keys.contains(&k), "[limits] {k} is not documented");
+        }
+        // Every daemon config block of the docs parses with the real parser (unknown keys are
+        // refused there), commented-out keys included.
+        let blocks = documented_toml_blocks();
+        assert!(
+            blocks.len() >= 2,
+            "the [taxii] and [warninglists] blocks of docs/interop.md"
+        );
+        for (doc, body) in blocks {
+            let text = format!("[member]\nid = \"ws-cert\"\n{body}\n");
+            if let Err(e) = parse_raw(&text, doc.as_str()) {
+                panic!("docs/{doc}: a config block does not parse: {e}\n{body}");
+            }
+        }
+    }
+
     #[test]
     fn example_config_loads_with_defaults_resolved() {
         let dir = dir_with_key("ws-cert");

@@ -231,6 +231,11 @@ pub fn report_json(
         .iter()
         .map(|n| json!({"id": n.id, "reason": n.reason}))
         .collect();
+    let notes = |v: &[stix::ObjectNote]| -> Vec<Value> {
+        v.iter()
+            .map(|n| json!({"id": n.id, "detail": n.detail}))
+            .collect()
+    };
     json!({
         "file": name,
         "format": "stix",
@@ -243,6 +248,8 @@ pub fn report_json(
         "partly_indexed": s.partly_indexed,
         "not_indexed": s.not_indexed,
         "not_indexed_examples": examples,
+        "reclassified": notes(&s.reclassified),
+        "validator_warnings": notes(&s.validator_warnings),
         "indicator_values": s.values,
         "actors": s.actors,
         "cves": s.cves,
@@ -296,6 +303,16 @@ fn print_report(imp: &Imported, name: &str, published: Option<&[pb::PublishRespo
         outln!(
             "      … and {} more",
             s.not_indexed - s.not_indexed_examples.len()
+        );
+    }
+    for r in &s.reclassified {
+        outln!("      reclassified: {}: {}", r.id, r.detail);
+    }
+    for w in &s.validator_warnings {
+        outln!(
+            "  WARNING: {}: {} (kept verbatim; exported as it is)",
+            w.id,
+            w.detail
         );
     }
     outln!("  actors      {}   CVEs {}", s.actors, s.cves);

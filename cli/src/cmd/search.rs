@@ -1,7 +1,10 @@
 //! `tanoa search VALUE [--kind K]`: active advisories holding an indicator, exact or (for an IP)
-//! inside a CIDR indicator.
+//! inside a CIDR indicator, or listing the value among their CVEs or actors. Without `--kind`
+//! the daemon searches every kind the value can be (`update.plist`: domain and file name) and
+//! the actor lists, and says which kinds it searched.
 //!
-//! Owns: the search command line and its output (the normalized value and how each hit matched).
+//! Owns: the search command line and its output (the kinds searched, the normalized value and
+//! how each hit matched).
 //! Must never: normalize the value itself (the daemon does, with the same rules as publish).
 
 use anyhow::Context as _;
@@ -20,8 +23,8 @@ pub struct SearchArgs {
     /// such as evil[.]example are accepted).
     #[arg(value_name = "VALUE")]
     pub value: String,
-    /// Kind of the value (default: detected): ipv4, ipv6, cidr, domain, url, email, md5, sha1,
-    /// sha256, sha512, cve, filename, asn.
+    /// Kind of the value (default: every kind it can be, and actor names): ipv4, ipv6, cidr,
+    /// domain, url, email, md5, sha1, sha256, sha512, cve, filename, asn.
     #[arg(long, value_name = "KIND", value_parser = parse_kind)]
     pub kind: Option<IndicatorKind>,
 }

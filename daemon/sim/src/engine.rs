@@ -1258,22 +1258,24 @@ impl Sim {
                 }
             }
         }
-        // Agreement on the latest revision (equivocations resolved the same way everywhere).
-        let mut winner: HashMap<usize, (u64, ItemId)> = HashMap::new();
+        // Agreement on the latest revision (equivocations resolved the same way everywhere;
+        // withdrawal is forever: a tombstone outranks every revision that is not withdrawn).
+        let mut winner: HashMap<usize, (bool, u64, ItemId)> = HashMap::new();
         for it in self.items.iter().filter(|it| it.live) {
-            let cand = (it.revision, it.meta.id);
+            let cand = (it.verified.withdrawn, it.revision, it.meta.id);
             winner
                 .entry(it.advisory)
                 .and_modify(|w| {
-                    if cand.0 > w.0 || (cand.0 == w.0 && cand.1 < w.1) {
+                    let rank = |x: &(bool, u64, ItemId)| (x.0, x.1, std::cmp::Reverse(x.2));
+                    if rank(&cand) > rank(w) {
                         *w = cand;
                     }
                 })
                 .or_insert(cand);
         }
-        let mut advs: Vec<(usize, (u64, ItemId))> = winner.into_iter().collect();
+        let mut advs: Vec<(usize, (bool, u64, ItemId))> = winner.into_iter().collect();
         advs.sort_by_key(|(a, _)| *a);
-        for (a, (_, want)) in advs {
+        for (a, (_, _, want)) in advs {
             let (origin, id) = self.advisories[a].clone();
             let Some(&wix) = self.by_id.get(&want) else {
                 continue;

@@ -130,6 +130,8 @@ pub fn match_kind(m: MatchKind) -> &'static str {
     match m {
         MatchKind::Exact => "exact",
         MatchKind::Cidr => "cidr",
+        MatchKind::CveList => "cve_list",
+        MatchKind::ActorList => "actor_list",
     }
 }
 

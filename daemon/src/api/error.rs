@@ -62,7 +62,9 @@ pub fn sync_status(e: &SyncError) -> Status {
         SyncError::FrameTooLarge { .. } | SyncError::TooManyIds { .. } => {
             Status::resource_exhausted(msg)
         }
-        SyncError::Reconcile { .. } => Status::invalid_argument(msg),
+        SyncError::Reconcile { .. } | SyncError::MalformedFrame { .. } => {
+            Status::invalid_argument(msg)
+        }
         SyncError::Config { .. } => Status::internal(msg),
     };
     if let Ok(v) = e.code().parse() {

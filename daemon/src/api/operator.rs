@@ -34,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::model::{self, IndicatorKind, wire};
 use crate::policy;
 use crate::publish::{ChangeEvent, CoreError, NodeCore};
-use crate::store::{IndicatorQuery, StoredItem};
+use crate::store::{IndicatorQuery, MatchKind, StoredItem};
 use crate::sync::{ItemMeta, LinkState};
 use crate::transport::OperatorIdentity;
 
@@ -249,30 +249,48 @@ impl OperatorApi {
         if value.is_empty() {
             return Err(bad("a value to search for is required".into()));
         }
-        let kind = match req.kind {
-            0 => model::detect_kind(value).ok_or_else(|| {
-                bad(format!(
-                    "cannot tell what kind of indicator {value:?} is; give its kind"
-                ))
-            })?,
-            k => wire::kind_from_proto(k).ok_or_else(|| CoreError::BadRequest {
+        // Every kind the value can be (or the one given), each normalized its own way; with no
+        // kind given, the advisories' actor lists too (any text can be an actor name).
+        let mut searched: Vec<(String, IndicatorQuery, String)> = Vec::new();
+        if req.kind == 0 {
+            for kind in model::candidate_kinds(value) {
+                if let Ok(n) = model::normalize_indicator(kind, value)
+                    && let Ok(q) = query_of(kind, &n)
+                {
+                    searched.push((kind.as_str().to_string(), q, n));
+                }
+            }
+            let actor = value.to_string();
+            searched.push((
+                "actor".to_string(),
+                IndicatorQuery::Actor(actor.clone()),
+                actor,
+            ));
+        } else {
+            let kind = wire::kind_from_proto(req.kind).ok_or_else(|| CoreError::BadRequest {
                 field: "kind".into(),
-                message: format!("unknown indicator kind {k}"),
-            })?,
+                message: format!("unknown indicator kind {}", req.kind),
+            })?;
+            let n = model::normalize_indicator(kind, value).map_err(bad)?;
+            let q = query_of(kind, &n).map_err(bad)?;
+            searched.push((kind.as_str().to_string(), q, n));
+        }
+        let first_kind = match req.kind {
+            0 => model::candidate_kinds(value).first().copied(),
+            k => wire::kind_from_proto(k),
         };
-        let normalized = model::normalize_indicator(kind, value).map_err(bad)?;
-        let query = match kind {
-            IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => IndicatorQuery::Ip(
-                normalized
-                    .parse()
-                    .map_err(|e| bad(format!("{normalized:?} is not an IP address ({e})")))?,
-            ),
-            _ => IndicatorQuery::Exact(kind, normalized.clone()),
-        };
+        let normalized = searched
+            .first()
+            .map(|(_, _, n)| n.clone())
+            .unwrap_or_default();
+        let queries: Vec<IndicatorQuery> = searched.iter().map(|(_, q, _)| q.clone()).collect();
         let (matches, items) = self
             .core
             .blocking(move |s| {
-                let matches = s.search(&query)?;
+                let mut matches = Vec::new();
+                for q in &queries {
+                    matches.extend(s.search(q)?);
+                }
                 let mut items = HashMap::new();
                 for m in &matches {
                     if !items.contains_key(&m.item_id)
@@ -288,27 +306,44 @@ impl OperatorApi {
             .iter()
             .filter_map(|m| {
                 let item = items.get(&m.item_id)?;
-                let ind = item
-                    .advisory
-                    .indicators
-                    .get(usize::try_from(m.index).ok()?)?;
-                Some(pb::IndicatorHit {
-                    advisory: Some(convert::summary_of(item)),
-                    indicator: Some(convert::indicator(ind)),
-                    r#match: convert::match_kind(m.matched).to_string(),
-                    warning_lists: self.core.warninglists().map_or_else(Vec::new, |w| {
-                        w.check(ind.kind, &ind.value)
-                            .into_iter()
-                            .map(String::from)
-                            .collect()
+                let n = usize::try_from(m.index).ok()?;
+                let advisory = Some(convert::summary_of(item));
+                let r#match = convert::match_kind(m.matched).to_string();
+                match m.matched {
+                    // A hit in the advisory's CVE or actor list: no indicator.
+                    MatchKind::CveList | MatchKind::ActorList => Some(pb::IndicatorHit {
+                        advisory,
+                        indicator: None,
+                        r#match,
+                        warning_lists: Vec::new(),
                     }),
-                })
+                    MatchKind::Exact | MatchKind::Cidr => {
+                        let ind = item.advisory.indicators.get(n)?;
+                        Some(pb::IndicatorHit {
+                            advisory,
+                            indicator: Some(convert::indicator(ind)),
+                            r#match,
+                            warning_lists: self.core.warninglists().map_or_else(Vec::new, |w| {
+                                w.check(ind.kind, &ind.value)
+                                    .into_iter()
+                                    .map(String::from)
+                                    .collect()
+                            }),
+                        })
+                    }
+                }
             })
             .collect();
         Ok(pb::SearchIndicatorResponse {
             normalized,
-            kind: wire::kind_to_proto(kind) as i32,
+            kind: first_kind.map_or(pb::IndicatorKind::Unspecified as i32, |k| {
+                wire::kind_to_proto(k) as i32
+            }),
             hits,
+            searched: searched
+                .into_iter()
+                .map(|(kind, _, normalized)| pb::SearchedKind { kind, normalized })
+                .collect(),
         })
     }
 
@@ -891,5 +926,18 @@ fn export_stream(
         rx,
         shutdown: Box::pin(shutdown.cancelled_owned()),
         done: false,
+    })
+}
+
+/// The store query for a normalized value of a kind: an address also finds the CIDR indicators
+/// holding it.
+fn query_of(kind: IndicatorKind, normalized: &str) -> Result<IndicatorQuery, String> {
+    Ok(match kind {
+        IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => IndicatorQuery::Ip(
+            normalized
+                .parse()
+                .map_err(|e| format!("{normalized:?} is not an IP address ({e})"))?,
+        ),
+        _ => IndicatorQuery::Exact(kind, normalized.to_string()),
     })
 }

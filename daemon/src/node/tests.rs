@@ -258,6 +258,82 @@ async fn publish_get_list_search_round_trip() {
 }
 
 #[tokio::test]
+async fn search_tries_every_kind_and_finds_cves_and_actors_of_advisories() {
+    let m = member(None);
+    let node = start(&m, Some(Arc::new(MemoryStore::new()))).await;
+    let mut c = node.client().await;
+    let mut d = draft("ws-2026-0050", "Spyware plist", "192.0.2.9");
+    d.indicators.push(pb::Indicator {
+        kind: pb::IndicatorKind::Filename as i32,
+        value: "update.plist".into(),
+        ..Default::default()
+    });
+    d.cves = vec!["CVE-2017-11882".into()];
+    d.actors = vec!["APT40".into()];
+    let p = c
+        .publish(pb::PublishRequest { draft: Some(d) })
+        .await
+        .unwrap()
+        .into_inner();
+    let search = |value: &str| pb::SearchIndicatorRequest {
+        value: value.into(),
+        kind: 0,
+    };
+    let kinds = |r: &pb::SearchIndicatorResponse| -> Vec<String> {
+        r.searched.iter().map(|k| k.kind.clone()).collect()
+    };
+
+    // A file name that is also a domain name: both kinds are searched, and said.
+    let s = c
+        .search_indicator(search("update.plist"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kinds(&s), ["domain", "filename", "actor"]);
+    assert_eq!(s.hits.len(), 1, "{s:?}");
+    assert_eq!(s.hits[0].r#match, "exact");
+    assert_eq!(
+        s.hits[0].indicator.as_ref().unwrap().kind,
+        pb::IndicatorKind::Filename as i32
+    );
+
+    // A CVE listed by the advisory (not an indicator).
+    let s = c
+        .search_indicator(search("cve-2017-11882"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.normalized, "CVE-2017-11882");
+    assert!(kinds(&s).starts_with(&["cve".to_string()]), "{s:?}");
+    assert_eq!(s.hits.len(), 1, "{s:?}");
+    assert_eq!(s.hits[0].r#match, "cve_list");
+    assert_eq!(s.hits[0].advisory.as_ref().unwrap().item_id, p.item_id);
+
+    // An actor, any case.
+    let s = c
+        .search_indicator(search("apt40"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(s.hits.len(), 1, "{s:?}");
+    assert_eq!(s.hits[0].r#match, "actor_list");
+
+    // A kind given: only that kind.
+    let s = c
+        .search_indicator(pb::SearchIndicatorRequest {
+            value: "update.plist".into(),
+            kind: pb::IndicatorKind::Domain as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kinds(&s), ["domain"]);
+    assert!(s.hits.is_empty());
+    drop(c);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn same_id_publishes_next_revision_and_get_shows_history() {
     let m = member(None);
     let node = start(&m, Some(Arc::new(MemoryStore::new()))).await;

@@ -265,12 +265,30 @@ fn refuse(e: &Entry, reason: &str) -> BlocklistError {
     }
 }
 
-/// One RFC 4180 field: quoted when it holds a comma, a quote, CR or LF.
+/// First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection).
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Neutralises a cell a spreadsheet would read as a formula: when its first character is one
+/// of `=`, `+`, `-`, `@`, TAB or CR, a single quote `'` is put in front (OWASP's
+/// recommendation), so the cell is text. Any other value (IPv6 addresses such as `::1`,
+/// `2001:db8::1`, every other indicator) is unchanged; a consumer that needs the exact value
+/// removes one leading `'` when the character after it is one of those six.
+pub fn csv_neutralise(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(FORMULA_TRIGGERS) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// One RFC 4180 field, neutralised against formula injection (`csv_neutralise`), then quoted
+/// when it holds a comma, a quote, CR or LF.
 fn csv_field(s: &str) -> String {
+    let s = csv_neutralise(s);
     if s.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s.into_owned()
     }
 }
 
@@ -278,7 +296,8 @@ fn csv_field(s: &str) -> String {
 pub const CSV_HEADER: &str =
     "kind,value,confidence,tlp,valid_until,origins,advisories,warning_lists";
 
-/// CSV (RFC 4180, CRLF-free: one `\n` per record) with a header: confidence is the highest of
+/// CSV (RFC 4180, CRLF-free: one `\n` per record) with a header; every cell that starts with
+/// `=`, `+`, `-`, `@`, TAB or CR gets a leading `'` (`csv_neutralise`); confidence is the highest of
 /// the advisories (empty when none states one), TLP the most restrictive, `valid_until` the
 /// latest expiry (empty = none), `origins`, `advisories` (`origin/advisory-id`) and
 /// `warning_lists` separated by `;`.
@@ -970,6 +989,55 @@ mod tests {
              ipv4,192.0.2.1,80,GREEN,,fj-cert;ws-cert,fj-cert/fj-1;ws-cert/ws-1,\n\
              filename,\"a,\"\"b\"\".exe\",,GREEN,2026-01-02T00:00:00Z,ws-cert,ws-cert/ws-2,a-list;x-list\n"
         );
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised() {
+        let rows = vec![
+            row(
+                IndicatorKind::Filename,
+                "=HYPERLINK(\"http://x.example\")",
+                "ws-cert",
+                "ws-1",
+            ),
+            row(
+                IndicatorKind::Filename,
+                "+cmd|' /C calc'!A0",
+                "ws-cert",
+                "ws-2",
+            ),
+            row(IndicatorKind::Filename, "-2+3.exe", "ws-cert", "ws-3"),
+            row(IndicatorKind::Filename, "@SUM(1+1).doc", "ws-cert", "ws-4"),
+            row(IndicatorKind::Ipv6, "::1", "ws-cert", "ws-5"),
+            row(IndicatorKind::Ipv6, "2001:db8::1", "ws-cert", "ws-6"),
+        ];
+        let mut w = row(IndicatorKind::Domain, "a.example", "ws-cert", "ws-7");
+        w.warning_lists = vec!["=evil-list".into()];
+        let mut rows = rows;
+        rows.push(w);
+        let csv = to_csv(&entries(rows));
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines.contains(
+            &"filename,\"'=HYPERLINK(\"\"http://x.example\"\")\",80,GREEN,,ws-cert,ws-cert/ws-1,"
+        ), "{csv}");
+        assert!(lines.contains(&"filename,'+cmd|' /C calc'!A0,80,GREEN,,ws-cert,ws-cert/ws-2,"));
+        assert!(lines.contains(&"filename,'-2+3.exe,80,GREEN,,ws-cert,ws-cert/ws-3,"));
+        assert!(lines.contains(&"filename,'@SUM(1+1).doc,80,GREEN,,ws-cert,ws-cert/ws-4,"));
+        // IPv6 addresses (and every value not starting with a trigger) are left as they are.
+        assert!(lines.contains(&"ipv6,::1,80,GREEN,,ws-cert,ws-cert/ws-5,"));
+        assert!(lines.contains(&"ipv6,2001:db8::1,80,GREEN,,ws-cert,ws-cert/ws-6,"));
+        // Every cell is neutralised, not only the value.
+        assert!(lines.contains(&"domain,a.example,80,GREEN,,ws-cert,ws-cert/ws-7,'=evil-list"));
+        // No cell of any record starts with a trigger once its quotes are removed.
+        for line in &lines[1..] {
+            for cell in line.split(',') {
+                let c = cell.trim_start_matches('"');
+                assert!(!c.starts_with(FORMULA_TRIGGERS), "{cell:?} in {line:?}");
+            }
+        }
+        assert_eq!(csv_neutralise("\tx"), "'\tx");
+        assert_eq!(csv_neutralise("\rx"), "'\rx");
+        assert_eq!(csv_neutralise("x-1"), "x-1");
     }
 
     #[test]

@@ -650,6 +650,37 @@ pub fn detect_kind(value: &str) -> Option<IndicatorKind> {
     None
 }
 
+/// Every kind a search value can be, the detected one (`detect_kind`) first, then the others
+/// in `IndicatorKind::ALL` order: each kind whose normalization accepts the value, except
+/// `domain` for a single label or a value whose last label is numeric (a mistyped address; a
+/// bare hash is not searched as a host name), `cidr` without a
+/// prefix length, and the address kinds for a value that is not an address. `update.plist` is
+/// a domain and a file name; `CVE-2017-11882` a CVE and a file name.
+pub fn candidate_kinds(value: &str) -> Vec<IndicatorKind> {
+    let mut out: Vec<IndicatorKind> = detect_kind(value).into_iter().collect();
+    for k in IndicatorKind::ALL {
+        if out.contains(&k) {
+            continue;
+        }
+        let ok = match k {
+            IndicatorKind::Ipv4 | IndicatorKind::Ipv6 => false, // detected when they are
+            IndicatorKind::Cidr => value.contains('/') && normalize_indicator(k, value).is_ok(),
+            IndicatorKind::Domain => normalize_indicator(k, value).is_ok_and(|d| {
+                d.contains('.')
+                    && !d
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+            }),
+            _ => normalize_indicator(k, value).is_ok(),
+        };
+        if ok {
+            out.push(k);
+        }
+    }
+    out
+}
+
 /// The address in an ipv4/ipv6 search value (defanged and bracketed forms accepted), for
 /// "IP inside CIDR" search. `None` when the value is not an IP address.
 pub fn parse_ip(value: &str) -> Option<IpAddr> {
@@ -1004,6 +1035,25 @@ mod tests {
         assert!(normalize_indicator(K::Filename, &"a".repeat(255)).is_ok());
         let err = normalize_indicator(K::Filename, &"a".repeat(256)).unwrap_err();
         assert!(err.contains("longer than 255 bytes"), "{err}");
+    }
+
+    #[test]
+    fn candidate_kinds_are_every_kind_a_value_can_be() {
+        assert_eq!(
+            candidate_kinds("update.plist"),
+            vec![K::Domain, K::Filename]
+        );
+        assert_eq!(candidate_kinds("CVE-2017-11882"), vec![K::Cve, K::Filename]);
+        assert_eq!(candidate_kinds("198.51.100.7")[0], K::Ipv4);
+        assert!(!candidate_kinds("198.51.100.7").contains(&K::Domain));
+        assert_eq!(
+            candidate_kinds("https://a.example/x"),
+            vec![K::Url],
+            "a URL is not a file name (it has '/')"
+        );
+        assert!(candidate_kinds("AS64496").starts_with(&[K::Asn]));
+        let md5 = candidate_kinds("0749bae92ca336a02c83d126e04ec628");
+        assert_eq!(md5, vec![K::Md5, K::Filename]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
-pub use indicator::{IndicatorKind, detect_kind, normalize_indicator};
+pub use indicator::{IndicatorKind, candidate_kinds, detect_kind, normalize_indicator};
 pub use validate::{
     Limits, ValidationError, ValidationErrors, normalize_advisory, validate_advisory,
 };

@@ -386,14 +386,152 @@ pub fn withdrawal_removes_indicators_but_keeps_records(store: &dyn Store) {
     assert!(store.search(&q).unwrap().is_empty());
     assert_eq!(store.counts().unwrap(), counts(2, 2, 3, 0, 0));
 
-    // A later revision that is not withdrawn re-activates the advisory.
+    // A later revision that is not withdrawn is kept as history but does not re-activate the
+    // advisory: withdrawal is forever.
     let r4 = ws_item("ws-2026-0001", 3);
-    assert_eq!(put(store, &r4), stored(true, Some(r2.item_id()), false));
+    assert_eq!(put(store, &r4), stored(false, None, false));
+    assert!(store.search(&q).unwrap().is_empty());
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(r2.item_id()));
     assert_eq!(
-        store.search(&q).unwrap(),
-        vec![hit(&r4, 4, MatchKind::Exact)]
+        history_ids(store, WS, "ws-2026-0001"),
+        vec![r1.item_id(), r2.item_id(), r4.item_id()]
     );
-    assert_eq!(store.counts().unwrap(), counts(2, 1, 4, 6, 0));
+    assert_eq!(store.counts().unwrap(), counts(2, 2, 4, 0, 0));
+}
+
+/// Withdrawal is forever: once any withdrawn revision of an advisory is held, the advisory is
+/// withdrawn whatever the order in which its revisions arrived (a revision after the tombstone,
+/// an equivocating pair after it, a tombstone older than the active latest). Every arrival
+/// order of four items is played, each on its own advisory id.
+pub fn withdrawal_is_forever_whatever_the_arrival_order(store: &dyn Store) {
+    let q = exact(IndicatorKind::Domain, "c2.apt40.example");
+    let mut n = 0u32;
+    let orders = permutations(4);
+    for order in &orders {
+        n += 1;
+        let id = format!("ws-2026-{n:04}");
+        let r1 = ws_item(&id, 1);
+        let r2 = signed(withdrawn(advisory(WS, &id, 2)));
+        let r3 = ws_item(&id, 3);
+        let mut v = advisory(WS, &id, 3);
+        v.title = "APT40 resurrected".to_string();
+        let r3v = signed(v);
+        let items = [&r1, &r2, &r3, &r3v];
+        let mut tomb_held = false;
+        for &k in order {
+            put(store, items[k]);
+            tomb_held |= k == 1;
+            if tomb_held {
+                assert_eq!(
+                    latest_id(store, WS, &id),
+                    Some(r2.item_id()),
+                    "order {order:?}"
+                );
+            }
+        }
+        let latest = store.latest(WS, &id).unwrap().unwrap();
+        assert!(latest.advisory.withdrawn, "order {order:?}");
+        assert_eq!(latest.item_id, r2.item_id(), "order {order:?}");
+        assert!(store.search(&q).unwrap().is_empty(), "order {order:?}");
+        assert!(
+            store.search(&ip("192.0.2.7")).unwrap().is_empty(),
+            "order {order:?}"
+        );
+        assert_eq!(history_ids(store, WS, &id).len(), 4, "order {order:?}");
+        let eq = store.equivocations(WS, &id).unwrap();
+        assert_eq!(eq.len(), 1, "order {order:?}");
+        assert_eq!(eq[0].revision, 3);
+        assert_eq!(eq[0].chosen, r3.item_id().min(r3v.item_id()));
+    }
+    let n = u64::from(n);
+    assert_eq!(store.counts().unwrap(), counts(n, n, 4 * n, 0, n));
+    assert_eq!(list_ids(store, &ListFilter::default()), (vec![], false));
+}
+
+/// Every permutation of `0..n`.
+pub fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for pos in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(pos, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// The advisories' CVE and actor lists are searchable, and supersession and withdrawal remove
+/// them exactly as they remove indicators (issue 10 #11).
+pub fn cve_and_actor_lists_are_searched_and_follow_the_latest_revision(store: &dyn Store) {
+    let cve = exact(IndicatorKind::Cve, "cve-2017-11882");
+    let actor = IndicatorQuery::Actor(" apt40 ".to_string());
+    let mut a = advisory(WS, "ws-2026-0001", 1);
+    a.cves = vec!["CVE-2017-11882".to_string()];
+    let r1 = signed(a);
+    put(store, &r1);
+    assert_eq!(
+        store.search(&cve).unwrap(),
+        vec![hit(&r1, 0, MatchKind::CveList)]
+    );
+    assert_eq!(
+        store.search(&actor).unwrap(),
+        vec![hit(&r1, 0, MatchKind::ActorList)]
+    );
+    // List entries are not indicators.
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 6, 0));
+
+    // A CVE that is also an indicator: the indicator first, then the list entry.
+    let mut b = advisory(TO, "to-2026-0001", 1);
+    b.cves = vec!["CVE-2017-11882".to_string()];
+    b.indicators = vec![indicator(IndicatorKind::Cve, "CVE-2017-11882")];
+    b.actors = vec!["Leviathan".to_string()];
+    let t1 = signed(b);
+    put(store, &t1);
+    let hits = store.search(&cve).unwrap();
+    assert_eq!(hits.len(), 3, "{hits:?}");
+    assert_eq!(hits[0], hit(&t1, 0, MatchKind::Exact));
+    let mut lists = [
+        hit(&r1, 0, MatchKind::CveList),
+        hit(&t1, 0, MatchKind::CveList),
+    ];
+    lists.sort_by_key(|h| h.item_id);
+    assert_eq!(hits[1..], lists[..]);
+
+    // Superseded: the new revision's lists replace the old ones.
+    let mut a2 = advisory(WS, "ws-2026-0001", 2);
+    a2.actors = vec!["Leviathan".to_string(), "APT40".to_string()];
+    let r2 = signed(a2);
+    put(store, &r2);
+    assert_eq!(
+        store.search(&cve).unwrap(),
+        vec![
+            hit(&t1, 0, MatchKind::Exact),
+            hit(&t1, 0, MatchKind::CveList)
+        ]
+    );
+    assert_eq!(
+        store.search(&actor).unwrap(),
+        vec![hit(&r2, 1, MatchKind::ActorList)]
+    );
+
+    // Withdrawn: every list entry goes, like the indicators.
+    let mut w = withdrawn(advisory(WS, "ws-2026-0001", 3));
+    w.actors = vec!["APT40".to_string()];
+    put(store, &signed(w));
+    put(store, &signed(withdrawn(advisory(TO, "to-2026-0001", 2))));
+    assert!(store.search(&cve).unwrap().is_empty());
+    assert!(store.search(&actor).unwrap().is_empty());
+    assert!(
+        store
+            .search(&IndicatorQuery::Actor("leviathan".into()))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.counts().unwrap(), counts(2, 2, 5, 0, 0));
 }
 
 pub fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
@@ -920,7 +1058,7 @@ pub fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($open:expr) => {
-        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, equivocation_recorded_and_resolved_to_lowest, list_filters, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order);
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order);
 
         #[test]
         fn corrupt_records_are_errors() {
@@ -986,6 +1124,8 @@ pub fn pool_queries() -> Vec<IndicatorQuery> {
         ip("198.51.100.200"),
         ip("2001:db8::5"),
         ip("203.0.113.1"),
+        IndicatorQuery::Actor("APT40".to_string()),
+        exact(IndicatorKind::Cve, "CVE-2017-11882"),
     ]);
     q
 }
@@ -1007,6 +1147,9 @@ pub fn build(spec: &Spec) -> Verified<Advisory> {
         .filter(|(n, _)| mask & (1 << n) != 0)
         .map(|(_, i)| i)
         .collect();
+    if variant == 1 {
+        a.cves = vec!["CVE-2017-11882".to_string()];
+    }
     if is_withdrawn {
         a = withdrawn(a);
     }
@@ -1031,12 +1174,14 @@ pub fn specs_and_orders() -> impl Strategy<Value = (Vec<Spec>, Vec<usize>, Vec<u
     })
 }
 
-/// Expected latest per advisory: highest revision, then lowest item id.
+/// Expected latest per advisory: a withdrawal if any (withdrawal is forever), then highest
+/// revision, then lowest item id.
 pub fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
-    let mut best: BTreeMap<(String, String), (u64, std::cmp::Reverse<ItemId>)> = BTreeMap::new();
+    type Rank = (bool, u64, std::cmp::Reverse<ItemId>);
+    let mut best: BTreeMap<(String, String), Rank> = BTreeMap::new();
     for i in items {
         let key = (i.origin.clone(), i.id.clone());
-        let cand = (i.revision, std::cmp::Reverse(i.item_id()));
+        let cand = (i.withdrawn, i.revision, std::cmp::Reverse(i.item_id()));
         let e = best.entry(key).or_insert(cand);
         if cand > *e {
             *e = cand;
@@ -1044,7 +1189,10 @@ pub fn oracle_latest(items: &[Verified<Advisory>]) -> Vec<Option<ItemId>> {
     }
     PROP_ADVS
         .iter()
-        .map(|(o, i)| best.get(&(o.to_string(), i.to_string())).map(|(_, r)| r.0))
+        .map(|(o, i)| {
+            best.get(&(o.to_string(), i.to_string()))
+                .map(|(_, _, r)| r.0)
+        })
         .collect()
 }
 

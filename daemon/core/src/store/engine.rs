@@ -30,11 +30,19 @@
 //!   `0xC6 ++ network (16) ++ prefix length (1)` (IPv6), host bits cleared;
 //! - any other value: `kind (1, the tanoa.v1.IndicatorKind number) ++ len (4) ++ value`;
 //!
-//! each followed by `item id (32) ++ indicator index (4)`. An address lookup reads the exact
+//! - a CVE of the advisory's `cves` list: `0xA1 ++ len (4) ++ CVE id (upper case)`;
+//! - an actor of the advisory's `actors` list: `0xA2 ++ len (4) ++ name (trimmed, lower case)`;
+//!
+//! each followed by `item id (32) ++ indicator index (4)` (for list entries: the position in
+//! the list). List entries are added and removed exactly with the indicators (latest,
+//! non-withdrawn revisions only) but are not counted in `Counts::indicators`. An address lookup reads the exact
 //! ipv4/ipv6 key, then one prefix per CIDR prefix length *in use* (at most 33 for IPv4, 129 for
 //! IPv6): `meta/cidr4` and `meta/cidr6` count index entries per prefix length, and lengths with
 //! no entry are skipped. Results: exact matches first, then CIDRs from the most specific; within
 //! a group by (item id, index).
+//!
+//! `latest` holds, per advisory, the item ranked first by `outranks`: a withdrawal tombstone if
+//! any is stored (withdrawal is forever), else the highest revision; ties by lowest item id.
 //!
 //! `desc(ms)` is `!(ms as u64 ^ 1 << 63)`, so `by_modified` iterates newest first; ties are
 //! ordered by (origin, id).
@@ -117,6 +125,10 @@ pub const FORMAT_TAG: &[u8] = b"tanoa-store-v1";
 
 const TAG_CIDR4: u8 = 0xC4;
 const TAG_CIDR6: u8 = 0xC6;
+/// Index keys of an advisory's CVE list and actor list (not indicators: not counted in
+/// `Counts::indicators`).
+const TAG_CVE_LIST: u8 = 0xA1;
+const TAG_ACTOR_LIST: u8 = 0xA2;
 
 /// Visitor of a scan: gets (key, value), returns whether to continue.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
@@ -246,6 +258,21 @@ fn item_of(b: &[u8], tree: Tree) -> Result<ItemId, StoreError> {
     ItemId::from_slice(b).ok_or_else(|| corrupt(tree, format!("bad item id {}", hex::encode(b))))
 }
 
+/// The supersession order of the items of one advisory: whether `a` =
+/// (withdrawn, revision, item id) replaces `b` as the latest revision.
+///
+/// Withdrawal is forever: a tombstone outranks every revision that is not withdrawn, whatever
+/// their revision numbers, so once any tombstone of an advisory is held the advisory stays
+/// withdrawn (later revisions are stored as history but never become latest, never reactivate
+/// indicators). Among items of the same withdrawn state: the highest revision, then the lowest
+/// item id (equivocation). A total order over items, so the latest does not depend on the order
+/// in which items arrive.
+pub(crate) fn outranks(a: (bool, u64, &ItemId), b: (bool, u64, &ItemId)) -> bool {
+    let (aw, ar, ai) = a;
+    let (bw, br, bi) = b;
+    (aw, ar, std::cmp::Reverse(ai)) > (bw, br, std::cmp::Reverse(bi))
+}
+
 /// Value of the `latest` tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct LatestRec {
@@ -341,18 +368,63 @@ fn cidr_prefix(net: &ipnet::IpNet) -> IndexEntry {
     }
 }
 
-/// Index keys of an advisory's indicators, with their CIDR prefix lengths.
+/// The normal form of a CVE id in the advisory CVE-list index (upper case, as the model
+/// normalizes it; the value as given, trimmed and upper-cased, when it does not normalize).
+pub(crate) fn cve_list_value(v: &str) -> String {
+    crate::model::normalize_indicator(IndicatorKind::Cve, v)
+        .unwrap_or_else(|_| v.trim().to_uppercase())
+}
+
+/// The normal form of an actor name in the actor-list index: trimmed, lower case (search is
+/// case-insensitive).
+pub(crate) fn actor_list_value(v: &str) -> String {
+    v.trim().to_lowercase()
+}
+
+/// Key prefix of a value of an advisory list (`TAG_CVE_LIST` or `TAG_ACTOR_LIST`).
+fn list_prefix(tag: u8, value: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + value.len() + 36);
+    k.push(tag);
+    k.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    k.extend_from_slice(value.as_bytes());
+    k
+}
+
+/// Whether an index key counts as an indicator (not an advisory CVE or actor list entry).
+fn is_indicator_key(k: &[u8]) -> bool {
+    !matches!(k.first(), Some(&TAG_CVE_LIST | &TAG_ACTOR_LIST))
+}
+
+/// Index keys of an advisory's indicators, with their CIDR prefix lengths, then of its CVE
+/// and actor lists (position in `cves` / `actors` as the index).
 fn indicator_keys(item: &ItemId, a: &Advisory) -> Vec<IndexEntry> {
-    a.indicators
+    let suffixed = |mut k: Vec<u8>, n: usize| {
+        k.extend_from_slice(&item.0);
+        k.extend_from_slice(&(n as u32).to_be_bytes());
+        k
+    };
+    let mut out: Vec<IndexEntry> = a
+        .indicators
         .iter()
         .enumerate()
         .map(|(n, ind)| {
-            let (mut k, cidr) = indicator_prefix(ind.kind, &ind.value);
-            k.extend_from_slice(&item.0);
-            k.extend_from_slice(&(n as u32).to_be_bytes());
-            (k, cidr)
+            let (k, cidr) = indicator_prefix(ind.kind, &ind.value);
+            (suffixed(k, n), cidr)
         })
-        .collect()
+        .collect();
+    for (n, c) in a.cves.iter().enumerate() {
+        out.push((
+            suffixed(list_prefix(TAG_CVE_LIST, &cve_list_value(c)), n),
+            None,
+        ));
+    }
+    for (n, c) in a.actors.iter().enumerate() {
+        out.push((
+            suffixed(list_prefix(TAG_ACTOR_LIST, &actor_list_value(c)), n),
+            None,
+        ));
+    }
+    out
 }
 
 /// Counters: encoded as 5 big-endian u64 in `meta/counts`.
@@ -716,7 +788,8 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
                 self.cidr_dirty = true;
             }
         }
-        self.counts.indicators += keys.len() as u64;
+        let n = keys.iter().filter(|(k, _)| is_indicator_key(k)).count();
+        self.counts.indicators += n as u64;
     }
 
     fn index_remove(&mut self, keys: &[IndexEntry]) {
@@ -728,7 +801,8 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
                 self.cidr_dirty = true;
             }
         }
-        self.counts.indicators = self.counts.indicators.saturating_sub(keys.len() as u64);
+        let n = keys.iter().filter(|(k, _)| is_indicator_key(k)).count();
+        self.counts.indicators = self.counts.indicators.saturating_sub(n as u64);
     }
 
     /// Indicator keys of a stored (or planned) item.
@@ -765,11 +839,14 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
             .map(|b| LatestRec::decode(&b))
             .transpose()?;
 
-        // Equivocation: other items with the same (origin, id, revision). The latest has the
-        // highest stored revision, so there can be none above it (no history read needed).
+        // Equivocation: other items with the same (origin, id, revision). An active latest has
+        // the highest stored revision, so there can be none above it (no history read needed);
+        // a withdrawn latest may have later revisions stored as history (see `outranks`).
         let rk = rev_key(&ak, adv.revision);
         let siblings = match current {
-            Some(c) if adv.revision <= c.revision => self.keys_with_prefix(Tree::History, &rk)?,
+            Some(c) if adv.revision <= c.revision || c.withdrawn => {
+                self.keys_with_prefix(Tree::History, &rk)?
+            }
             _ => BTreeSet::new(),
         };
         let equivocation = !siblings.is_empty();
@@ -798,9 +875,12 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
             self.put(Tree::Equivocations, rk.clone(), encode_equivocation(&rec));
         }
 
-        // Supersession: highest revision, then lowest item id.
+        // Supersession: withdrawal is forever, then highest revision, then lowest item id.
         let becomes = current.is_none_or(|c| {
-            adv.revision > c.revision || (adv.revision == c.revision && id < c.item)
+            outranks(
+                (adv.withdrawn, adv.revision, &id),
+                (c.withdrawn, c.revision, &c.item),
+            )
         });
         let new_keys = indicator_keys(&id, adv);
         if becomes {
@@ -1019,6 +1099,14 @@ pub fn search(
                 crate::model::normalize_indicator(*kind, value).unwrap_or_else(|_| value.clone());
             let (prefix, _) = indicator_prefix(*kind, &value);
             collect_matches(kv, &prefix, MatchKind::Exact, &mut out)?;
+            if *kind == IndicatorKind::Cve {
+                let prefix = list_prefix(TAG_CVE_LIST, &cve_list_value(&value));
+                collect_matches(kv, &prefix, MatchKind::CveList, &mut out)?;
+            }
+        }
+        IndicatorQuery::Actor(name) => {
+            let prefix = list_prefix(TAG_ACTOR_LIST, &actor_list_value(name));
+            collect_matches(kv, &prefix, MatchKind::ActorList, &mut out)?;
         }
         IndicatorQuery::Ip(addr) => {
             let kind = match addr {

@@ -2,8 +2,9 @@
 //!
 //! Owns: persistence of envelopes, the latest revision per (origin, advisory id), the active
 //! indicator index, withdrawal tombstones, equivocation evidence and the audit log; the
-//! supersession and equivocation rules (highest revision wins; same revision with different
-//! payloads is equivocation, resolved to the lowest item id); durability (`sync`).
+//! supersession and equivocation rules (a withdrawal tombstone outranks every revision that is
+//! not withdrawn, so withdrawal is forever; otherwise the highest revision wins; same revision
+//! with different payloads is equivocation, resolved to the lowest item id); durability (`sync`).
 //! Must never: accept anything but a `Verified<Advisory>`, decide TLP policy, or talk to the
 //! network. Implementations: `MemoryStore` here (tests, simulator) and the daemon's
 //! durable `SledStore`; both pass the same `conformance` suite. Both run the same rules and
@@ -88,10 +89,12 @@ pub struct ListFilter {
 /// What to look up in the indicator index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndicatorQuery {
-    /// Exact match of a normalized value of a kind.
+    /// Exact match of a normalized value of a kind; for `Cve`, the advisories' `cves` lists too.
     Exact(IndicatorKind, String),
     /// An address: exact ipv4/ipv6 indicators equal to it, plus every CIDR indicator containing it.
     Ip(IpAddr),
+    /// An actor name in the advisories' `actors` lists (case-insensitive, trimmed).
+    Actor(String),
 }
 
 /// How an indicator matched.
@@ -101,9 +104,14 @@ pub enum MatchKind {
     Exact,
     /// The queried address lies inside a CIDR indicator.
     Cidr,
+    /// The queried CVE is in the advisory's `cves` list (`index` = position in that list).
+    CveList,
+    /// The queried actor is in the advisory's `actors` list (`index` = position in that list).
+    ActorList,
 }
 
-/// One hit of the indicator index (only latest, non-withdrawn revisions are indexed).
+/// One hit of the indicator index (only latest, non-withdrawn revisions are indexed; the
+/// advisories' CVE and actor lists are indexed with their indicators).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndicatorMatch {
     /// Item holding the indicator.
@@ -192,7 +200,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn sync(&self) -> Result<(), StoreError>;
     /// An item by id (any revision).
     fn get(&self, id: &ItemId) -> Result<Option<StoredItem>, StoreError>;
-    /// The latest revision of an advisory (after equivocation resolution).
+    /// The latest revision of an advisory (after equivocation resolution); once any withdrawal
+    /// of it is stored, the highest-ranked withdrawal (withdrawal is forever).
     fn latest(&self, origin: &str, advisory_id: &str) -> Result<Option<StoredItem>, StoreError>;
     /// Every stored item of an advisory, ordered by (revision, item id).
     fn history(&self, origin: &str, advisory_id: &str) -> Result<Vec<StoredItem>, StoreError>;

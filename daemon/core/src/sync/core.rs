@@ -7,7 +7,7 @@ use super::index::ItemIndex;
 use super::peer::{InFlight, LinkState, Peer, PeerStatus, Pending};
 use super::prf::{self, Prf, domain};
 use super::push::{self, PushParams};
-use super::reconcile::{Initiator, Responder};
+use super::reconcile::{FrameError, Initiator, Responder};
 use super::{
     Action, Failure, FetchRequest, FetchResponse, ItemMeta, PushResponse, ReconcileRequest,
     ReconcileResponse, RequestId, Source, SyncConfig, SyncError,
@@ -516,7 +516,14 @@ impl SyncCore {
                     message: out,
                 })
             }
-            Err(e) => {
+            Err(FrameError::Malformed(m)) => {
+                p.responder = None;
+                Err(SyncError::MalformedFrame {
+                    peer: peer_id.clone(),
+                    detail: m.to_string(),
+                })
+            }
+            Err(FrameError::Negentropy(e)) => {
                 p.responder = None;
                 Err(neg_err(e))
             }
@@ -955,7 +962,11 @@ impl SyncCore {
         p.stats.bytes_received += resp.message.len() as u64;
         let round = match init.on_reply(&resp.message) {
             Ok(r) => r,
-            Err(_) => {
+            Err(FrameError::Malformed(_)) => {
+                self.fail_session(i, "malformed_frame");
+                return;
+            }
+            Err(FrameError::Negentropy(_)) => {
                 self.fail_session(i, "bad_reconcile");
                 return;
             }

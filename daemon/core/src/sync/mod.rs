@@ -263,6 +263,15 @@ pub enum SyncError {
         /// Negentropy's error.
         detail: String,
     },
+    /// A reconciliation message does not follow the negentropy encoding (unterminated or
+    /// overlong varint, descending bounds, truncated field, unknown mode).
+    #[error("reconciliation message from {peer} refused: {detail}")]
+    MalformedFrame {
+        /// Peer.
+        peer: String,
+        /// What is wrong, with the byte offset.
+        detail: String,
+    },
     /// A reconciliation we initiated with the peer is already running.
     #[error("a reconciliation with {peer} is already running")]
     Busy {
@@ -280,6 +289,7 @@ impl SyncError {
             SyncError::FrameTooLarge { .. } => "frame_too_large",
             SyncError::TooManyIds { .. } => "too_many_ids",
             SyncError::Reconcile { .. } => "bad_reconcile",
+            SyncError::MalformedFrame { .. } => "malformed_frame",
             SyncError::Busy { .. } => "busy",
         }
     }

@@ -407,6 +407,37 @@ fn check_required(obj: &Map<String, Value>, ty: &str, who: &str, p: &mut Problem
     }
 }
 
+/// What stix2-validator (3.x, STIX 2.1, default options) would refuse in an object that our
+/// structural check accepts, as reasons (empty = nothing known). Covered: an object type in a
+/// `stix` pattern that is neither a STIX 2.1 Cyber-observable Object type nor a custom one
+/// (`x-` prefix), which the validator reports as an error (e.g. `[app:id = '…']`). The import
+/// keeps such objects verbatim and warns, naming the object.
+pub(crate) fn validator_findings(o: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(obj) = o.as_object() else {
+        return out;
+    };
+    if obj.get("type").and_then(Value::as_str) != Some("indicator")
+        || obj.get("pattern_type").and_then(Value::as_str) != Some("stix")
+    {
+        return out;
+    }
+    let Some(pat) = obj.get("pattern").and_then(Value::as_str) else {
+        return out;
+    };
+    if let Ok(types) = pattern::object_types(pat) {
+        for t in types {
+            if !is_sco(&t) && !t.starts_with("x-") {
+                out.push(format!(
+                    "pattern: object type '{t}' is not a STIX 2.1 Cyber-observable Object type \
+                     (nor a custom 'x-' type); stix2-validator rejects the indicator"
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn check_indicator(obj: &Map<String, Value>, who: &str, p: &mut Problems) {
     let pattern_type = obj.get("pattern_type").and_then(Value::as_str);
     if pattern_type != Some("stix") {
@@ -427,6 +458,19 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn patterns_over_unknown_object_types_are_found() {
+        let ind = |p: &str| serde_json::json!({"type": "indicator", "pattern_type": "stix", "pattern": p});
+        let f = validator_findings(&ind("[app:id = 'com.example.spy']"));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("'app'"), "{f:?}");
+        assert!(validator_findings(&ind("[ipv4-addr:value = '198.51.100.1']")).is_empty());
+        assert!(validator_findings(&ind("[x-example-app:id = 'a']")).is_empty());
+        let sigma =
+            serde_json::json!({"type": "indicator", "pattern_type": "sigma", "pattern": "app:id"});
+        assert!(validator_findings(&sigma).is_empty());
+    }
 
     #[test]
     fn timestamps() {

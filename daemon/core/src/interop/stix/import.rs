@@ -90,6 +90,15 @@ pub struct NotIndexed {
     pub reason: String,
 }
 
+/// A note about one STIX object of an import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectNote {
+    /// Object id.
+    pub id: String,
+    /// What was noted.
+    pub detail: String,
+}
+
 /// What an import found and made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
@@ -123,6 +132,12 @@ pub struct ImportSummary {
     pub title: String,
     /// The advisories made, in order.
     pub parts: Vec<PartSummary>,
+    /// Values indexed under another kind than their pattern path says (an IP address in a
+    /// `domain-name:value` comparison is indexed as an address), per indicator object.
+    pub reclassified: Vec<ObjectNote>,
+    /// Objects stix2-validator would reject (kept verbatim and exported as they are), with why
+    /// (`check::validator_findings`).
+    pub validator_warnings: Vec<ObjectNote>,
 }
 
 /// The drafts of an import and what was found.
@@ -323,6 +338,7 @@ fn markings_of(obj: &Map<String, Value>) -> impl Iterator<Item = &str> {
 struct IndicatorYield {
     values: Vec<pb::Indicator>,
     skipped: Vec<String>,
+    reclassified: Vec<String>,
 }
 
 /// Objects with this many references or more are containers: they are not followed when a part
@@ -856,6 +872,8 @@ impl<'a> Importer<'a> {
             tlp_source: self.tlp_source.clone(),
             title: fixed.title.clone(),
             parts: Vec::new(),
+            reclassified: Vec::new(),
+            validator_warnings: Vec::new(),
         };
         let mut actors = HashSet::new();
         let mut cves = HashSet::new();
@@ -868,7 +886,20 @@ impl<'a> Importer<'a> {
                 Some("vulnerability") => cves.extend(cves_of(obj)),
                 _ => {}
             }
+            let oid = obj.get("id").and_then(Value::as_str).unwrap_or("");
+            for detail in check::validator_findings(o) {
+                s.validator_warnings.push(ObjectNote {
+                    id: oid.to_string(),
+                    detail,
+                });
+            }
             if let Some(y) = &self.yields[n] {
+                for detail in &y.reclassified {
+                    s.reclassified.push(ObjectNote {
+                        id: oid.to_string(),
+                        detail: detail.clone(),
+                    });
+                }
                 s.stix_indicators += 1;
                 match (y.values.is_empty(), y.skipped.is_empty()) {
                     (true, _) => {
@@ -949,6 +980,7 @@ fn indicator_yield(o: &Value) -> Option<IndicatorYield> {
                 });
             }
             y.skipped = m.skipped;
+            y.reclassified = m.reclassified;
         }
         Err(e) => y.skipped.push(e.to_string()),
     }

@@ -24,7 +24,7 @@ pub use export::{
     advisory_objects, bundle, format_timestamp, kept_objects, stix_pattern, tanoa_uuid,
 };
 pub use import::{
-    ImportOptions, ImportSummary, Imported, PartSummary, TlpSource, import_bundle,
+    ImportOptions, ImportSummary, Imported, ObjectNote, PartSummary, TlpSource, import_bundle,
     import_bundle_report,
 };
 pub use upgrade::upgrade_to_21;

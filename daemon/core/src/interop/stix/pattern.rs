@@ -300,6 +300,8 @@ struct Parser<'a> {
     at: usize,
     /// Open parentheses (bounded: the parser recurses once per level).
     depth: usize,
+    /// Object type of every object path, in order (also those under AND, NOT, EXISTS, …).
+    object_types: Vec<String>,
 }
 
 /// Deepest nesting of parentheses accepted in a pattern; deeper input is refused rather than
@@ -319,6 +321,7 @@ impl<'a> Parser<'a> {
             tok,
             at,
             depth: 0,
+            object_types: Vec::new(),
         })
     }
 
@@ -597,6 +600,9 @@ impl<'a> Parser<'a> {
             }
         };
         self.bump()?;
+        if !self.object_types.contains(&object_type) {
+            self.object_types.push(object_type.clone());
+        }
         self.expect(Tok::Colon, "':' after the object type")?;
         let mut path = Vec::new();
         path.push(self.path_name()?);
@@ -650,12 +656,22 @@ pub fn parse(pattern: &str) -> Result<(), PatternError> {
 }
 
 fn parse_tree(pattern: &str) -> Result<Obs, PatternError> {
+    parse_full(pattern).map(|(o, _)| o)
+}
+
+fn parse_full(pattern: &str) -> Result<(Obs, Vec<String>), PatternError> {
     let mut p = Parser::new(pattern)?;
     let o = p.observations()?;
     if p.tok != Tok::End {
         return Err(p.err(format!("unexpected {} after the pattern", p.found())));
     }
-    Ok(o)
+    Ok((o, p.object_types))
+}
+
+/// The object types a pattern refers to (every object path, whatever the operators around it),
+/// each once, in order of appearance.
+pub fn object_types(pattern: &str) -> Result<Vec<String>, PatternError> {
+    parse_full(pattern).map(|(_, t)| t)
 }
 
 /// What Tanoa indexes from a pattern.
@@ -666,6 +682,9 @@ pub struct Mapping {
     /// Comparisons not indexed: a path or operator we do not map, a value our normalization
     /// refuses (with the reason), or anything under AND/NOT/qualifiers.
     pub skipped: Vec<String>,
+    /// Values indexed under another kind than their path says, with why (an IP address in a
+    /// `domain-name:value` comparison is indexed as the `ipv4`/`ipv6` address it is).
+    pub reclassified: Vec<String>,
 }
 
 impl Mapping {
@@ -700,6 +719,13 @@ fn map_comp(c: &Comp, m: &mut Mapping) {
         Comp::Other => m.skipped.push("EXISTS test".into()),
         Comp::Test(t) => match map_test(t) {
             Ok((kind, value)) => {
+                if t.object_type == "domain-name" && kind != IndicatorKind::Domain {
+                    m.reclassified.push(format!(
+                        "{}: {value:?} is an IP address, indexed as {}",
+                        describe(t),
+                        kind.as_str()
+                    ));
+                }
                 if !m.values.iter().any(|(k, v)| *k == kind && *v == value) {
                     m.values.push((kind, value));
                 }
@@ -778,6 +804,20 @@ fn map_test(t: &Test) -> Result<(IndicatorKind, String), String> {
             .map(|v| (k, v))
             .map_err(|e| format!("{}: {e}", describe(t)));
     }
+    // Real reports put addresses in domain-name comparisons: index the address as what it is
+    // (the warning-list check already treats it as an IP).
+    if kind == IndicatorKind::Domain
+        && let Some(ip) = crate::model::indicator::parse_ip(&raw)
+    {
+        let k = if ip.is_ipv4() {
+            IndicatorKind::Ipv4
+        } else {
+            IndicatorKind::Ipv6
+        };
+        return normalize_indicator(k, &raw)
+            .map(|v| (k, v))
+            .map_err(|e| format!("{}: {e}", describe(t)));
+    }
     if kind == IndicatorKind::Filename && raw.contains(['/', '\\']) {
         return Err(format!(
             "{}: {raw:?} contains a path separator (a file name is indexed without its path)",
@@ -846,6 +886,30 @@ mod tests {
         assert_eq!(
             vals("[url:value = 'http://evil.example/a\\'b']"),
             [(K::Url, "http://evil.example/a'b".into())]
+        );
+    }
+
+    #[test]
+    fn an_ip_address_in_a_domain_name_comparison_is_indexed_as_the_address() {
+        let m = map_pattern("[domain-name:value = '198.51.100.7']").unwrap();
+        assert_eq!(m.values, vec![(K::Ipv4, "198.51.100.7".to_string())]);
+        assert_eq!(m.reclassified.len(), 1, "{m:?}");
+        assert!(m.reclassified[0].contains("indexed as ipv4"), "{m:?}");
+        let m = map_pattern("[domain-name:value = '2001:DB8::7']").unwrap();
+        assert_eq!(m.values, vec![(K::Ipv6, "2001:db8::7".to_string())]);
+        assert!(m.reclassified[0].contains("indexed as ipv6"), "{m:?}");
+        // A real domain is not reclassified.
+        let m = map_pattern("[domain-name:value = 'c2.apt40.example']").unwrap();
+        assert_eq!(m.values, vec![(K::Domain, "c2.apt40.example".to_string())]);
+        assert!(m.reclassified.is_empty());
+    }
+
+    #[test]
+    fn object_types_lists_every_path_even_under_and_not_and_exists() {
+        assert_eq!(
+            object_types("[app:id = 'x' AND ipv4-addr:value NOT = '198.51.100.1'] FOLLOWEDBY [EXISTS app:name]")
+                .unwrap(),
+            vec!["app".to_string(), "ipv4-addr".to_string()]
         );
     }
 

@@ -943,3 +943,73 @@ fn a_hundred_thousand_indicators_import_in_parts_within_the_limits() {
         assert!(d.extras.len() <= Limits::default().max_extras_bytes);
     }
 }
+
+fn indicator_bundle(patterns: &[(&str, &str)]) -> Vec<u8> {
+    let objects: Vec<Value> = patterns
+        .iter()
+        .map(|(id, p)| {
+            json!({
+                "type": "indicator", "spec_version": "2.1", "id": id,
+                "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+                "pattern": p, "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z"
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({
+        "type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d",
+        "objects": objects
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_ip_in_a_domain_name_pattern_is_imported_as_an_address_and_reported() {
+    let ip_id = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+    let bytes = indicator_bundle(&[
+        (ip_id, "[domain-name:value = '198.51.100.7']"),
+        (
+            "indicator--0c7d6a8e-3b5f-4a57-9a11-5a2c9e7f1e01",
+            "[domain-name:value = 'c2.apt40.example']",
+        ),
+    ]);
+    let imp = import_bundle_report(&bytes, &opts(Tlp::Clear)).unwrap();
+    let kinds: Vec<(i32, &str)> = imp.drafts[0]
+        .indicators
+        .iter()
+        .map(|i| (i.kind, i.value.as_str()))
+        .collect();
+    assert!(
+        kinds.contains(&(pb::IndicatorKind::Ipv4 as i32, "198.51.100.7")),
+        "{kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&(pb::IndicatorKind::Domain as i32, "198.51.100.7")),
+        "{kinds:?}"
+    );
+    assert!(kinds.contains(&(pb::IndicatorKind::Domain as i32, "c2.apt40.example")));
+    assert_eq!(imp.summary.reclassified.len(), 1, "{:?}", imp.summary);
+    assert_eq!(imp.summary.reclassified[0].id, ip_id);
+    assert!(
+        imp.summary.reclassified[0]
+            .detail
+            .contains("indexed as ipv4")
+    );
+}
+
+#[test]
+fn objects_stix2_validator_rejects_are_imported_with_a_warning_naming_them() {
+    let bad = "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f";
+    let bytes = indicator_bundle(&[
+        (bad, "[app:id = 'com.example.spyware']"),
+        (
+            "indicator--0c7d6a8e-3b5f-4a57-9a11-5a2c9e7f1e01",
+            "[ipv4-addr:value = '198.51.100.1']",
+        ),
+    ]);
+    let imp = import_bundle_report(&bytes, &opts(Tlp::Clear)).unwrap();
+    let w = &imp.summary.validator_warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].id, bad);
+    assert!(w[0].detail.contains("'app'"), "{w:?}");
+    assert!(w[0].detail.contains("stix2-validator"), "{w:?}");
+}

@@ -402,7 +402,7 @@ fn garbage_and_oversized_reconciliation_messages_are_refused_and_counted() {
             },
         )
         .unwrap_err();
-    assert_eq!(e.code(), "bad_reconcile");
+    assert_eq!(e.code(), "malformed_frame");
     let e = b
         .handle_reconcile(
             T0,
@@ -415,12 +415,86 @@ fn garbage_and_oversized_reconciliation_messages_are_refused_and_counted() {
         .unwrap_err();
     assert!(matches!(e, SyncError::FrameTooLarge { size: 200_000, .. }));
     let r = b.peer(T0, "ws-cert").unwrap().stats.rejections;
-    assert_eq!(r.get("bad_reconcile"), Some(&1));
+    assert_eq!(r.get("malformed_frame"), Some(&1));
     assert_eq!(r.get("frame_too_large"), Some(&1));
     assert!(matches!(
         b.handle_reconcile(T0, "mallory", &ReconcileRequest::default()),
         Err(SyncError::UnknownPeer { .. })
     ));
+}
+
+#[test]
+fn malformed_reconciliation_frames_are_refused_not_answered_and_counted() {
+    let (_, mut b, _, _, _) = two_sets(100, 0, 0, no_timers());
+    let frames: [(&str, Vec<u8>); 6] = [
+        // The timestamp varint of the first bound never ends.
+        ("unterminated varint", vec![0x61, 0x80]),
+        ("unterminated varint", vec![0x61, 0x00, 0x00, 0x00, 0x81]),
+        // (10, ff) then (10, 01): the second range would end before it starts.
+        (
+            "descending bound",
+            vec![0x61, 0x0b, 0x01, 0xff, 0x00, 0x01, 0x01, 0x01, 0x00],
+        ),
+        ("longer than 64 bits", {
+            let mut f = vec![0x61];
+            f.extend([0xff; 11]);
+            f.push(0x00);
+            f
+        }),
+        ("unknown mode", vec![0x61, 0x00, 0x00, 0x07]),
+        ("fingerprint cut short", vec![0x61, 0x00, 0x00, 0x01, 0xaa]),
+    ];
+    for (n, (what, frame)) in frames.iter().enumerate() {
+        let e = b
+            .handle_reconcile(
+                T0,
+                "ws-cert",
+                &ReconcileRequest {
+                    session: 10 + n as u64,
+                    message: frame.clone(),
+                },
+            )
+            .unwrap_err();
+        assert_eq!(e.code(), "malformed_frame", "{what}: {e}");
+        assert!(e.to_string().contains(what), "{e}");
+        assert!(e.to_string().contains("ws-cert"), "{e}");
+    }
+    let r = b.peer(T0, "ws-cert").unwrap().stats.rejections;
+    assert_eq!(r.get("malformed_frame"), Some(&(frames.len() as u64)));
+    // A well-formed frame is still answered.
+    let ok = b.handle_reconcile(
+        T0,
+        "ws-cert",
+        &ReconcileRequest {
+            session: 99,
+            message: vec![0x61, 0x00, 0x00, 0x00],
+        },
+    );
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[test]
+fn a_malformed_reply_fails_the_initiators_session_as_malformed_frame() {
+    let (mut a, _, _, _, _) = two_sets(10, 0, 0, no_timers());
+    a.sync_now(T0, Some("to-cert")).unwrap();
+    let mut sent = None;
+    while let Some(act) = a.poll_action() {
+        if let Action::Reconcile { req, msg, .. } = act {
+            sent = Some((req, msg.session));
+        }
+    }
+    let (req, session) = sent.expect("a reconcile request");
+    a.on_reconcile_response(
+        T0 + 1,
+        "to-cert",
+        req,
+        &crate::sync::ReconcileResponse {
+            session,
+            message: vec![0x61, 0x80],
+        },
+    );
+    let r = a.peer(T0, "to-cert").unwrap().stats.rejections;
+    assert_eq!(r.get("malformed_frame"), Some(&1), "{r:?}");
 }
 
 proptest! {
