@@ -27,7 +27,10 @@ use crate::output;
 /// The request for these arguments (after `check_args`).
 pub fn request(a: &ExportArgs) -> pb::ExportIndicatorsRequest {
     pb::ExportIndicatorsRequest {
-        max_tlp: wire::tlp_to_proto(a.max_tlp.unwrap_or(Tlp::Green)) as i32,
+        max_tlp: wire::tlp_to_proto(
+            a.max_tlp
+                .unwrap_or(tanoa_daemon::policy::DEFAULT_EXPORT_CEILING),
+        ) as i32,
         min_confidence: a.min_confidence,
         kinds: a
             .kinds
@@ -104,7 +107,8 @@ pub fn header(a: &ExportArgs, member: &str, now_ms: i64) -> Vec<String> {
         format!(
             "filter: TLP up to {}, confidence >= {}, kinds {kinds}, origins {origins}, \
              warning-listed values {}",
-            a.max_tlp.unwrap_or(Tlp::Green),
+            a.max_tlp
+                .unwrap_or(tanoa_daemon::policy::DEFAULT_EXPORT_CEILING),
             a.min_confidence,
             if a.include_warninglisted {
                 "included (marked)"

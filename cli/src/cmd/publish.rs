@@ -72,10 +72,15 @@ pub fn refusal(file: &str, status: tonic::Status) -> anyhow::Error {
     anyhow::Error::new(status).context(format!("publish {file}"))
 }
 
+/// Reads and parses an advisory file (the core parses; the file is read here).
+pub(crate) fn read_draft(path: &std::path::Path) -> Result<pb::AdvisoryDraft, DraftError> {
+    draft::read_draft(path, |p| std::fs::read_to_string(p))
+}
+
 /// Runs `tanoa publish`.
 pub async fn run(a: PublishArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let name = a.file.display().to_string();
-    let draft = draft::read_draft(&a.file).map_err(|e| draft_failure(&e))?;
+    let draft = read_draft(&a.file).map_err(|e| draft_failure(&e))?;
     let mut client = connect::connect(g).await?;
     let r = client
         .publish(pb::PublishRequest { draft: Some(draft) })
@@ -133,7 +138,7 @@ mod tests {
             "examples/apt40-advisory.toml",
             "examples/apt40-advisory.json",
         ] {
-            let d = draft::read_draft(&root.join(f)).unwrap();
+            let d = read_draft(&root.join(f)).unwrap();
             assert_eq!(d.id, "apt40-blue-pacific", "{f}");
             assert!(!d.indicators.is_empty());
         }
@@ -148,7 +153,7 @@ mod tests {
             "tlp = \"purple\"\ntitle = \"x\"\n[[indicators]]\nkind = \"ipv5\"\nvalue = \"192.0.2.1\"\n",
         )
         .unwrap();
-        let f = draft_failure(&draft::read_draft(&p).unwrap_err());
+        let f = draft_failure(&read_draft(&p).unwrap_err());
         assert_eq!(f.code, crate::exit::USAGE);
         let lines: Vec<&str> = f.message.lines().collect();
         assert!(lines[0].contains("is invalid:"), "{}", f.message);
@@ -166,11 +171,11 @@ mod tests {
 
         let p = tmp.path().join("bad.json");
         std::fs::write(&p, "{\"tlp\": \"GREEN\", \"titel\": \"x\"}").unwrap();
-        let f = draft_failure(&draft::read_draft(&p).unwrap_err());
+        let f = draft_failure(&read_draft(&p).unwrap_err());
         assert_eq!(f.code, crate::exit::USAGE);
         assert!(f.message.contains("titel"), "{}", f.message);
 
-        let f = draft_failure(&draft::read_draft(&tmp.path().join("a.yaml")).unwrap_err());
+        let f = draft_failure(&read_draft(&tmp.path().join("a.yaml")).unwrap_err());
         assert_eq!(f.code, crate::exit::USAGE);
     }
 

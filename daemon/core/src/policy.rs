@@ -350,6 +350,21 @@ pub fn in_reconcile_scope(item: &ItemScope<'_>, a: &str, b: &str) -> bool {
     holds(a) && holds(b) && (item.tlp != Tlp::Red || item.is_origin(a) || item.is_origin(b))
 }
 
+/// The TLP ceiling of a blocklist or feed export when the operator names none: TLP:GREEN
+/// (community sharing); AMBER, AMBER+STRICT and RED go out only when asked for by name.
+pub const DEFAULT_EXPORT_CEILING: Tlp = Tlp::Green;
+
+/// Whether an item is delivered by its origin directly to each recipient instead of gossiped by
+/// relays: every RED item (nobody relays RED), and AMBER / AMBER+STRICT items whose audience has
+/// at most `direct_audience_max` members. CLEAR and GREEN are always gossiped.
+pub fn is_direct_delivery(item: &ItemScope<'_>, direct_audience_max: usize) -> bool {
+    match item.tlp {
+        Tlp::Red => true,
+        Tlp::Amber | Tlp::AmberStrict => item.audience.len() <= direct_audience_max,
+        Tlp::Clear | Tlp::Green => false,
+    }
+}
+
 /// What one local consumer (a TAXII collection, an export ceiling) may see, by TLP. TLP:RED
 /// belongs to no visibility class: it never leaves the member through a local feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -601,6 +616,41 @@ mod tests {
             assert_eq!(in_reconcile_scope(&item, a, b), expected, "{tlp} {a} {b}");
             assert_eq!(in_reconcile_scope(&item, b, a), expected, "{tlp} {b} {a}");
         }
+    }
+
+    #[test]
+    fn direct_delivery_and_visibility_tables() {
+        let two = vec![AUD1.to_string(), AUD2.to_string()];
+        let none: Vec<String> = Vec::new();
+        // (tlp, audience, direct_audience_max, direct?)
+        let direct = [
+            (Tlp::Clear, &none, 32, false),
+            (Tlp::Green, &none, 32, false),
+            (Tlp::Amber, &two, 32, true),
+            (Tlp::Amber, &two, 1, false),
+            (Tlp::AmberStrict, &two, 2, true),
+            (Tlp::AmberStrict, &two, 0, false),
+            (Tlp::Red, &two, 0, true),
+        ];
+        for (tlp, aud, max, want) in direct {
+            let scope = ItemScope::new(ORIGIN, tlp, aud);
+            assert_eq!(is_direct_delivery(&scope, max), want, "{tlp} max {max}");
+        }
+        // (visibility, tlp, included?)
+        let vis = [
+            (Visibility::Clear, Tlp::Clear, true),
+            (Visibility::Clear, Tlp::Green, false),
+            (Visibility::Green, Tlp::Green, true),
+            (Visibility::Green, Tlp::Amber, false),
+            (Visibility::Amber, Tlp::AmberStrict, true),
+            (Visibility::Amber, Tlp::Red, false),
+            (Visibility::Green, Tlp::Red, false),
+        ];
+        for (v, tlp, want) in vis {
+            assert_eq!(v.includes(tlp), want, "{v} {tlp}");
+        }
+        assert_eq!(DEFAULT_EXPORT_CEILING, Tlp::Green);
+        assert!(!Visibility::ALL.iter().any(|v| v.includes(Tlp::Red)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The report of issue 4: every simulator scenario, one table each.
 //!
-//! Run: `cargo bench -p tanoa-daemon --bench simulate` (1,000 members; `-- 200` for another N;
+//! Run: `cargo bench -p tanoa-sim --bench simulate` (1,000 members; `-- 200` for another N;
 //! `-- 1000 100000` also sets the backlog, default 100,000; a word selects scenarios by name,
 //! e.g. `-- backlog`). The AMBER/RED scenario uses N/5
 //! members (200 at the default), the backlog scenario 20 members. Each line of a failure prints

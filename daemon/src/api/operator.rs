@@ -752,7 +752,7 @@ fn export_filter(r: &pb::ExportIndicatorsRequest) -> Result<ExportFilter, CoreEr
         message,
     };
     let max_tlp = match r.max_tlp {
-        0 => model::Tlp::Green,
+        0 => crate::policy::DEFAULT_EXPORT_CEILING,
         v => wire::tlp_from_proto(v)
             .ok_or_else(|| bad("max_tlp", format!("unknown TLP value {v}")))?,
     };

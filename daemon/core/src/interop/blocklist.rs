@@ -63,7 +63,7 @@ pub struct ExportFilter {
 impl Default for ExportFilter {
     fn default() -> Self {
         ExportFilter {
-            max_tlp: Tlp::Green,
+            max_tlp: crate::policy::DEFAULT_EXPORT_CEILING,
             min_confidence: 0,
             kinds: Vec::new(),
             origins: Vec::new(),

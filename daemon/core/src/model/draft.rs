@@ -156,21 +156,29 @@ pub struct AdvisoryFile {
     pub valid_until: Option<String>,
 }
 
-/// Reads and parses an advisory file; the format comes from the extension (`.json`/`.toml`).
-pub fn parse_advisory_file(path: &Path) -> Result<AdvisoryFile, DraftError> {
+/// Parses an advisory file; the format comes from the extension (`.json`/`.toml`). The caller
+/// supplies the reading (`read`, e.g. `std::fs::read_to_string`): the core never opens a file.
+pub fn parse_advisory_file(
+    path: &Path,
+    read: impl FnOnce(&Path) -> std::io::Result<String>,
+) -> Result<AdvisoryFile, DraftError> {
     let format = FileFormat::from_path(path).ok_or_else(|| DraftError::UnknownFormat {
         file: path.to_path_buf(),
     })?;
-    let text = std::fs::read_to_string(path).map_err(|source| DraftError::Io {
+    let text = read(path).map_err(|source| DraftError::Io {
         file: path.to_path_buf(),
         source,
     })?;
     parse_advisory_str(&text, format, &path.display().to_string())
 }
 
-/// Reads an advisory file and converts it to a publish draft, naming the file in every error.
-pub fn read_draft(path: &Path) -> Result<pb::AdvisoryDraft, DraftError> {
-    let file = parse_advisory_file(path)?;
+/// Parses an advisory file (read by `read`, see [`parse_advisory_file`]) and converts it to a
+/// publish draft, naming the file in every error.
+pub fn read_draft(
+    path: &Path,
+    read: impl FnOnce(&Path) -> std::io::Result<String>,
+) -> Result<pb::AdvisoryDraft, DraftError> {
+    let file = parse_advisory_file(path, read)?;
     file.to_proto().map_err(|errors| DraftError::Invalid {
         file: path.display().to_string(),
         errors,
@@ -405,6 +413,14 @@ mod tests {
 
     use super::*;
     use crate::model::{Limits, normalize_advisory, validate_advisory};
+
+    fn parse_advisory_file(path: &Path) -> Result<AdvisoryFile, DraftError> {
+        super::parse_advisory_file(path, |p| std::fs::read_to_string(p))
+    }
+
+    fn read_draft(path: &Path) -> Result<pb::AdvisoryDraft, DraftError> {
+        super::read_draft(path, |p| std::fs::read_to_string(p))
+    }
 
     fn example(ext: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

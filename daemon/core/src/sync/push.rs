@@ -16,7 +16,6 @@
 use super::peer::Peer;
 use super::prf::{self, Prf, domain};
 use crate::envelope::ItemId;
-use crate::model::Tlp;
 use crate::policy::{self, ItemScope};
 
 /// How gossip targets are chosen.
@@ -38,13 +37,10 @@ pub(crate) struct PushParams {
     pub(crate) direct_audience_max: usize,
 }
 
-/// Whether an item is delivered directly by its origin (and not gossiped by relays).
+/// Whether an item is delivered directly by its origin (and not gossiped by relays): the
+/// policy's rule.
 pub(crate) fn is_direct(scope: &ItemScope<'_>, direct_audience_max: usize) -> bool {
-    match scope.tlp {
-        Tlp::Red => true,
-        Tlp::Amber | Tlp::AmberStrict => scope.audience.len() <= direct_audience_max,
-        Tlp::Clear | Tlp::Green => false,
-    }
+    crate::policy::is_direct_delivery(scope, direct_audience_max)
 }
 
 /// Indices (into `peers`) of the peers to push a newly accepted item to.
