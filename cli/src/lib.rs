@@ -24,6 +24,7 @@ mod cmd;
 mod connect;
 mod envfile;
 mod exit;
+mod outfile;
 mod output;
 
 use std::process::ExitCode;

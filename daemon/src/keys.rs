@@ -97,13 +97,13 @@ pub fn write_key_file(path: &Path, member: &str, key: &SigningKey) -> Result<(),
     Ok(())
 }
 
-/// Loads a key file, checking permissions (0600 or stricter), format and key id.
-pub fn load_key_file(path: &Path) -> Result<SigningIdentity, KeyError> {
-    let io = |source| KeyError::Io {
+/// Refuses a private key file (signing key, TLS key, CA key) that group or others may read or
+/// write: `KeyError::Permissions` names the file and the `chmod` that fixes it.
+pub fn check_private_mode(path: &Path) -> Result<(), KeyError> {
+    let meta = std::fs::metadata(path).map_err(|source| KeyError::Io {
         path: path.into(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions {
@@ -111,6 +111,16 @@ pub fn load_key_file(path: &Path) -> Result<SigningIdentity, KeyError> {
             mode,
         });
     }
+    Ok(())
+}
+
+/// Loads a key file, checking permissions (0600 or stricter), format and key id.
+pub fn load_key_file(path: &Path) -> Result<SigningIdentity, KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.into(),
+        source,
+    };
+    check_private_mode(path)?;
     let body = std::fs::read(path).map_err(io)?;
     let fmt_err = |detail: String| KeyError::Format {
         path: path.into(),

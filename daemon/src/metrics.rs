@@ -35,6 +35,8 @@ pub struct Metrics {
     accepted_local: AtomicU64,
     accepted_peer: AtomicU64,
     peer_messages_rejected: Mutex<BTreeMap<(String, &'static str), u64>>,
+    listener_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    taxii_logins: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -80,6 +82,34 @@ impl Metrics {
             .or_insert(0) += 1;
     }
 
+    /// A TCP connection was closed by a listener's accept loop before or during its set-up
+    /// (`tcp_accept::closed` code).
+    pub fn listener_refused(&self, listener: &'static str, reason: &'static str) {
+        *lock(&self.listener_refused)
+            .entry((listener, reason))
+            .or_insert(0) += 1;
+    }
+
+    /// Connections closed so far by `listener` for `reason`.
+    pub fn listener_refusals(&self, listener: &str, reason: &str) -> u64 {
+        lock(&self.listener_refused)
+            .iter()
+            .filter(|((l, r), _)| *l == listener && *r == reason)
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// A TAXII request failed to authenticate (`invalid_credentials`) or was refused because
+    /// its source failed too often (`rate_limited`).
+    pub fn taxii_login_failure(&self, reason: &'static str) {
+        *lock(&self.taxii_logins).entry(reason).or_insert(0) += 1;
+    }
+
+    /// TAXII login failures counted so far for `reason`.
+    pub fn taxii_login_failures(&self, reason: &str) -> u64 {
+        lock(&self.taxii_logins).get(reason).copied().unwrap_or(0)
+    }
+
     /// Renders the exposition text from these counters, the sync core's per-peer status (empty
     /// for a single node) and the store counts.
     pub fn render(&self, peers: &[PeerStatus], counts: Option<&Counts>) -> String {
@@ -115,6 +145,32 @@ impl Metrics {
                     self.accepted_peer.load(Ordering::Relaxed)
                 ),
             ],
+        );
+        let closed = lock(&self.listener_refused).clone();
+        add(
+            "tanoa_listener_refused_total",
+            "counter",
+            "TCP connections closed by a listener before or during set-up, by listener (peer, \
+             operator_tcp, taxii) and reason (per_address_limit, listener_full, \
+             handshake_timeout, login_rate_limited).",
+            closed
+                .iter()
+                .map(|((l, r), v)| {
+                    format!("tanoa_listener_refused_total{{listener=\"{l}\",reason=\"{r}\"}} {v}")
+                })
+                .collect(),
+        );
+        let logins = lock(&self.taxii_logins).clone();
+        add(
+            "tanoa_taxii_login_failures_total",
+            "counter",
+            "TAXII requests refused at authentication, by reason (invalid_credentials; \
+             rate_limited: the source failed too many logins and its credentials were not \
+             checked).",
+            logins
+                .iter()
+                .map(|(r, v)| format!("tanoa_taxii_login_failures_total{{reason=\"{r}\"}} {v}"))
+                .collect(),
         );
         let msgs = lock(&self.peer_messages_rejected).clone();
         add(

@@ -41,10 +41,12 @@ use crate::transport::{self, OperatorTlsStream, TransportError};
 
 /// How long in-flight requests may take to finish after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long a client may take to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most TLS handshakes in progress at once on one listener; more connections are closed.
-pub const MAX_HANDSHAKES: usize = 256;
+/// How long a client may take to complete the TLS handshake (shorter under pressure: see
+/// `tcp_accept::AcceptLimits`).
+pub const HANDSHAKE_TIMEOUT: Duration = crate::tcp_accept::DEADLINE;
+/// Most TLS handshakes in progress at once on one listener from addresses without reserved
+/// capacity; more connections are closed (see `tcp_accept::AcceptLimits`).
+pub const MAX_HANDSHAKES: usize = crate::tcp_accept::MAX_SETUPS;
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -417,23 +419,25 @@ pub async fn run_with(
 }
 
 /// Accepts TCP connections on the peer port, runs each TLS handshake in its own task (bounded
-/// in time), and passes connections of verified roster members on. Refusals are reported by the
-/// transport's hook. Joins its handshake tasks before returning.
+/// in time, see `tcp_accept`), and passes connections of verified roster members on. Refusals
+/// are reported by the transport's hook; connections closed by the accept loop's limits and
+/// timed-out handshakes are counted through `limits.on_closed`. Joins its handshake tasks
+/// before returning.
 async fn accept_peers(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     hook: transport::RefusalHook,
+    limits: crate::tcp_accept::AcceptLimits,
     tx: mpsc::Sender<Result<transport::PeerTlsStream, std::io::Error>>,
     cancel: CancellationToken,
 ) {
-    crate::tcp_accept::accept_each(listener, "peer port", MAX_HANDSHAKES, cancel, |tcp, remote| {
+    let on_closed = limits.on_closed.clone();
+    crate::tcp_accept::accept_each(listener, "peer", limits, cancel, |tcp, remote, deadline| {
         let (acceptor, tx, hook) = (acceptor.clone(), tx.clone(), hook.clone());
+        let on_closed = on_closed.clone();
         async move {
-            match tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                transport::accept_peer(&acceptor, tcp, &hook),
-            )
-            .await
+            match tokio::time::timeout(deadline, transport::accept_peer(&acceptor, tcp, &hook))
+                .await
             {
                 Ok(Ok(stream)) => {
                     tracing::debug!(%remote, peer = %stream.identity().member, "peer connected");
@@ -443,17 +447,64 @@ async fn accept_peers(
                     tracing::debug!(%remote, error = %e, "peer connection refused");
                 }
                 Err(_) => {
+                    if let Some(count) = &on_closed {
+                        count("peer", crate::tcp_accept::closed::HANDSHAKE_TIMEOUT);
+                    }
                     hook(&transport::Refusal {
                         reason: transport::refusal::HANDSHAKE,
                         side: "peer port".into(),
+                        remote: Some(remote),
                         subject: format!("remote {remote}"),
-                        detail: "TLS handshake timed out".into(),
+                        detail: format!("TLS handshake timed out after {deadline:?}"),
                     });
                 }
             }
         }
     })
     .await;
+}
+
+/// The addresses the roster's peer endpoints resolve to (host names looked up, each bounded in
+/// time; a failed lookup is logged and skipped).
+pub async fn roster_addresses(config: &Config) -> std::collections::HashSet<std::net::IpAddr> {
+    let mut out = std::collections::HashSet::new();
+    for m in config.peers() {
+        for ep in &m.endpoints {
+            if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
+                out.insert(ip.to_canonical());
+                continue;
+            }
+            let lookup = tokio::net::lookup_host((ep.host.as_str(), ep.port));
+            match tokio::time::timeout(ROSTER_LOOKUP_TIMEOUT, lookup).await {
+                Ok(Ok(addrs)) => out.extend(addrs.map(|a| a.ip().to_canonical())),
+                Ok(Err(e)) => {
+                    tracing::warn!(member = %m.id, endpoint = %ep, error = %e,
+                        "cannot resolve a roster endpoint; no reserved capacity for it");
+                }
+                Err(_) => {
+                    tracing::warn!(member = %m.id, endpoint = %ep,
+                        "resolving a roster endpoint timed out; no reserved capacity for it");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Bound of one roster endpoint lookup.
+const ROSTER_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the roster endpoints are resolved again (their addresses may change).
+const ROSTER_REFRESH: Duration = Duration::from_secs(300);
+
+/// The accept limits of a listener counted in `metrics` (`tanoa_listener_refused_total`).
+fn accept_limits(metrics: &Arc<metrics::Metrics>) -> crate::tcp_accept::AcceptLimits {
+    let m = Arc::clone(metrics);
+    crate::tcp_accept::AcceptLimits {
+        on_closed: Some(Arc::new(move |listener, reason| {
+            m.listener_refused(listener, reason);
+        })),
+        ..crate::tcp_accept::AcceptLimits::new()
+    }
 }
 
 /// Renders the metrics of a node from its counters, its sync driver and its store.
@@ -495,13 +546,33 @@ async fn bind_tcp(
         })
 }
 
-/// The hook reporting TLS refusals: a warning naming the certificate, and the counter.
+/// The hook reporting TLS refusals: the counter, and a warning naming the certificate and the
+/// remote address, at most one line per reason every `tcp_accept::LOG_PERIOD` (an attacker can
+/// cause refusals at will; the counter has them all).
 fn refusal_hook(metrics: &Arc<metrics::Metrics>) -> transport::RefusalHook {
     let metrics = Arc::clone(metrics);
+    let gates: std::sync::Mutex<
+        std::collections::BTreeMap<&'static str, Arc<crate::tcp_accept::LogGate>>,
+    > = std::sync::Mutex::default();
     Arc::new(move |r: &transport::Refusal| {
         metrics.refusal(r.reason);
-        tracing::warn!(reason = r.reason, side = %r.side, subject = %r.subject,
-            detail = %r.detail, "TLS connection refused");
+        let gate = Arc::clone(
+            gates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(r.reason)
+                .or_insert_with(|| {
+                    Arc::new(crate::tcp_accept::LogGate::new(
+                        crate::tcp_accept::LOG_PERIOD,
+                    ))
+                }),
+        );
+        if let Some(held) = gate.admit() {
+            tracing::warn!(reason = r.reason, side = %r.side,
+                remote = %transport::remote_text(r.remote), subject = %r.subject,
+                detail = %r.detail, not_logged_since_last_line = held,
+                "TLS connection refused");
+        }
     })
 }
 
@@ -510,19 +581,15 @@ fn refusal_hook(metrics: &Arc<metrics::Metrics>) -> transport::RefusalHook {
 async fn accept_tls(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: crate::tcp_accept::AcceptLimits,
     tx: mpsc::Sender<Result<OperatorTlsStream, std::io::Error>>,
     cancel: CancellationToken,
 ) {
-    let what = "operator TCP listener";
-    crate::tcp_accept::accept_each(listener, what, MAX_HANDSHAKES, cancel, |tcp, remote| {
+    let what = "operator_tcp";
+    crate::tcp_accept::accept_each(listener, what, limits, cancel, |tcp, remote, deadline| {
         let (acceptor, tx) = (acceptor.clone(), tx.clone());
         async move {
-            match tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                transport::accept_operator(&acceptor, tcp),
-            )
-            .await
-            {
+            match tokio::time::timeout(deadline, transport::accept_operator(&acceptor, tcp)).await {
                 Ok(Ok(stream)) => {
                     tracing::debug!(%remote, operator = %stream.identity().name,
                         "operator connected over TLS");
@@ -632,9 +699,31 @@ async fn serve(
         let c = cancel.clone();
         let acceptor = TlsAcceptor::from(ptls.server_config());
         let h = hook.clone();
+        // Roster members' addresses have reserved capacity on the peer port, so connections
+        // from anywhere else can never lock them out; resolved now and every few minutes.
+        let reserved: crate::tcp_accept::ReservedAddrs =
+            Arc::new(std::sync::RwLock::new(roster_addresses(&config).await));
+        let limits = crate::tcp_accept::AcceptLimits {
+            reserved: Some(Arc::clone(&reserved)),
+            ..accept_limits(&metrics)
+        };
         tasks.spawn(async move {
-            accept_peers(listener, acceptor, h, tx, c).await;
+            accept_peers(listener, acceptor, h, limits, tx, c).await;
             ("peer accept".to_string(), Ok(()))
+        });
+        let (c, cfg) = (cancel.clone(), config.clone());
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => break,
+                    _ = tokio::time::sleep(ROSTER_REFRESH) => {}
+                }
+                let fresh = roster_addresses(&cfg).await;
+                *reserved
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            }
+            ("roster address refresh".to_string(), Ok(()))
         });
         let router = Server::builder()
             .add_service(health_service.clone())
@@ -662,7 +751,8 @@ async fn serve(
             ));
         }
         (given, Some(tcfg)) => {
-            let server = crate::taxii::TaxiiServer::new(tcfg, &core)?;
+            let server =
+                crate::taxii::TaxiiServer::new(tcfg, &core)?.with_metrics(Arc::clone(&metrics));
             let listener = match given {
                 Some(l) => l,
                 None => bind_tcp("taxii.listen", tcfg.listen).await?,
@@ -705,8 +795,9 @@ async fn serve(
         tcp_addr = tcp.local_addr().ok();
         let (tx, rx) = mpsc::channel(64);
         let c = cancel.clone();
+        let limits = accept_limits(&metrics);
         tasks.spawn(async move {
-            accept_tls(tcp, TlsAcceptor::from(tls), tx, c).await;
+            accept_tls(tcp, TlsAcceptor::from(tls), limits, tx, c).await;
             ("operator TCP accept".to_string(), Ok(()))
         });
         let router = Server::builder()

@@ -75,6 +75,9 @@ pub enum TransportError {
     /// The verified certificate does not carry an acceptable identity.
     #[error("certificate refused: {0}")]
     Identity(String),
+    /// A private key file that others may read (or write).
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
 }
 
 /// Installs ring as the process-wide rustls crypto provider (idempotent; "already installed"
@@ -122,6 +125,14 @@ pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Reads a private key file for a named setting, refusing it (like the signing key) when group
+/// or others may read or write it.
+pub fn read_private_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
+    let body = read_file(path, what)?;
+    crate::keys::check_private_mode(path)?;
+    Ok(body)
 }
 
 fn roots_from_pem(pem: &[u8], what: &str) -> Result<RootCertStore, TransportError> {
@@ -245,7 +256,10 @@ pub struct Refusal {
     pub reason: &'static str,
     /// Where: `"peer port"`, `"operator port"` or `"dialling <member>"`.
     pub side: String,
-    /// Who presented it: certificate subject and `tanoa://` URIs, or the remote address.
+    /// The other end's address (`None` when unknown).
+    pub remote: Option<SocketAddr>,
+    /// What it presented: the certificate's subject and `tanoa://` URIs, labelled "unverified"
+    /// when the chain did not verify (then the identity is only claimed), or the remote address.
     pub subject: String,
     /// Human detail.
     pub detail: String,
@@ -257,9 +271,43 @@ pub type RefusalHook = Arc<dyn Fn(&Refusal) + Send + Sync>;
 /// A hook that only logs (used when nobody counts, e.g. by the CLI).
 pub fn logging_hook() -> RefusalHook {
     Arc::new(|r: &Refusal| {
-        tracing::warn!(reason = r.reason, side = %r.side, subject = %r.subject,
-            detail = %r.detail, "TLS connection refused");
+        tracing::warn!(reason = r.reason, side = %r.side, remote = %remote_text(r.remote),
+            subject = %r.subject, detail = %r.detail, "TLS connection refused");
     })
+}
+
+/// `addr`, or `unknown`.
+pub fn remote_text(addr: Option<SocketAddr>) -> String {
+    addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
+tokio::task_local! {
+    /// The remote address of the TLS handshake running in this task (read by the certificate
+    /// verifiers, which rustls calls without it).
+    static HANDSHAKE_REMOTE: Option<SocketAddr>;
+}
+
+/// Runs `handshake` with `remote` known to the certificate verifiers (for refusal reports).
+pub async fn with_remote<F: std::future::Future>(
+    remote: Option<SocketAddr>,
+    handshake: F,
+) -> F::Output {
+    HANDSHAKE_REMOTE.scope(remote, handshake).await
+}
+
+/// The remote address of the handshake being verified, if known.
+fn handshake_remote() -> Option<SocketAddr> {
+    HANDSHAKE_REMOTE.try_with(|r| *r).ok().flatten()
+}
+
+/// Describes a certificate whose chain did not verify: its identity is only claimed.
+pub fn describe_unverified(der: &[u8]) -> String {
+    format!("unverified certificate claiming {}", describe_cert(der))
+}
+
+/// Describes a certificate whose chain verified but whose identity is not allowed here.
+fn describe_verified(der: &[u8]) -> String {
+    format!("chain-verified certificate {}", describe_cert(der))
 }
 
 /// The refusal reason of a rustls certificate error.
@@ -384,13 +432,15 @@ impl ClientGate for OperatorGate {
         end_entity: &CertificateDer<'_>,
         chain: Result<ClientCertVerified, rustls::Error>,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        let remote = remote_text(handshake_remote());
         let verified = chain.inspect_err(|e| {
-            tracing::warn!(error = %e, "operator listener: client certificate refused");
+            tracing::warn!(error = %e, %remote, subject = %describe_unverified(end_entity),
+                "operator listener: client certificate refused");
         })?;
         match operator_name_of(end_entity) {
             Ok(_) => Ok(verified),
             Err(reason) => {
-                tracing::warn!(%reason, "operator listener: client certificate refused");
+                tracing::warn!(%reason, %remote, "operator listener: client certificate refused");
                 if let Some(hook) = &self.hook {
                     let code = match cert_identity(end_entity) {
                         Ok(CertIdentity::Member(_)) => refusal::PEER_CERT_ON_OPERATOR,
@@ -399,7 +449,8 @@ impl ClientGate for OperatorGate {
                     hook(&Refusal {
                         reason: code,
                         side: "operator port".into(),
-                        subject: describe_cert(end_entity),
+                        remote: handshake_remote(),
+                        subject: describe_verified(end_entity),
                         detail: reason.clone(),
                     });
                 }
@@ -589,9 +640,8 @@ pub async fn accept_operator(
     tcp: TcpStream,
 ) -> Result<OperatorTlsStream, TransportError> {
     let remote = tcp.peer_addr().ok();
-    let remote_s = remote.map_or_else(|| "unknown".to_string(), |a| a.to_string());
-    let tls = acceptor
-        .accept(tcp)
+    let remote_s = remote_text(remote);
+    let tls = with_remote(remote, acceptor.accept(tcp))
         .await
         .map_err(|e| TransportError::Handshake {
             remote: remote_s.clone(),
@@ -684,7 +734,8 @@ impl ClientGate for PeerGate {
                 (self.hook)(&Refusal {
                     reason: refusal_reason(&e),
                     side: "peer port".into(),
-                    subject: describe_cert(end_entity),
+                    remote: handshake_remote(),
+                    subject: describe_unverified(end_entity),
                     detail: e.to_string(),
                 });
                 return Err(e);
@@ -696,7 +747,8 @@ impl ClientGate for PeerGate {
                 (self.hook)(&Refusal {
                     reason,
                     side: "peer port".into(),
-                    subject: describe_cert(end_entity),
+                    remote: handshake_remote(),
+                    subject: describe_verified(end_entity),
                     detail,
                 });
                 Err(app_refusal())
@@ -732,11 +784,16 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
         now: UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         let side = format!("dialling {}", self.expected);
-        let refuse = |reason: &'static str, detail: String| {
+        let refuse = |reason: &'static str, detail: String, verified: bool| {
             (self.hook)(&Refusal {
                 reason,
                 side: side.clone(),
-                subject: describe_cert(end_entity),
+                remote: handshake_remote(),
+                subject: if verified {
+                    describe_verified(end_entity)
+                } else {
+                    describe_unverified(end_entity)
+                },
                 detail,
             });
         };
@@ -750,7 +807,7 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
             )
         });
         if let Err(e) = chain {
-            refuse(refusal_reason(&e), e.to_string());
+            refuse(refusal_reason(&e), e.to_string(), false);
             return Err(e);
         }
         match cert_identity(end_entity) {
@@ -764,6 +821,7 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
                         "dialled {} but the server presented the certificate of member {id}",
                         self.expected
                     ),
+                    true,
                 );
                 Err(app_refusal())
             }
@@ -771,11 +829,12 @@ impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
                 refuse(
                     refusal::OPERATOR_CERT,
                     format!("the server presented an operator certificate ({name})"),
+                    true,
                 );
                 Err(app_refusal())
             }
             Err(e) => {
-                refuse(refusal::NO_IDENTITY, e);
+                refuse(refusal::NO_IDENTITY, e, true);
                 Err(app_refusal())
             }
         }
@@ -904,7 +963,7 @@ impl PeerTls {
         PeerTls::new(
             me,
             &read_file(cert, "peer.tls_cert")?,
-            &read_file(key, "peer.tls_key")?,
+            &read_private_file(key, "peer.tls_key")?,
             roots,
             peers,
             hook,
@@ -970,8 +1029,8 @@ pub async fn accept_peer(
     hook: &RefusalHook,
 ) -> Result<PeerTlsStream, TransportError> {
     let remote = tcp.peer_addr().ok();
-    let remote_s = remote.map_or_else(|| "unknown".to_string(), |a| a.to_string());
-    let tls = match acceptor.accept(tcp).await {
+    let remote_s = remote_text(remote);
+    let tls = match with_remote(remote, acceptor.accept(tcp)).await {
         Ok(t) => t,
         Err(e) => {
             let rustls_err = e
@@ -982,6 +1041,7 @@ pub async fn accept_peer(
                 hook(&Refusal {
                     reason: rustls_err.map_or(refusal::HANDSHAKE, refusal_reason),
                     side: "peer port".into(),
+                    remote,
                     subject: format!("remote {remote_s}"),
                     detail: e.to_string(),
                 });
@@ -1155,6 +1215,105 @@ mod tests {
         assert_eq!(
             tls.client_config("to-cert").unwrap().alpn_protocols,
             vec![b"h2".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_peer_tls_key_readable_by_others_is_refused_like_the_signing_key() {
+        use std::os::unix::fs::PermissionsExt;
+        install_crypto_provider();
+        let ca = TestCa::new("ca");
+        let own = ca.issue(&["tanoa://member/ws-cert"]);
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, anchor) = (
+            dir.path().join("member.pem"),
+            dir.path().join("member.key"),
+            dir.path().join("ca.pem"),
+        );
+        std::fs::write(&cert, &own.cert_pem).unwrap();
+        std::fs::write(&key, &own.key_pem).unwrap();
+        std::fs::write(&anchor, &ca.pem).unwrap();
+        let load = || {
+            PeerTls::from_files(
+                "ws-cert",
+                &cert,
+                &key,
+                std::slice::from_ref(&anchor),
+                ["to-cert".to_string()],
+                logging_hook(),
+            )
+        };
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load().map(|_| ()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "key file {k} has mode 644; a private key must be 0600 (run: chmod 600 {k})",
+                k = key.display()
+            )
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_client_is_reported_with_its_address_and_as_unverified() {
+        install_crypto_provider();
+        let ca = TestCa::new("ca");
+        let rogue = TestCa::new("rogue");
+        let roots = || roots_from_pem_bytes(ca.pem.as_bytes(), "ca").unwrap();
+        let own = ca.issue(&["tanoa://member/ws-cert"]);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<Refusal>::new()));
+        let s2 = Arc::clone(&seen);
+        let hook: RefusalHook = Arc::new(move |r: &Refusal| s2.lock().unwrap().push(r.clone()));
+        let server = PeerTls::new(
+            "ws-cert",
+            own.cert_pem.as_bytes(),
+            own.key_pem.as_bytes(),
+            roots(),
+            ["to-cert".to_string()],
+            Arc::clone(&hook),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = TlsAcceptor::from(server.server_config());
+        let accepting = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            accept_peer(&acceptor, tcp, &hook).await.map(|_| ())
+        });
+        // A certificate of another CA claiming to be to-cert (as an attacker's self-made one).
+        let impostor = rogue.issue(&["tanoa://member/to-cert"]);
+        let client = PeerTls::new(
+            "to-cert",
+            impostor.cert_pem.as_bytes(),
+            impostor.key_pem.as_bytes(),
+            roots(),
+            ["ws-cert".to_string()],
+            logging_hook(),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let local = tcp.local_addr().unwrap();
+        let connector = tokio_rustls::TlsConnector::from(client.client_config("ws-cert").unwrap());
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let _ = connector.connect(name, tcp).await;
+        assert!(accepting.await.unwrap().is_err());
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0].reason, refusal::UNKNOWN_CA);
+        assert_eq!(
+            seen[0].remote,
+            Some(local),
+            "the refusal names the remote address"
+        );
+        assert!(
+            seen[0]
+                .subject
+                .starts_with("unverified certificate claiming subject")
+                && seen[0].subject.contains("tanoa://member/to-cert"),
+            "{}",
+            seen[0].subject
         );
     }
 

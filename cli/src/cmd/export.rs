@@ -77,6 +77,9 @@ pub struct ExportArgs {
     /// stix, misp: include withdrawn advisories (exported as revoked / deleted).
     #[arg(long)]
     pub include_withdrawn: bool,
+    /// Replace an existing output file (a symlink there is replaced, never followed).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Builds the export file from a Get response and, when we signed it, our Status keys.
@@ -141,8 +144,7 @@ async fn run_envelope(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     match &a.output {
         None => print!("{}", file.to_json()),
         Some(path) => {
-            std::fs::write(path, file.to_json())
-                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+            crate::outfile::write(path, file.to_json().as_bytes(), a.force)?;
             if g.json {
                 output::print_json(&json!({
                     "written": path,

@@ -10,7 +10,6 @@
 
 use std::io::IsTerminal as _;
 use std::io::Write as _;
-use std::path::Path;
 
 use anyhow::Context as _;
 use serde_json::json;
@@ -152,24 +151,6 @@ fn spinner(json: bool) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory, renamed over it.
-fn write_atomically(path: &Path, text: &str) -> Result<(), Failure> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "blocklist".into());
-    let tmp = dir.join(format!(".{name}.tanoa-tmp"));
-    let fail = |e: std::io::Error| Failure::failed(format!("cannot write {}: {e}", path.display()));
-    let mut f = std::fs::File::create(&tmp).map_err(fail)?;
-    f.write_all(text.as_bytes()).map_err(fail)?;
-    f.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
-}
-
 /// Runs a blocklist export.
 pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     check_args(a)?;
@@ -230,7 +211,7 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             }
         }
         Some(path) => {
-            write_atomically(path, &text)?;
+            crate::outfile::write(path, text.as_bytes(), a.force)?;
             if g.json {
                 output::print_json(&json!({
                     "written": path,
@@ -276,6 +257,7 @@ mod tests {
             kinds: Vec::new(),
             origins: Vec::new(),
             include_warninglisted: false,
+            force: false,
             include_withdrawn: false,
         }
     }

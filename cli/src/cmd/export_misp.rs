@@ -58,7 +58,7 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             ))
         })?;
     }
-    write_feed(&feed, dir)?;
+    write_feed(&feed, dir, a.force)?;
     print_result(&feed, dir, g.json);
     Ok(())
 }
@@ -74,17 +74,24 @@ async fn fetch(
     Ok(got.into_iter().filter_map(|r| r.advisory).collect())
 }
 
-/// Writes every file of the feed into `dir` (created if needed), each through `.<name>.tmp`
-/// and a rename so MISP never reads half a file.
-fn write_feed(feed: &Feed, dir: &Path) -> Result<(), Failure> {
+/// Writes every file of the feed into `dir` (created if needed; a symlink there is refused),
+/// each with `outfile::write` so MISP never reads half a file. Without `force`, nothing is
+/// written when any of the feed's files exists already.
+fn write_feed(feed: &Feed, dir: &Path, force: bool) -> Result<(), Failure> {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Failure::failed(format!(
+            "{} is a symlink; refusing to write a feed through it",
+            dir.display()
+        ))
+        .hint("give the real directory with -o"));
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
-    for (name, bytes) in feed.files() {
-        let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+    let files = feed.files();
+    let paths: Vec<_> = files.iter().map(|(name, _)| dir.join(name)).collect();
+    crate::outfile::check_new(&paths, force)?;
+    for ((_, bytes), path) in files.iter().zip(&paths) {
+        crate::outfile::write(path, bytes, force)?;
     }
     Ok(())
 }

@@ -72,10 +72,7 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             }
         }
         Some(path) => {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &text)
-                .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
+            crate::outfile::write(path, &text, a.force)?;
             if g.json {
                 output::print_json(&json!({
                     "written": path,

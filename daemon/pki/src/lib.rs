@@ -98,6 +98,9 @@ pub enum PkiError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A private key file that others may read (or write).
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
 }
 
 /// Who a leaf certificate identifies.
@@ -716,6 +719,7 @@ pub fn load_ca_dir(dir: &Path) -> Result<Ca, PkiError> {
     let read = |p: &Path| std::fs::read_to_string(p).map_err(io_err(p));
     let cert = read(&cert_path)?;
     let key = read(&key_path)?;
+    crate::keys::check_private_mode(&key_path)?;
     Ca::from_pem(&cert, &key).map_err(|e| match e {
         PkiError::Pem { what, detail } => PkiError::Pem {
             what: format!("{what} in {}", dir.display()),
@@ -1123,6 +1127,26 @@ mod tests {
         });
         let again = init_dir(&out, &opts).unwrap_err();
         assert!(matches!(again, PkiError::Exists { .. }), "{again}");
+    }
+
+    #[test]
+    fn a_ca_key_readable_by_others_is_refused_with_the_chmod_hint() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = Ca::new("Test CA", 30).unwrap();
+        write_public_pem(&tmp.path().join(CA_CERT_FILE), ca.cert_pem()).unwrap();
+        let key = tmp.path().join(CA_KEY_FILE);
+        write_private_pem(&key, ca.key_pem()).unwrap();
+        assert!(load_ca_dir(tmp.path()).is_ok());
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_ca_dir(tmp.path()).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "key file {k} has mode 644; a private key must be 0600 (run: chmod 600 {k})",
+                k = key.display()
+            )
+        );
     }
 
     #[test]

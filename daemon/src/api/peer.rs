@@ -31,6 +31,15 @@ use crate::transport::PeerIdentity;
 pub const OVERSIZED: &str = "oversized_message";
 /// Reason code of a message that does not decode.
 pub const MALFORMED: &str = "malformed";
+/// Reason code of a request whose body ends inside a gRPC frame.
+pub const TRUNCATED: &str = "truncated_message";
+/// Reason code of a unary request without any message.
+pub const MISSING: &str = "missing_message";
+/// Reason code of a frame with the compressed flag set but no `grpc-encoding` header (or a
+/// flag other than 0 and 1).
+pub const BAD_COMPRESSION_FLAG: &str = "bad_compression_flag";
+/// Reason code of a request stream that failed at the HTTP/2 layer (reset, protocol error).
+pub const HTTP2_ERROR: &str = "http2_error";
 /// Reason code of a push with more envelopes than `max_push_items`.
 pub const TOO_MANY_ITEMS: &str = "too_many_items";
 
@@ -73,12 +82,17 @@ impl PeerApi {
                 .max_encoding_message_size(limit),
             sync,
             metrics,
+            limit,
         }
     }
 }
 
-/// The calling member, from the verified certificate.
+/// The calling member, from the verified certificate. Every handler calls it first, so it also
+/// tells `PeerGuard` that the request reached a handler.
 fn caller<T>(req: &Request<T>) -> Result<String, Status> {
+    if let Some(seen) = req.extensions().get::<Observed>() {
+        seen.reached_handler();
+    }
     req.extensions()
         .get::<PeerIdentity>()
         .map(|p| p.member.clone())
@@ -189,31 +203,161 @@ impl Peer for PeerApi {
 }
 
 /// The generated `PeerServer` wrapped so that messages refused by tonic before a handler runs
-/// are counted against the calling member and logged with its id: a message over the limit
-/// (tonic: `OUT_OF_RANGE`) becomes `RESOURCE_EXHAUSTED`, one that does not decode (tonic:
-/// `INTERNAL` "failed to decode Protobuf message") becomes `INVALID_ARGUMENT`. The connection
-/// keeps serving.
+/// are counted against the calling member and logged with its id. The guard watches the
+/// request body as tonic reads it (`ObservedBody`: the gRPC framing, byte by byte) and marks
+/// the request when a handler starts, so a refusal is classified by what was received, not by
+/// tonic's message text: a frame over the limit (`oversized_message`, answered
+/// `RESOURCE_EXHAUSTED`), a compressed flag without `grpc-encoding` (`bad_compression_flag`),
+/// a body ending inside a frame (`truncated_message`), no message at all
+/// (`missing_message`), a stream failing at the HTTP/2 layer (`http2_error`), and a complete
+/// frame that does not decode (`malformed`); all but the first answered `INVALID_ARGUMENT`.
+/// The connection keeps serving. (HTTP/2 violations that kill the whole connection never reach
+/// a service and are not counted here.)
 #[derive(Debug, Clone)]
 pub struct PeerGuard {
     inner: PeerServer<PeerApi>,
     sync: SyncHandle,
     metrics: Arc<Metrics>,
+    limit: usize,
 }
 
 impl NamedService for PeerGuard {
     const NAME: &'static str = <PeerServer<PeerApi> as NamedService>::NAME;
 }
 
-/// What a trailers-only error response from tonic's decoder means, if it is one of ours.
-fn classify(status: &Status) -> Option<(&'static str, tonic::Code)> {
-    match status.code() {
-        tonic::Code::OutOfRange if status.message().contains("message length too large") => {
-            Some((OVERSIZED, tonic::Code::ResourceExhausted))
+/// What the guard saw of one request: the gRPC framing of its body and whether a handler ran.
+#[derive(Debug, Clone, Default)]
+struct Observed(Arc<std::sync::Mutex<Framing>>);
+
+/// The state of the gRPC framing of a request body.
+#[derive(Debug, Default)]
+struct Framing {
+    /// Body bytes seen.
+    bytes: u64,
+    /// Header bytes of the current frame seen so far (0..5).
+    header: [u8; 5],
+    header_len: usize,
+    /// Body bytes of the current frame still to come.
+    remaining: u64,
+    /// The first problem seen in the framing (a reason code).
+    problem: Option<&'static str>,
+    /// A handler started.
+    reached: bool,
+}
+
+impl Observed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Framing> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn reached_handler(&self) {
+        self.lock().reached = true;
+    }
+
+    /// Walks `chunk` through the framing.
+    fn data(&self, mut chunk: &[u8], encoding: bool, limit: usize) {
+        let mut f = self.lock();
+        f.bytes = f.bytes.saturating_add(chunk.len() as u64);
+        while !chunk.is_empty() && f.problem.is_none() {
+            if f.remaining > 0 {
+                let n = usize::try_from(f.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(chunk.len());
+                f.remaining -= n as u64;
+                chunk = &chunk[n..];
+                continue;
+            }
+            let n = (5 - f.header_len).min(chunk.len());
+            let at = f.header_len;
+            f.header[at..at + n].copy_from_slice(&chunk[..n]);
+            f.header_len += n;
+            chunk = &chunk[n..];
+            if f.header_len < 5 {
+                break;
+            }
+            f.header_len = 0;
+            let [flag, a, b, c, d] = f.header;
+            let len = u32::from_be_bytes([a, b, c, d]);
+            if flag > 1 || (flag == 1 && !encoding) {
+                f.problem = Some(BAD_COMPRESSION_FLAG);
+            } else if usize::try_from(len).map_or(true, |l| l > limit) {
+                f.problem = Some(OVERSIZED);
+            }
+            f.remaining = u64::from(len);
         }
-        tonic::Code::Internal if status.message().contains("failed to decode Protobuf") => {
-            Some((MALFORMED, tonic::Code::InvalidArgument))
+    }
+
+    fn failed(&self) {
+        let mut f = self.lock();
+        if f.problem.is_none() {
+            f.problem = Some(HTTP2_ERROR);
         }
-        _ => None,
+    }
+
+    /// Why tonic refused the request before a handler ran (`None` when a handler ran).
+    fn refusal(&self) -> Option<&'static str> {
+        let f = self.lock();
+        if f.reached {
+            return None;
+        }
+        Some(match f.problem {
+            Some(p) => p,
+            None if f.bytes == 0 => MISSING,
+            None if f.header_len > 0 || f.remaining > 0 => TRUNCATED,
+            None => MALFORMED,
+        })
+    }
+}
+
+/// The request body as tonic reads it, reported to an `Observed`.
+struct ObservedBody {
+    inner: tonic::body::Body,
+    seen: Observed,
+    encoding: bool,
+    limit: usize,
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(d) = frame.data_ref() {
+                    self.seen.data(d, self.encoding, self.limit);
+                }
+            }
+            // A stream the caller cancelled ends like an ordinary end of body for tonic.
+            Poll::Ready(Some(Err(st))) if st.code() != tonic::Code::Cancelled => {
+                self.seen.failed();
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The answer to a request tonic refused for `reason`.
+fn refusal_code(reason: &str) -> tonic::Code {
+    if reason == OVERSIZED {
+        tonic::Code::ResourceExhausted
+    } else {
+        tonic::Code::InvalidArgument
     }
 }
 
@@ -237,14 +381,37 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
             .get::<PeerIdentity>()
             .map(|p| p.member.clone());
         let method = req.uri().path().to_string();
-        let fut = tower::Service::call(&mut self.inner, req);
+        let seen = Observed::default();
+        let encoding = req
+            .headers()
+            .get("grpc-encoding")
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(seen.clone());
+        let body = tonic::body::Body::new(ObservedBody {
+            inner: body,
+            seen: seen.clone(),
+            encoding,
+            limit: self.limit,
+        });
+        let fut = tower::Service::call(&mut self.inner, http::Request::from_parts(parts, body));
         let (sync, metrics) = (self.sync.clone(), self.metrics.clone());
         Box::pin(async move {
             let resp = fut.await?;
             let Some(status) = Status::from_header_map(resp.headers()) else {
                 return Ok(resp);
             };
-            let Some((code, new_code)) = classify(&status) else {
+            // Only refusals of what was received (not e.g. an unknown method).
+            if !matches!(
+                status.code(),
+                tonic::Code::Internal
+                    | tonic::Code::OutOfRange
+                    | tonic::Code::ResourceExhausted
+                    | tonic::Code::Unknown
+            ) {
+                return Ok(resp);
+            }
+            let Some(code) = seen.refusal() else {
                 return Ok(resp);
             };
             let peer = peer.unwrap_or_else(|| "(unknown)".to_string());
@@ -252,7 +419,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
                 "message from peer refused");
             metrics.peer_message_rejected(&peer, code);
             let _ = sync.note_rejection(&peer, code).await;
-            let mut st = Status::new(new_code, format!("{code}: {}", status.message()));
+            let mut st = Status::new(refusal_code(code), format!("{code}: {}", status.message()));
             if let Ok(v) = code.parse() {
                 st.metadata_mut().insert(super::error::REASON_METADATA, v);
             }

@@ -71,7 +71,9 @@ pub fn peer_channel(
         async move {
             let tcp = tokio::net::TcpStream::connect(&target).await?;
             tcp.set_nodelay(true)?;
-            let tls = connector.connect(server_name, tcp).await?;
+            let remote = tcp.peer_addr().ok();
+            let tls =
+                crate::transport::with_remote(remote, connector.connect(server_name, tcp)).await?;
             Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
         }
     });

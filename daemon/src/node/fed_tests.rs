@@ -67,7 +67,7 @@ impl Fed {
             keys::write_key_file(&dir.join(format!("keys/{id}.key")), id, &key).unwrap();
             let cert = ca.issue_member(id, 1).unwrap();
             std::fs::write(dir.join("member.pem"), &cert.cert_pem).unwrap();
-            std::fs::write(dir.join("member.key"), &cert.key_pem).unwrap();
+            crate::pki::write_private_pem(&dir.join("member.key"), &cert.key_pem).unwrap();
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let peer_addr = peer.local_addr().unwrap();
             let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -943,5 +943,114 @@ async fn misbehaving_peer_is_rejected_item_by_item_and_counted() {
     }
     // Nothing of the refused AMBER item is visible in the metrics.
     assert!(!text.contains(&amber.item_id().to_hex()) && !text.contains("fj-2026-0001"));
+    node.stop().await;
+}
+
+/// A request body of fixed bytes (hand-built gRPC frames).
+struct RawBody(Option<bytes::Bytes>);
+
+impl http_body::Body for RawBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, tonic::Status>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+/// Sends `body` as the request body of Push over `ch` and returns the gRPC status it answers.
+async fn raw_push(ch: &tonic::transport::Channel, body: &[u8]) -> tonic::Status {
+    use tower::ServiceExt as _;
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/tanoa.v1.Peer/Push")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(RawBody(Some(
+            bytes::Bytes::copy_from_slice(body),
+        ))))
+        .unwrap();
+    let resp = ch.clone().oneshot(req).await.unwrap();
+    tonic::Status::from_header_map(resp.headers()).expect("a trailers-only error answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_frames_are_counted_against_the_peer_by_reason() {
+    let mut fed = Fed::new(&["ws-cert", "to-cert"]).await;
+    fed.close(1);
+    let cfg = fed.config(0, |_| {});
+    let node = fed.start(0, cfg);
+    let tls = transport::PeerTls::new(
+        "to-cert",
+        fed.members[1].cert.cert_pem.as_bytes(),
+        fed.members[1].cert.key_pem.as_bytes(),
+        transport::roots_from_pem_bytes(fed.ca.cert_pem().as_bytes(), "ca").unwrap(),
+        ["ws-cert".to_string()],
+        transport::logging_hook(),
+    )
+    .unwrap();
+    let ch = driver::peer_channel(
+        &fed.endpoint(0),
+        tls.client_config("ws-cert").unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("no message", Vec::new(), "missing_message"),
+        ("header cut short", vec![0, 0, 0], "truncated_message"),
+        (
+            "body shorter than its length",
+            [&[0u8, 0, 0, 0, 100][..], &[0x0a; 10]].concat(),
+            "truncated_message",
+        ),
+        (
+            "compressed flag without grpc-encoding",
+            vec![1, 0, 0, 0, 2, 0x0a, 0x00],
+            "bad_compression_flag",
+        ),
+        (
+            "a complete frame that is not a PushRequest",
+            vec![0, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff],
+            "malformed",
+        ),
+    ];
+    for (what, body, reason) in &cases {
+        let st = raw_push(&ch, body).await;
+        assert_eq!(st.code(), Code::InvalidArgument, "{what}: {st:?}");
+        assert_eq!(
+            st.metadata()
+                .get(crate::api::error::REASON_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some(*reason),
+            "{what}: {st:?}"
+        );
+    }
+    let text = node.scrape().await;
+    for (reason, n) in [
+        ("missing_message", 1),
+        ("truncated_message", 2),
+        ("bad_compression_flag", 1),
+        ("malformed", 1),
+    ] {
+        let series =
+            format!("tanoa_peer_messages_rejected_total{{peer=\"to-cert\",reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), n, "{series} in\n{text}");
+    }
+    // The connection still serves a well-formed request.
+    let r = driver::peer_client(ch.clone(), 1 << 20)
+        .fetch(pb::FetchRequest {
+            item_ids: vec![vec![1; 32]],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.missing, vec![vec![1u8; 32]]);
     node.stop().await;
 }

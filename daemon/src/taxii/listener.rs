@@ -29,10 +29,6 @@ use crate::config::{TaxiiConfig, TaxiiTlsConfig};
 use crate::publish::NodeCore;
 use crate::transport::{self, TransportError};
 
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Most TLS handshakes in progress at once (more connections are closed at once).
-const MAX_HANDSHAKES: usize = 256;
 /// Interval of the background refresh of the index.
 const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -117,6 +113,12 @@ impl TaxiiServer {
         Ok(TaxiiServer { state, tls })
     }
 
+    /// Counts refused connections and failed logins in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<crate::node::metrics::Metrics>) -> TaxiiServer {
+        self.state.set_metrics(metrics);
+        self
+    }
+
     /// Serves on `listener` until `cancel`, then finishes the requests in progress and returns.
     pub async fn serve(
         self,
@@ -126,7 +128,14 @@ impl TaxiiServer {
         let local = listener.local_addr().ok();
         let (tx, rx) = mpsc::channel(64);
         let acceptor = self.tls.map(TlsAcceptor::from);
-        let accept = accept_loop(listener, acceptor, tx, cancel.clone());
+        let m = self.state.metrics().cloned();
+        let limits = crate::tcp_accept::AcceptLimits {
+            on_closed: m.map(|m| -> crate::tcp_accept::ClosedHook {
+                Arc::new(move |l, r| m.listener_refused(l, r))
+            }),
+            ..crate::tcp_accept::AcceptLimits::new()
+        };
+        let accept = accept_loop(listener, acceptor, limits, tx, cancel.clone());
         let shared = Arc::clone(&self.state.shared);
         let refresher = refresh_loop(shared, cancel.clone());
         let app = router(Arc::clone(&self.state)).into_make_service_with_connect_info::<ConnMeta>();
@@ -164,44 +173,56 @@ async fn refresh_loop(shared: Arc<Shared>, cancel: CancellationToken) {
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
+    limits: crate::tcp_accept::AcceptLimits,
     tx: mpsc::Sender<(TaxiiIo, ConnMeta)>,
     cancel: CancellationToken,
 ) {
-    crate::tcp_accept::accept_each(listener, "taxii", MAX_HANDSHAKES, cancel, |tcp, remote| {
-        let (acceptor, tx) = (acceptor.clone(), tx.clone());
-        async move {
-            let Some(acceptor) = acceptor else {
-                let meta = ConnMeta {
-                    remote: Some(remote),
-                    cert_uris: Vec::new(),
-                };
-                let _ = tx.send((TaxiiIo::Plain(tcp), meta)).await;
-                return;
-            };
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let uris = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .map(|der| cert_uris(der))
-                        .unwrap_or_default();
+    let on_closed = limits.on_closed.clone();
+    crate::tcp_accept::accept_each(
+        listener,
+        "taxii",
+        limits,
+        cancel,
+        |tcp, remote, deadline| {
+            let on_closed = on_closed.clone();
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            async move {
+                let Some(acceptor) = acceptor else {
                     let meta = ConnMeta {
                         remote: Some(remote),
-                        cert_uris: uris,
+                        cert_uris: Vec::new(),
                     };
-                    let _ = tx.send((TaxiiIo::Tls(Box::new(tls)), meta)).await;
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(%remote, error = %e, "taxii: TLS handshake failed");
-                }
-                Err(_) => {
-                    tracing::info!(%remote, "taxii: TLS handshake timed out");
+                    let _ = tx.send((TaxiiIo::Plain(tcp), meta)).await;
+                    return;
+                };
+                match tokio::time::timeout(deadline, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let uris = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|der| cert_uris(der))
+                            .unwrap_or_default();
+                        let meta = ConnMeta {
+                            remote: Some(remote),
+                            cert_uris: uris,
+                        };
+                        let _ = tx.send((TaxiiIo::Tls(Box::new(tls)), meta)).await;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::info!(%remote, error = %e, "taxii: TLS handshake failed");
+                    }
+                    Err(_) => {
+                        if let Some(count) = &on_closed {
+                            count("taxii", crate::tcp_accept::closed::HANDSHAKE_TIMEOUT);
+                        }
+                        tracing::debug!(%remote, "taxii: TLS handshake timed out");
+                    }
                 }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 

@@ -38,6 +38,7 @@ mod cursor;
 mod feed;
 mod index;
 mod listener;
+mod login;
 mod query;
 mod routes;
 

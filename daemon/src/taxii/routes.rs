@@ -25,6 +25,11 @@ use super::query::{self, Endpoint, PageQuery, QueryError};
 use super::{API_ROOT, MAX_CONTENT_LENGTH, MEDIA_TYPE_STIX, MEDIA_TYPE_TAXII, Visibility};
 use crate::config::{TaxiiClientConfig, TaxiiConfig};
 
+/// Reason code of a failed login (`tanoa_taxii_login_failures_total`).
+const LOGIN_FAILED: &str = "invalid_credentials";
+/// Reason code of a request refused because its source failed too many logins.
+const LOGIN_RATE_LIMITED: &str = "rate_limited";
+
 /// Realm of the `WWW-Authenticate` challenges.
 const REALM: &str = "tanoa-taxii";
 
@@ -38,6 +43,9 @@ pub struct AppState {
     title: String,
     tls: bool,
     collections: Vec<(Visibility, String)>,
+    logins: super::login::LoginLimiter,
+    metrics: std::sync::OnceLock<Arc<crate::node::metrics::Metrics>>,
+    auth_log: crate::tcp_accept::LogGate,
 }
 
 impl AppState {
@@ -59,7 +67,20 @@ impl AppState {
                 .iter()
                 .map(|v| (*v, v.collection_id(member)))
                 .collect(),
+            logins: super::login::LoginLimiter::default(),
+            metrics: std::sync::OnceLock::new(),
+            auth_log: crate::tcp_accept::LogGate::new(crate::tcp_accept::LOG_PERIOD),
         }
+    }
+
+    /// Counts failed and rate-limited logins in `metrics` (set once).
+    pub(crate) fn set_metrics(&self, metrics: Arc<crate::node::metrics::Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The node's metrics, when set.
+    pub(crate) fn metrics(&self) -> Option<&Arc<crate::node::metrics::Metrics>> {
+        self.metrics.get()
     }
 }
 
@@ -208,12 +229,44 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let remote = conn
         .and_then(|c| c.remote)
         .map_or_else(|| "-".to_string(), |a| a.to_string());
+    // A source over its failed-login limit is refused before its credentials are checked.
+    // (The listener always knows the remote address; requests without one are not limited.)
+    let source = conn.and_then(|c| c.remote).map(|a| a.ip());
+    let now = std::time::Instant::now();
+    if let Some(ip) = source
+        && let Err(wait) = st.logins.check(ip, now)
+    {
+        if let Some(m) = st.metrics() {
+            m.taxii_login_failure(LOGIN_RATE_LIMITED);
+        }
+        let secs = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0))
+            .max(1);
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "too many failed logins from this address; retry later",
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return resp;
+    }
     let client = match auth::authenticate(&st.clients, &parts.headers, conn) {
         Ok(c) => c,
         Err(e) => {
             if let AuthError::Invalid(why) = &e {
-                tracing::warn!(%remote, reason = why, path = %parts.uri.path(),
-                    "taxii: authentication failed");
+                if let Some(ip) = source {
+                    st.logins.failed(ip, now);
+                }
+                if let Some(m) = st.metrics() {
+                    m.taxii_login_failure(LOGIN_FAILED);
+                }
+                if let Some(held) = st.auth_log.admit() {
+                    tracing::warn!(%remote, reason = why, path = %parts.uri.path(),
+                        not_logged_since_last_line = held, "taxii: authentication failed");
+                }
             }
             let mut resp = ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", e.description())
                 .into_response();

@@ -456,6 +456,51 @@ async fn bearer_token_basic_and_certificate_authenticate() {
     assert_error(&send(&fx.router, req).await, StatusCode::UNAUTHORIZED);
 }
 
+/// A request from `remote` with `Authorization: Bearer <token>`.
+async fn from_addr(fx: &Fx, remote: &str, token: &str) -> Resp {
+    let mut req = Request::builder()
+        .uri("/tanoa/collections/")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(ConnectInfo(ConnMeta {
+        remote: Some(remote.parse().unwrap()),
+        cert_uris: Vec::new(),
+    }));
+    send(&fx.router, req).await
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_per_source_address() {
+    let fx = fixture();
+    let attacker = "198.51.100.9:4000";
+    for _ in 0..super::login::BURST {
+        assert_error(
+            &from_addr(&fx, attacker, "guess").await,
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    // Over the limit: 429 with Retry-After, whatever the credential (not even checked).
+    for token in ["guess", SIEM] {
+        let r = from_addr(&fx, "198.51.100.9:4001", token).await;
+        assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+        let retry: u64 = r.headers[http::header::RETRY_AFTER]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (1..=super::login::REFILL.as_secs()).contains(&retry),
+            "{retry}"
+        );
+    }
+    // Another address is not affected.
+    assert_eq!(
+        from_addr(&fx, "198.51.100.10:4000", SIEM).await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn forbidden_unknown_and_methods() {
     let fx = fixture();

@@ -11,6 +11,7 @@ mod config;
 mod crash;
 mod federation;
 mod lifecycle;
+mod lockout;
 mod misp;
 mod noninterference;
 mod partition;
