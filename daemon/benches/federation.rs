@@ -84,7 +84,7 @@ impl Fed {
             keys::write_key_file(&dir.join(format!("keys/{id}.key")), id, &key)?;
             let cert = ca.issue_member(id, 1)?;
             std::fs::write(dir.join("member.pem"), &cert.cert_pem)?;
-            tanoa_daemon::pki::write_private_pem(&dir.join("member.key"), &cert.key_pem)?;
+            tanoa_pki::write_private_pem(&dir.join("member.key"), &cert.key_pem)?;
             let peer = TcpListener::bind("127.0.0.1:0").await?;
             let peer_addr = peer.local_addr()?;
             members.push(Member {

@@ -14,11 +14,11 @@
 //! - `warninglist`: reading MISP warning lists from disk (matching is the core's).
 
 pub use tanoa_core::{envelope, interop, model, policy, sync};
+pub use tanoa_keys as keys;
 
 pub mod api;
 pub mod client;
 pub mod config;
-pub mod keys;
 pub mod metrics;
 pub mod node;
 pub mod publish;

@@ -109,7 +109,7 @@ impl Federation {
             publics.push(keys::public_hex(&key.verifying_key()));
             let cert = ca.issue_member(id, 2).expect("member cert");
             std::fs::write(dir.path().join("member.pem"), &cert.cert_pem).expect("cert");
-            tanoa_daemon::pki::write_private_pem(&dir.path().join("member.key"), &cert.key_pem)
+            tanoa_pki::write_private_pem(&dir.path().join("member.key"), &cert.key_pem)
                 .expect("cert key");
             std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).expect("ca");
             dirs.push(dir);

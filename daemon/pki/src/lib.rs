@@ -100,7 +100,7 @@ pub enum PkiError {
     },
     /// A private key file that others may read (or write).
     #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
+    Key(#[from] tanoa_keys::KeyError),
 }
 
 /// Who a leaf certificate identifies.
@@ -719,7 +719,7 @@ pub fn load_ca_dir(dir: &Path) -> Result<Ca, PkiError> {
     let read = |p: &Path| std::fs::read_to_string(p).map_err(io_err(p));
     let cert = read(&cert_path)?;
     let key = read(&key_path)?;
-    crate::keys::check_private_mode(&key_path)?;
+    tanoa_keys::check_private_mode(&key_path)?;
     Ca::from_pem(&cert, &key).map_err(|e| match e {
         PkiError::Pem { what, detail } => PkiError::Pem {
             what: format!("{what} in {}", dir.display()),

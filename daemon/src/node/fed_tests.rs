@@ -67,7 +67,7 @@ impl Fed {
             keys::write_key_file(&dir.join(format!("keys/{id}.key")), id, &key).unwrap();
             let cert = ca.issue_member(id, 1).unwrap();
             std::fs::write(dir.join("member.pem"), &cert.cert_pem).unwrap();
-            crate::pki::write_private_pem(&dir.join("member.key"), &cert.key_pem).unwrap();
+            tanoa_pki::write_private_pem(&dir.join("member.key"), &cert.key_pem).unwrap();
             let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let peer_addr = peer.local_addr().unwrap();
             let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -114,7 +114,7 @@ impl TaxiiServer {
     }
 
     /// Counts refused connections and failed logins in `metrics`.
-    pub fn with_metrics(self, metrics: Arc<crate::node::metrics::Metrics>) -> TaxiiServer {
+    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> TaxiiServer {
         self.state.set_metrics(metrics);
         self
     }

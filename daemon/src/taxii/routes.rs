@@ -44,7 +44,7 @@ pub struct AppState {
     tls: bool,
     collections: Vec<(Visibility, String)>,
     logins: super::login::LoginLimiter,
-    metrics: std::sync::OnceLock<Arc<crate::node::metrics::Metrics>>,
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
     auth_log: crate::tcp_accept::LogGate,
 }
 
@@ -74,12 +74,12 @@ impl AppState {
     }
 
     /// Counts failed and rate-limited logins in `metrics` (set once).
-    pub(crate) fn set_metrics(&self, metrics: Arc<crate::node::metrics::Metrics>) {
+    pub(crate) fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
         let _ = self.metrics.set(metrics);
     }
 
     /// The node's metrics, when set.
-    pub(crate) fn metrics(&self) -> Option<&Arc<crate::node::metrics::Metrics>> {
+    pub(crate) fn metrics(&self) -> Option<&Arc<crate::metrics::Metrics>> {
         self.metrics.get()
     }
 }

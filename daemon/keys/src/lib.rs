@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::{SigningIdentity, key_id_of};
+use tanoa_core::envelope::{SigningIdentity, key_id_of};
 
 /// Errors reading or writing a key file; each names the file.
 #[derive(Debug, thiserror::Error)]
