@@ -875,6 +875,7 @@ async fn serve(
     drop(health_reporter);
 
     let path = config.storage.store_path();
+    core.close().await;
     core.blocking(|s| s.sync())
         .await
         .map_err(|e| NodeError::Store {

@@ -3,9 +3,9 @@
 //! Owns: `NodeCore` (this member's signing identity, the keyring of trusted keys, the limits,
 //! the store and the change-event channel), the rules for what the daemon assigns on publish
 //! (origin, id, revision, created/modified), withdrawal tombstones, importing signed envelopes,
-//! receiving envelopes from peers (`accept_from_peer`: verify, admit by policy through the sync
-//! driver, store, sync, then report them to the driver), handing locally accepted items to the
-//! sync driver after they are durable, the audit entries of these actions, and serializing
+//! storing what the node machine admitted from peers (`store_received`, step 3 of
+//! `tanoa_core::machine`'s pipeline, called by the sync driver), handing locally accepted items
+//! to the sync driver after they are durable (one-way), the audit entries of these actions, and serializing
 //! publishes of one advisory id.
 //! Must never: acknowledge a write before `Store::sync` returned, call the store outside
 //! `spawn_blocking`, store anything that is not a `Verified<Advisory>`, or know about gRPC
@@ -19,13 +19,15 @@ use std::time::Instant;
 use tanoa_proto::v1 as pb;
 use tokio::sync::{Mutex, broadcast};
 
+use crate::commit::{AuditNote, CommitError, Committer, Entry};
 use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
+use crate::machine::{Checked, KeyringVerifier};
 use crate::model::{self, Advisory, Limits, ValidationError, ValidationErrors};
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
-use crate::sync::{ItemMeta, ItemResult, SyncError};
-use crate::sync_handle::{DriverError, SyncHandle};
+use crate::sync::{ItemMeta, SyncError};
+use crate::sync_handle::{CheckedItems, DriverError, SyncHandle};
 
 /// `source` of items this node published.
 pub const SOURCE_LOCAL: &str = "local";
@@ -159,11 +161,21 @@ pub enum CoreError {
     Internal(String),
 }
 
+impl From<CommitError> for CoreError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Store(detail) => CoreError::Store(StoreError::Backend(detail)),
+            CommitError::Stopped => CoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
 impl From<DriverError> for CoreError {
     fn from(e: DriverError) -> Self {
         match e {
             DriverError::Sync(s) => CoreError::Sync(s),
             DriverError::Stopped => CoreError::Unavailable(e.to_string()),
+            DriverError::Store(detail) => CoreError::Internal(format!("store: {detail}")),
         }
     }
 }
@@ -189,6 +201,7 @@ pub struct NodeCore {
     keyring: Keyring,
     limits: Limits,
     store: Arc<dyn Store>,
+    committer: Committer,
     events: broadcast::Sender<ChangeEvent>,
     locks: Vec<Mutex<()>>,
     started: Instant,
@@ -222,6 +235,7 @@ impl NodeCore {
             display_name: display_name.into(),
             keyring,
             limits,
+            committer: Committer::new(Arc::clone(&store)),
             store,
             events,
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
@@ -326,8 +340,9 @@ impl NodeCore {
         Ok(format!("{}-{year}-{}", self.member(), hex::encode(r)))
     }
 
-    /// Stores a verified item, appends the audit entries, syncs, then announces it. Returns the
-    /// put outcome once durable.
+    /// Stores a verified item through the group committer (its audit entry, equivocation
+    /// evidence, one shared `sync`), then hands it to the sync driver and announces it. Returns
+    /// the put outcome once durable.
     async fn store_durably(
         &self,
         item: Verified<Advisory>,
@@ -336,64 +351,17 @@ impl NodeCore {
         actor: &str,
         detail: String,
     ) -> Result<PutOutcome, CoreError> {
-        let now = crate::now_ms();
-        let subject = format!("{}/{}", item.origin, item.id);
-        let item = Arc::new(item);
-        let (src, act, actor_s, item2) = (
-            source.to_string(),
-            action.to_string(),
-            actor.to_string(),
-            Arc::clone(&item),
-        );
-        let outcome = self
-            .blocking(move |store| {
-                let outcome = store.put(&item2, &src, now)?;
-                let item_id = Some(item2.item_id());
-                store.append_audit(&AuditEntry {
-                    at_ms: now,
-                    action: act,
-                    item_id,
-                    subject: subject.clone(),
-                    actor: actor_s.clone(),
-                    detail: match &outcome {
-                        PutOutcome::Duplicate => format!("{detail} (already stored)"),
-                        PutOutcome::Stored { .. } => detail,
-                    },
-                })?;
-                if let PutOutcome::Stored {
-                    equivocation: true, ..
-                } = outcome
-                {
-                    store.append_audit(&AuditEntry {
-                        at_ms: now,
-                        action: "equivocation".into(),
-                        item_id,
-                        subject,
-                        actor: actor_s,
-                        detail: format!(
-                            "{} signed revision {} more than once; evidence recorded, lowest item \
-                             id chosen",
-                            item2.origin, item2.revision
-                        ),
-                    })?;
-                }
-                store.sync()?;
-                Ok(outcome)
-            })
+        let mut outcomes = self
+            .store_many_durably(vec![(item, detail)], source, action, actor)
             .await?;
-        if matches!(outcome, PutOutcome::Stored { .. })
-            && let Some(h) = self.sync.get()
-            && let Err(e) = h.local_accepted(vec![ItemMeta::of_verified(&item)]).await
-        {
-            // Durable already: anti-entropy will offer it once the driver runs again.
-            tracing::warn!(error = %e, item_id = %item.item_id(), "item not handed to sync");
-        }
-        self.announce(&item, &outcome, source);
-        Ok(outcome)
+        outcomes
+            .pop()
+            .ok_or_else(|| CoreError::Internal("the committer answered no outcome".into()))
     }
 
-    /// Stores several locally signed items with one batch, one audit entry each and one sync,
-    /// then hands the stored ones to the sync driver and announces them.
+    /// Stores several locally signed items through the group committer (one audit entry each,
+    /// all in one batch and one `sync` shared with concurrent writers), then hands the stored
+    /// ones to the sync driver and announces them.
     async fn store_many_durably(
         &self,
         items: Vec<(Verified<Advisory>, String)>,
@@ -401,50 +369,36 @@ impl NodeCore {
         action: &str,
         actor: &str,
     ) -> Result<Vec<PutOutcome>, CoreError> {
-        let now = crate::now_ms();
-        let items = Arc::new(items);
-        let (src, act, actor_s, items2) = (
-            source.to_string(),
-            action.to_string(),
-            actor.to_string(),
-            Arc::clone(&items),
-        );
-        let outcomes = self
-            .blocking(move |store| {
-                let batch: Vec<(&Verified<Advisory>, &str)> =
-                    items2.iter().map(|(v, _)| (v, src.as_str())).collect();
-                let outcomes = store.put_batch(&batch, now)?;
-                for ((item, detail), outcome) in items2.iter().zip(&outcomes) {
-                    store.append_audit(&AuditEntry {
-                        at_ms: now,
-                        action: act.clone(),
-                        item_id: Some(item.item_id()),
-                        subject: format!("{}/{}", item.origin, item.id),
-                        actor: actor_s.clone(),
-                        detail: match outcome {
-                            PutOutcome::Duplicate => format!("{detail} (already stored)"),
-                            PutOutcome::Stored { .. } => detail.clone(),
-                        },
-                    })?;
-                }
-                store.sync()?;
-                Ok(outcomes)
+        let entries: Vec<Entry> = items
+            .into_iter()
+            .map(|(v, detail)| Entry {
+                item: Arc::new(v),
+                source: source.to_string(),
+                note: Some(AuditNote {
+                    action: action.to_string(),
+                    actor: actor.to_string(),
+                    detail,
+                }),
+                equivocation_actor: Some(actor.to_string()),
             })
-            .await?;
+            .collect();
+        let items: Vec<Arc<Verified<Advisory>>> =
+            entries.iter().map(|e| Arc::clone(&e.item)).collect();
+        let outcomes = self.committer.commit(entries, crate::now_ms()).await?;
         let stored: Vec<ItemMeta> = items
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| matches!(o, PutOutcome::Stored { .. }))
-            .map(|((v, _), _)| ItemMeta::of_verified(v))
+            .map(|(v, _)| ItemMeta::of_verified(v))
             .collect();
         if !stored.is_empty()
             && let Some(h) = self.sync.get()
             && let Err(e) = h.local_accepted(stored).await
         {
             // Durable already: anti-entropy will offer them once the driver runs again.
-            tracing::warn!(error = %e, "batch not handed to sync");
+            tracing::warn!(error = %e, "items not handed to sync");
         }
-        for ((item, _), outcome) in items.iter().zip(&outcomes) {
+        for (item, outcome) in items.iter().zip(&outcomes) {
             self.announce(item, outcome, source);
         }
         Ok(outcomes)
@@ -791,120 +745,59 @@ impl NodeCore {
         Ok((item_id, outcome))
     }
 
-    /// Receives envelopes from the peer `peer` (a push, or a fetch reply). Each is verified with
-    /// the keyring, then admitted by policy through the sync driver (was `peer` allowed to send
-    /// it to us?), and only then stored; the admitted items are made durable with one sync
-    /// (group commit), announced to watchers and reported to the driver. Returns one result per
-    /// envelope, in order: a refused item is counted against the peer by reason, logged and
-    /// never stored; an older revision is stored as history and accepted (the latest does not
-    /// regress). Fails only when the store fails or the driver is gone.
-    pub async fn accept_from_peer(
+    /// Step 1 of the node machine's receive pipeline: verifies envelopes received from a peer
+    /// with the keyring (strict signatures, key windows, full validation) on the blocking pool,
+    /// so the driver's loop never spends CPU on signatures.
+    pub async fn verify_received(
         &self,
-        peer: &str,
         envelopes: Vec<Envelope>,
-    ) -> Result<Vec<ItemResult>, CoreError> {
-        let sync = self
-            .sync
-            .get()
-            .ok_or_else(|| CoreError::Unavailable("this node does not federate".into()))?
-            .clone();
-        let mut results: Vec<ItemResult> = envelopes
-            .iter()
-            .map(|e| ItemResult {
-                item_id: e.item_id(),
-                accepted: false,
-                reason: String::new(),
-            })
-            .collect();
-        let keyring = self.keyring.clone();
-        let limits = self.limits.clone();
-        let verified = tokio::task::spawn_blocking(move || {
-            envelopes
-                .into_iter()
-                .map(|e| envelope::verify(e, &keyring, &limits))
-                .collect::<Vec<_>>()
+    ) -> Result<CheckedItems, CoreError> {
+        let (keyring, limits) = (self.keyring.clone(), self.limits.clone());
+        tokio::task::spawn_blocking(move || {
+            Checked::verify(
+                &mut KeyringVerifier {
+                    keyring: &keyring,
+                    limits: &limits,
+                },
+                envelopes,
+            )
         })
         .await
-        .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))?;
-        let mut candidates = Vec::new();
-        for (i, v) in verified.into_iter().enumerate() {
-            match v {
-                Ok(v) => candidates.push((i, v)),
-                Err(e) => {
-                    tracing::warn!(%peer, item_id = %results[i].item_id, reason = e.reason(),
-                        error = %e, "item from peer rejected");
-                    sync.note_rejection(peer, e.reason()).await?;
-                    results[i].reason = e.reason().to_string();
-                }
-            }
-        }
-        if candidates.is_empty() {
-            return Ok(results);
-        }
-        let metas: Vec<ItemMeta> = candidates
-            .iter()
-            .map(|(_, v)| ItemMeta::of_verified(v))
-            .collect();
-        let admitted = sync.admit(peer, metas.clone()).await?;
-        let mut index = Vec::new();
-        let mut items = Vec::new();
-        let mut stored_metas = Vec::new();
-        for (((i, v), a), m) in candidates.into_iter().zip(admitted).zip(metas) {
-            match a {
-                Ok(()) => {
-                    index.push(i);
-                    items.push(v);
-                    stored_metas.push(m);
-                }
-                Err(r) => {
-                    tracing::warn!(%peer, item_id = %results[i].item_id, reason = r.code,
-                        detail = %r.explanation, "item from peer refused by policy");
-                    results[i].reason = r.code.to_string();
-                }
-            }
-        }
-        if items.is_empty() {
-            return Ok(results);
-        }
-        let items = Arc::new(items);
-        let (items2, source) = (Arc::clone(&items), peer.to_string());
-        let now = crate::now_ms();
-        let outcomes = self
-            .blocking(move |store| {
-                let refs: Vec<(&Verified<Advisory>, &str)> =
-                    items2.iter().map(|v| (v, source.as_str())).collect();
-                let outcomes = store.put_batch(&refs, now)?;
-                for (v, o) in items2.iter().zip(&outcomes) {
-                    if let PutOutcome::Stored {
-                        equivocation: true, ..
-                    } = o
-                    {
-                        store.append_audit(&AuditEntry {
-                            at_ms: now,
-                            action: "equivocation".into(),
-                            item_id: Some(v.item_id()),
-                            subject: format!("{}/{}", v.origin, v.id),
-                            actor: format!("peer/{source}"),
-                            detail: format!(
-                                "{} signed revision {} more than once; evidence recorded, \
-                                 lowest item id chosen",
-                                v.origin, v.revision
-                            ),
-                        })?;
-                    }
-                }
-                store.sync()?;
-                Ok(outcomes)
+        .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))
+    }
+
+    /// Step 3 of the node machine's receive pipeline (`tanoa_core::machine`): makes the items
+    /// the machine admitted from `peer` durable — one `put_batch` (an older revision is stored as
+    /// history; the latest does not regress), an audit entry for each equivocation, one `sync`
+    /// (group commit) — then tells watchers. Returns one outcome per item, in order. The caller
+    /// (the sync driver) reports them to the machine only after this returned `Ok`.
+    pub async fn store_received(
+        &self,
+        peer: &str,
+        items: Vec<Verified<Advisory>>,
+    ) -> Result<Vec<PutOutcome>, CoreError> {
+        let entries: Vec<Entry> = items
+            .into_iter()
+            .map(|v| Entry {
+                item: Arc::new(v),
+                source: peer.to_string(),
+                note: None,
+                equivocation_actor: Some(format!("peer/{peer}")),
             })
-            .await?;
+            .collect();
+        let items: Vec<Arc<Verified<Advisory>>> =
+            entries.iter().map(|e| Arc::clone(&e.item)).collect();
+        let outcomes = self.committer.commit(entries, crate::now_ms()).await?;
         for (v, o) in items.iter().zip(&outcomes) {
             self.announce(v, o, peer);
         }
-        for i in index {
-            results[i].accepted = true;
-        }
-        sync.peer_accepted(peer, stored_metas).await?;
-        Ok(results)
+        Ok(outcomes)
+    }
+
+    /// Stops the group committer after what is queued is durable, and joins its task (called
+    /// by the node at shutdown; writes after it fail as unavailable).
+    pub async fn close(&self) {
+        self.committer.close().await;
     }
 }
 

@@ -9,10 +9,16 @@
 use tanoa_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::envelope::Verified;
+use crate::machine::{Checked, Intake};
+use crate::model::Advisory;
 use crate::sync::{
-    Explanation, FetchReply, FetchRequest, FetchResponse, ItemMeta, PeerStatus, ReconcileRequest,
-    ReconcileResponse, Rejected, RequestId, SyncError,
+    Explanation, FetchRequest, FetchResponse, ItemMeta, ItemResult, PeerStatus, ReconcileRequest,
+    ReconcileResponse, RequestId, SyncError,
 };
+
+/// Envelopes from a peer after verification (step 1 of the node machine's pipeline).
+pub type CheckedItems = Checked<Verified<Advisory>>;
 
 /// Capacity of the driver's input channel (senders wait when it is full).
 pub const INPUT_CAPACITY: usize = 4096;
@@ -25,6 +31,18 @@ pub enum DriverError {
     /// The sync core refused (names the peer or setting).
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The store failed while the driver read or wrote items for a peer.
+    #[error("store: {0}")]
+    Store(String),
+}
+
+/// What to do once the items of an intake are durable (or the store failed).
+#[derive(Debug)]
+pub(crate) enum AfterStore {
+    /// Answer a push of the peer service.
+    Answer(Reply<Result<Vec<ItemResult>, DriverError>>),
+    /// Complete our fetch `req` to the peer with its response (envelopes taken out).
+    Fetched { req: RequestId, resp: FetchResponse },
 }
 
 /// One peer as the operator sees it.
@@ -46,14 +64,17 @@ pub(crate) type Outcome<T> = Result<T, crate::sync::Failure>;
 #[derive(Debug)]
 pub(crate) enum Input {
     LocalAccepted(Vec<ItemMeta>),
-    PeerAccepted {
+    /// A push from `peer`, verified: admit, store, report, answer.
+    Receive {
         peer: String,
-        metas: Vec<ItemMeta>,
+        checked: CheckedItems,
+        reply: Reply<Result<Vec<ItemResult>, DriverError>>,
     },
-    Admit {
-        peer: String,
-        metas: Vec<ItemMeta>,
-        reply: Reply<Vec<Result<(), Rejected>>>,
+    /// The driver's store task finished an intake (`Err` = the store failed).
+    Stored {
+        intake: Intake<Verified<Advisory>>,
+        outcome: Result<(), String>,
+        then: AfterStore,
     },
     NoteRejection {
         peer: String,
@@ -67,7 +88,7 @@ pub(crate) enum Input {
     Fetch {
         peer: String,
         req: FetchRequest,
-        reply: Reply<Result<FetchReply, SyncError>>,
+        reply: Reply<Result<FetchResponse, DriverError>>,
     },
     Peers(Reply<Vec<PeerView>>),
     Explain {
@@ -92,7 +113,7 @@ pub(crate) enum Input {
     FetchDone {
         peer: String,
         req: RequestId,
-        result: Outcome<FetchResponse>,
+        result: Outcome<(FetchResponse, CheckedItems)>,
     },
 }
 
@@ -123,27 +144,19 @@ impl SyncHandle {
         self.send(Input::LocalAccepted(metas)).await
     }
 
-    /// Items received from `peer` were admitted and stored durably.
-    pub async fn peer_accepted(&self, peer: &str, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
-        self.send(Input::PeerAccepted {
-            peer: peer.to_string(),
-            metas,
-        })
-        .await
-    }
-
-    /// Policy check of verified items from `peer`, before storing (one result per item).
-    pub async fn admit(
+    /// A push from `peer`, its envelopes verified: the driver admits them by policy, stores the
+    /// admitted ones durably and answers one result per envelope, in order.
+    pub async fn receive(
         &self,
         peer: &str,
-        metas: Vec<ItemMeta>,
-    ) -> Result<Vec<Result<(), Rejected>>, DriverError> {
-        self.ask(|reply| Input::Admit {
+        checked: CheckedItems,
+    ) -> Result<Vec<ItemResult>, DriverError> {
+        self.ask(|reply| Input::Receive {
             peer: peer.to_string(),
-            metas,
+            checked,
             reply,
         })
-        .await
+        .await?
     }
 
     /// Counts a rejection of something `peer` sent.
@@ -170,15 +183,14 @@ impl SyncHandle {
             .await??)
     }
 
-    /// Decides the answer to a fetch from `peer`.
-    pub async fn fetch(&self, peer: &str, req: FetchRequest) -> Result<FetchReply, DriverError> {
-        Ok(self
-            .ask(|reply| Input::Fetch {
-                peer: peer.to_string(),
-                req,
-                reply,
-            })
-            .await??)
+    /// Answers a fetch from `peer`: what it may have, loaded from the store.
+    pub async fn fetch(&self, peer: &str, req: FetchRequest) -> Result<FetchResponse, DriverError> {
+        self.ask(|reply| Input::Fetch {
+            peer: peer.to_string(),
+            req,
+            reply,
+        })
+        .await?
     }
 
     /// Every peer's state.

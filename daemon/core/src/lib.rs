@@ -5,6 +5,8 @@
 //! - `envelope`: signing, verification, item ids, `Verified<Advisory>`;
 //! - `policy`: every TLP 2.0 decision;
 //! - `sync`: the sans-IO replication state machine (push, negentropy anti-entropy, fetch);
+//! - `machine`: the node machine: the sync core plus the one receive pipeline (verify, admit by
+//!   policy, store plan, accepted) that the daemon, the simulator and the tests all run;
 //! - `store`: the `Store` trait, every storage rule and key layout (`store::engine`), the
 //!   in-memory backend and the conformance suite every backend runs;
 //! - `interop`: conversions to and from STIX 2.1, MISP and blocklist formats;
@@ -16,6 +18,7 @@
 
 pub mod envelope;
 pub mod interop;
+pub mod machine;
 pub mod model;
 pub mod policy;
 pub mod store;

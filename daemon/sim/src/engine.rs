@@ -11,12 +11,13 @@ use super::scenario::{Fault, Mutation, Scenario};
 use tanoa_core::envelope::{
     self, Envelope, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
+use tanoa_core::machine::{Checked, NodeMachine, Verify};
 use tanoa_core::model::{Advisory, Limits, Severity, Tlp};
 use tanoa_core::policy;
 use tanoa_core::store::{MemoryStore, Store};
 use tanoa_core::sync::{
     Action, Failure, FetchResponse, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse,
-    RequestId, Source, SyncCore,
+    RequestId, SyncCore,
 };
 
 /// Virtual time of the start of the wave (Unix ms; far from 0 so skewed clocks stay positive).
@@ -88,7 +89,7 @@ struct SimItem {
 
 struct Member {
     id: String,
-    core: SyncCore,
+    machine: NodeMachine,
     store: MemoryStore,
     held: HashSet<u32>,
     depth: HashMap<u32, u16>,
@@ -271,7 +272,7 @@ impl Sim {
             let late = sim.sc.late_joiners.contains(&i);
             let m = Member {
                 id: sim.ids[i].clone(),
-                core: sim.new_core(i, 0, T0.saturating_add_signed(skew))?,
+                machine: NodeMachine::new(sim.new_core(i, 0, T0.saturating_add_signed(skew))?),
                 store: MemoryStore::new(),
                 held: HashSet::new(),
                 depth: HashMap::new(),
@@ -303,7 +304,7 @@ impl Sim {
                 .iter()
                 .map(|&ix| sim.items[ix as usize].meta.clone())
                 .collect();
-            sim.members[m].core.load_items(metas.iter());
+            sim.members[m].machine.core_mut().load_items(metas.iter());
             sim.drain(m);
         }
         for ix in 0..sim.items.len() {
@@ -597,7 +598,7 @@ impl Sim {
                 if m.online && m.wake == Some(at_local) {
                     m.wake = None;
                     let t = m.local(self.now);
-                    m.core.handle_timeout(t);
+                    m.machine.core_mut().handle_timeout(t);
                     self.drain(node);
                 }
             }
@@ -662,9 +663,7 @@ impl Sim {
         self.store_item(origin, ix, "local", 0);
         let now = self.members[origin].local(self.now);
         let meta = self.items[ix as usize].meta.clone();
-        self.members[origin]
-            .core
-            .item_accepted(now, &meta, Source::Local);
+        self.members[origin].machine.published(now, [&meta]);
         self.drain(origin);
         if let Some(Mutation::LeakAmberTo { member }) = self.sc.mutation
             && matches!(meta.tlp, Tlp::Amber)
@@ -757,15 +756,15 @@ impl Sim {
             .map(|&ix| self.items[ix as usize].meta.clone())
             .collect();
         let mem = &mut self.members[m];
-        mem.core = core;
-        mem.core.load_items(metas.iter());
+        mem.machine = NodeMachine::new(core);
+        mem.machine.core_mut().load_items(metas.iter());
         mem.inc = inc;
         mem.online = true;
         mem.wake = None;
         for p in 0..self.ids.len() {
             if p != m {
                 let name = &self.ids[p];
-                self.members[m].core.peer_up(local, name);
+                self.members[m].machine.core_mut().peer_up(local, name);
             }
         }
         self.drain(m);
@@ -847,7 +846,7 @@ impl Sim {
     // --- the driver -------------------------------------------------------------------------
 
     fn drain(&mut self, node: usize) {
-        while let Some(a) = self.members[node].core.poll_action() {
+        while let Some(a) = self.members[node].machine.core_mut().poll_action() {
             match a {
                 Action::WakeAt(t) => {
                     self.members[node].wake = Some(t);
@@ -1023,17 +1022,20 @@ impl Sim {
                 self.observe(from, to, &msg, wire);
                 match msg {
                     PeerMessage::PushResponse(r) => self.members[to]
-                        .core
+                        .machine
+                        .core_mut()
                         .on_push_response(now, &from_id, req, &r),
                     PeerMessage::ReconcileResponse(r) => self.members[to]
-                        .core
+                        .machine
+                        .core_mut()
                         .on_reconcile_response(now, &from_id, req, &r),
                     PeerMessage::FetchResponse(r) => {
                         for env in &r.envelopes {
                             self.receive(to, from, env);
                         }
                         self.members[to]
-                            .core
+                            .machine
+                            .core_mut()
                             .on_fetch_response(now, &from_id, req, &r);
                     }
                     other => self.violation(format!(
@@ -1046,7 +1048,8 @@ impl Sim {
             }
             Body::Failed(req, f) => {
                 self.members[to]
-                    .core
+                    .machine
+                    .core_mut()
                     .on_request_failed(now, &from_id, req, f);
             }
         }
@@ -1071,13 +1074,15 @@ impl Sim {
                 Ok(PeerMessage::PushResponse(PushResponse { results }))
             }
             PeerMessage::ReconcileRequest(r) => self.members[node]
-                .core
+                .machine
+                .core_mut()
                 .handle_reconcile(now, &from_id, &r)
                 .map(PeerMessage::ReconcileResponse)
                 .map_err(|e| e.code().to_string()),
             PeerMessage::FetchRequest(f) => {
                 let reply = self.members[node]
-                    .core
+                    .machine
+                    .core_mut()
                     .handle_fetch(now, &from_id, &f)
                     .map_err(|e| e.code().to_string())?;
                 let held = &self.members[node].held;
@@ -1094,82 +1099,48 @@ impl Sim {
         }
     }
 
-    /// The node's receive path: verify, admit, check, store, report.
+    /// The node's receive path: the node machine's pipeline (verify, admit by policy, store
+    /// plan, accepted) for one envelope, the simulated store applying the plan.
     fn receive(&mut self, node: usize, from: usize, env: &Envelope) -> ItemResult {
-        let id = env.item_id();
-        let refused = |reason: &str| ItemResult {
-            item_id: id,
-            accepted: false,
-            reason: reason.to_string(),
-        };
         let from_id = self.ids[from].clone();
-        let ix = match self.verify_cached(env) {
-            Ok(ix) => ix,
-            Err(reason) => {
-                self.members[node].core.note_rejection(&from_id, reason);
-                return refused(reason);
-            }
-        };
-        self.envelope_deliveries += 1;
-        let meta = self.items[ix as usize].meta.clone();
+        let checked = Checked::verify(
+            &mut CachedVerifier {
+                by_id: &self.by_id,
+                items: &self.items,
+                verified_ok: &mut self.verified_ok,
+                keyring: &self.keyring,
+                limits: &self.limits,
+            },
+            vec![env.clone()],
+        );
+        self.envelope_deliveries += checked.verified() as u64;
         let now = self.members[node].local(self.now);
-        let admitted = self.members[node].core.admit(now, &from_id, &meta);
-        let leak = matches!(self.sc.mutation, Some(Mutation::LeakAmberTo { member }) if member == node && meta.tlp == Tlp::Amber);
-        if let Err(r) = admitted
-            && !leak
+        // The broken policy of `Mutation::LeakAmberTo`: AMBER admitted by `member` anyway.
+        let leaky =
+            matches!(self.sc.mutation, Some(Mutation::LeakAmberTo { member }) if member == node);
+        let leak = |meta: &ItemMeta| leaky && meta.tlp == Tlp::Amber;
+        let intake = self.members[node]
+            .machine
+            .admit_forcing(now, &from_id, checked, leak);
+        if let Some(&ix) = intake.items.first()
+            && !self.members[node].held.contains(&ix)
         {
-            return refused(r.code);
+            let depth = self.members[from]
+                .depth
+                .get(&ix)
+                .copied()
+                .unwrap_or(u16::MAX - 1)
+                .saturating_add(1);
+            self.first_receipts += 1;
+            self.store_item(node, ix, &from_id, depth);
         }
-        if self.members[node].held.contains(&ix) {
-            // Duplicate: the store says so too; the core counts it.
-            self.members[node]
-                .core
-                .item_accepted(now, &meta, Source::Peer(&from_id));
-            return ItemResult {
-                item_id: id,
-                accepted: true,
-                reason: String::new(),
-            };
-        }
-        let depth = self.members[from]
-            .depth
-            .get(&ix)
-            .copied()
-            .unwrap_or(u16::MAX - 1)
-            .saturating_add(1);
-        self.first_receipts += 1;
-        self.store_item(node, ix, &from_id, depth);
-        self.members[node]
-            .core
-            .item_accepted(now, &meta, Source::Peer(&from_id));
-        ItemResult {
-            item_id: id,
-            accepted: true,
-            reason: String::new(),
-        }
-    }
-
-    fn verify_cached(&mut self, env: &Envelope) -> Result<u32, &'static str> {
-        let id = env.item_id();
-        let ix = self.by_id.get(&id).copied();
-        if let Some(ix) = ix
-            && self.verified_ok.contains(&id)
-            && self.items[ix as usize].verified.envelope() == env
-        {
-            return Ok(ix);
-        }
-        match envelope::verify(env.clone(), &self.keyring, &self.limits) {
-            Ok(v) => {
-                let Some(ix) = ix else {
-                    return Err("unknown_item");
-                };
-                if self.items[ix as usize].verified.envelope() == v.envelope() {
-                    self.verified_ok.insert(id);
-                }
-                Ok(ix)
-            }
-            Err(e) => Err(e.reason()),
-        }
+        // Duplicates too: the store holds it already; the core counts it.
+        let mut done = self.members[node].machine.accepted(now, intake);
+        done.results.pop().unwrap_or(ItemResult {
+            item_id: env.item_id(),
+            accepted: false,
+            reason: "empty".to_string(),
+        })
     }
 
     // --- invariants and counters -------------------------------------------------------------
@@ -1380,6 +1351,44 @@ impl Sim {
             duplicated: self.duplicated,
             lost_items: self.lost_items,
             heal,
+        }
+    }
+}
+
+/// The simulator's verifier: the first receipt of an envelope anywhere runs the real
+/// `envelope::verify`; a later envelope is accepted from the cache only if it is byte-identical
+/// to the one verified (see the module doc).
+struct CachedVerifier<'a> {
+    by_id: &'a HashMap<ItemId, u32>,
+    items: &'a [SimItem],
+    verified_ok: &'a mut HashSet<ItemId>,
+    keyring: &'a Keyring,
+    limits: &'a Limits,
+}
+
+impl Verify for CachedVerifier<'_> {
+    type Item = u32;
+
+    fn verify(&mut self, env: Envelope) -> Result<(u32, ItemMeta), &'static str> {
+        let id = env.item_id();
+        let ix = self.by_id.get(&id).copied();
+        if let Some(ix) = ix
+            && self.verified_ok.contains(&id)
+            && self.items[ix as usize].verified.envelope() == &env
+        {
+            return Ok((ix, self.items[ix as usize].meta.clone()));
+        }
+        match envelope::verify(env, self.keyring, self.limits) {
+            Ok(v) => {
+                let Some(ix) = ix else {
+                    return Err("unknown_item");
+                };
+                if self.items[ix as usize].verified.envelope() == v.envelope() {
+                    self.verified_ok.insert(id);
+                }
+                Ok((ix, self.items[ix as usize].meta.clone()))
+            }
+            Err(e) => Err(e.reason()),
         }
     }
 }

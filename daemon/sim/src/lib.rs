@@ -13,9 +13,11 @@
 //!
 //! # A simulated member
 //!
-//! `SyncCore` + `MemoryStore`, driven as `node::driver` drives them: a received envelope is
-//! verified (`envelope::verify` against the scenario's keyring), admitted (`SyncCore::admit`:
-//! `policy::may_send`), stored (`Store::put`), then reported (`item_accepted(Source::Peer)`).
+//! `tanoa_core::machine::NodeMachine` (the very machine the daemon's driver runs: `SyncCore` plus
+//! the receive pipeline) + `MemoryStore`: a received envelope goes through the machine's
+//! pipeline — verified (a `Verify` over `envelope::verify` against the scenario's keyring),
+//! admitted (`NodeMachine::admit`: `policy::may_send`), stored by the simulator (`Store::put`,
+//! the store plan), then reported (`NodeMachine::accepted`).
 //! Two shortcuts keep 1,000 members fast, both documented here: every item is signed once per run
 //! (`SigningIdentity::sign`) and the result of verifying an envelope is cached by item id (the
 //! first receipt anywhere runs the real `verify`; a later envelope is accepted from the cache only

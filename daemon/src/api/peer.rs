@@ -1,8 +1,8 @@
 //! The tonic `Peer` service: what other federation members call on the peer port.
 //!
-//! Owns: request handling of Push (verify → admit by policy → store → sync → report, through
-//! `NodeCore::accept_from_peer`), Reconcile and Fetch (answered by the sync core through the
-//! driver; fetched envelopes loaded from the store), the caller's identity (the
+//! Owns: request handling of Push (envelopes verified by `NodeCore::verify_received`, then
+//! admitted, stored and reported by the node machine in the sync driver: one request to the
+//! driver), Reconcile and Fetch (answered by the driver, which loads fetched envelopes), the caller's identity (the
 //! `transport::PeerIdentity` request extension set from the verified certificate, never a
 //! message field), and `PeerGuard`, which wraps the generated server to count and log whole
 //! messages refused before a handler runs (oversized → `RESOURCE_EXHAUSTED`, undecodable →
@@ -102,7 +102,7 @@ fn caller<T>(req: &Request<T>) -> Result<String, Status> {
 fn driver_status(e: DriverError) -> Status {
     match e {
         DriverError::Sync(s) => sync_status(&s),
-        DriverError::Stopped => to_status(CoreError::from(e)),
+        DriverError::Stopped | DriverError::Store(_) => to_status(CoreError::from(e)),
     }
 }
 
@@ -140,11 +140,16 @@ impl Peer for PeerApi {
                 )
                 .await);
         }
-        let results = self
+        let checked = self
             .node
-            .accept_from_peer(&peer, msg.envelopes)
+            .verify_received(msg.envelopes)
             .await
             .map_err(to_status)?;
+        let results = self
+            .sync
+            .receive(&peer, checked)
+            .await
+            .map_err(driver_status)?;
         let accepted = results.iter().filter(|r| r.accepted).count();
         tracing::debug!(%peer, items = results.len(), accepted, "push received");
         Ok(Response::new(PushResponse { results }.to_proto()))
@@ -175,29 +180,13 @@ impl Peer for PeerApi {
             Ok(m) => m,
             Err(e) => return Err(self.refuse(&peer, MALFORMED, e.to_string()).await),
         };
-        let reply = match self.sync.fetch(&peer, msg).await {
+        let resp = match self.sync.fetch(&peer, msg).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "fetch refused");
                 return Err(driver_status(e));
             }
         };
-        let serve = reply.serve.clone();
-        let loaded = self
-            .node
-            .blocking(move |s| {
-                let mut found = std::collections::HashMap::with_capacity(serve.len());
-                for id in &serve {
-                    if let Some(item) = s.get(id)? {
-                        found.insert(*id, item.envelope);
-                    }
-                }
-                Ok(found)
-            })
-            .await
-            .map_err(to_status)?;
-        let mut loaded = loaded;
-        let resp = reply.into_response(|id| loaded.remove(id));
         Ok(Response::new(resp.to_proto()))
     }
 }

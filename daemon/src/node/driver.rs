@@ -24,13 +24,18 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::config::{PeerEndpoint, RosterMember};
 use crate::envelope::Envelope;
+use crate::envelope::Verified;
+use crate::machine::{Intake, NodeMachine};
 use crate::metrics::Metrics;
+use crate::model::Advisory;
 use crate::publish::NodeCore;
 use crate::sync::{
     Action, FetchResponse, ItemMeta, LinkState, PushRequest, PushResponse, ReconcileResponse,
-    RequestId, Source, SyncConfig, SyncCore,
+    RequestId, SyncConfig, SyncCore,
 };
-use crate::sync_handle::{DriverError, INPUT_CAPACITY, Input, Outcome, PeerView, SyncHandle};
+use crate::sync_handle::{
+    AfterStore, CheckedItems, DriverError, INPUT_CAPACITY, Input, Outcome, PeerView, SyncHandle,
+};
 use crate::transport::PeerTls;
 
 /// How long a connection to a peer may take (TCP + TLS).
@@ -132,7 +137,7 @@ impl std::fmt::Debug for DriverSetup {
 
 /// The driver task's state.
 pub struct Driver {
-    core: SyncCore,
+    machine: NodeMachine,
     rx: mpsc::Receiver<Input>,
     tx: mpsc::Sender<Input>,
     node: Arc<NodeCore>,
@@ -146,7 +151,7 @@ pub struct Driver {
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
-            .field("me", &self.core.me())
+            .field("me", &self.machine.core().me())
             .finish_non_exhaustive()
     }
 }
@@ -207,7 +212,7 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
     Ok((
         handle,
         Driver {
-            core,
+            machine: NodeMachine::new(core),
             rx,
             tx,
             node: setup.node,
@@ -277,7 +282,7 @@ impl Driver {
             .await;
         match loaded {
             Ok(metas) => {
-                self.core.load_items(metas.iter());
+                self.machine.core_mut().load_items(metas.iter());
                 tracing::info!(
                     items = metas.len(),
                     peers = self.links.len(),
@@ -288,14 +293,19 @@ impl Driver {
             Err(e) => tracing::error!(error = %e, "could not load the sync index; starting empty"),
         }
         let now = now_u64();
-        let peers: Vec<String> = self.core.peers().map(str::to_string).collect();
+        let peers: Vec<String> = self
+            .machine
+            .core_mut()
+            .peers()
+            .map(str::to_string)
+            .collect();
         for p in &peers {
             // A start is a (re)connect: reconcile with everyone once.
-            let _ = self.core.sync_now(now, Some(p));
+            let _ = self.machine.core_mut().sync_now(now, Some(p));
         }
         self.drain();
         loop {
-            let wake = self.core.next_wakeup();
+            let wake = self.machine.core_mut().next_wakeup();
             let sleep = async {
                 match wake {
                     Some(t) => {
@@ -318,7 +328,7 @@ impl Driver {
                         tracing::error!(error = %e, "a sync request task panicked");
                     }
                 }
-                _ = sleep => self.core.handle_timeout(now_u64()),
+                _ = sleep => self.machine.core_mut().handle_timeout(now_u64()),
             }
             self.drain();
         }
@@ -328,9 +338,9 @@ impl Driver {
     }
 
     fn mark_up(&mut self, now: u64, peer: &str) {
-        if self.core.peer(now, peer).map(|s| s.link) != Some(LinkState::Up) {
+        if self.machine.core_mut().peer(now, peer).map(|s| s.link) != Some(LinkState::Up) {
             tracing::info!(%peer, "peer link up");
-            self.core.peer_up(now, peer);
+            self.machine.core_mut().peer_up(now, peer);
         }
     }
 
@@ -339,7 +349,7 @@ impl Driver {
             if let Some(l) = self.links.get_mut(peer) {
                 l.rotate();
             }
-            if self.core.peer(now, peer).map(|s| s.link) == Some(LinkState::Up) {
+            if self.machine.core_mut().peer(now, peer).map(|s| s.link) == Some(LinkState::Up) {
                 tracing::info!(%peer, "peer link down");
             } else {
                 tracing::debug!(%peer, "peer unreachable");
@@ -347,57 +357,89 @@ impl Driver {
         } else {
             tracing::debug!(%peer, failure = ?f, "request to peer failed");
         }
-        self.core.on_request_failed(now, peer, req, f);
+        self.machine.core_mut().on_request_failed(now, peer, req, f);
     }
 
     fn input(&mut self, input: Input) {
         let now = now_u64();
         match input {
             Input::LocalAccepted(metas) => {
-                for m in &metas {
-                    if self.core.item_accepted(now, m, Source::Local) {
-                        self.metrics.accepted(false, 1);
-                    }
-                }
+                let new = self.machine.published(now, &metas);
+                self.metrics.accepted(false, new as u64);
             }
-            Input::PeerAccepted { peer, metas } => {
-                for m in &metas {
-                    if self.core.item_accepted(now, m, Source::Peer(&peer)) {
-                        self.metrics.accepted(true, 1);
-                    }
-                }
+            Input::Receive {
+                peer,
+                checked,
+                reply,
+            } => {
+                let intake = self.machine.admit(now, &peer, checked);
+                self.store_intake(intake, AfterStore::Answer(reply));
             }
-            Input::Admit { peer, metas, reply } => {
-                let r = metas
-                    .iter()
-                    .map(|m| self.core.admit(now, &peer, m))
-                    .collect();
-                let _ = reply.send(r);
+            Input::Stored {
+                intake,
+                outcome,
+                then,
+            } => self.stored(now, intake, outcome, then),
+            Input::NoteRejection { peer, code } => {
+                self.machine.core_mut().note_rejection(&peer, &code)
             }
-            Input::NoteRejection { peer, code } => self.core.note_rejection(&peer, &code),
             Input::Reconcile { peer, req, reply } => {
-                let _ = reply.send(self.core.handle_reconcile(now, &peer, &req));
+                let _ = reply.send(self.machine.core_mut().handle_reconcile(now, &peer, &req));
             }
             Input::Fetch { peer, req, reply } => {
-                let _ = reply.send(self.core.handle_fetch(now, &peer, &req));
+                match self.machine.core_mut().handle_fetch(now, &peer, &req) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e.into()));
+                    }
+                    Ok(decided) => {
+                        let node = self.node.clone();
+                        self.tasks.spawn(async move {
+                            let serve = decided.serve.clone();
+                            let loaded = node
+                                .blocking(move |s| {
+                                    let mut found = HashMap::with_capacity(serve.len());
+                                    for id in &serve {
+                                        if let Some(item) = s.get(id)? {
+                                            found.insert(*id, item.envelope);
+                                        }
+                                    }
+                                    Ok(found)
+                                })
+                                .await;
+                            let answer = match loaded {
+                                Ok(mut found) => Ok(decided.into_response(|id| found.remove(id))),
+                                Err(e) => {
+                                    tracing::error!(%peer, error = %e, "cannot load items a peer fetched");
+                                    Err(DriverError::Store(e.to_string()))
+                                }
+                            };
+                            let _ = reply.send(answer);
+                        });
+                    }
+                }
             }
             Input::Peers(reply) => {
                 let views = self
-                    .core
+                    .machine
+                    .core()
                     .peer_status(now)
                     .into_iter()
                     .map(|status| PeerView {
-                        reconcile_set: self.core.reconcile_set_len(&status.peer).unwrap_or(0),
+                        reconcile_set: self
+                            .machine
+                            .core()
+                            .reconcile_set_len(&status.peer)
+                            .unwrap_or(0),
                         status,
                     })
                     .collect();
                 let _ = reply.send(views);
             }
             Input::Explain { meta, peer, reply } => {
-                let _ = reply.send(self.core.explain(&meta, &peer));
+                let _ = reply.send(self.machine.core_mut().explain(&meta, &peer));
             }
             Input::SyncNow { peer, reply } => {
-                let _ = reply.send(self.core.sync_now(now, peer.as_deref()));
+                let _ = reply.send(self.machine.core_mut().sync_now(now, peer.as_deref()));
             }
             Input::PushDone { peer, req, result } => match result {
                 Ok(resp) => {
@@ -408,12 +450,16 @@ impl Driver {
                                 tracing::warn!(%peer, item = %x.item_id, reason = %x.reason,
                                     "peer refused an item we pushed");
                             }
-                            self.core.on_push_response(now, &peer, req, &r);
+                            self.machine
+                                .core_mut()
+                                .on_push_response(now, &peer, req, &r);
                         }
                         Err(e) => {
                             tracing::warn!(%peer, error = %e, "malformed push response");
-                            self.core.note_rejection(&peer, "malformed_response");
-                            self.core.on_request_failed(
+                            self.machine
+                                .core_mut()
+                                .note_rejection(&peer, "malformed_response");
+                            self.machine.core_mut().on_request_failed(
                                 now,
                                 &peer,
                                 req,
@@ -428,23 +474,85 @@ impl Driver {
                 Ok(resp) => {
                     self.mark_up(now, &peer);
                     let r = ReconcileResponse::from_proto(resp);
-                    self.core.on_reconcile_response(now, &peer, req, &r);
+                    self.machine
+                        .core_mut()
+                        .on_reconcile_response(now, &peer, req, &r);
                 }
                 Err(f) => self.failed(now, &peer, req, f),
             },
             Input::FetchDone { peer, req, result } => match result {
-                Ok(resp) => {
+                Ok((resp, checked)) => {
                     self.mark_up(now, &peer);
-                    self.core.on_fetch_response(now, &peer, req, &resp);
+                    let intake = self.machine.admit(now, &peer, checked);
+                    self.store_intake(intake, AfterStore::Fetched { req, resp });
                 }
                 Err(f) => self.failed(now, &peer, req, f),
             },
         }
     }
 
+    /// Step 3 of the machine's pipeline: the admitted items of `intake` are made durable by a
+    /// task (never in the loop); its outcome comes back as `Input::Stored`.
+    fn store_intake(&mut self, mut intake: Intake<Verified<Advisory>>, then: AfterStore) {
+        if intake.is_empty() {
+            self.stored(now_u64(), intake, Ok(()), then);
+            return;
+        }
+        let items = std::mem::take(&mut intake.items);
+        let (node, tx) = (self.node.clone(), self.tx.clone());
+        self.tasks.spawn(async move {
+            let outcome = node
+                .store_received(intake.peer(), items)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let _ = tx
+                .send(Input::Stored {
+                    intake,
+                    outcome,
+                    then,
+                })
+                .await;
+        });
+    }
+
+    /// Step 4: the intake is durable (or the store failed: nothing is reported to the core and
+    /// the sender is told; anti-entropy offers the items again later).
+    fn stored(
+        &mut self,
+        now: u64,
+        intake: Intake<Verified<Advisory>>,
+        outcome: Result<(), String>,
+        then: AfterStore,
+    ) {
+        let peer = intake.peer().to_string();
+        let answer = match outcome {
+            Ok(()) => {
+                let done = self.machine.accepted(now, intake);
+                self.metrics.accepted(true, done.new as u64);
+                Ok(done.results)
+            }
+            Err(e) => {
+                tracing::error!(%peer, error = %e, "could not store items received from a peer");
+                let _ = intake.refused("store_failed");
+                Err(DriverError::Store(e))
+            }
+        };
+        match then {
+            AfterStore::Answer(reply) => {
+                let _ = reply.send(answer);
+            }
+            AfterStore::Fetched { req, resp } => {
+                self.machine
+                    .core_mut()
+                    .on_fetch_response(now, &peer, req, &resp);
+            }
+        }
+    }
+
     /// Executes every pending action of the core.
     fn drain(&mut self) {
-        while let Some(action) = self.core.poll_action() {
+        while let Some(action) = self.machine.core_mut().poll_action() {
             match action {
                 Action::WakeAt(_) => {} // read from `next_wakeup` in the loop
                 Action::Push { to, req, items } => {
@@ -503,7 +611,7 @@ impl Driver {
                         (self.node.clone(), self.tx.clone(), self.request_timeout);
                     self.tasks.spawn(async move {
                         let result = match call(timeout, client.fetch(msg.to_proto())).await {
-                            Ok(resp) => fetched(&node, &from, resp).await,
+                            Ok(resp) => fetched(&node, &tx, &from, resp).await,
                             Err(f) => Err(f),
                         };
                         let _ = tx
@@ -525,37 +633,46 @@ impl Driver {
         let found = self.links.get(peer).and_then(|l| l.client(self.limit));
         if found.is_none() {
             let now = now_u64();
-            self.core
-                .on_request_failed(now, peer, req, crate::sync::Failure::Unreachable);
+            self.machine.core_mut().on_request_failed(
+                now,
+                peer,
+                req,
+                crate::sync::Failure::Unreachable,
+            );
         }
         found
     }
 }
 
-/// Handles the envelopes of a fetch response like a push (verify, admit, store, report), and
-/// returns the response for `on_fetch_response`.
+/// Decodes a fetch response and verifies its envelopes (step 1, off the driver's loop); the
+/// driver then admits, stores and reports them like a push, before `on_fetch_response`.
 async fn fetched(
     node: &Arc<NodeCore>,
+    tx: &mpsc::Sender<Input>,
     peer: &str,
     resp: pb::FetchResponse,
-) -> Outcome<FetchResponse> {
+) -> Outcome<(FetchResponse, CheckedItems)> {
     let mut resp = match FetchResponse::from_proto(resp) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "malformed fetch response");
-            if let Some(h) = node.sync_handle() {
-                let _ = h.note_rejection(peer, "malformed_response").await;
-            }
+            let _ = tx
+                .send(Input::NoteRejection {
+                    peer: peer.to_string(),
+                    code: "malformed_response".into(),
+                })
+                .await;
             return Err(crate::sync::Failure::Refused("malformed_response".into()));
         }
     };
     let envelopes: Vec<Envelope> = std::mem::take(&mut resp.envelopes);
-    if !envelopes.is_empty()
-        && let Err(e) = node.accept_from_peer(peer, envelopes).await
-    {
-        tracing::error!(%peer, error = %e, "could not store fetched items");
+    match node.verify_received(envelopes).await {
+        Ok(checked) => Ok((resp, checked)),
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "could not verify fetched items");
+            Err(crate::sync::Failure::Refused("local_error".into()))
+        }
     }
-    Ok(resp)
 }
 
 #[cfg(test)]

@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use super::super::prf::{self, Prf};
 use super::super::{
     Action, Failure, FetchResponse, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse,
-    RequestId, Source, SyncConfig, SyncCore, envelope_wire_len,
+    RequestId, SyncConfig, SyncCore, envelope_wire_len,
 };
 use crate::envelope::{Envelope, ItemId};
+use crate::machine::{Checked, NodeMachine, Verify};
 use crate::model::Tlp;
 use crate::policy;
 
@@ -86,7 +87,7 @@ enum Event {
 #[derive(Debug)]
 pub(crate) struct Node {
     pub(crate) id: String,
-    pub(crate) core: SyncCore,
+    pub(crate) machine: NodeMachine,
     pub(crate) store: BTreeMap<ItemId, Envelope>,
     pub(crate) online: bool,
 }
@@ -153,7 +154,7 @@ impl Net {
             let core = net.new_core(i, ids);
             net.nodes.push(Node {
                 id: id.to_string(),
-                core,
+                machine: NodeMachine::new(core),
                 store: BTreeMap::new(),
                 online: true,
             });
@@ -194,7 +195,7 @@ impl Net {
         assert!(policy::may_hold(&it.meta.scope(), &self.nodes[node].id).allowed);
         let n = &mut self.nodes[node];
         n.store.insert(it.meta.id, it.env.clone());
-        n.core.item_accepted(self.now, &it.meta, Source::Local);
+        n.machine.published(self.now, [&it.meta]);
         self.drain(node);
     }
 
@@ -218,10 +219,10 @@ impl Net {
             .map(|id| self.registry[id].meta.clone())
             .collect();
         core.load_items(metas.iter());
-        self.nodes[node].core = core;
+        self.nodes[node].machine = NodeMachine::new(core);
         self.nodes[node].online = true;
         for p in ids.iter().filter(|p| **p != ids[node]) {
-            self.nodes[node].core.peer_up(self.now, p);
+            self.nodes[node].machine.core_mut().peer_up(self.now, p);
         }
         self.drain(node);
     }
@@ -234,7 +235,7 @@ impl Net {
 
     /// Turns a member's pending actions into messages and wake-ups.
     fn drain(&mut self, node: usize) {
-        while let Some(a) = self.nodes[node].core.poll_action() {
+        while let Some(a) = self.nodes[node].machine.core_mut().poll_action() {
             match a {
                 Action::WakeAt(t) => self.schedule(t.max(self.now), Event::Wake { node }),
                 Action::Push { to, req, items } => {
@@ -296,7 +297,7 @@ impl Net {
             match ev {
                 Event::Wake { node } => {
                     if self.nodes[node].online {
-                        self.nodes[node].core.handle_timeout(self.now);
+                        self.nodes[node].machine.core_mut().handle_timeout(self.now);
                         self.drain(node);
                     }
                 }
@@ -342,18 +343,21 @@ impl Net {
                 self.record(from, to, &msg);
                 let now = self.now;
                 match msg {
-                    PeerMessage::PushResponse(r) => {
-                        self.nodes[to].core.on_push_response(now, &from_id, req, &r)
-                    }
+                    PeerMessage::PushResponse(r) => self.nodes[to]
+                        .machine
+                        .core_mut()
+                        .on_push_response(now, &from_id, req, &r),
                     PeerMessage::ReconcileResponse(r) => self.nodes[to]
-                        .core
+                        .machine
+                        .core_mut()
                         .on_reconcile_response(now, &from_id, req, &r),
                     PeerMessage::FetchResponse(r) => {
                         for env in &r.envelopes {
                             self.receive(to, &from_id, env);
                         }
                         self.nodes[to]
-                            .core
+                            .machine
+                            .core_mut()
                             .on_fetch_response(now, &from_id, req, &r);
                     }
                     other => panic!("unexpected response {}", other.name()),
@@ -361,7 +365,10 @@ impl Net {
             }
             Body::Failed(req, f) => {
                 let now = self.now;
-                self.nodes[to].core.on_request_failed(now, &from_id, req, f);
+                self.nodes[to]
+                    .machine
+                    .core_mut()
+                    .on_request_failed(now, &from_id, req, f);
             }
         }
         self.drain(to);
@@ -389,14 +396,16 @@ impl Net {
                 Ok(PeerMessage::PushResponse(PushResponse { results }))
             }
             PeerMessage::ReconcileRequest(r) => self.nodes[node]
-                .core
+                .machine
+                .core_mut()
                 .handle_reconcile(now, from, &r)
                 .map(PeerMessage::ReconcileResponse)
                 .map_err(|e| e.code().to_string()),
             PeerMessage::FetchRequest(f) => {
                 let n = &mut self.nodes[node];
                 let reply = n
-                    .core
+                    .machine
+                    .core_mut()
                     .handle_fetch(now, from, &f)
                     .map_err(|e| e.code().to_string())?;
                 let store = &n.store;
@@ -407,38 +416,32 @@ impl Net {
         }
     }
 
-    /// The node's receive path: verify (registry), admit (policy), assert, store, report.
+    /// The node's receive path: the node machine's pipeline (verify by the registry, admit by
+    /// policy, store plan, accepted), asserting the TLP invariant before the store applies it.
     fn receive(&mut self, node: usize, from: &str, env: &Envelope) -> ItemResult {
-        let id = env.item_id();
         let now = self.now;
-        let refused = |reason: &str| ItemResult {
-            item_id: id,
-            accepted: false,
-            reason: reason.to_string(),
-        };
-        let Some(it) = self.registry.get(&id) else {
-            self.nodes[node].core.note_rejection(from, "unknown_key");
-            return refused("unknown_key");
-        };
-        let meta = it.meta.clone();
-        let n = &mut self.nodes[node];
-        if let Err(r) = n.core.admit(now, from, &meta) {
-            return refused(r.code);
-        }
-        assert!(
-            policy::may_hold(&meta.scope(), &n.id).allowed,
-            "{} would store {:?} ({}) it may not hold, sent by {from}",
-            n.id,
-            meta.id,
-            meta.tlp
+        let checked = Checked::verify(
+            &mut RegistryVerifier {
+                registry: &self.registry,
+            },
+            vec![env.clone()],
         );
-        n.store.insert(id, env.clone());
-        n.core.item_accepted(now, &meta, Source::Peer(from));
-        ItemResult {
-            item_id: id,
-            accepted: true,
-            reason: String::new(),
+        let n = &mut self.nodes[node];
+        let intake = n.machine.admit(now, from, checked);
+        for meta in intake.metas() {
+            assert!(
+                policy::may_hold(&meta.scope(), &n.id).allowed,
+                "{} would store {:?} ({}) it may not hold, sent by {from}",
+                n.id,
+                meta.id,
+                meta.tlp
+            );
         }
+        for e in &intake.items {
+            n.store.insert(e.item_id(), e.clone());
+        }
+        let mut done = n.machine.accepted(now, intake);
+        done.results.pop().expect("one result per envelope")
     }
 
     /// Whether every member holds exactly the registered items it may hold.
@@ -484,5 +487,22 @@ impl Net {
                     .map(move |r| (n, r))
             })
             .collect()
+    }
+}
+
+/// "Verification" in the test network: an envelope is valid when the test registered its item
+/// (an unknown envelope is refused like one signed by an unknown key).
+struct RegistryVerifier<'a> {
+    registry: &'a HashMap<ItemId, TestItem>,
+}
+
+impl Verify for RegistryVerifier<'_> {
+    type Item = Envelope;
+
+    fn verify(&mut self, env: Envelope) -> Result<(Envelope, ItemMeta), &'static str> {
+        match self.registry.get(&env.item_id()) {
+            Some(it) => Ok((env, it.meta.clone())),
+            None => Err("unknown_key"),
+        }
     }
 }
