@@ -1,7 +1,10 @@
 //! The one place where errors become gRPC statuses.
 //!
-//! Owns: `CoreError` -> `tonic::Status` (code, message, and the `tanoa-reason` metadata of
-//! envelope rejections), and logging of internal failures.
+//! Owns: every `tonic::Status` either service sends: `ApiError` (the errors of the API layer:
+//! the core's, the sync core's, the driver's, refusals of a peer's message, shutdown, a watcher
+//! left behind, a caller without identity) -> code, message and the `tanoa-reason` metadata;
+//! and logging of internal failures. No other module builds a `Status` (checked by the test
+//! `statuses_are_built_only_here`).
 //! Must never: hide the field path of a validation error or the reason code of a rejection,
 //! or send internal details the operator could not act on without logging them.
 
@@ -10,6 +13,86 @@ use tonic::{Code, Status};
 use crate::envelope::EnvelopeError;
 use crate::publish::CoreError;
 use crate::sync::SyncError;
+use crate::sync_handle::DriverError;
+
+/// An error of the API layer, whatever its source; [`status`] is its one mapping to gRPC.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The node refused or failed (see [`to_status`]).
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The sync core refused (see [`sync_status`]).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The sync driver refused, failed or is not running.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    /// A peer's message was refused: `code` is the reason (counted against the peer), `oversized`
+    /// selects `ResourceExhausted` over `InvalidArgument`.
+    #[error("{detail}")]
+    PeerRefused {
+        /// Reason code (`malformed`, `too_many_items`, `truncated_message`, …).
+        code: &'static str,
+        /// What was wrong.
+        detail: String,
+        /// The message was larger than the limit.
+        oversized: bool,
+    },
+    /// The daemon is shutting down; `what` says what to do again once it is back.
+    #[error("tanoad is shutting down{what}")]
+    ShuttingDown {
+        /// E.g. "; watch again once it is back".
+        what: &'static str,
+    },
+    /// A watcher fell behind the event channel.
+    #[error(
+        "watch fell behind: {0} events were dropped for this watcher (nothing was lost on the \
+         node); list changes since your last event with List.since_ms and watch again"
+    )]
+    WatchLagged(u64),
+    /// No verified member certificate on the connection.
+    #[error("no verified member certificate on this connection")]
+    NoIdentity,
+}
+
+/// The gRPC status of any API error (the one mapping used by both services).
+pub fn status(e: ApiError) -> Status {
+    match e {
+        ApiError::Core(c) => to_status(c),
+        ApiError::Sync(s) => sync_status(&s),
+        ApiError::Driver(DriverError::Sync(s)) => sync_status(&s),
+        ApiError::Driver(d) => to_status(CoreError::from(d)),
+        ApiError::PeerRefused {
+            code,
+            detail,
+            oversized,
+        } => {
+            let grpc = if oversized {
+                Code::ResourceExhausted
+            } else {
+                Code::InvalidArgument
+            };
+            with_reason(Status::new(grpc, detail), code)
+        }
+        e @ ApiError::ShuttingDown { .. } => Status::unavailable(e.to_string()),
+        e @ ApiError::WatchLagged(_) => Status::resource_exhausted(e.to_string()),
+        e @ ApiError::NoIdentity => Status::unauthenticated(e.to_string()),
+    }
+}
+
+/// `status` with the reason code in the `tanoa-reason` metadata.
+fn with_reason(mut status: Status, code: &str) -> Status {
+    if let Ok(v) = code.parse() {
+        status.metadata_mut().insert(REASON_METADATA, v);
+    }
+    status
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        status(e)
+    }
+}
 
 /// Metadata key carrying the machine-readable reason of an envelope rejection.
 pub const REASON_METADATA: &str = "tanoa-reason";
@@ -35,11 +118,7 @@ pub fn to_status(e: CoreError) -> Status {
                 }
                 _ => Code::InvalidArgument,
             };
-            let mut status = Status::new(code, msg);
-            if let Ok(v) = r.reason().parse() {
-                status.metadata_mut().insert(REASON_METADATA, v);
-            }
-            status
+            with_reason(Status::new(code, msg), r.reason())
         }
         CoreError::Unavailable(_) => Status::failed_precondition(msg),
         CoreError::Sync(s) => sync_status(s),
@@ -56,7 +135,7 @@ pub fn to_status(e: CoreError) -> Status {
 /// → `Internal`. The reason code goes in the `tanoa-reason` metadata.
 pub fn sync_status(e: &SyncError) -> Status {
     let msg = e.to_string();
-    let mut status = match e {
+    let status = match e {
         SyncError::UnknownPeer { .. } => Status::not_found(msg),
         SyncError::Busy { .. } => Status::failed_precondition(msg),
         SyncError::FrameTooLarge { .. } | SyncError::TooManyIds { .. } => {
@@ -67,10 +146,7 @@ pub fn sync_status(e: &SyncError) -> Status {
         }
         SyncError::Config { .. } => Status::internal(msg),
     };
-    if let Ok(v) = e.code().parse() {
-        status.metadata_mut().insert(REASON_METADATA, v);
-    }
-    status
+    with_reason(status, e.code())
 }
 
 impl From<CoreError> for Status {
@@ -122,5 +198,75 @@ mod tests {
             "disk".into(),
         )));
         assert_eq!(s.code(), Code::Internal);
+
+        let s = status(ApiError::PeerRefused {
+            code: "too_many_items",
+            detail: "PushRequest.envelopes has 300 envelopes".into(),
+            oversized: false,
+        });
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(s.metadata().get(REASON_METADATA).unwrap(), "too_many_items");
+        let s = status(ApiError::PeerRefused {
+            code: "oversized_message",
+            detail: "x".into(),
+            oversized: true,
+        });
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        assert_eq!(
+            status(ApiError::Driver(DriverError::Stopped)).code(),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            status(ApiError::ShuttingDown { what: "" }).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            status(ApiError::WatchLagged(3)).code(),
+            Code::ResourceExhausted
+        );
+        assert_eq!(status(ApiError::NoIdentity).code(), Code::Unauthenticated);
+    }
+
+    /// ARCHITECTURE: `api::error` is the one place where errors become statuses. Every other
+    /// file of the daemon is read, and any `Status` constructor in its non-test code fails this.
+    #[test]
+    fn statuses_are_built_only_here() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let ctor = regex::Regex::new(
+            r"Status::(new|ok|cancelled|unknown|invalid_argument|deadline_exceeded|not_found|already_exists|permission_denied|resource_exhausted|failed_precondition|aborted|out_of_range|unimplemented|internal|unavailable|data_loss|unauthenticated)\(",
+        )
+        .unwrap();
+        let mut found = Vec::new();
+        let mut stack = vec![src.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") || path.ends_with("api/error.rs") {
+                    continue;
+                }
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                if name == "tests.rs" || name.ends_with("_tests.rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if line.starts_with("#[cfg(test)]") {
+                        break;
+                    }
+                    if ctor.is_match(line.split("//").next().unwrap_or("")) {
+                        found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "statuses built outside api::error:\n{}",
+            found.join("\n")
+        );
     }
 }

@@ -26,7 +26,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, GetTarget};
-use super::error::to_status;
+use super::error::{ApiError, status, to_status};
 use crate::config::RosterMember;
 use crate::envelope::{self, Envelope};
 use crate::interop::blocklist::{self, ExportFilter};
@@ -154,19 +154,15 @@ impl Stream for EventStream {
         }
         if self.shutdown.as_mut().poll(cx).is_ready() {
             self.done = true;
-            return Poll::Ready(Some(Err(Status::unavailable(
-                "tanoad is shutting down; watch again once it is back",
-            ))));
+            return Poll::Ready(Some(Err(status(ApiError::ShuttingDown {
+                what: "; watch again once it is back",
+            }))));
         }
         match Pin::new(&mut self.rx).poll_next(cx) {
             Poll::Ready(Some(Ok(ev))) => Poll::Ready(Some(Ok(convert::watch_event(&ev)))),
             Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
                 self.done = true;
-                Poll::Ready(Some(Err(Status::resource_exhausted(format!(
-                    "watch fell behind: {n} events were dropped for this watcher (nothing was \
-                     lost on the node); list changes since your last event with List.since_ms \
-                     and watch again"
-                )))))
+                Poll::Ready(Some(Err(status(ApiError::WatchLagged(n)))))
             }
             Poll::Ready(None) => {
                 self.done = true;
@@ -654,7 +650,7 @@ impl Operator for OperatorApi {
         _request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         if self.shutdown.is_cancelled() {
-            return Err(Status::unavailable("tanoad is shutting down"));
+            return Err(status(ApiError::ShuttingDown { what: "" }));
         }
         let stream = EventStream {
             rx: BroadcastStream::new(self.core.subscribe()),
@@ -810,9 +806,9 @@ impl Stream for ExportStream {
         if self.shutdown.as_mut().poll(cx).is_ready() {
             self.done = true;
             self.rx.close();
-            return Poll::Ready(Some(Err(Status::unavailable(
-                "tanoad is shutting down; export again once it is back",
-            ))));
+            return Poll::Ready(Some(Err(status(ApiError::ShuttingDown {
+                what: "; export again once it is back",
+            }))));
         }
         let r = self.rx.poll_recv(cx);
         if let Poll::Ready(None) = r {

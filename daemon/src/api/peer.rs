@@ -20,9 +20,9 @@ use tanoa_proto::v1::peer_server::{Peer, PeerServer};
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
-use super::error::{sync_status, to_status};
+use super::error::{ApiError, status, to_status};
 use crate::metrics::Metrics;
-use crate::publish::{CoreError, NodeCore};
+use crate::publish::NodeCore;
 use crate::sync::{FetchRequest, PushRequest, PushResponse, ReconcileRequest};
 use crate::sync_handle::{DriverError, SyncHandle};
 use crate::transport::PeerIdentity;
@@ -96,14 +96,11 @@ fn caller<T>(req: &Request<T>) -> Result<String, Status> {
     req.extensions()
         .get::<PeerIdentity>()
         .map(|p| p.member.clone())
-        .ok_or_else(|| Status::unauthenticated("no verified member certificate on this connection"))
+        .ok_or_else(|| status(ApiError::NoIdentity))
 }
 
 fn driver_status(e: DriverError) -> Status {
-    match e {
-        DriverError::Sync(s) => sync_status(&s),
-        DriverError::Stopped | DriverError::Store(_) => to_status(CoreError::from(e)),
-    }
+    status(ApiError::Driver(e))
 }
 
 impl PeerApi {
@@ -111,11 +108,11 @@ impl PeerApi {
         tracing::warn!(%peer, reason = code, %detail, "message from peer refused");
         self.metrics.peer_message_rejected(peer, code);
         let _ = self.sync.note_rejection(peer, code).await;
-        let mut st = Status::invalid_argument(detail);
-        if let Ok(v) = code.parse() {
-            st.metadata_mut().insert(super::error::REASON_METADATA, v);
-        }
-        st
+        status(ApiError::PeerRefused {
+            code,
+            detail,
+            oversized: false,
+        })
     }
 }
 
@@ -342,14 +339,6 @@ impl http_body::Body for ObservedBody {
 }
 
 /// The answer to a request tonic refused for `reason`.
-fn refusal_code(reason: &str) -> tonic::Code {
-    if reason == OVERSIZED {
-        tonic::Code::ResourceExhausted
-    } else {
-        tonic::Code::InvalidArgument
-    }
-}
-
 impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -408,10 +397,11 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
                 "message from peer refused");
             metrics.peer_message_rejected(&peer, code);
             let _ = sync.note_rejection(&peer, code).await;
-            let mut st = Status::new(refusal_code(code), format!("{code}: {}", status.message()));
-            if let Ok(v) = code.parse() {
-                st.metadata_mut().insert(super::error::REASON_METADATA, v);
-            }
+            let st = super::error::status(ApiError::PeerRefused {
+                code,
+                detail: format!("{code}: {}", status.message()),
+                oversized: code == OVERSIZED,
+            });
             Ok(st.into_http())
         })
     }
