@@ -117,9 +117,13 @@ async fn idle_connections_from_elsewhere_never_lock_an_honest_member_out() {
         &m,
         "tanoa_listener_refused_total{listener=\"peer\",reason=\"per_address_limit\"}",
     );
+    // Every connection the attack opened beyond 8 per source address was closed and counted
+    // (a connection the client could not open under load is in neither count).
+    let admitted_at_most = 8 * (1 + usize::from(SPREAD));
     assert!(
-        per_address >= (FROM_ONE - 8 + FROM_MANY - 8 * usize::from(SPREAD)) as u64,
-        "per_address_limit closures counted: {per_address}\n{m}"
+        per_address >= held.len().saturating_sub(admitted_at_most) as u64,
+        "per_address_limit closures counted: {per_address} of {} held\n{m}",
+        held.len()
     );
     let lines = fed.nodes[A]
         .logs()
