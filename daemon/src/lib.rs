@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! Tanoa daemon library: the runtime around the sans-IO core (`tanoa-core`), as testable modules.
 //!
 //! `model`, `envelope`, `policy`, `sync` and `interop` are re-exported from `tanoa-core`.
@@ -20,15 +21,15 @@ pub mod api;
 pub mod client;
 pub(crate) mod commit;
 pub mod config;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod node;
 pub mod publish;
 pub mod store;
-pub mod sync_handle;
-pub mod taxii;
-pub mod tcp_accept;
+pub(crate) mod sync_handle;
+pub(crate) mod taxii;
+pub(crate) mod tcp_accept;
 pub mod transport;
-pub mod warninglist;
+pub(crate) mod warninglist;
 
 /// Current Unix time in milliseconds (the only clock read outside `node`).
 pub fn now_ms() -> i64 {

@@ -388,14 +388,14 @@ fn esc(s: &str) -> String {
 }
 
 /// Something that can produce the exposition text on demand.
-pub trait Render: Send + Sync + 'static {
+pub(crate) trait Render: Send + Sync + 'static {
     /// The current exposition text.
     fn render(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send + '_>>;
 }
 
 /// Serves `GET /metrics` (any other path: 404) on `listener` until `cancel`; joins its
 /// connection tasks before returning.
-pub async fn serve_http(
+pub(crate) async fn serve_http(
     listener: TcpListener,
     source: std::sync::Arc<dyn Render>,
     cancel: CancellationToken,

@@ -18,10 +18,10 @@ use crate::sync::{
 };
 
 /// Envelopes from a peer after verification (step 1 of the node machine's pipeline).
-pub type CheckedItems = Checked<Verified<Advisory>>;
+pub(crate) type CheckedItems = Checked<Verified<Advisory>>;
 
 /// Capacity of the driver's input channel (senders wait when it is full).
-pub const INPUT_CAPACITY: usize = 4096;
+pub(crate) const INPUT_CAPACITY: usize = 4096;
 /// Why the driver could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {

@@ -26,25 +26,25 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Stable reason codes of connections closed by the accept loop or timed out in set-up (label
 /// `reason` of `tanoa_listener_refused_total`).
-pub mod closed {
+pub(crate) mod closed {
     /// The source address already has `per_address` connections in set-up.
-    pub const PER_ADDRESS: &str = "per_address_limit";
+    pub(crate) const PER_ADDRESS: &str = "per_address_limit";
     /// The general pool of connections in set-up is full.
-    pub const FULL: &str = "listener_full";
+    pub(crate) const FULL: &str = "listener_full";
     /// The TLS handshake did not complete within the deadline.
-    pub const HANDSHAKE_TIMEOUT: &str = "handshake_timeout";
+    pub(crate) const HANDSHAKE_TIMEOUT: &str = "handshake_timeout";
 }
 
 /// The source addresses with reserved set-up capacity (the resolved endpoints of roster
 /// members), shared with whoever refreshes them.
-pub type ReservedAddrs = Arc<RwLock<HashSet<IpAddr>>>;
+pub(crate) type ReservedAddrs = Arc<RwLock<HashSet<IpAddr>>>;
 
 /// Called for every connection the loop closes or that timed out: `(listener, reason)`.
-pub type ClosedHook = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
+pub(crate) type ClosedHook = Arc<dyn Fn(&'static str, &'static str) + Send + Sync>;
 
 /// Bounds of one listener's accept loop.
 #[derive(Clone)]
-pub struct AcceptLimits {
+pub(crate) struct AcceptLimits {
     /// Connections in set-up at once from addresses without reservation.
     pub max_setups: usize,
     /// Connections in set-up at once from one source address (IPv4 address, or IPv6 /64) without
@@ -75,22 +75,22 @@ impl std::fmt::Debug for AcceptLimits {
 }
 
 /// Default bound of connections in set-up at once from unreserved addresses.
-pub const MAX_SETUPS: usize = 256;
+pub(crate) const MAX_SETUPS: usize = 256;
 /// Default bound of connections in set-up at once from one unreserved address.
-pub const PER_ADDRESS: usize = 8;
+pub(crate) const PER_ADDRESS: usize = 8;
 /// Default bound of connections in set-up at once from one reserved (roster) address.
-pub const RESERVED_PER_ADDRESS: usize = 64;
+pub(crate) const RESERVED_PER_ADDRESS: usize = 64;
 /// Default handshake deadline.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 /// Default handshake deadline under pressure.
-pub const PRESSURE_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const PRESSURE_DEADLINE: Duration = Duration::from_secs(2);
 /// At most one log line per listener and period about closed connections.
-pub const LOG_PERIOD: Duration = Duration::from_secs(10);
+pub(crate) const LOG_PERIOD: Duration = Duration::from_secs(10);
 
 impl AcceptLimits {
     /// The defaults: 256 in set-up, 8 per address, 64 per reserved address, 10 s deadline,
     /// 2 s under pressure, no reservation, no counter.
-    pub fn new() -> AcceptLimits {
+    pub(crate) fn new() -> AcceptLimits {
         AcceptLimits {
             max_setups: MAX_SETUPS,
             per_address: PER_ADDRESS,
@@ -111,7 +111,7 @@ impl Default for AcceptLimits {
 
 /// The key a source address is limited by: an IPv4 address (IPv4-mapped IPv6 included), or
 /// the /64 prefix of an IPv6 address (one host usually owns a whole /64).
-pub fn address_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => {
@@ -123,14 +123,14 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 
 /// Lets through at most one log line per period; counts the events it held back.
 #[derive(Debug)]
-pub struct LogGate {
+pub(crate) struct LogGate {
     period: Duration,
     state: Mutex<(Option<Instant>, u64)>,
 }
 
 impl LogGate {
     /// A gate letting one line through per `period`.
-    pub fn new(period: Duration) -> LogGate {
+    pub(crate) fn new(period: Duration) -> LogGate {
         LogGate {
             period,
             state: Mutex::new((None, 0)),
@@ -139,7 +139,7 @@ impl LogGate {
 
     /// Records an event; `Some(n)` when it may be logged now, `n` = events held back since the
     /// last line logged.
-    pub fn admit(&self) -> Option<u64> {
+    pub(crate) fn admit(&self) -> Option<u64> {
         self.admit_at(Instant::now())
     }
 
@@ -248,7 +248,7 @@ fn admit(
 /// Connections over the `limits` are closed at once, counted through `limits.on_closed` and
 /// logged at most once per `LOG_PERIOD`. `what` names the listener in logs and metrics. Aborts
 /// and joins the tasks at the end.
-pub async fn accept_each<F, Fut>(
+pub(crate) async fn accept_each<F, Fut>(
     listener: TcpListener,
     what: &'static str,
     limits: AcceptLimits,

@@ -8,11 +8,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-pub use tanoa_core::warninglist::*;
+pub(crate) use tanoa_core::warninglist::*;
 
 /// What loading a directory produced.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The compiled lists.
     pub lists: WarningLists,
     /// Directory the lists were read from (`<dir>` or `<dir>/lists`).
@@ -28,7 +28,9 @@ pub struct Loaded {
 /// The list files of a warning-list directory: `(root, [(name, <root>/<name>/list.json)])`
 /// sorted by name, where root is `dir/lists` when that exists (the misp-warninglists
 /// repository) and `dir` otherwise. No list file at all is an error.
-pub fn list_files(dir: &Path) -> Result<(PathBuf, Vec<(String, PathBuf)>), WarningListError> {
+pub(crate) fn list_files(
+    dir: &Path,
+) -> Result<(PathBuf, Vec<(String, PathBuf)>), WarningListError> {
     let dir_err = |message: String| WarningListError::Dir {
         dir: dir.to_path_buf(),
         message,
@@ -62,7 +64,7 @@ pub fn list_files(dir: &Path) -> Result<(PathBuf, Vec<(String, PathBuf)>), Warni
 /// Reads every list of `dir` (see [`list_files`]) except the names in `disabled`. A list file
 /// that cannot be read or parsed is reported in `skipped`; a directory that cannot be listed
 /// or holds no list at all is an error.
-pub fn load_dir(dir: &Path, disabled: &[String]) -> Result<Loaded, WarningListError> {
+pub(crate) fn load_dir(dir: &Path, disabled: &[String]) -> Result<Loaded, WarningListError> {
     let (root, files) = list_files(dir)?;
     let disabled_set: BTreeSet<&str> = disabled.iter().map(String::as_str).collect();
     let unknown_disabled = disabled

@@ -78,7 +78,7 @@ use tanoa_core::store::engine::{
 /// 286 MB, with indicator lookup p99 still under 100 µs. The upper levels of every tree and the
 /// hot part of the indicator index stay in memory; the rest is read from the OS page cache,
 /// which does not count against the process. Raise it on a larger server for faster cold reads.
-pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
+pub(super) const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Key writes per `put_batch` transaction (bounds how long readers wait on a commit).
 const BATCH_WRITES: usize = 4096;

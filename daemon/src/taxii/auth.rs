@@ -21,7 +21,7 @@ const MAX_AUTH_HEADER: usize = 4096;
 /// What the connection carries: the remote address and the URI SANs of the client certificate
 /// rustls verified (empty on plain HTTP or without a certificate). A request extension.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnMeta {
+pub(super) struct ConnMeta {
     /// Remote address.
     pub remote: Option<SocketAddr>,
     /// URI SANs of the verified client certificate.
@@ -39,7 +39,7 @@ pub(crate) enum AuthError {
 
 impl AuthError {
     /// Description for the client.
-    pub fn description(&self) -> &'static str {
+    pub(super) fn description(&self) -> &'static str {
         match self {
             AuthError::Missing => {
                 "authentication required: send Authorization: Bearer <token> (or HTTP Basic \

@@ -22,7 +22,7 @@ pub(crate) struct ObjectCache {
 
 impl ObjectCache {
     /// An empty cache of at most `budget` bytes.
-    pub fn new(budget: usize) -> ObjectCache {
+    pub(super) fn new(budget: usize) -> ObjectCache {
         ObjectCache {
             budget,
             ..ObjectCache::default()
@@ -30,17 +30,17 @@ impl ObjectCache {
     }
 
     /// Entries held.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.map.len()
     }
 
     /// Bytes used.
-    pub fn used(&self) -> usize {
+    pub(super) fn used(&self) -> usize {
         self.used
     }
 
     /// The JSON of an object version, marking it recently used.
-    pub fn get(&mut self, ov: u32) -> Option<Arc<str>> {
+    pub(super) fn get(&mut self, ov: u32) -> Option<Arc<str>> {
         self.tick += 1;
         let tick = self.tick;
         let (json, at) = self.map.get_mut(&ov)?;
@@ -52,7 +52,7 @@ impl ObjectCache {
 
     /// Keeps the JSON of an object version (nothing if already held), evicting the least
     /// recently used entries to stay within the budget.
-    pub fn insert(&mut self, ov: u32, json: Arc<str>) {
+    pub(super) fn insert(&mut self, ov: u32, json: Arc<str>) {
         let size = json.len() + OVERHEAD;
         if size > self.budget || self.map.contains_key(&ov) {
             return;

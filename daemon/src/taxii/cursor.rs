@@ -36,7 +36,7 @@ pub(crate) struct Cursor {
 
 impl Cursor {
     /// The `next` string.
-    pub fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         let mut b = Vec::with_capacity(FIXED + self.key.1.len());
         b.push(VERSION);
         b.extend_from_slice(&self.epoch.to_be_bytes());
@@ -49,7 +49,7 @@ impl Cursor {
     }
 
     /// Parses a `next` string; the error says what is wrong (for a 400 naming `next`).
-    pub fn decode(s: &str) -> Result<Cursor, String> {
+    pub(super) fn decode(s: &str) -> Result<Cursor, String> {
         if s.is_empty() || s.len() > MAX_CURSOR_LEN {
             return Err(format!(
                 "must be a value returned by this server (1 to {MAX_CURSOR_LEN} characters)"

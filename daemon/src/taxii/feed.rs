@@ -83,7 +83,7 @@ fn info_of(item: &StoredItem) -> ItemInfo {
 impl Shared {
     /// State over `store`, converting with `convert`, following `events` (`None`: only scans
     /// find new items), caching up to `cache_bytes`.
-    pub fn new(
+    pub(super) fn new(
         store: Arc<dyn Store>,
         convert: Converter,
         events: Option<broadcast::Receiver<ChangeEvent>>,
@@ -107,12 +107,12 @@ impl Shared {
     }
 
     /// Asks a running `refresh` to stop after its current chunk of items (shutdown).
-    pub fn stop(&self) {
+    pub(super) fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Brings the index up to date with the store (blocking). The first call builds it.
-    pub fn refresh(&self) -> Result<(), StoreError> {
+    pub(super) fn refresh(&self) -> Result<(), StoreError> {
         let mut st = lock(&self.refresh);
         let mut announced: Vec<ItemId> = Vec::new();
         let mut lagged = false;
@@ -247,7 +247,7 @@ impl Shared {
     }
 
     /// The JSON of each object version (in order; `None` where it can no longer be produced).
-    pub fn objects(&self, ovs: &[u32]) -> Result<Vec<Option<Arc<str>>>, StoreError> {
+    pub(super) fn objects(&self, ovs: &[u32]) -> Result<Vec<Option<Arc<str>>>, StoreError> {
         let mut out: Vec<Option<Arc<str>>> = {
             let mut cache = lock(&self.cache);
             ovs.iter().map(|ov| cache.get(*ov)).collect()
@@ -300,7 +300,7 @@ impl Shared {
     }
 
     /// Cache statistics (entries, bytes).
-    pub fn cache_stats(&self) -> (usize, usize) {
+    pub(super) fn cache_stats(&self) -> (usize, usize) {
         let c = lock(&self.cache);
         (c.len(), c.used())
     }

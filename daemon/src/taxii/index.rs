@@ -180,7 +180,7 @@ pub(crate) struct VersionSel {
 
 impl VersionSel {
     /// The default of TAXII 2.1: the latest version only.
-    pub fn last() -> VersionSel {
+    pub(super) fn last() -> VersionSel {
         VersionSel {
             last: true,
             ..VersionSel::default()
@@ -188,7 +188,7 @@ impl VersionSel {
     }
 
     /// Every version (the versions endpoint).
-    pub fn all() -> VersionSel {
+    pub(super) fn all() -> VersionSel {
         VersionSel {
             all: true,
             ..VersionSel::default()
@@ -269,7 +269,7 @@ pub(crate) fn date_added(received_ms: i64, base: i64) -> i64 {
 
 impl Index {
     /// An empty index.
-    pub fn new() -> Index {
+    pub(super) fn new() -> Index {
         Index {
             max_date_added: i64::MIN,
             ..Index::default()
@@ -277,49 +277,49 @@ impl Index {
     }
 
     /// The latest `date_added` in the index (the base of the next indexing pass).
-    pub fn max_date_added(&self) -> i64 {
+    pub(super) fn max_date_added(&self) -> i64 {
         self.max_date_added
     }
 
     /// Items seen so far (indexed or deliberately left out: RED, equivocating variants).
-    pub fn known_items(&self) -> usize {
+    pub(super) fn known_items(&self) -> usize {
         self.known.len()
     }
 
     /// Whether an item was seen.
-    pub fn knows(&self, id: &ItemId) -> bool {
+    pub(super) fn knows(&self, id: &ItemId) -> bool {
         self.known.contains_key(id)
     }
 
     /// The current sequence number (the snapshot of a new paging session).
-    pub fn snapshot(&self) -> u64 {
+    pub(super) fn snapshot(&self) -> u64 {
         self.seq
     }
 
     /// Object versions in a collection.
-    pub fn len(&self, vis: Visibility) -> usize {
+    pub(super) fn len(&self, vis: Visibility) -> usize {
         self.colls[vis.index()].order.len()
     }
 
     /// The object version table entry.
-    pub fn objver(&self, ov: u32) -> Option<&ObjVer> {
+    pub(super) fn objver(&self, ov: u32) -> Option<&ObjVer> {
         self.objvers.get(usize::try_from(ov).ok()?)
     }
 
     /// The item id at a position of the item table.
-    pub fn item(&self, item: u32) -> Option<ItemId> {
+    pub(super) fn item(&self, item: u32) -> Option<ItemId> {
         self.items.get(usize::try_from(item).ok()?).copied()
     }
 
     /// The object version of (id, version) if indexed.
-    pub fn lookup(&self, id: &str, version: Option<i64>) -> Option<u32> {
+    pub(super) fn lookup(&self, id: &str, version: Option<i64>) -> Option<u32> {
         self.ov_by_key
             .get(&(Arc::from(id), version.unwrap_or(UNVERSIONED)))
             .copied()
     }
 
     /// Equivocating variants left out so far.
-    pub fn skipped_variants(&self) -> u64 {
+    pub(super) fn skipped_variants(&self) -> u64 {
         self.skipped_variants
     }
 
@@ -327,7 +327,7 @@ impl Index {
     /// collection its TLP belongs to. Returns (object version, JSON) of each object, for the
     /// cache. An item already seen, a RED item, or a second payload for a revision already
     /// indexed (equivocation) adds nothing.
-    pub fn insert_item(
+    pub(super) fn insert_item(
         &mut self,
         info: &ItemInfo,
         date_added: i64,
@@ -424,7 +424,7 @@ impl Index {
     }
 
     /// Whether object `id` has a version in the collection within the snapshot.
-    pub fn has_object(&self, vis: Visibility, id: &str, snapshot: u64) -> bool {
+    pub(super) fn has_object(&self, vis: Visibility, id: &str, snapshot: u64) -> bool {
         self.colls[vis.index()]
             .by_id
             .get(id)
@@ -433,7 +433,7 @@ impl Index {
 
     /// One page of the collection: object versions matching `filter` that entered the index at
     /// or before `snapshot`, strictly after position `after`, at most `limit` of them.
-    pub fn page(
+    pub(super) fn page(
         &self,
         vis: Visibility,
         filter: &Filter,

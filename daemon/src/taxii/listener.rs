@@ -35,7 +35,7 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// The rustls server config of the TAXII listener: TLS 1.3 and 1.2, ALPN `http/1.1`, client
 /// certificates verified against `client_ca` when it is set (and optional: token clients need
 /// none).
-pub fn tls_server_config(
+pub(crate) fn tls_server_config(
     tls: &TaxiiTlsConfig,
 ) -> Result<Arc<rustls::ServerConfig>, TransportError> {
     transport::install_crypto_provider();
@@ -74,19 +74,22 @@ pub fn tls_server_config(
 
 /// The TAXII endpoint of a node, ready to serve.
 #[derive(Debug)]
-pub struct TaxiiServer {
+pub(crate) struct TaxiiServer {
     state: Arc<AppState>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl TaxiiServer {
     /// The endpoint of `core` as `config` describes it (loads the TLS files).
-    pub fn new(config: &TaxiiConfig, core: &Arc<NodeCore>) -> Result<TaxiiServer, TransportError> {
+    pub(crate) fn new(
+        config: &TaxiiConfig,
+        core: &Arc<NodeCore>,
+    ) -> Result<TaxiiServer, TransportError> {
         Self::with_converter(config, core, stix_converter())
     }
 
     /// Same, with another converter (tests).
-    pub fn with_converter(
+    pub(crate) fn with_converter(
         config: &TaxiiConfig,
         core: &Arc<NodeCore>,
         convert: Converter,
@@ -114,13 +117,13 @@ impl TaxiiServer {
     }
 
     /// Counts refused connections and failed logins in `metrics`.
-    pub fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> TaxiiServer {
+    pub(crate) fn with_metrics(self, metrics: Arc<crate::metrics::Metrics>) -> TaxiiServer {
         self.state.set_metrics(metrics);
         self
     }
 
     /// Serves on `listener` until `cancel`, then finishes the requests in progress and returns.
-    pub async fn serve(
+    pub(crate) async fn serve(
         self,
         listener: TcpListener,
         cancel: CancellationToken,

@@ -52,26 +52,24 @@ use serde_json::Value;
 use crate::envelope::Envelope;
 use crate::model::Advisory;
 
-pub use auth::ConnMeta;
-pub use listener::{TaxiiServer, tls_server_config};
-pub use routes::{AppState, router};
+pub(crate) use listener::{TaxiiServer, tls_server_config};
+#[cfg(test)]
+use routes::router;
 
 /// Media type of every TAXII 2.1 response.
-pub const MEDIA_TYPE_TAXII: &str = "application/taxii+json;version=2.1";
+pub(crate) const MEDIA_TYPE_TAXII: &str = "application/taxii+json;version=2.1";
 /// Media type of the STIX 2.1 objects in the collections.
-pub const MEDIA_TYPE_STIX: &str = "application/stix+json;version=2.1";
-/// Path of the discovery resource.
-pub const DISCOVERY_PATH: &str = "/taxii2/";
+pub(crate) const MEDIA_TYPE_STIX: &str = "application/stix+json;version=2.1";
 /// Name of the one API root (`/tanoa/`).
-pub const API_ROOT: &str = "tanoa";
+pub(crate) const API_ROOT: &str = "tanoa";
 /// `max_content_length` announced by the API root (nothing is accepted: the endpoint is read
 /// only; this bounds what a client should ever send).
-pub const MAX_CONTENT_LENGTH: u64 = 64 * 1024;
+pub(crate) const MAX_CONTENT_LENGTH: u64 = 64 * 1024;
 
-pub use tanoa_core::policy::Visibility;
+pub(crate) use tanoa_core::policy::Visibility;
 
 /// How a visibility class is presented as a TAXII collection (title, description, id).
-pub trait Collection {
+pub(crate) trait Collection {
     /// Human title of the collection.
     fn title(self) -> &'static str;
     /// Description of the collection.
@@ -121,10 +119,10 @@ impl Collection for Visibility {
 }
 
 /// Converts one stored advisory revision to its STIX 2.1 objects.
-pub type Converter = Arc<dyn Fn(&Advisory, &Envelope) -> Vec<Value> + Send + Sync>;
+pub(crate) type Converter = Arc<dyn Fn(&Advisory, &Envelope) -> Vec<Value> + Send + Sync>;
 
 /// The converter of the running daemon: `interop::stix::advisory_objects`.
-pub fn stix_converter() -> Converter {
+pub(crate) fn stix_converter() -> Converter {
     Arc::new(|advisory: &Advisory, envelope: &Envelope| {
         crate::interop::stix::advisory_objects(advisory, envelope)
     })

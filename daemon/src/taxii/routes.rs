@@ -35,7 +35,7 @@ const REALM: &str = "tanoa-taxii";
 
 /// What every request needs.
 #[derive(Debug)]
-pub struct AppState {
+pub(super) struct AppState {
     pub(crate) shared: Arc<Shared>,
     clients: Vec<TaxiiClientConfig>,
     max_page: usize,
@@ -86,7 +86,7 @@ impl AppState {
 
 /// The router of the TAXII endpoint over `state` (every path goes through one handler that
 /// checks in a fixed order; see the module doc).
-pub fn router(state: Arc<AppState>) -> Router {
+pub(super) fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
