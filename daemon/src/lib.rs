@@ -18,6 +18,8 @@ pub use tanoa_core::{envelope, interop, model, policy, sync};
 pub mod api;
 pub mod client;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keys;
 pub mod metrics;
 pub mod node;

@@ -15,6 +15,8 @@
 //! randomness come in as arguments; the daemon, the simulator and the tests supply them.
 
 pub mod envelope;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interop;
 pub mod model;
 pub mod policy;

@@ -36,6 +36,8 @@ mod auth;
 mod cache;
 mod cursor;
 mod feed;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 mod listener;
 mod query;
