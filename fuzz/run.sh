@@ -42,8 +42,8 @@ for t in "${targets[@]}"; do
     -max_total_time="$secs" -rss_limit_mb=2048 -timeout=25 -print_final_stats=1 >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | tail -1 | awk '{print $2}')
+  rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | tail -1 | awk '{print $2}')
   cov=$(grep -o ' cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
   after=$(find "artifacts/$t" -type f | wc -l)
   findings=$((after - before))
