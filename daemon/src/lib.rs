@@ -21,6 +21,8 @@ pub mod api;
 pub mod client;
 pub(crate) mod commit;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod metrics;
 pub mod node;
 pub mod publish;

@@ -17,6 +17,8 @@
 //! randomness come in as arguments; the daemon, the simulator and the tests supply them.
 
 pub mod envelope;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interop;
 pub mod machine;
 pub mod model;

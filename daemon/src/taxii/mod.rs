@@ -36,6 +36,8 @@ mod auth;
 mod cache;
 mod cursor;
 mod feed;
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 mod index;
 mod listener;
 mod login;

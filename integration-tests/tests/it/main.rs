@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod crash;
 mod federation;
+mod fuzz_corpus;
 mod lifecycle;
 mod lockout;
 mod misp;

@@ -75,6 +75,9 @@ pub use self::messages::{
 };
 pub use self::peer::{LinkState, PeerStats, PeerStatus};
 pub use self::push::PushMode;
+/// The strict negentropy frame check, for the fuzz targets (`crate::fuzzing`).
+#[doc(hidden)]
+pub(crate) use self::reconcile::check_frame;
 
 /// Local id of a request in flight, handed back by the driver with its outcome. Never on the wire.
 pub type RequestId = u64;
