@@ -867,6 +867,7 @@ mod tests {
         let l = pb::ListResponse {
             advisories: vec![summary(false), summary(true)],
             truncated: true,
+            ..Default::default()
         };
         let text = list_text(&l);
         assert!(text.contains("ws-2026-0001"));

@@ -145,7 +145,7 @@ async fn publisher(shared: Arc<Shared>) {
             .filter(|((o, _), e)| *o == origin && e.ours && !e.withdrawn)
             .map(|((_, id), e)| (id.clone(), e.clone()))
             .collect();
-        if n % 13 == 0 && !mine.is_empty() {
+        if n.is_multiple_of(13) && !mine.is_empty() {
             let (id, e) = &mine[rng.random_range(0..mine.len())];
             match c
                 .withdraw(pb::WithdrawRequest {
@@ -168,7 +168,7 @@ async fn publisher(shared: Arc<Shared>) {
                 }
                 Err(s) => shared.count(format!("withdraw failed: {:?}", s.code())),
             }
-        } else if n % 5 == 0 && !mine.is_empty() {
+        } else if n.is_multiple_of(5) && !mine.is_empty() {
             let (id, e) = &mine[rng.random_range(0..mine.len())];
             let mut d = sample_draft(id, "Soak revision", rng.random_range(1..250));
             d.tlp = e.tlp;
