@@ -312,6 +312,25 @@ pub fn key_json(k: &pb::KeyInfo) -> Value {
     })
 }
 
+/// The origins caught signing two payloads for one revision ("none" when none).
+fn equivocating_text(s: &pb::StatusResponse) -> String {
+    if s.equivocating_origins.is_empty() {
+        return "none".to_string();
+    }
+    s.equivocating_origins
+        .iter()
+        .map(|o| {
+            format!(
+                "{} EQUIVOCATING ({} revision{} signed twice; `tanoa show` gives the evidence)",
+                o.origin,
+                o.revisions,
+                if o.revisions == 1 { "" } else { "s" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// JSON of `status`.
 pub fn status_json(s: &pb::StatusResponse) -> Value {
     json!({
@@ -323,6 +342,11 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
         "items": s.items,
         "indicators": s.indicators,
         "equivocations": s.equivocations,
+        "equivocating_origins": s.equivocating_origins.iter().map(|o| json!({
+            "origin": o.origin,
+            "revisions": o.revisions,
+            "last_detected": time_json(o.last_detected_ms),
+        })).collect::<Vec<_>>(),
         "store_bytes": s.store_bytes,
         "uptime_s": s.uptime_s,
         "version": s.version,
@@ -709,6 +733,7 @@ pub fn status_text(s: &pb::StatusResponse) -> String {
         ("Items (all revisions)", s.items.to_string()),
         ("Active indicators", s.indicators.to_string()),
         ("Equivocations", s.equivocations.to_string()),
+        ("Equivocating origins", equivocating_text(s)),
         ("Store size", bytes_text(s.store_bytes)),
         ("Data directory", s.data_dir.clone()),
     ]);
@@ -842,6 +867,7 @@ mod tests {
         let l = pb::ListResponse {
             advisories: vec![summary(false), summary(true)],
             truncated: true,
+            ..Default::default()
         };
         let text = list_text(&l);
         assert!(text.contains("ws-2026-0001"));

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Counts;
+use crate::store::{Counts, OriginEquivocations};
 use crate::sync::{LinkState, PeerStatus};
 
 /// Largest HTTP request head read by the metrics endpoint.
@@ -112,7 +112,12 @@ impl Metrics {
 
     /// Renders the exposition text from these counters, the sync core's per-peer status (empty
     /// for a single node) and the store counts.
-    pub fn render(&self, peers: &[PeerStatus], counts: Option<&Counts>) -> String {
+    pub fn render(
+        &self,
+        peers: &[PeerStatus],
+        counts: Option<&Counts>,
+        equivocating: &[OriginEquivocations],
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let mut lines: Vec<(String, String, String, Vec<String>)> = Vec::new();
         let mut add = |name: &str, kind: &str, help: &str, samples: Vec<String>| {
@@ -369,6 +374,38 @@ impl Metrics {
                 add(name, "gauge", help, vec![format!("{name} {v}")]);
             }
         }
+        // Origins are verified signers (keyring members from the configuration), never a
+        // value a peer chose.
+        add(
+            "tanoa_equivocating_origin",
+            "gauge",
+            "1 for each origin that signed two different payloads for one (advisory id, \
+             revision) held here, whatever their TLP.",
+            equivocating
+                .iter()
+                .map(|o| {
+                    format!(
+                        "tanoa_equivocating_origin{{origin=\"{}\"}} 1",
+                        esc(&o.origin)
+                    )
+                })
+                .collect(),
+        );
+        add(
+            "tanoa_equivocations_total",
+            "counter",
+            "(advisory id, revision) pairs an origin signed more than once, as held here.",
+            equivocating
+                .iter()
+                .map(|o| {
+                    format!(
+                        "tanoa_equivocations_total{{origin=\"{}\"}} {}",
+                        esc(&o.origin),
+                        o.revisions
+                    )
+                })
+                .collect(),
+        );
         for (name, kind, help, samples) in lines {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -506,7 +543,12 @@ mod tests {
         m.refusal("unknown_ca");
         m.accepted(true, 3);
         m.peer_message_rejected("to-cert", "malformed");
-        let text = m.render(&[status("to-cert")], Some(&Counts::default()));
+        let eq = [OriginEquivocations {
+            origin: "fj-cert".into(),
+            revisions: 2,
+            last_detected_ms: 1,
+        }];
+        let text = m.render(&[status("to-cert")], Some(&Counts::default()), &eq);
         for line in [
             "# TYPE tanoa_peer_refusals_total counter",
             "tanoa_peer_refusals_total{reason=\"unknown_ca\"} 2",
@@ -517,6 +559,8 @@ mod tests {
             "tanoa_peer_up{peer=\"to-cert\"} 1",
             "tanoa_peer_lag_seconds{peer=\"to-cert\"} 1.500",
             "tanoa_store_items 0",
+            "tanoa_equivocating_origin{origin=\"fj-cert\"} 1",
+            "tanoa_equivocations_total{origin=\"fj-cert\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -528,7 +528,12 @@ impl metrics::Render for MetricsSource {
                 None => Vec::new(),
             };
             let counts = self.core.blocking(|s| s.counts()).await.ok();
-            self.metrics.render(&peers, counts.as_ref())
+            let equivocating = self
+                .core
+                .blocking(|s| s.equivocating_origins())
+                .await
+                .unwrap_or_default();
+            self.metrics.render(&peers, counts.as_ref(), &equivocating)
         })
     }
 }

@@ -80,6 +80,9 @@ pub struct ExportArgs {
     /// Replace an existing output file (a symlink there is replaced, never followed).
     #[arg(long)]
     pub force: bool,
+    /// stix, misp without IDs: advisories listed per List request (tests use small pages).
+    #[arg(long, value_name = "N", default_value_t = EXPORT_PAGE, hide = true)]
+    pub page_size: u32,
 }
 
 /// Builds the export file from a Get response and, when we signed it, our Status keys.
@@ -177,26 +180,30 @@ async fn run_envelope(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// At most this many advisories are read when no ID is given (the List RPC's ceiling).
-const LIST_LIMIT: u32 = 100_000;
+/// Advisories listed per List request when no ID is given.
+const EXPORT_PAGE: u32 = 1_000;
 
-/// The advisories a document export (`stix`, `misp`) covers, as Get responses: the IDs given
-/// (a withdrawn one is refused unless `--include-withdrawn`; `withdrawn_hint` says what that
-/// flag would do), or every advisory held, newest first; `--origin` and `--max-tlp` filter
-/// both. A progress bar runs on stderr when it is a terminal and the output is for people.
-pub async fn selected_advisories(
+/// Calls `f` with each advisory a document export (`stix`, `misp`) covers, as a Get response:
+/// the IDs given (a withdrawn one is refused unless `--include-withdrawn`; `withdrawn_hint` says
+/// what that flag would do), or every advisory held, read page by page in (origin, id) order
+/// (List with `LIST_ORDER_ADVISORY_KEY` and `next_page_token`: no ceiling, and an advisory
+/// revised meanwhile is neither missed nor repeated); `--origin` and `--max-tlp` filter both.
+/// A counter runs on stderr when it is a terminal and the output is for people. Returns how
+/// many advisories were passed to `f`.
+pub async fn for_each_selected(
     client: &mut connect::Client,
     a: &ExportArgs,
     g: &GlobalArgs,
     withdrawn_hint: &str,
-) -> anyhow::Result<Vec<pb::GetResponse>> {
+    f: &mut dyn FnMut(pb::GetResponse) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
     let wanted_tlp = |tlp: i32| match (a.max_tlp, wire::tlp_from_proto(tlp)) {
         (Some(max), Some(t)) => t <= max,
         (Some(_), None) => false,
         (None, _) => true,
     };
     let wanted_origin = |o: &str| a.origins.is_empty() || a.origins.iter().any(|x| x == o);
-    let mut out = Vec::new();
+    let mut n = 0u64;
     if !a.ids.is_empty() {
         for id in &a.ids {
             let r = show::get(client, id).await?;
@@ -212,53 +219,71 @@ pub async fn selected_advisories(
                 .into());
             }
             if wanted_tlp(adv.tlp) && wanted_origin(&adv.origin) {
-                out.push(r);
+                f(r)?;
+                n += 1;
             }
         }
-        return Ok(out);
+        return Ok(n);
     }
-    let list = client
-        .list(pb::ListRequest {
-            include_withdrawn: a.include_withdrawn,
-            limit: LIST_LIMIT,
-            ..Default::default()
-        })
-        .await
-        .context("export: list")?
-        .into_inner();
-    if list.truncated {
-        return Err(Failure::failed(format!(
-            "more than {LIST_LIMIT} advisories are held; export them in parts by naming IDs"
-        ))
-        .into());
+    if a.page_size == 0 {
+        return Err(Failure::usage("--page-size must be at least 1").into());
     }
-    let chosen: Vec<&pb::AdvisorySummary> = list
-        .advisories
-        .iter()
-        .filter(|s| wanted_tlp(s.tlp) && wanted_origin(&s.origin))
-        .collect();
-    let bar = progress(chosen.len(), g.json);
-    for s in chosen {
-        out.push(show::get(client, &s.item_id).await?);
-        if let Some(b) = &bar {
-            b.inc(1);
+    // One origin: the daemon filters; several: filtered here.
+    let origin = match a.origins.as_slice() {
+        [one] => one.clone(),
+        _ => String::new(),
+    };
+    let bar = progress(g.json);
+    let mut page_token = Vec::new();
+    for page in 1u64.. {
+        let list = client
+            .list(pb::ListRequest {
+                include_withdrawn: a.include_withdrawn,
+                origin: origin.clone(),
+                limit: a.page_size,
+                order: pb::ListOrder::AdvisoryKey as i32,
+                page_token: std::mem::take(&mut page_token),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("export: list (page {page})"))?
+            .into_inner();
+        for s in list
+            .advisories
+            .iter()
+            .filter(|s| wanted_tlp(s.tlp) && wanted_origin(&s.origin))
+        {
+            f(show::get(client, &s.item_id).await?)?;
+            n += 1;
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
         }
+        if !list.truncated {
+            break;
+        }
+        if list.next_page_token.is_empty() {
+            return Err(Failure::failed(format!(
+                "export: page {page} of the list is truncated but has no next_page_token \
+                 (is the daemon older than this tanoa?)"
+            ))
+            .into());
+        }
+        page_token = list.next_page_token;
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(out)
+    Ok(n)
 }
 
-/// A progress bar on stderr when it is a terminal and the output is for people.
-fn progress(len: usize, json: bool) -> Option<indicatif::ProgressBar> {
-    if json || !std::io::stderr().is_terminal() || len < 2 {
+/// A counter on stderr when it is a terminal and the output is for people.
+fn progress(json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(u64::MAX));
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} advisories {per_sec} {eta}")
-    {
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{pos} advisories {per_sec}") {
         bar.set_style(style);
     }
     Some(bar)

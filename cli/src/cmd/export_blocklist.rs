@@ -259,6 +259,7 @@ mod tests {
             include_warninglisted: false,
             force: false,
             include_withdrawn: false,
+            page_size: 1000,
         }
     }
 

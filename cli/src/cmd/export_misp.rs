@@ -16,7 +16,6 @@ use std::path::Path;
 use serde_json::{Value, json};
 use tanoa_daemon::interop::misp::Feed;
 use tanoa_daemon::model::wire;
-use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
 use crate::cmd::export::ExportArgs;
@@ -41,10 +40,17 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         .into());
     }
     let mut client = connect::connect(g).await?;
-    let advisories = fetch(&mut client, a, g).await?;
-
     let mut feed = Feed::new();
-    for adv in &advisories {
+    let hint = "add --include-withdrawn to export it (its attributes are marked deleted)";
+    // Each advisory is added to the feed as it arrives.
+    crate::cmd::export::for_each_selected(&mut client, a, g, hint, &mut |get| {
+        let Some(adv) = get.advisory else {
+            return Err(Failure::failed(format!(
+                "the daemon returned no advisory for {}",
+                get.item_id
+            ))
+            .into());
+        };
         let domain = wire::advisory_from_proto(adv.clone()).map_err(|e| {
             Failure::failed(format!(
                 "{}/{}: the advisory cannot be read: {e}",
@@ -57,21 +63,12 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
                 adv.origin, adv.id
             ))
         })?;
-    }
+        Ok(())
+    })
+    .await?;
     write_feed(&feed, dir, a.force)?;
     print_result(&feed, dir, g.json);
     Ok(())
-}
-
-/// The advisories to export, as the daemon holds them.
-async fn fetch(
-    client: &mut connect::Client,
-    a: &ExportArgs,
-    g: &GlobalArgs,
-) -> anyhow::Result<Vec<pb::Advisory>> {
-    let hint = "add --include-withdrawn to export it (its attributes are marked deleted)";
-    let got = crate::cmd::export::selected_advisories(client, a, g, hint).await?;
-    Ok(got.into_iter().filter_map(|r| r.advisory).collect())
 }
 
 /// Writes every file of the feed into `dir` (created if needed; a symlink there is refused),

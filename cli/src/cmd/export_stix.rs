@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use tanoa_daemon::envelope::Envelope;
 use tanoa_daemon::interop::stix;
 use tanoa_daemon::model::wire;
-use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
 use crate::cmd::export::ExportArgs;
@@ -36,17 +35,28 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         .into());
     }
     let mut client = connect::connect(g).await?;
-    let items = fetch(&mut client, a, g).await?;
     let mut objects: Vec<Value> = Vec::new();
-    let mut advisories = Vec::with_capacity(items.len());
-    for (get, env) in &items {
+    let mut advisories = Vec::new();
+    let hint = "add --include-withdrawn to export it (as revoked STIX objects)";
+    // Each advisory is converted as it arrives; only its STIX objects are kept.
+    crate::cmd::export::for_each_selected(&mut client, a, g, hint, &mut |get| {
+        let env = get
+            .envelope
+            .clone()
+            .map(Envelope::from_proto)
+            .ok_or_else(|| {
+                Failure::failed(format!(
+                    "the daemon returned no envelope for {}",
+                    get.item_id
+                ))
+            })?;
         let adv = wire::decode_payload(&env.payload).map_err(|e| {
             Failure::failed(format!(
                 "item {}: the signed payload cannot be decoded: {e}",
                 get.item_id
             ))
         })?;
-        let objs = stix::advisory_objects(&adv, env);
+        let objs = stix::advisory_objects(&adv, &env);
         advisories.push(json!({
             "origin": adv.origin,
             "id": adv.id,
@@ -56,7 +66,9 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
             "objects": objs.len(),
         }));
         objects.extend(objs);
-    }
+        Ok(())
+    })
+    .await?;
     let bundle = stix::bundle(objects);
     let count = bundle["objects"].as_array().map_or(0, Vec::len);
     let mut text = serde_json::to_vec(&bundle)
@@ -94,26 +106,4 @@ pub async fn run(a: &ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The advisories to export: (Get response, its envelope).
-async fn fetch(
-    client: &mut connect::Client,
-    a: &ExportArgs,
-    g: &GlobalArgs,
-) -> anyhow::Result<Vec<(pb::GetResponse, Envelope)>> {
-    let hint = "add --include-withdrawn to export it (as revoked STIX objects)";
-    let got = crate::cmd::export::selected_advisories(client, a, g, hint).await?;
-    got.into_iter()
-        .map(|r| {
-            let env = r
-                .envelope
-                .clone()
-                .map(Envelope::from_proto)
-                .ok_or_else(|| {
-                    Failure::failed(format!("the daemon returned no envelope for {}", r.item_id))
-                })?;
-            Ok((r, env))
-        })
-        .collect()
 }

@@ -46,6 +46,7 @@ pub fn request(a: &ListArgs, now_ms: i64) -> pb::ListRequest {
         text: a.text.clone().unwrap_or_default(),
         include_withdrawn: a.withdrawn,
         limit: a.limit,
+        ..Default::default()
     }
 }
 

@@ -69,6 +69,7 @@ pub fn peer_json(p: &pb::PeerInfo, now_ms: i64) -> Value {
         "name": p.name,
         "endpoints": p.endpoints,
         "link": p.link,
+        "equivocating": p.equivocating,
         "connected": connected(p),
         "retry_at": time_json(p.retry_at_ms),
         "retry_at_ms": p.retry_at_ms,
@@ -197,8 +198,13 @@ pub fn peers_text(r: &pb::PeersResponse) -> String {
         if refused != "-" {
             rejected.push_str(&format!("\nrefused by {}: {refused}", p.member_id));
         }
+        let member = if p.equivocating {
+            format!("{}\nEQUIVOCATING", p.member_id)
+        } else {
+            p.member_id.clone()
+        };
         t.add_row(vec![
-            p.member_id.clone(),
+            member,
             p.name.clone(),
             link_cell(p, r.now_ms),
             connected_cell(p),
@@ -215,11 +221,19 @@ pub fn peers_text(r: &pb::PeersResponse) -> String {
     let up = r.peers.iter().filter(|p| p.link == "up").count();
     let down = r.peers.iter().filter(|p| p.link == "down").count();
     let rejected: u64 = r.peers.iter().map(|p| p.rejections_total).sum();
-    format!(
+    let mut out = format!(
         "{t}\n{} peers: {up} up, {down} down, {} not contacted yet; {rejected} rejected from peers",
         r.peers.len(),
         r.peers.len() - up - down
-    )
+    );
+    for p in r.peers.iter().filter(|p| p.equivocating) {
+        out.push_str(&format!(
+            "\n{} signed two different payloads for one revision (equivocation; `tanoa status` \
+             counts them, `tanoa show` gives the evidence)",
+            p.member_id
+        ));
+    }
+    out
 }
 
 fn yes_no(b: bool) -> &'static str {

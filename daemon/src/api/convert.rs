@@ -10,7 +10,7 @@ use tanoa_proto::v1 as pb;
 use crate::envelope::{ItemId, PublicKeyRecord};
 use crate::model::{Advisory, Indicator, wire};
 use crate::publish::{ChangeEvent, ChangeKind, CoreError, ImportOutcome, Published};
-use crate::store::{AuditEntry, Equivocation, ListFilter, MatchKind, StoredItem};
+use crate::store::{AuditEntry, Equivocation, ListFilter, ListOrder, MatchKind, StoredItem};
 
 /// Default `List` limit when the request says 0.
 pub const DEFAULT_LIST_LIMIT: usize = 1000;
@@ -71,6 +71,30 @@ pub fn list_filter(r: &pb::ListRequest) -> Result<ListFilter, CoreError> {
         0 => DEFAULT_LIST_LIMIT,
         n => n.min(MAX_LIST_LIMIT),
     };
+    let order = match pb::ListOrder::try_from(r.order) {
+        Ok(pb::ListOrder::NewestFirst) => ListOrder::NewestFirst,
+        Ok(pb::ListOrder::AdvisoryKey) => ListOrder::AdvisoryKey,
+        Err(_) => {
+            return Err(CoreError::BadRequest {
+                field: "order".into(),
+                message: format!("unknown list order {}", r.order),
+            });
+        }
+    };
+    let after = match r.page_token.split_first() {
+        None => None,
+        Some((&tag, key)) if tag == page_tag(order) && r.page_token.len() <= MAX_PAGE_TOKEN => {
+            Some(key.to_vec())
+        }
+        Some(_) => {
+            return Err(CoreError::BadRequest {
+                field: "page_token".into(),
+                message: "not a page token of this list order (send the next_page_token of \
+                          the previous response, with the same order)"
+                    .into(),
+            });
+        }
+    };
     Ok(ListFilter {
         origin: non_empty(&r.origin),
         tlp,
@@ -78,7 +102,29 @@ pub fn list_filter(r: &pb::ListRequest) -> Result<ListFilter, CoreError> {
         text: non_empty(&r.text),
         include_withdrawn: r.include_withdrawn,
         limit,
+        order,
+        after,
     })
+}
+
+/// Longest page token accepted (a store key is an origin and an id, each a short string).
+const MAX_PAGE_TOKEN: usize = 4096;
+
+/// First byte of a page token: the order it belongs to.
+fn page_tag(order: ListOrder) -> u8 {
+    match order {
+        ListOrder::NewestFirst => 1,
+        ListOrder::AdvisoryKey => 2,
+    }
+}
+
+/// The `next_page_token` after `last` (the last item of a truncated page).
+pub fn next_page_token(order: ListOrder, last: &StoredItem) -> Vec<u8> {
+    let key = crate::store::list_cursor(order, last);
+    let mut t = Vec::with_capacity(1 + key.len());
+    t.push(page_tag(order));
+    t.extend_from_slice(&key);
+    t
 }
 
 /// `AuditRequest.limit` -> entries to return (0 = 100, capped at 10,000).
@@ -233,6 +279,7 @@ pub fn peer_info(
         refused_by_peer: counts(&s.stats.refused_by_peer),
         rejections_total: s.stats.rejections.values().sum(),
         reconcile_set_size: v.reconcile_set as u64,
+        equivocating: false,
     }
 }
 
@@ -337,6 +384,31 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().starts_with("tlp:"), "{err}");
+        let f = list_filter(&pb::ListRequest {
+            order: pb::ListOrder::AdvisoryKey as i32,
+            page_token: vec![2, 9, 9],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (f.order, f.after),
+            (ListOrder::AdvisoryKey, Some(vec![9, 9]))
+        );
+        for (order, token) in [(0, vec![2, 9]), (1, vec![1, 9]), (1, vec![2; 5000])] {
+            let err = list_filter(&pb::ListRequest {
+                order,
+                page_token: token,
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().starts_with("page_token:"), "{err}");
+        }
+        let err = list_filter(&pb::ListRequest {
+            order: 7,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("order:"), "{err}");
         assert_eq!(audit_limit(0), DEFAULT_AUDIT_LIMIT);
         assert_eq!(audit_limit(u32::MAX), MAX_AUDIT_LIMIT);
     }

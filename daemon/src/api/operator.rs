@@ -351,9 +351,9 @@ impl OperatorApi {
     }
 
     async fn status_inner(&self) -> Result<pb::StatusResponse, CoreError> {
-        let (counts, store_bytes) = self
+        let (counts, store_bytes, equivocating) = self
             .core
-            .blocking(|s| Ok((s.counts()?, s.disk_bytes())))
+            .blocking(|s| Ok((s.counts()?, s.disk_bytes(), s.equivocating_origins()?)))
             .await?;
         let active = self.core.identity().key_id();
         let keys = self
@@ -371,6 +371,14 @@ impl OperatorApi {
             items: counts.items,
             indicators: counts.indicators,
             equivocations: counts.equivocations,
+            equivocating_origins: equivocating
+                .iter()
+                .map(|o| pb::EquivocatingOrigin {
+                    origin: o.origin.clone(),
+                    revisions: o.revisions,
+                    last_detected_ms: o.last_detected_ms,
+                })
+                .collect(),
             store_bytes,
             uptime_s: self.core.started().elapsed().as_secs(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -452,12 +460,16 @@ impl OperatorApi {
             });
         };
         let views = sync.peers().await?;
+        let equivocating = self.core.blocking(|s| s.equivocating_origins()).await?;
         let roster = self.federation.as_ref().map(|f| &f.roster);
         let peers = views
             .iter()
             .map(|v| {
                 let entry = roster.and_then(|r| r.iter().find(|m| m.id == v.status.peer));
-                convert::peer_info(v, entry)
+                pb::PeerInfo {
+                    equivocating: equivocating.iter().any(|o| o.origin == v.status.peer),
+                    ..convert::peer_info(v, entry)
+                }
             })
             .collect();
         Ok(pb::PeersResponse {
@@ -621,14 +633,20 @@ impl Operator for OperatorApi {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         let filter = convert::list_filter(request.get_ref()).map_err(to_status)?;
+        let order = filter.order;
         let (items, truncated) = self
             .core
             .blocking(move |s| s.list(&filter))
             .await
             .map_err(to_status)?;
+        let next_page_token = match items.last() {
+            Some(last) if truncated => convert::next_page_token(order, last),
+            _ => Vec::new(),
+        };
         Ok(Response::new(pb::ListResponse {
             advisories: items.iter().map(convert::summary_of).collect(),
             truncated,
+            next_page_token,
         }))
     }
 

@@ -59,8 +59,8 @@ use sled::Transactional;
 use sled::transaction::TransactionError;
 
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, PutOutcome,
-    Store, StoreError, StoredItem,
+    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
+    OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
 };
 use crate::envelope::{ItemId, Verified};
 use crate::model::Advisory;
@@ -142,6 +142,28 @@ impl Kv for Trees {
         for kv in iter {
             let (k, v) = kv.map_err(|e| sled_err(tree, "scan", e))?;
             if !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_after(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: &[u8],
+        f: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        use std::ops::Bound;
+        let start = if after >= prefix {
+            Bound::Excluded(after.to_vec())
+        } else {
+            Bound::Included(prefix.to_vec())
+        };
+        for kv in self.0[tree.index()].range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = kv.map_err(|e| sled_err(tree, "scan", e))?;
+            if !k.starts_with(prefix) || !f(&k, &v)? {
                 break;
             }
         }
@@ -463,6 +485,10 @@ impl Store for SledStore {
         advisory_id: &str,
     ) -> Result<Vec<Equivocation>, StoreError> {
         engine::equivocations(&self.trees, origin, advisory_id)
+    }
+
+    fn equivocating_origins(&self) -> Result<Vec<OriginEquivocations>, StoreError> {
+        engine::equivocating_origins(&self.trees)
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

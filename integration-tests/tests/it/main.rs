@@ -9,6 +9,8 @@ mod blocklist;
 mod cli;
 mod config;
 mod crash;
+mod equivocation;
+mod export_paging;
 mod federation;
 mod fuzz_corpus;
 mod lifecycle;

@@ -395,6 +395,7 @@ mod tests {
                 })
                 .collect(),
             truncated: false,
+            ..Default::default()
         }
     }
 

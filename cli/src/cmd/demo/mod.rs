@@ -912,6 +912,7 @@ mod tests {
                     ..Default::default()
                 }],
                 truncated: false,
+                ..Default::default()
             },
         );
         report.matrix = matrix;

@@ -18,8 +18,9 @@ use proptest::prelude::*;
 
 use super::engine::akey;
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, MatchKind,
-    MemoryStore, PutOutcome, Store, StoreError,
+    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, ListOrder,
+    MatchKind, MemoryStore, OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
+    list_cursor,
 };
 use crate::envelope::{ItemId, SigningIdentity, Verified};
 use crate::model::{Advisory, Indicator, IndicatorKind, Limits, Severity, Tlp};
@@ -625,6 +626,38 @@ pub fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
     );
     assert_eq!(store.counts().unwrap().equivocations, 2);
     assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(eq[1].chosen));
+    assert_eq!(
+        store.equivocating_origins().unwrap(),
+        vec![OriginEquivocations {
+            origin: WS.to_string(),
+            revisions: 2,
+            last_detected_ms: NOW + 10,
+        }]
+    );
+    // Across TLP levels (issue 10 #3): to-cert signs revision 1 as GREEN and as AMBER; holding
+    // both is equivocation whatever their TLP, flagged per origin.
+    let green = signed(advisory(TO, "to-2026-0007", 1));
+    let mut a = amber(advisory(TO, "to-2026-0007", 1));
+    a.title = "APT40 activity, the audience's version".to_string();
+    let amber_twin = signed(a);
+    assert_eq!(put(store, &green), stored(true, None, false));
+    assert_eq!(
+        store.put(&amber_twin, "peer-a", NOW + 40).unwrap(),
+        stored(
+            amber_twin.item_id() < green.item_id(),
+            (amber_twin.item_id() < green.item_id()).then(|| green.item_id()),
+            true
+        )
+    );
+    let per_origin = store.equivocating_origins().unwrap();
+    assert_eq!(
+        per_origin
+            .iter()
+            .map(|o| (o.origin.as_str(), o.revisions))
+            .collect::<Vec<_>>(),
+        vec![(TO, 1), (WS, 2)]
+    );
+    assert_eq!(per_origin[0].last_detected_ms, NOW + 40);
 }
 
 pub fn list_filters(store: &dyn Store) {
@@ -747,6 +780,113 @@ pub fn list_filters(store: &dyn Store) {
             vec![a2.item_id(), e.item_id(), c.item_id(), b.item_id()],
             false
         )
+    );
+}
+
+/// Every page of `filter` (page size `size`), resumed from the last item's cursor, until a
+/// page is not truncated; `between` runs after each page (concurrent writes).
+pub fn pages(
+    store: &dyn Store,
+    filter: &ListFilter,
+    size: usize,
+    between: &mut dyn FnMut(usize),
+) -> Vec<StoredItem> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for page in 0.. {
+        let (items, truncated) = store
+            .list(&ListFilter {
+                limit: size,
+                after: after.clone(),
+                ..filter.clone()
+            })
+            .unwrap();
+        assert!(items.len() <= size, "a page holds at most its size");
+        if let Some(last) = items.last() {
+            after = Some(list_cursor(filter.order, last));
+        }
+        out.extend(items);
+        between(page);
+        if !truncated {
+            break;
+        }
+        assert!(page < 1_000, "paging does not end");
+    }
+    out
+}
+
+pub fn list_pages_return_every_advisory_exactly_once(store: &dyn Store) {
+    // 23 advisories of two origins; revisions 1..=3 repeat, so many share a modified time
+    // (ties are ordered by origin, id); every fifth is withdrawn.
+    for n in 0..23u64 {
+        let origin = if n % 3 == 0 { TO } else { WS };
+        let a = advisory(origin, &format!("{origin}-2026-{n:04}"), 1 + n % 3);
+        put(store, &signed(if n % 5 == 4 { withdrawn(a) } else { a }));
+    }
+    let ids = |v: &[StoredItem]| v.iter().map(|s| s.item_id).collect::<Vec<_>>();
+    for order in [ListOrder::NewestFirst, ListOrder::AdvisoryKey] {
+        for (include_withdrawn, origin) in [(false, None), (true, None), (true, Some(WS))] {
+            let filter = ListFilter {
+                order,
+                include_withdrawn,
+                origin: origin.map(str::to_string),
+                ..ListFilter::default()
+            };
+            let (whole, truncated) = store.list(&filter).unwrap();
+            assert!(!truncated);
+            let expected = match (include_withdrawn, origin) {
+                (false, _) => 19,
+                (true, None) => 23,
+                (true, Some(_)) => 15,
+            };
+            assert_eq!(whole.len(), expected, "{filter:?}");
+            for size in [1, 2, 3, 7, expected, 100] {
+                let paged = pages(store, &filter, size, &mut |_| {});
+                assert_eq!(ids(&paged), ids(&whole), "{order:?} pages of {size}");
+            }
+        }
+    }
+    // By advisory key, paging is stable under concurrent writes: an advisory revised while
+    // pages are read is returned once (at its new revision if its page comes later), one
+    // created after the cursor appears, one created before it does not.
+    let filter = ListFilter {
+        order: ListOrder::AdvisoryKey,
+        ..ListFilter::default()
+    };
+    let before = store.list(&filter).unwrap().0;
+    let last_key = |s: &StoredItem| (s.advisory.origin.clone(), s.advisory.id.clone());
+    let late = before[before.len() - 2].advisory.clone();
+    let early = before[0].advisory.clone();
+    let revised_late = signed(advisory(&late.origin, &late.id, late.revision + 10));
+    let revised_early = signed(advisory(&early.origin, &early.id, early.revision + 10));
+    let new_after = signed(advisory(WS, "ws-2026-9999", 1));
+    let new_before = signed(advisory(TO, "to-2026-0000a", 1));
+    let paged = pages(store, &filter, 4, &mut |page| {
+        if page == 0 {
+            for i in [&revised_late, &revised_early, &new_after, &new_before] {
+                put(store, i);
+            }
+        }
+    });
+    let keys: Vec<_> = paged.iter().map(last_key).collect();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), keys.len(), "no advisory twice");
+    assert_eq!(
+        paged.len(),
+        before.len() + 1,
+        "every advisory, plus the one after"
+    );
+    assert!(before.iter().all(|b| keys.contains(&last_key(b))));
+    assert!(paged.iter().any(|s| s.item_id == revised_late.item_id()));
+    assert!(paged.iter().any(|s| s.item_id == new_after.item_id()));
+    assert!(!paged.iter().any(|s| s.item_id == new_before.item_id()));
+    assert!(
+        paged
+            .iter()
+            .any(|s| s.advisory.id == early.id && s.advisory.revision == early.revision),
+        "the first page had the earlier revision"
     );
 }
 
@@ -1058,7 +1198,7 @@ pub fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($open:expr) => {
-        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order);
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order);
 
         #[test]
         fn corrupt_records_are_errors() {

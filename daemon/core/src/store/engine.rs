@@ -55,8 +55,8 @@ use prost::Message;
 use tanoa_proto::v1 as pb;
 
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, MatchKind,
-    PutOutcome, StoreError, StoredItem,
+    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, ListOrder,
+    MatchKind, OriginEquivocations, PutOutcome, StoreError, StoredItem,
 };
 use crate::envelope::{Envelope, ItemId, Verified};
 use crate::model::{Advisory, IndicatorKind, Tlp, wire};
@@ -153,6 +153,23 @@ pub trait Kv {
         reverse: bool,
         f: &mut Visit<'_>,
     ) -> Result<(), StoreError>;
+    /// Calls `f` on every entry whose key starts with `prefix` and is greater than `after`, in
+    /// key order, until `f` returns `Ok(false)`. Backends override this default (which walks the
+    /// prefix from its start) with a seek, so resuming a paged `list` costs one page.
+    fn scan_after(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: &[u8],
+        f: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        self.scan(tree, prefix, false, &mut |k, v| {
+            if k <= after {
+                return Ok(true);
+            }
+            f(k, v)
+        })
+    }
 }
 
 fn corrupt(tree: Tree, detail: impl Into<String>) -> StoreError {
@@ -178,7 +195,6 @@ fn esc(s: &str, out: &mut Vec<u8>) {
 }
 
 /// Parses one escaped string; returns it and the rest.
-#[cfg(test)]
 fn unesc(b: &[u8]) -> Option<(String, &[u8])> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -1007,60 +1023,99 @@ pub fn history(
     ids.iter().map(|i| must_get(kv, i, Tree::History)).collect()
 }
 
-/// Latest revisions matching `filter`, newest `modified_ms` first (ties by origin, id).
+/// Latest revisions matching `filter`, in `filter.order` (newest `modified_ms` first, ties by
+/// origin, id; or by (origin, id)), resuming after `filter.after` when set.
 pub fn list(
     kv: &(impl Kv + ?Sized),
     filter: &ListFilter,
 ) -> Result<(Vec<StoredItem>, bool), StoreError> {
-    let t = Tree::ByModified;
-    let origin_prefix = filter.origin.as_deref().map(|o| {
-        let mut p = Vec::new();
-        esc(o, &mut p);
-        p
-    });
+    let mut origin_prefix = Vec::new();
+    if let Some(o) = filter.origin.as_deref() {
+        esc(o, &mut origin_prefix);
+    }
     let text = filter.text.as_deref().map(str::to_lowercase);
     let mut out = Vec::new();
     let mut truncated = false;
-    kv.scan(t, &[], false, &mut |k, v| {
-        if k.len() < 8 || v.len() != 34 {
-            return Err(corrupt(t, format!("bad entry {}", hex::encode(k))));
-        }
-        let mut m = [0u8; 8];
-        m.copy_from_slice(&k[..8]);
-        let modified = undesc_ms(m);
+    // One candidate: (modified, withdrawn, tlp code, item id bytes) of an advisory whose key
+    // (akey) is `ak`. Returns whether to go on.
+    let mut consider = |t: Tree,
+                        modified: i64,
+                        withdrawn: bool,
+                        tlp: u8,
+                        ak: &[u8],
+                        item: &[u8]|
+     -> Result<Option<bool>, StoreError> {
         if filter.since_ms.is_some_and(|s| modified < s) {
-            return Ok(false);
+            // In newest-first order nothing older can follow; the caller stops there.
+            return Ok(None);
         }
-        if v[32] != 0 && !filter.include_withdrawn {
-            return Ok(true);
+        if withdrawn && !filter.include_withdrawn {
+            return Ok(Some(true));
         }
         if filter
             .tlp
-            .is_some_and(|f| tlp_of_code(v[33], t).ok() != Some(f))
+            .is_some_and(|f| tlp_of_code(tlp, t).ok() != Some(f))
         {
-            return Ok(true);
+            return Ok(Some(true));
         }
-        if origin_prefix
-            .as_ref()
-            .is_some_and(|p| !k[8..].starts_with(p))
-        {
-            return Ok(true);
+        if !ak.starts_with(&origin_prefix) {
+            return Ok(Some(true));
         }
-        let id = item_of(&v[..32], t)?;
+        let id = item_of(item, t)?;
         let item = must_get(kv, &id, t)?;
         if let Some(text) = &text
             && !item.advisory.title.to_lowercase().contains(text.as_str())
         {
-            return Ok(true);
+            return Ok(Some(true));
         }
         if filter.limit > 0 && out.len() == filter.limit {
             truncated = true;
-            return Ok(false);
+            return Ok(Some(false));
         }
         out.push(item);
-        Ok(true)
-    })?;
+        Ok(Some(true))
+    };
+    match filter.order {
+        ListOrder::NewestFirst => {
+            let t = Tree::ByModified;
+            let mut visit = |k: &[u8], v: &[u8]| {
+                if k.len() < 8 || v.len() != 34 {
+                    return Err(corrupt(t, format!("bad entry {}", hex::encode(k))));
+                }
+                let mut m = [0u8; 8];
+                m.copy_from_slice(&k[..8]);
+                let modified = undesc_ms(m);
+                Ok(consider(t, modified, v[32] != 0, v[33], &k[8..], &v[..32])?.unwrap_or(false))
+            };
+            match &filter.after {
+                Some(after) => kv.scan_after(t, &[], after, &mut visit)?,
+                None => kv.scan(t, &[], false, &mut visit)?,
+            }
+        }
+        ListOrder::AdvisoryKey => {
+            let t = Tree::Latest;
+            let mut visit = |k: &[u8], v: &[u8]| {
+                let rec = LatestRec::decode(v)?;
+                let r = consider(t, rec.modified_ms, rec.withdrawn, v[49], k, &v[..32])?;
+                Ok(r.unwrap_or(true))
+            };
+            match &filter.after {
+                Some(after) => kv.scan_after(t, &origin_prefix, after, &mut visit)?,
+                None => kv.scan(t, &origin_prefix, false, &mut visit)?,
+            }
+        }
+    }
     Ok((out, truncated))
+}
+
+/// The resume cursor of `item` in `order` (its key in the tree that order walks): give it as
+/// `ListFilter::after` to list what follows it.
+pub fn list_cursor(order: ListOrder, item: &StoredItem) -> Vec<u8> {
+    let ak = akey(&item.advisory.origin, &item.advisory.id);
+    match order {
+        ListOrder::NewestFirst => by_modified_key(item.advisory.modified_ms, &ak),
+        ListOrder::AdvisoryKey => ak,
+    }
 }
 
 fn collect_matches(
@@ -1150,6 +1205,34 @@ pub fn equivocations(
             Ok(true)
         },
     )?;
+    Ok(out)
+}
+
+/// Origins with equivocation evidence, by origin: how many (id, revision) pairs each signed
+/// more than once, and when the latest was first detected. Reads the `equivocations` tree,
+/// which holds only evidence (small: one record per equivocating revision).
+pub fn equivocating_origins(
+    kv: &(impl Kv + ?Sized),
+) -> Result<Vec<OriginEquivocations>, StoreError> {
+    let t = Tree::Equivocations;
+    let mut out: Vec<OriginEquivocations> = Vec::new();
+    kv.scan(t, &[], false, &mut |k, v| {
+        let (origin, _) =
+            unesc(k).ok_or_else(|| corrupt(t, format!("bad key {}", hex::encode(k))))?;
+        let detected = decode_equivocation(v)?.detected_ms;
+        match out.last_mut() {
+            Some(last) if last.origin == origin => {
+                last.revisions += 1;
+                last.last_detected_ms = last.last_detected_ms.max(detected);
+            }
+            _ => out.push(OriginEquivocations {
+                origin,
+                revisions: 1,
+                last_detected_ms: detected,
+            }),
+        }
+        Ok(true)
+    })?;
     Ok(out)
 }
 

@@ -14,8 +14,8 @@ use super::engine::{
     self, CidrCounts, CidrPresence, Kv, Overlay, TREE_COUNT, Tree, Visit, WriteSet,
 };
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, PutOutcome,
-    Store, StoreError, StoredItem,
+    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
+    OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
 };
 use crate::envelope::{ItemId, Verified};
 use crate::model::Advisory;
@@ -59,6 +59,30 @@ impl Kv for Maps {
                 if !f(k, v)? {
                     break;
                 }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_after(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: &[u8],
+        f: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let map = &self.trees[tree.index()];
+        let start = if after >= prefix {
+            Bound::Excluded(after)
+        } else {
+            Bound::Included(prefix)
+        };
+        for (k, v) in map
+            .range::<[u8], _>((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            if !f(k, v)? {
+                break;
             }
         }
         Ok(())
@@ -192,6 +216,10 @@ impl Store for MemoryStore {
         advisory_id: &str,
     ) -> Result<Vec<Equivocation>, StoreError> {
         engine::equivocations(&*self.read(), origin, advisory_id)
+    }
+
+    fn equivocating_origins(&self) -> Result<Vec<OriginEquivocations>, StoreError> {
+        engine::equivocating_origins(&*self.read())
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {

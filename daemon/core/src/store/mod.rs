@@ -84,6 +84,31 @@ pub struct ListFilter {
     pub include_withdrawn: bool,
     /// At most this many (0 = no limit).
     pub limit: usize,
+    /// The order to walk.
+    pub order: ListOrder,
+    /// Resume strictly after this cursor (`list_cursor` of the last item of the previous page,
+    /// in the same order); `None` = from the start.
+    pub after: Option<Vec<u8>>,
+}
+
+/// Order of `list`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Newest `modified_ms` first, ties by (origin, advisory id). For browsing: an advisory
+    /// revised while pages are read moves to the front, before the cursor, so paging may miss
+    /// its new revision.
+    #[default]
+    NewestFirst,
+    /// By (origin, advisory id). A revision never moves an advisory in this order, so paging
+    /// with `after` returns every advisory held during the whole paging exactly once (in the
+    /// revision latest when its page was read); one created meanwhile appears iff its key
+    /// follows the cursor. Exports page in this order.
+    AdvisoryKey,
+}
+
+/// The cursor to resume a `list` in `order` after `item` (see `ListFilter::after`).
+pub fn list_cursor(order: ListOrder, item: &StoredItem) -> Vec<u8> {
+    engine::list_cursor(order, item)
 }
 
 /// What to look up in the indicator index.
@@ -137,6 +162,17 @@ pub struct Equivocation {
     pub chosen: ItemId,
     /// Unix ms when first detected.
     pub detected_ms: i64,
+}
+
+/// Equivocation evidence summed per origin (what `status` and the metrics flag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginEquivocations {
+    /// The origin (a member whose key signed both payloads).
+    pub origin: String,
+    /// (advisory id, revision) pairs it signed with more than one payload, as held here.
+    pub revisions: u64,
+    /// Unix ms when the most recent of them was first detected here.
+    pub last_detected_ms: i64,
 }
 
 /// One audit-log entry.
@@ -205,8 +241,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn latest(&self, origin: &str, advisory_id: &str) -> Result<Option<StoredItem>, StoreError>;
     /// Every stored item of an advisory, ordered by (revision, item id).
     fn history(&self, origin: &str, advisory_id: &str) -> Result<Vec<StoredItem>, StoreError>;
-    /// Latest revisions matching the filter, newest `modified_ms` first (ties by origin, then
-    /// advisory id); `bool` = truncated (more matched than `limit`).
+    /// Latest revisions matching the filter, in `filter.order` (by default newest `modified_ms`
+    /// first, ties by origin, then advisory id), after `filter.after` when set; `bool` =
+    /// truncated (more matched than `limit`: resume after the last item's `list_cursor`).
     fn list(&self, filter: &ListFilter) -> Result<(Vec<StoredItem>, bool), StoreError>;
     /// Indicator index lookup (active indicators of latest, non-withdrawn revisions only).
     /// Exact matches come first, then CIDR matches from the most specific prefix; within a group
@@ -219,6 +256,9 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         origin: &str,
         advisory_id: &str,
     ) -> Result<Vec<Equivocation>, StoreError>;
+    /// Every origin with equivocation evidence here (two payloads held for one (origin, id,
+    /// revision), whatever their TLP), by origin.
+    fn equivocating_origins(&self) -> Result<Vec<OriginEquivocations>, StoreError>;
     /// Appends to the audit log (durable with the next `sync`).
     fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;
     /// The newest `limit` audit entries, newest first.
