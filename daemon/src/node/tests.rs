@@ -14,6 +14,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use super::*;
+use crate::api::OperatorApi;
 use crate::client;
 use crate::envelope::SigningIdentity;
 use crate::model::Limits;
