@@ -217,32 +217,34 @@ fn backlog(who: &SigningIdentity, n: usize) -> Result<Vec<Verified<Advisory>>> {
     let now = tanoa_daemon::now_ms();
     let make = |k: usize| -> Result<Verified<Advisory>> {
         let id = format!("ws-bench-{k:07}");
-        let ind = |kind: pb::IndicatorKind, value: String| pb::Indicator {
-            kind: kind as i32,
+        let ind = |kind, value: String| model::Indicator {
+            kind,
             value,
             confidence: 80,
-            valid_until_ms: 0,
+            valid_until_ms: None,
             note: "bench".into(),
         };
-        let d = pb::AdvisoryDraft {
-            id: id.clone(),
-            tlp: pb::Tlp::Green as i32,
+        let d = model::Draft {
+            id: Some(id.clone()),
+            tlp: model::Tlp::Green,
+            audience: Vec::new(),
             title: format!("Benchmark advisory {k}"),
             summary: "Replication benchmark; every indicator is a documentation value.".into(),
-            severity: pb::Severity::High as i32,
+            severity: model::Severity::High,
             actors: vec!["APT40".into()],
             cves: vec!["CVE-2017-11882".into()],
             indicators: vec![
-                ind(pb::IndicatorKind::Ipv4, format!("192.0.2.{}", k % 256)),
-                ind(pb::IndicatorKind::Cidr, "198.51.100.0/24".into()),
+                ind(model::IndicatorKind::Ipv4, format!("192.0.2.{}", k % 256)),
+                ind(model::IndicatorKind::Cidr, "198.51.100.0/24".into()),
                 ind(
-                    pb::IndicatorKind::Domain,
+                    model::IndicatorKind::Domain,
                     format!("c2-{k}.pacific-news.example"),
                 ),
-                ind(pb::IndicatorKind::Sha256, format!("{:064x}", k + 1)),
+                ind(model::IndicatorKind::Sha256, format!("{:064x}", k + 1)),
             ],
             references: vec!["https://attack.mitre.org/groups/G0065".into()],
-            ..Default::default()
+            valid_until_ms: None,
+            extras: Vec::new(),
         };
         let ms = now - i64::try_from(n - k).unwrap_or(0);
         let mut adv = model::draft::draft_to_advisory(&d, who.member(), &id, 1, ms, ms)

@@ -237,24 +237,20 @@ fn advisory(n: u64, shape: Shape) -> Advisory {
 }
 
 /// The operator's draft of realistic advisory `n` (the daemon assigns id, revision and times).
-fn draft(n: u64) -> pb::AdvisoryDraft {
+fn draft(n: u64) -> model::Draft {
     let a = advisory(n, Shape::Realistic);
-    pb::AdvisoryDraft {
-        id: String::new(),
-        tlp: pb::Tlp::Green as i32,
+    model::Draft {
+        id: None,
+        tlp: model::Tlp::Green,
         audience: Vec::new(),
         title: a.title,
         summary: a.summary,
-        severity: pb::Severity::High as i32,
+        severity: model::Severity::High,
         actors: a.actors,
         cves: a.cves,
-        indicators: a
-            .indicators
-            .iter()
-            .map(model::wire::indicator_to_proto)
-            .collect(),
+        indicators: a.indicators,
         references: a.references,
-        valid_until_ms: 0,
+        valid_until_ms: None,
         extras: Vec::new(),
     }
 }

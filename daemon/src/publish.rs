@@ -16,7 +16,6 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tanoa_proto::v1 as pb;
 use tokio::sync::{Mutex, broadcast};
 
 use crate::commit::{AuditNote, CommitError, Committer, Entry};
@@ -24,7 +23,7 @@ use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
 use crate::machine::{Checked, KeyringVerifier};
-use crate::model::{self, Advisory, Limits, ValidationError, ValidationErrors};
+use crate::model::{self, Advisory, Draft, Limits, ValidationError, ValidationErrors};
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
 use crate::sync::{ItemMeta, SyncError};
 use crate::sync_handle::{CheckedItems, DriverError, SyncHandle};
@@ -443,11 +442,7 @@ impl NodeCore {
     /// Publishes a draft: the daemon assigns origin (this member), the id if empty
     /// (`<member>-<yyyy>-<8 hex>`), the revision (latest + 1 for an id of ours, keeping its
     /// `created_ms`) and the times, then normalizes, validates, signs and durably stores it.
-    pub async fn publish(
-        &self,
-        draft: &pb::AdvisoryDraft,
-        actor: &str,
-    ) -> Result<Published, CoreError> {
+    pub async fn publish(&self, draft: &Draft, actor: &str) -> Result<Published, CoreError> {
         let now = crate::now_ms();
         let id = self.draft_advisory_id(draft, now).await?;
         let _guard = self.lock_for(&id).lock().await;
@@ -471,7 +466,7 @@ impl NodeCore {
     /// made durable with one sync. Two drafts naming the same advisory id are refused.
     pub async fn publish_batch(
         &self,
-        drafts: &[pb::AdvisoryDraft],
+        drafts: &[Draft],
         actor: &str,
     ) -> Result<Vec<Published>, CoreError> {
         let now = crate::now_ms();
@@ -522,12 +517,8 @@ impl NodeCore {
     }
 
     /// The advisory id a draft publishes under: its own (checked), or a new random one.
-    async fn draft_advisory_id(
-        &self,
-        draft: &pb::AdvisoryDraft,
-        now: i64,
-    ) -> Result<String, CoreError> {
-        let requested = draft.id.trim();
+    async fn draft_advisory_id(&self, draft: &Draft, now: i64) -> Result<String, CoreError> {
+        let requested = draft.id.as_deref().unwrap_or_default().trim();
         let id = if requested.is_empty() {
             let mut id = self.new_advisory_id(now)?;
             // A clash of 32 random bits within one member and year is unlikely; never reuse.
@@ -551,7 +542,7 @@ impl NodeCore {
     /// then normalizes, validates and signs it.
     async fn prepare(
         &self,
-        draft: &pb::AdvisoryDraft,
+        draft: &Draft,
         id: &str,
         now: i64,
     ) -> Result<(Verified<Advisory>, Published), CoreError> {
@@ -813,7 +804,7 @@ fn publish_detail(v: &Verified<Advisory>) -> String {
 }
 
 /// Prefixes the field paths of a draft's error with `drafts[i].`.
-fn prefix_draft_error(e: CoreError, i: usize) -> CoreError {
+pub(crate) fn prefix_draft_error(e: CoreError, i: usize) -> CoreError {
     match e {
         CoreError::Invalid(errs) => {
             let mut out = ValidationErrors::default();
@@ -843,30 +834,38 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::store::{IndicatorQuery, MemoryStore};
+    use tanoa_proto::v1 as pb;
 
-    pub(crate) fn draft(id: &str, title: &str, ip: &str) -> pb::AdvisoryDraft {
-        pb::AdvisoryDraft {
-            id: id.into(),
-            tlp: pb::Tlp::Green as i32,
+    pub(crate) fn draft(id: &str, title: &str, ip: &str) -> Draft {
+        let ind = |kind, value: &str, confidence| model::Indicator {
+            kind,
+            value: value.into(),
+            confidence,
+            valid_until_ms: None,
+            note: String::new(),
+        };
+        Draft {
+            id: (!id.is_empty()).then(|| id.to_string()),
+            tlp: model::Tlp::Green,
+            audience: Vec::new(),
             title: title.into(),
             summary: "APT40 infrastructure seen scanning Pacific government networks.".into(),
-            severity: pb::Severity::High as i32,
+            severity: model::Severity::High,
             actors: vec!["APT40".into()],
+            cves: Vec::new(),
             indicators: vec![
-                pb::Indicator {
-                    kind: pb::IndicatorKind::Ipv4 as i32,
-                    value: ip.into(),
-                    confidence: 80,
-                    ..Default::default()
-                },
-                pb::Indicator {
-                    kind: pb::IndicatorKind::Domain as i32,
-                    value: "Update.Example".into(),
-                    ..Default::default()
-                },
+                ind(model::IndicatorKind::Ipv4, ip, 80),
+                ind(model::IndicatorKind::Domain, "Update.Example", 0),
             ],
-            ..Default::default()
+            references: Vec::new(),
+            valid_until_ms: None,
+            extras: Vec::new(),
         }
+    }
+
+    /// [`draft`] as an operator's `Publish` request carries it.
+    pub(crate) fn draft_pb(id: &str, title: &str, ip: &str) -> pb::AdvisoryDraft {
+        model::wire::draft_to_proto(&draft(id, title, ip))
     }
 
     pub(crate) fn core_with(store: Arc<dyn Store>) -> NodeCore {
@@ -908,7 +907,7 @@ pub(crate) mod tests {
     async fn publish_batch_stores_all_or_nothing() {
         let c = core();
         let mut bad = draft("ws-2026-0003", "bad", "10.0.0.300");
-        bad.tlp = pb::Tlp::Green as i32;
+        bad.tlp = model::Tlp::Green;
         let drafts = vec![
             draft("ws-2026-0001", "one", "192.0.2.1"),
             draft("ws-2026-0002", "two", "192.0.2.2"),

@@ -686,7 +686,12 @@ pub fn signed_advisory(
 ) -> Verified<Advisory> {
     let now = tanoa_daemon::now_ms();
     let mut adv = tanoa_daemon::model::draft::draft_to_advisory(
-        &sample_draft(id, "Signed outside the daemon", host),
+        &tanoa_daemon::model::wire::draft_from_proto(sample_draft(
+            id,
+            "Signed outside the daemon",
+            host,
+        ))
+        .expect("the sample draft converts"),
         identity.member(),
         id,
         revision,

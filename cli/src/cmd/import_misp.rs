@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 use tanoa_daemon::interop::misp::{self, ImportOptions, ImportReport, MispImport};
 use tanoa_daemon::model::draft::draft_to_advisory;
-use tanoa_daemon::model::{Limits, normalize_advisory, validate_advisory};
+use tanoa_daemon::model::{Limits, normalize_advisory, validate_advisory, wire};
 use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
@@ -56,7 +56,7 @@ pub async fn run(a: &ImportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let mut client = connect::connect(g).await?;
     let r = client
         .publish_batch(pb::PublishBatchRequest {
-            drafts: vec![imp.draft.clone()],
+            drafts: vec![wire::draft_to_proto(&imp.draft)],
         })
         .await
         .map_err(|s| refusal(&name, s))?
@@ -77,7 +77,8 @@ fn check_locally(imp: &MispImport, name: &str) -> Result<(), Failure> {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(1);
     let d = &imp.draft;
-    let mut adv = draft_to_advisory(d, "dry-run", &d.id, 1, now, now)
+    let id = d.id.as_deref().unwrap_or_default();
+    let mut adv = draft_to_advisory(d, "dry-run", id, 1, now, now)
         .map_err(|e| Failure::usage(format!("{name}: the converted advisory is invalid: {e}")))?;
     normalize_advisory(&mut adv);
     validate_advisory(&adv, &Limits::default()).map_err(|e| {
@@ -151,13 +152,14 @@ fn report_json(r: &ImportReport) -> Value {
 fn print_report(imp: &MispImport, name: &str, published: Option<&pb::PublishResponse>, json: bool) {
     let d = &imp.draft;
     let r = &imp.report;
-    let tlp = output::tlp_name(d.tlp);
+    let tlp = d.tlp.as_str();
+    let id = d.id.as_deref().unwrap_or_default();
     if json {
         let mut v = json!({
             "file": name,
             "format": "misp",
             "dry_run": published.is_none(),
-            "advisory_id": published.map_or(d.id.as_str(), |p| p.advisory_id.as_str()),
+            "advisory_id": published.map_or(id, |p| p.advisory_id.as_str()),
             "title": d.title,
             "tlp": tlp,
             "audience": d.audience,
@@ -177,7 +179,7 @@ fn print_report(imp: &MispImport, name: &str, published: Option<&pb::PublishResp
             v["indicators"] = json!(
                 d.indicators
                     .iter()
-                    .map(output::indicator_json)
+                    .map(|i| output::indicator_json(&wire::indicator_to_proto(i)))
                     .collect::<Vec<_>>()
             );
             v["actors"] = json!(d.actors);
@@ -199,7 +201,7 @@ fn print_report(imp: &MispImport, name: &str, published: Option<&pb::PublishResp
         None => outln!(
             "Dry run: MISP event {event} {:?} from {name} converts to advisory {} (TLP:{tlp}); nothing published.",
             d.title,
-            d.id
+            id
         ),
     }
     outln!(

@@ -15,7 +15,7 @@ use std::io::IsTerminal as _;
 use serde_json::{Value, json};
 use tanoa_daemon::interop::stix::{self, ImportOptions, ImportSummary, Imported, StixError};
 use tanoa_daemon::model::draft::draft_to_advisory;
-use tanoa_daemon::model::{Limits, normalize_advisory, validate_advisory};
+use tanoa_daemon::model::{Draft, Limits, normalize_advisory, validate_advisory, wire};
 use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
@@ -71,7 +71,7 @@ pub async fn run(a: &ImportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         .inspect_err(|_| progress.clear())?;
     let r = client
         .publish_batch(pb::PublishBatchRequest {
-            drafts: imp.drafts.clone(),
+            drafts: imp.drafts.iter().map(wire::draft_to_proto).collect(),
         })
         .await
         .map_err(|s| {
@@ -169,13 +169,13 @@ fn refused(name: &str, e: StixError) -> anyhow::Error {
 fn check_locally(imp: &Imported, name: &str) -> Result<(), Failure> {
     let now = tanoa_daemon::now_ms();
     for d in &imp.drafts {
-        let mut adv = draft_to_advisory(d, "dry-run", &d.id, 1, now, now)
-            .map_err(|e| Failure::usage(format!("{name}: advisory {} is invalid: {e}", d.id)))?;
+        let id = d.id.as_deref().unwrap_or_default();
+        let mut adv = draft_to_advisory(d, "dry-run", id, 1, now, now)
+            .map_err(|e| Failure::usage(format!("{name}: advisory {id} is invalid: {e}")))?;
         normalize_advisory(&mut adv);
         validate_advisory(&adv, &Limits::default()).map_err(|e| {
             Failure::usage(format!(
-                "{name}: advisory {} is invalid:\n{}",
-                d.id,
+                "{name}: advisory {id} is invalid:\n{}",
                 e.to_string().replace("; ", "\n")
             ))
             .hint(DOC_HINT)
@@ -201,7 +201,7 @@ fn refusal(name: &str, status: tonic::Status) -> anyhow::Error {
 /// The JSON report (`--json`).
 pub fn report_json(
     s: &ImportSummary,
-    drafts: &[pb::AdvisoryDraft],
+    drafts: &[Draft],
     name: &str,
     published: Option<&[pb::PublishResponse]>,
 ) -> Value {

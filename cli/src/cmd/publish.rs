@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 use tanoa_daemon::model::draft::{self, DraftError};
+use tanoa_daemon::model::{Draft, wire};
 use tanoa_proto::v1 as pb;
 
 use crate::args::GlobalArgs;
@@ -73,7 +74,7 @@ pub fn refusal(file: &str, status: tonic::Status) -> anyhow::Error {
 }
 
 /// Reads and parses an advisory file (the core parses; the file is read here).
-pub(crate) fn read_draft(path: &std::path::Path) -> Result<pb::AdvisoryDraft, DraftError> {
+pub(crate) fn read_draft(path: &std::path::Path) -> Result<Draft, DraftError> {
     draft::read_draft(path, |p| std::fs::read_to_string(p))
 }
 
@@ -83,7 +84,9 @@ pub async fn run(a: PublishArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     let draft = read_draft(&a.file).map_err(|e| draft_failure(&e))?;
     let mut client = connect::connect(g).await?;
     let r = client
-        .publish(pb::PublishRequest { draft: Some(draft) })
+        .publish(pb::PublishRequest {
+            draft: Some(wire::draft_to_proto(&draft)),
+        })
         .await
         .map_err(|s| refusal(&name, s))?
         .into_inner();
@@ -139,7 +142,7 @@ mod tests {
             "examples/apt40-advisory.json",
         ] {
             let d = read_draft(&root.join(f)).unwrap();
-            assert_eq!(d.id, "apt40-blue-pacific", "{f}");
+            assert_eq!(d.id.as_deref(), Some("apt40-blue-pacific"), "{f}");
             assert!(!d.indicators.is_empty());
         }
     }

@@ -304,20 +304,23 @@ pub fn advisory_draft(data: &[u8]) {
     let Ok(file) = parse_advisory_str(text, format, "fuzz-advisory") else {
         return;
     };
-    if let Ok(d) = file.to_proto() {
+    if let Ok(d) = file.to_draft() {
         check_draft(&d, "fuzz-advisory");
     }
 }
 
-/// What the daemon does with a draft before signing: assign, normalize, validate.
-fn check_draft(d: &tanoa_proto::v1::AdvisoryDraft, id: &str) {
-    let id = if model::validate::check_advisory_id(&d.id).is_ok() {
-        d.id.as_str()
-    } else {
-        id
+/// What the CLI and the daemon do with a draft before signing: send it as protobuf and read it
+/// back, assign, normalize, validate.
+fn check_draft(d: &model::Draft, id: &str) {
+    let Ok(d) = model::wire::draft_from_proto(model::wire::draft_to_proto(d)) else {
+        return;
+    };
+    let id = match d.id.as_deref() {
+        Some(own) if model::validate::check_advisory_id(own).is_ok() => own,
+        _ => id,
     };
     if let Ok(mut a) =
-        model::draft::draft_to_advisory(d, ME, id, 1, 1_700_000_000_000, 1_700_000_000_000)
+        model::draft::draft_to_advisory(&d, ME, id, 1, 1_700_000_000_000, 1_700_000_000_000)
     {
         model::validate::normalize_advisory(&mut a);
         let _ = model::validate_advisory(&a, &Limits::default());
@@ -378,7 +381,7 @@ mod seeds {
         let text = include_str!("../../../examples/amber-advisory.toml");
         let draft = parse_advisory_str(text, FileFormat::Toml, "x")
             .unwrap()
-            .to_proto()
+            .to_draft()
             .unwrap();
         let mut a = model::draft::draft_to_advisory(
             &draft,

@@ -1,15 +1,20 @@
 //! Conversions between operator-API protobuf messages and domain types, in one place.
 //!
 //! Owns: summaries, list filters, equivocation evidence, audit records, watch events, key
-//! info, verification results and parsing of request parameters.
+//! info, verification results, parsing of request parameters, and the drafts of `Publish` and
+//! `PublishBatch` (the operator API's only edge from protobuf to the domain `Draft`: the field
+//! conversion itself is `model::wire::draft_from_proto`, shared with the CLI's opposite
+//! direction; this adds the request's field paths).
 //! Must never: convert the signed payload (that is `model::wire`), touch the store, or read
 //! clocks.
 
 use tanoa_proto::v1 as pb;
 
 use crate::envelope::{ItemId, PublicKeyRecord};
-use crate::model::{Advisory, Indicator, wire};
-use crate::publish::{ChangeEvent, ChangeKind, CoreError, ImportOutcome, Published};
+use crate::model::{Advisory, Draft, Indicator, wire};
+use crate::publish::{
+    ChangeEvent, ChangeKind, CoreError, ImportOutcome, Published, prefix_draft_error,
+};
 use crate::store::{AuditEntry, Equivocation, ListFilter, ListOrder, MatchKind, StoredItem};
 
 /// Default `List` limit when the request says 0.
@@ -20,6 +25,21 @@ pub const MAX_LIST_LIMIT: usize = 100_000;
 pub const DEFAULT_AUDIT_LIMIT: usize = 100;
 /// Largest `Audit` limit honoured.
 pub const MAX_AUDIT_LIMIT: usize = 10_000;
+
+/// The draft of a `Publish` request; enum and range errors name their field (`tlp`,
+/// `indicators[2].kind`, …).
+pub fn draft(p: pb::AdvisoryDraft) -> Result<Draft, CoreError> {
+    wire::draft_from_proto(p).map_err(CoreError::Invalid)
+}
+
+/// The drafts of a `PublishBatch` request, all or none: the first draft with errors is
+/// reported, its field paths prefixed with `drafts[i].` (`drafts[3].tlp`).
+pub fn drafts(ps: Vec<pb::AdvisoryDraft>) -> Result<Vec<Draft>, CoreError> {
+    ps.into_iter()
+        .enumerate()
+        .map(|(i, p)| draft(p).map_err(|e| prefix_draft_error(e, i)))
+        .collect()
+}
 
 /// Summary line of an advisory revision.
 pub fn summary(item_id: &ItemId, a: &Advisory) -> pb::AdvisorySummary {
@@ -411,5 +431,43 @@ mod tests {
         assert!(err.to_string().starts_with("order:"), "{err}");
         assert_eq!(audit_limit(0), DEFAULT_AUDIT_LIMIT);
         assert_eq!(audit_limit(u32::MAX), MAX_AUDIT_LIMIT);
+    }
+
+    #[test]
+    fn request_drafts_name_the_draft_and_field() {
+        let good = crate::publish::tests::draft_pb("ws-2026-0001", "one", "192.0.2.1");
+        let d = draft(good.clone()).unwrap();
+        assert_eq!(d.id.as_deref(), Some("ws-2026-0001"));
+        assert_eq!(wire::draft_to_proto(&d), good);
+
+        let mut bad = good.clone();
+        bad.tlp = pb::Tlp::Unspecified as i32;
+        bad.indicators[1].kind = 99;
+        let e = draft(bad.clone()).unwrap_err().to_string();
+        assert!(e.contains("tlp: unknown or missing TLP label (0)"), "{e}");
+        assert!(
+            e.contains("indicators[1].kind: unknown or missing indicator kind (99)"),
+            "{e}"
+        );
+
+        let e = drafts(vec![
+            good.clone(),
+            good.clone(),
+            good.clone(),
+            bad.clone(),
+            bad,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("drafts[3].tlp: unknown or missing TLP label"),
+            "{e}"
+        );
+        assert!(e.contains("drafts[3].indicators[1].kind"), "{e}");
+        assert!(
+            !e.contains("drafts[4]"),
+            "only the first bad draft is reported: {e}"
+        );
+        assert_eq!(drafts(vec![good.clone(), good]).unwrap().len(), 2);
     }
 }

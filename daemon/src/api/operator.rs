@@ -560,6 +560,7 @@ impl Operator for OperatorApi {
                 message: "required".into(),
             }));
         };
+        let draft = convert::draft(draft).map_err(to_status)?;
         let p = self.core.publish(&draft, &actor).await.map_err(to_status)?;
         Ok(Response::new(convert::publish_response(&p)))
     }
@@ -579,6 +580,7 @@ impl Operator for OperatorApi {
                 ),
             }));
         }
+        let drafts = convert::drafts(drafts).map_err(to_status)?;
         let published = self
             .core
             .publish_batch(&drafts, &actor)

@@ -23,7 +23,7 @@ use crate::client;
 use crate::config::{ExampleMember, FederatedExample, PeerEndpoint};
 use crate::envelope::{Envelope, SigningIdentity};
 use crate::model::{self, Advisory, Limits};
-use crate::publish::tests::draft;
+use crate::publish::tests::{draft, draft_pb};
 use crate::store::MemoryStore;
 use tanoa_pki::{Ca, IssuedCert, Subject};
 
@@ -232,7 +232,7 @@ impl Node {
     }
 
     async fn publish(&self, id: &str, tlp: pb::Tlp, audience: &[&str]) -> pb::PublishResponse {
-        let mut d = draft(id, &format!("advisory {id}"), "192.0.2.7");
+        let mut d = draft_pb(id, &format!("advisory {id}"), "192.0.2.7");
         d.tlp = tlp as i32;
         d.audience = audience.iter().map(|s| (*s).to_string()).collect();
         self.client()
@@ -695,7 +695,7 @@ async fn operator_port_refuses_and_counts_a_peer_certificate() {
 
 fn advisory(origin: &str, id: &str, revision: u64, tlp: pb::Tlp, audience: &[&str]) -> Advisory {
     let mut d = draft(id, &format!("{id} r{revision}"), "198.51.100.9");
-    d.tlp = tlp as i32;
+    d.tlp = model::wire::tlp_from_proto(tlp as i32).unwrap();
     d.audience = audience.iter().map(|s| (*s).to_string()).collect();
     let mut a = model::draft::draft_to_advisory(
         &d,

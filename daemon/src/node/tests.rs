@@ -18,7 +18,7 @@ use crate::api::OperatorApi;
 use crate::client;
 use crate::envelope::SigningIdentity;
 use crate::model::Limits;
-use crate::publish::tests::draft;
+use crate::publish::tests::{draft, draft_pb};
 use crate::store::{MemoryStore, SledConfig, SledStore};
 use crate::transport::test_pki::{TestCa, TestCert};
 
@@ -110,7 +110,7 @@ async fn start(m: &Member, store: Option<Arc<dyn Store>>) -> Running {
 
 fn publish_req(id: &str, title: &str, ip: &str) -> pb::PublishRequest {
     pb::PublishRequest {
-        draft: Some(draft(id, title, ip)),
+        draft: Some(draft_pb(id, title, ip)),
     }
 }
 
@@ -201,7 +201,7 @@ async fn publish_get_list_search_round_trip() {
     assert_eq!(s.hits.len(), 1);
 
     // An IP inside a CIDR indicator.
-    let mut d = draft("ws-2026-0043", "net", "192.0.2.8");
+    let mut d = draft_pb("ws-2026-0043", "net", "192.0.2.8");
     d.indicators.push(pb::Indicator {
         kind: pb::IndicatorKind::Cidr as i32,
         value: "198.51.100.0/24".into(),
@@ -263,7 +263,7 @@ async fn search_tries_every_kind_and_finds_cves_and_actors_of_advisories() {
     let m = member(None);
     let node = start(&m, Some(Arc::new(MemoryStore::new()))).await;
     let mut c = node.client().await;
-    let mut d = draft("ws-2026-0050", "Spyware plist", "192.0.2.9");
+    let mut d = draft_pb("ws-2026-0050", "Spyware plist", "192.0.2.9");
     d.indicators.push(pb::Indicator {
         kind: pb::IndicatorKind::Filename as i32,
         value: "update.plist".into(),

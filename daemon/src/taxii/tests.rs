@@ -1718,7 +1718,7 @@ async fn the_node_serves_taxii_on_a_caller_bound_listener_and_joins_it() {
     let mut c = c.expect("the node answers on its socket");
     let p = c
         .publish(tanoa_proto::v1::PublishRequest {
-            draft: Some(crate::publish::tests::draft(
+            draft: Some(crate::publish::tests::draft_pb(
                 "",
                 "APT40 scanning",
                 "192.0.2.7",

@@ -24,6 +24,7 @@ fn sign(who: &SigningIdentity, tlp: pb::Tlp, audience: &[&str], host: u8) -> Ver
     d.tlp = tlp as i32;
     d.audience = audience.iter().map(ToString::to_string).collect();
     let now = 1_767_225_600_000;
+    let d = tanoa_daemon::model::wire::draft_from_proto(d).expect("draft converts");
     let mut adv = tanoa_daemon::model::draft::draft_to_advisory(
         &d,
         who.member(),

@@ -62,6 +62,7 @@ fn sign(
     d.tlp = tlp as i32;
     d.audience = aud.iter().map(ToString::to_string).collect();
     let now = 1_767_225_600_000 + i64::from(host);
+    let d = tanoa_daemon::model::wire::draft_from_proto(d).expect("draft converts");
     let mut adv = tanoa_daemon::model::draft::draft_to_advisory(&d, who.member(), id, 1, now, now)
         .expect("draft converts");
     tanoa_daemon::model::normalize_advisory(&mut adv);

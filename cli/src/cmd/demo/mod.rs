@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use serde_json::{Value, json};
+use tanoa_daemon::model::Draft;
 use tanoa_daemon::model::draft::{self, FileFormat};
 use tanoa_daemon::model::wire;
 use tanoa_proto::v1 as pb;
@@ -113,10 +114,10 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Failure> {
 }
 
 /// The embedded advisory `toml` (named `name`) as a draft.
-pub fn embedded_draft(toml: &str, name: &str) -> Result<pb::AdvisoryDraft, Failure> {
+pub fn embedded_draft(toml: &str, name: &str) -> Result<Draft, Failure> {
     let file = draft::parse_advisory_str(toml, FileFormat::Toml, name)
         .map_err(|e| crate::cmd::publish::draft_failure(&e))?;
-    file.to_proto().map_err(|errors| {
+    file.to_draft().map_err(|errors| {
         crate::cmd::publish::draft_failure(&draft::DraftError::Invalid {
             file: name.into(),
             errors,
@@ -407,13 +408,11 @@ pub async fn run_report(a: DemoArgs, g: &GlobalArgs) -> anyhow::Result<DemoRepor
     Ok(report)
 }
 
-async fn publish(
-    c: &mut Client,
-    draft: pb::AdvisoryDraft,
-    name: &str,
-) -> anyhow::Result<DemoAdvisory> {
+async fn publish(c: &mut Client, draft: Draft, name: &str) -> anyhow::Result<DemoAdvisory> {
     let published = c
-        .publish(pb::PublishRequest { draft: Some(draft) })
+        .publish(pb::PublishRequest {
+            draft: Some(wire::draft_to_proto(&draft)),
+        })
         .await
         .map_err(|s| crate::cmd::publish::refusal(name, s))?
         .into_inner();
@@ -572,7 +571,7 @@ async fn drive(
     a: &DemoArgs,
     out: &Out<'_>,
     fed: &mut Federation,
-    drafts: [pb::AdvisoryDraft; 2],
+    drafts: [Draft; 2],
     interrupt: &mut Interrupt,
 ) -> anyhow::Result<DemoReport> {
     let dir = fed
@@ -761,10 +760,10 @@ mod tests {
     #[test]
     fn the_embedded_advisories_convert_with_the_demo_tlp_and_audience() {
         let g = embedded_draft(APT40_TOML, APT40_NAME).unwrap();
-        assert_eq!(g.tlp, pb::Tlp::Green as i32);
+        assert_eq!(g.tlp, Tlp::Green);
         assert!(g.audience.is_empty());
         let a = embedded_draft(AMBER_TOML, AMBER_NAME).unwrap();
-        assert_eq!(a.tlp, pb::Tlp::Amber as i32);
+        assert_eq!(a.tlp, Tlp::Amber);
         assert_eq!(a.audience, ["au-acsc", "nz-ncsc"]);
         for d in [&g, &a] {
             assert!(!d.indicators.is_empty());

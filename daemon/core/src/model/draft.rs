@@ -1,9 +1,11 @@
 //! The advisory file an operator writes for `tanoa publish FILE` (JSON or TOML), and the
 //! conversion of a publish draft into an `Advisory`.
 //!
-//! Owns: the documented file format (`docs/advisory-format.md`), its parsing with errors that
-//! name the file and line, the mapping of names (TLP, severity, indicator kinds, RFC 3339 times)
-//! to the protobuf `AdvisoryDraft`, and `draft_to_advisory` for the daemon's publish path.
+//! Owns: the domain [`Draft`] (what an operator or an importer supplies; protobuf's
+//! `AdvisoryDraft` is converted to and from it only in `model::wire`), the documented file
+//! format (`docs/advisory-format.md`), its parsing with errors that name the file and line, the
+//! mapping of names (TLP, severity, indicator kinds, RFC 3339 times) to a `Draft`, and
+//! `draft_to_advisory` for the daemon's publish path.
 //! Must never: normalize or validate beyond name mapping (the daemon runs `normalize_advisory`
 //! and `validate_advisory`, so the CLI and the daemon cannot disagree), read anything but the
 //! one file it is given, or invent origin/revision/times (the daemon assigns them).
@@ -12,13 +14,44 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tanoa_proto::v1 as pb;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::validate::{ValidationError, ValidationErrors};
-use super::wire;
-use super::{Advisory, IndicatorKind, Severity, Tlp};
+use super::{Advisory, Indicator, IndicatorKind, Severity, Tlp};
+
+/// An advisory as an operator (or an importer) supplies it for publishing: everything but what
+/// the daemon assigns (origin, revision, times). Values are as written; the daemon normalizes
+/// and validates them (`normalize_advisory`, `validate_advisory`). Mirrors protobuf's
+/// `AdvisoryDraft` field for field (`model::wire::draft_to_proto` / `draft_from_proto`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// Advisory id; `None` (or blank) = the daemon generates one. Reusing an id of ours
+    /// publishes its next revision.
+    pub id: Option<String>,
+    /// TLP label.
+    pub tlp: Tlp,
+    /// Audience member ids (required for AMBER, AMBER+STRICT, RED).
+    pub audience: Vec<String>,
+    /// One-line title.
+    pub title: String,
+    /// Body text.
+    pub summary: String,
+    /// Severity (`Unknown` = not stated).
+    pub severity: Severity,
+    /// Threat actor names and aliases.
+    pub actors: Vec<String>,
+    /// CVE ids.
+    pub cves: Vec<String>,
+    /// Indicators, values as written (possibly defanged; normalized by the daemon).
+    pub indicators: Vec<Indicator>,
+    /// Reference URLs.
+    pub references: Vec<String>,
+    /// Unix ms expiry of the whole advisory; `None` = none.
+    pub valid_until_ms: Option<i64>,
+    /// Opaque source material (JSON), e.g. the STIX objects or the MISP event.
+    pub extras: Vec<u8>,
+}
 
 /// Syntax of an advisory file, chosen by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,9 +210,9 @@ pub fn parse_advisory_file(
 pub fn read_draft(
     path: &Path,
     read: impl FnOnce(&Path) -> std::io::Result<String>,
-) -> Result<pb::AdvisoryDraft, DraftError> {
+) -> Result<Draft, DraftError> {
     let file = parse_advisory_file(path, read)?;
-    file.to_proto().map_err(|errors| DraftError::Invalid {
+    file.to_draft().map_err(|errors| DraftError::Invalid {
         file: path.display().to_string(),
         errors,
     })
@@ -240,13 +273,13 @@ fn rfc3339_ms(s: &str) -> Result<i64, String> {
 }
 
 impl AdvisoryFile {
-    /// Maps names to the protobuf enums and times to Unix ms, collecting every error with its
+    /// Maps names to the domain enums and times to Unix ms, collecting every error with its
     /// field path (`tlp`, `severity`, `valid_until`, `indicators[3].kind`, …). Values are passed
     /// as written: the daemon normalizes and validates them.
-    pub fn to_proto(&self) -> Result<pb::AdvisoryDraft, ValidationErrors> {
+    pub fn to_draft(&self) -> Result<Draft, ValidationErrors> {
         let mut errs = ValidationErrors::default();
         let tlp = match Tlp::parse(&self.tlp) {
-            Some(t) => wire::tlp_to_proto(t),
+            Some(t) => t,
             None => {
                 errs.push(ValidationError::new(
                     "tlp",
@@ -255,12 +288,12 @@ impl AdvisoryFile {
                         self.tlp
                     ),
                 ));
-                pb::Tlp::Unspecified
+                Tlp::Clear
             }
         };
         let severity = match self.severity.as_deref().map(Severity::parse) {
-            None => pb::Severity::Unspecified,
-            Some(Some(s)) => wire::severity_to_proto(s),
+            None => Severity::Unknown,
+            Some(Some(s)) => s,
             Some(None) => {
                 errs.push(ValidationError::new(
                     "severity",
@@ -269,21 +302,21 @@ impl AdvisoryFile {
                         self.severity.as_deref().unwrap_or_default()
                     ),
                 ));
-                pb::Severity::Unspecified
+                Severity::Unknown
             }
         };
         let valid_until_ms = match self.valid_until.as_deref().map(rfc3339_ms) {
-            None => 0,
-            Some(Ok(ms)) => ms,
+            None => None,
+            Some(Ok(ms)) => Some(ms),
             Some(Err(m)) => {
                 errs.push(ValidationError::new("valid_until", m));
-                0
+                None
             }
         };
         let mut indicators = Vec::with_capacity(self.indicators.len());
         for (n, i) in self.indicators.iter().enumerate() {
             let kind = match IndicatorKind::parse(&i.kind) {
-                Some(k) => wire::kind_to_proto(k),
+                Some(k) => Some(k),
                 None => {
                     errs.push(ValidationError::new(
                         format!("indicators[{n}].kind"),
@@ -293,7 +326,7 @@ impl AdvisoryFile {
                             IndicatorKind::names()
                         ),
                     ));
-                    pb::IndicatorKind::Unspecified
+                    None
                 }
             };
             let confidence = i.confidence.unwrap_or(0);
@@ -304,32 +337,34 @@ impl AdvisoryFile {
                 ));
             }
             let valid_until_ms = match i.valid_until.as_deref().map(rfc3339_ms) {
-                None => 0,
-                Some(Ok(ms)) => ms,
+                None => None,
+                Some(Ok(ms)) => Some(ms),
                 Some(Err(m)) => {
                     errs.push(ValidationError::new(
                         format!("indicators[{n}].valid_until"),
                         m,
                     ));
-                    0
+                    None
                 }
             };
-            indicators.push(pb::Indicator {
-                kind: kind as i32,
-                value: i.value.clone(),
-                confidence,
-                valid_until_ms,
-                note: i.note.clone().unwrap_or_default(),
-            });
+            if let (Some(kind), Ok(confidence)) = (kind, u8::try_from(confidence)) {
+                indicators.push(Indicator {
+                    kind,
+                    value: i.value.clone(),
+                    confidence,
+                    valid_until_ms,
+                    note: i.note.clone().unwrap_or_default(),
+                });
+            }
         }
         errs.into_result()?;
-        Ok(pb::AdvisoryDraft {
-            id: self.id.clone().unwrap_or_default(),
-            tlp: tlp as i32,
+        Ok(Draft {
+            id: self.id.clone(),
+            tlp,
             audience: self.audience.clone(),
             title: self.title.clone(),
             summary: self.summary.clone(),
-            severity: severity as i32,
+            severity,
             actors: self.actors.clone(),
             cves: self.cves.clone(),
             indicators,
@@ -341,70 +376,43 @@ impl AdvisoryFile {
 }
 
 /// Builds the advisory the daemon will sign from an operator's draft and the values the daemon
-/// assigns (origin, id, revision, times). Reports unknown enum values and out-of-range numbers
-/// with their field paths; the caller then runs `normalize_advisory` and `validate_advisory`.
+/// assigns (origin, id, revision, times). Reports a negative expiry with its field path (the
+/// enum values of a protobuf draft are checked by `wire::draft_from_proto`); the caller then
+/// runs `normalize_advisory` and `validate_advisory`.
 pub fn draft_to_advisory(
-    draft: &pb::AdvisoryDraft,
+    draft: &Draft,
     origin: &str,
     id: &str,
     revision: u64,
     created_ms: i64,
     modified_ms: i64,
 ) -> Result<Advisory, ValidationErrors> {
-    let mut errs = ValidationErrors::default();
-    let tlp = wire::tlp_from_proto(draft.tlp);
-    if tlp.is_none() {
-        errs.push(ValidationError::new(
-            "tlp",
-            format!(
-                "unknown or missing TLP label ({}); one of CLEAR, GREEN, AMBER, AMBER+STRICT, RED is required",
-                draft.tlp
-            ),
-        ));
-    }
-    let severity = wire::severity_from_proto(draft.severity);
-    if severity.is_none() {
-        errs.push(ValidationError::new(
-            "severity",
-            format!("unknown severity ({})", draft.severity),
-        ));
-    }
-    if draft.valid_until_ms < 0 {
-        errs.push(ValidationError::new(
+    if let Some(ms) = draft.valid_until_ms.filter(|ms| *ms < 0) {
+        return Err(ValidationErrors::one(ValidationError::new(
             "valid_until_ms",
-            format!("{} is negative", draft.valid_until_ms),
-        ));
+            format!("{ms} is negative"),
+        )));
     }
-    let mut indicators = Vec::with_capacity(draft.indicators.len());
-    for (n, i) in draft.indicators.iter().enumerate() {
-        match wire::indicator_from_proto(i.clone(), &format!("indicators[{n}]")) {
-            Ok(i) => indicators.push(i),
-            Err(e) => errs.push(e),
-        }
-    }
-    match (tlp, severity) {
-        (Some(tlp), Some(severity)) if errs.is_empty() => Ok(Advisory {
-            id: id.to_string(),
-            origin: origin.to_string(),
-            revision,
-            created_ms,
-            modified_ms,
-            valid_until_ms: (draft.valid_until_ms != 0).then_some(draft.valid_until_ms),
-            tlp,
-            audience: draft.audience.clone(),
-            title: draft.title.clone(),
-            summary: draft.summary.clone(),
-            severity,
-            actors: draft.actors.clone(),
-            cves: draft.cves.clone(),
-            indicators,
-            references: draft.references.clone(),
-            withdrawn: false,
-            withdrawn_reason: String::new(),
-            extras: draft.extras.clone(),
-        }),
-        _ => Err(errs),
-    }
+    Ok(Advisory {
+        id: id.to_string(),
+        origin: origin.to_string(),
+        revision,
+        created_ms,
+        modified_ms,
+        valid_until_ms: draft.valid_until_ms.filter(|ms| *ms != 0),
+        tlp: draft.tlp,
+        audience: draft.audience.clone(),
+        title: draft.title.clone(),
+        summary: draft.summary.clone(),
+        severity: draft.severity,
+        actors: draft.actors.clone(),
+        cves: draft.cves.clone(),
+        indicators: draft.indicators.clone(),
+        references: draft.references.clone(),
+        withdrawn: false,
+        withdrawn_reason: String::new(),
+        extras: draft.extras.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -412,13 +420,15 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::model::wire;
     use crate::model::{Limits, normalize_advisory, validate_advisory};
+    use tanoa_proto::v1 as pb;
 
     fn parse_advisory_file(path: &Path) -> Result<AdvisoryFile, DraftError> {
         super::parse_advisory_file(path, |p| std::fs::read_to_string(p))
     }
 
-    fn read_draft(path: &Path) -> Result<pb::AdvisoryDraft, DraftError> {
+    fn read_draft(path: &Path) -> Result<Draft, DraftError> {
         super::read_draft(path, |p| std::fs::read_to_string(p))
     }
 
@@ -445,8 +455,8 @@ value = "192.0.2[.]1"
         assert_eq!(toml, json, "the JSON and TOML examples must say the same");
 
         let draft = read_draft(&example("toml")).unwrap();
-        assert_eq!(draft.tlp, pb::Tlp::Green as i32);
-        assert_eq!(draft.severity, pb::Severity::High as i32);
+        assert_eq!(draft.tlp, Tlp::Green);
+        assert_eq!(draft.severity, Severity::High);
         let id = toml.id.clone().unwrap();
         let mut a = draft_to_advisory(
             &draft,
@@ -518,7 +528,8 @@ value = "192.0.2[.]1"
     #[test]
     fn minimal_file_and_name_case() {
         let f = parse_advisory_str(MINIMAL_TOML, FileFormat::Toml, "m.toml").unwrap();
-        let d = f.to_proto().unwrap();
+        // What the CLI sends for it.
+        let d = wire::draft_to_proto(&f.to_draft().unwrap());
         assert_eq!(d.tlp, pb::Tlp::Green as i32);
         assert_eq!(d.id, "");
         assert_eq!(d.severity, pb::Severity::Unspecified as i32);
@@ -540,7 +551,11 @@ value = "192.0.2[.]1"
                 tlp: name.to_string(),
                 ..parse_advisory_str(MINIMAL_TOML, FileFormat::Toml, "m.toml").unwrap()
             };
-            assert_eq!(f.to_proto().unwrap().tlp, want as i32, "{name}");
+            assert_eq!(
+                f.to_draft().unwrap().tlp,
+                wire::tlp_from_proto(want as i32).unwrap(),
+                "{name}"
+            );
         }
     }
 
@@ -596,7 +611,7 @@ value = "192.0.2[.]1"
             ]
         }"#;
         let f = parse_advisory_str(text, FileFormat::Json, "a.json").unwrap();
-        let errs = f.to_proto().unwrap_err();
+        let errs = f.to_draft().unwrap_err();
         let paths: Vec<&str> = errs.errors().iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -682,7 +697,13 @@ value = "192.0.2[.]1"
             valid_until_ms: 1_900_000_000_000,
             extras: b"{}".to_vec(),
         };
-        let a = draft_to_advisory(&draft, "ws-cert", "ws-2026-1", 3, 10, 20).unwrap();
+        let domain = wire::draft_from_proto(draft.clone()).unwrap();
+        assert_eq!(
+            wire::draft_to_proto(&domain),
+            draft,
+            "the conversion loses nothing"
+        );
+        let a = draft_to_advisory(&domain, "ws-cert", "ws-2026-1", 3, 10, 20).unwrap();
         assert_eq!(
             (a.origin.as_str(), a.id.as_str(), a.revision),
             ("ws-cert", "ws-2026-1", 3)
@@ -706,7 +727,8 @@ value = "192.0.2[.]1"
             }],
             ..draft
         };
-        let errs = draft_to_advisory(&bad, "ws-cert", "x", 1, 10, 10).unwrap_err();
+        // A protobuf draft's enum and range errors are reported by its conversion.
+        let errs = wire::draft_from_proto(bad).unwrap_err();
         let msg = errs.to_string();
         assert!(msg.contains("tlp: unknown or missing TLP label"), "{msg}");
         assert!(msg.contains("indicators[0].kind"), "{msg}");

@@ -3,7 +3,7 @@
 //! Owns: the `Advisory` payload as Rust types, indicator normalization, the limits, and every
 //! validation rule (each error names its field path, e.g. `indicators[17].value`).
 //! Must never: touch I/O, keys, clocks or the store. `wire` is the only place that converts the
-//! signed payload to and from protobuf.
+//! signed payload and the publish draft to and from protobuf.
 
 pub mod draft;
 pub mod indicator;
@@ -12,6 +12,7 @@ pub mod wire;
 
 use serde::{Deserialize, Serialize};
 
+pub use draft::Draft;
 pub use indicator::{IndicatorKind, candidate_kinds, detect_kind, normalize_indicator};
 pub use validate::{
     Limits, ValidationError, ValidationErrors, normalize_advisory, validate_advisory,

@@ -1,12 +1,17 @@
-//! The signed payload format: `Advisory` <-> protobuf `tanoa.v1.Advisory` bytes.
+//! The signed payload format: `Advisory` <-> protobuf `tanoa.v1.Advisory` bytes, and the
+//! publish draft: `Draft` <-> protobuf `tanoa.v1.AdvisoryDraft`.
 //!
-//! Owns: encoding an advisory for signing and decoding verified payload bytes.
+//! Owns: encoding an advisory for signing and decoding verified payload bytes; the one
+//! conversion of each direction between a domain `Draft` and protobuf's `AdvisoryDraft` (the
+//! CLI sends with `draft_to_proto`, the daemon's `api::convert` receives with
+//! `draft_from_proto`).
 //! Must never: be used to re-encode a payload for verification (encoding is not canonical;
 //! signatures are always checked over the bytes as received).
 
 use prost::Message;
 use tanoa_proto::v1 as pb;
 
+use super::draft::Draft;
 use super::validate::{ValidationError, ValidationErrors};
 use super::{Advisory, Indicator, IndicatorKind, Severity, Tlp};
 
@@ -221,6 +226,80 @@ pub fn advisory_from_proto(p: pb::Advisory) -> Result<Advisory, ValidationErrors
             references: p.references,
             withdrawn: p.withdrawn,
             withdrawn_reason: p.withdrawn_reason,
+            extras: p.extras,
+        }),
+        _ => Err(errs),
+    }
+}
+
+/// Converts a domain draft to protobuf (what the CLI sends). `None` id = empty, `None` times =
+/// 0; nothing is lost: `draft_from_proto(draft_to_proto(d))` gives `d` back (a blank id and
+/// zero times read back as `None`).
+pub fn draft_to_proto(d: &Draft) -> pb::AdvisoryDraft {
+    pb::AdvisoryDraft {
+        id: d.id.clone().unwrap_or_default(),
+        tlp: tlp_to_proto(d.tlp) as i32,
+        audience: d.audience.clone(),
+        title: d.title.clone(),
+        summary: d.summary.clone(),
+        severity: severity_to_proto(d.severity) as i32,
+        actors: d.actors.clone(),
+        cves: d.cves.clone(),
+        indicators: d.indicators.iter().map(indicator_to_proto).collect(),
+        references: d.references.clone(),
+        valid_until_ms: d.valid_until_ms.unwrap_or(0),
+        extras: d.extras.clone(),
+    }
+}
+
+/// Converts a protobuf draft (what an operator sent), collecting every enum/range error with
+/// its field path (`tlp`, `severity`, `valid_until_ms`, `indicators[2].kind`, …). An empty id
+/// and a zero expiry become `None`.
+pub fn draft_from_proto(p: pb::AdvisoryDraft) -> Result<Draft, ValidationErrors> {
+    let mut errs = ValidationErrors::default();
+    let tlp = tlp_from_proto(p.tlp);
+    if tlp.is_none() {
+        errs.push(ValidationError::new(
+            "tlp",
+            format!(
+                "unknown or missing TLP label ({}); one of CLEAR, GREEN, AMBER, AMBER+STRICT, RED is required",
+                p.tlp
+            ),
+        ));
+    }
+    let severity = severity_from_proto(p.severity);
+    if severity.is_none() {
+        errs.push(ValidationError::new(
+            "severity",
+            format!("unknown severity ({})", p.severity),
+        ));
+    }
+    if p.valid_until_ms < 0 {
+        errs.push(ValidationError::new(
+            "valid_until_ms",
+            format!("{} is negative", p.valid_until_ms),
+        ));
+    }
+    let mut indicators = Vec::with_capacity(p.indicators.len());
+    for (n, i) in p.indicators.into_iter().enumerate() {
+        match indicator_from_proto(i, &format!("indicators[{n}]")) {
+            Ok(i) => indicators.push(i),
+            Err(e) => errs.push(e),
+        }
+    }
+    match (tlp, severity) {
+        (Some(tlp), Some(severity)) if errs.is_empty() => Ok(Draft {
+            id: (!p.id.is_empty()).then_some(p.id),
+            tlp,
+            audience: p.audience,
+            title: p.title,
+            summary: p.summary,
+            severity,
+            actors: p.actors,
+            cves: p.cves,
+            indicators,
+            references: p.references,
+            valid_until_ms: opt_ms(p.valid_until_ms),
             extras: p.extras,
         }),
         _ => Err(errs),

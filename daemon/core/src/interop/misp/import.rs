@@ -1,17 +1,15 @@
-//! One MISP event -> one `AdvisoryDraft` (the event kept verbatim in `extras`).
+//! One MISP event -> one `Draft` (the event kept verbatim in `extras`).
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
-use tanoa_proto::v1 as pb;
 
 use super::{MispError, TagTlp, is_actor_galaxy, is_uuid, tag_entry_name, tag_tlp};
 use crate::model::indicator::parse_ip;
 use crate::model::validate::{check_advisory_id, check_member_id};
-use crate::model::wire::{kind_to_proto, severity_to_proto, tlp_to_proto};
-use crate::model::{IndicatorKind, Limits, Severity, Tlp, normalize_indicator};
+use crate::model::{Draft, Indicator, IndicatorKind, Limits, Severity, Tlp, normalize_indicator};
 
 /// Longest title kept (bytes); `Limits::max_title_len` by default.
 const MAX_TITLE: usize = 512;
@@ -140,13 +138,13 @@ impl ImportReport {
 #[derive(Debug, Clone)]
 pub struct MispImport {
     /// The draft (one advisory); `extras` = `{"misp": <the event object>}`.
-    pub draft: pb::AdvisoryDraft,
+    pub draft: Draft,
     /// What was done.
     pub report: ImportReport,
 }
 
 /// Converts one MISP event (see [`convert_event`]) and returns only the draft.
-pub fn import_event(bytes: &[u8], opts: &ImportOptions) -> Result<pb::AdvisoryDraft, MispError> {
+pub fn import_event(bytes: &[u8], opts: &ImportOptions) -> Result<Draft, MispError> {
     convert_event(bytes, opts).map(|i| i.draft)
 }
 
@@ -201,14 +199,14 @@ pub fn convert_event(bytes: &[u8], opts: &ImportOptions) -> Result<MispImport, M
     let title = title_of(&event, event_uuid.as_deref(), &mut cx.report.warnings);
     let summary = cx.summary(&event);
     let severity = severity_of(&event, &mut cx.report.warnings);
-    let indicators: Vec<pb::Indicator> = cx
+    let indicators: Vec<Indicator> = cx
         .indicators
         .iter()
-        .map(|(kind, value, note)| pb::Indicator {
-            kind: kind_to_proto(*kind) as i32,
+        .map(|(kind, value, note)| Indicator {
+            kind: *kind,
             value: value.clone(),
             confidence: 0,
-            valid_until_ms: 0,
+            valid_until_ms: None,
             note: note.clone(),
         })
         .collect();
@@ -216,18 +214,18 @@ pub fn convert_event(bytes: &[u8], opts: &ImportOptions) -> Result<MispImport, M
     cx.report.cves = cx.cves.len();
     cx.report.actors = cx.actors.len();
     cx.report.references = cx.references.len();
-    let draft = pb::AdvisoryDraft {
-        id,
-        tlp: tlp_to_proto(tlp) as i32,
+    let draft = Draft {
+        id: Some(id),
+        tlp,
         audience: opts.audience.iter().map(|a| a.trim().to_string()).collect(),
         title,
         summary,
-        severity: severity_to_proto(severity) as i32,
+        severity,
         actors: cx.actors,
         cves: cx.cves,
         indicators,
         references: cx.references,
-        valid_until_ms: 0,
+        valid_until_ms: None,
         extras,
     };
     Ok(MispImport {

@@ -1,7 +1,7 @@
 //! MISP events in, MISP feeds out.
 //!
 //! Owns: turning one MISP event (JSON, with or without the `{"Event": …}` wrapper, see
-//! [`convert_event`]) into one `AdvisoryDraft` whose `extras` keep the whole event verbatim
+//! [`convert_event`]) into one `Draft` whose `extras` keep the whole event verbatim
 //! (`{"misp": <event>}`), and turning advisories into the files of a MISP feed directory
 //! ([`Feed`]: one `<uuid>.json` per advisory, `manifest.json`, `hashes.csv`). The mapping —
 //! MISP types to indicator kinds, `tlp:*` tags to TLP, galaxies to actors, what is not indexed

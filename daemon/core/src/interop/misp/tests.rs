@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::model::draft::draft_to_advisory;
 use crate::model::{
-    Advisory, Indicator, IndicatorKind as K, Limits, Severity, Tlp, normalize_advisory,
+    Advisory, Draft, Indicator, IndicatorKind as K, Limits, Severity, Tlp, normalize_advisory,
     validate_advisory,
 };
 
@@ -43,23 +43,28 @@ fn green() -> ImportOptions {
 }
 
 /// The advisory the daemon would sign from `draft` (normalized and validated as it does).
-fn advisory(draft: &tanoa_proto::v1::AdvisoryDraft) -> Advisory {
-    let mut a = draft_to_advisory(draft, "ws-cert", &draft.id, 1, CREATED_MS, CREATED_MS).unwrap();
+fn advisory(draft: &Draft) -> Advisory {
+    let mut a = draft_to_advisory(draft, "ws-cert", id(draft), 1, CREATED_MS, CREATED_MS).unwrap();
     normalize_advisory(&mut a);
     validate_advisory(&a, &Limits::default()).unwrap();
     a
 }
 
-fn kept(draft: &tanoa_proto::v1::AdvisoryDraft) -> Value {
+/// The draft's advisory id ("" when it has none).
+fn id(draft: &Draft) -> &str {
+    draft.id.as_deref().unwrap_or_default()
+}
+
+fn kept(draft: &Draft) -> Value {
     let v: Value = serde_json::from_slice(&draft.extras).unwrap();
     v["misp"].clone()
 }
 
-fn values(draft: &tanoa_proto::v1::AdvisoryDraft) -> Vec<(i32, String)> {
+fn values(draft: &Draft) -> Vec<(i32, String)> {
     draft
         .indicators
         .iter()
-        .map(|i| (i.kind, i.value.clone()))
+        .map(|i| (kind(i.kind), i.value.clone()))
         .collect()
 }
 
@@ -71,14 +76,10 @@ fn kind(k: K) -> i32 {
 fn circl_event_becomes_one_advisory() {
     let imp = convert_event(&circl(), &opts()).unwrap();
     let d = &imp.draft;
-    assert_eq!(d.id, format!("misp-{CIRCL_UUID}"));
+    assert_eq!(id(d), format!("misp-{CIRCL_UUID}"));
     assert_eq!(d.title, "Ransomware - Xorist");
-    assert_eq!(
-        d.tlp,
-        tanoa_proto::v1::Tlp::Clear as i32,
-        "tlp:white is CLEAR"
-    );
-    assert_eq!(d.severity, tanoa_proto::v1::Severity::Low as i32);
+    assert_eq!(d.tlp, Tlp::Clear, "tlp:white is CLEAR");
+    assert_eq!(d.severity, Severity::Low);
     assert!(d.audience.is_empty());
     assert_eq!(
         values(d),
@@ -252,7 +253,7 @@ fn fixture_with_uuids_a_and_b() {
 
     let imp = convert_event(&bytes, &green()).unwrap();
     let d = &imp.draft;
-    assert_eq!(d.tlp, tanoa_proto::v1::Tlp::Green as i32);
+    assert_eq!(d.tlp, Tlp::Green);
     assert_eq!(
         values(d),
         vec![
@@ -271,11 +272,11 @@ fn fixture_with_uuids_a_and_b() {
     assert_eq!(d.title, "MISP event (no info, no uuid)");
     // No event uuid: the id is derived from the content, the same every time.
     assert!(
-        d.id.starts_with("misp-") && d.id.len() == 5 + 32,
+        id(d).starts_with("misp-") && id(d).len() == 5 + 32,
         "{}",
-        d.id
+        id(d)
     );
-    assert_eq!(import_event(&bytes, &green()).unwrap().id, d.id);
+    assert_eq!(id(&import_event(&bytes, &green()).unwrap()), id(d));
     // The object uuids "a" and "b" are the origin's ids: kept verbatim, and exported as such.
     let k = kept(d);
     assert_eq!(k["Object"][0]["uuid"], "a");
@@ -284,7 +285,7 @@ fn fixture_with_uuids_a_and_b() {
     let fe = export_event(&a).unwrap();
     assert_eq!(
         fe.uuid,
-        export::advisory_event_uuid("ws-cert", &d.id).to_string()
+        export::advisory_event_uuid("ws-cert", id(d)).to_string()
     );
     let objs = fe.event["Object"].as_array().unwrap();
     assert_eq!(objs[0]["uuid"], "a");

@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 use prost::Message as _;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
-use tanoa_proto::v1 as pb;
 
 use super::check::{self, parse_timestamp_ms, q};
 use super::markings::{TlpVersion, tlp_of_marking};
@@ -20,7 +19,9 @@ use super::pattern;
 use super::upgrade::upgrade_to_21;
 use super::{Problems, StixError};
 use crate::model::validate::check_advisory_id;
-use crate::model::{IndicatorKind, Limits, Tlp, normalize_indicator, wire};
+use crate::model::{
+    Draft, Indicator, IndicatorKind, Limits, Severity, Tlp, normalize_indicator, wire,
+};
 
 /// What the operator adds to the material.
 #[derive(Debug, Clone, Default)]
@@ -144,7 +145,7 @@ pub struct ImportSummary {
 #[derive(Debug, Clone)]
 pub struct Imported {
     /// One draft per advisory (one, or the parts of a split bundle).
-    pub drafts: Vec<pb::AdvisoryDraft>,
+    pub drafts: Vec<Draft>,
     /// Counts for the operator.
     pub summary: ImportSummary,
 }
@@ -152,10 +153,7 @@ pub struct Imported {
 /// Converts a STIX 2.0/2.1 bundle (or a single STIX object) into advisory drafts: one, or
 /// `<id>-p1..pN` when one advisory cannot hold it. Every object is kept verbatim in
 /// `extras.stix`. See `docs/interop.md` for the rules.
-pub fn import_bundle(
-    bytes: &[u8],
-    opts: &ImportOptions,
-) -> Result<Vec<pb::AdvisoryDraft>, StixError> {
+pub fn import_bundle(bytes: &[u8], opts: &ImportOptions) -> Result<Vec<Draft>, StixError> {
     import_bundle_report(bytes, opts).map(|i| i.drafts)
 }
 
@@ -336,7 +334,7 @@ fn markings_of(obj: &Map<String, Value>) -> impl Iterator<Item = &str> {
 /// What one STIX indicator gives.
 #[derive(Debug, Default)]
 struct IndicatorYield {
-    values: Vec<pb::Indicator>,
+    values: Vec<Indicator>,
     skipped: Vec<String>,
     reclassified: Vec<String>,
 }
@@ -482,7 +480,7 @@ impl<'a> Importer<'a> {
     fn run(self) -> Result<Imported, StixError> {
         let base = self.base_id()?;
         let fixed = self.fixed_fields();
-        let fixed_len = fixed.encoded_len() + 512; // origin, id, revision, times, part suffix
+        let fixed_len = wire::draft_to_proto(&fixed).encoded_len() + 512; // origin, id, revision, times, part suffix
         let limits = &self.opts.limits;
         let payload_budget = limits.max_payload_bytes.saturating_sub(fixed_len);
         let extras_budget = limits.max_extras_bytes.min(payload_budget);
@@ -530,7 +528,7 @@ impl<'a> Importer<'a> {
 
     /// Title, summary, actors, CVEs and references of the whole bundle (every part shares the
     /// TLP and audience; the rest is per part).
-    fn fixed_fields(&self) -> pb::AdvisoryDraft {
+    fn fixed_fields(&self) -> Draft {
         let limits = &self.opts.limits;
         let report = self
             .objects
@@ -579,18 +577,18 @@ impl<'a> Importer<'a> {
                 }
             }
         }
-        pb::AdvisoryDraft {
-            id: String::new(),
-            tlp: wire::tlp_to_proto(self.tlp) as i32,
+        Draft {
+            id: None,
+            tlp: self.tlp,
             audience: self.opts.audience.clone(),
             title,
             summary: description,
-            severity: pb::Severity::Unspecified as i32,
+            severity: Severity::Unknown,
             actors: Vec::new(),
             cves: Vec::new(),
             indicators: Vec::new(),
             references,
-            valid_until_ms: 0,
+            valid_until_ms: None,
             extras: Vec::new(),
         }
     }
@@ -604,7 +602,7 @@ impl<'a> Importer<'a> {
             for i in &y.values {
                 if seen.insert((i.kind, i.value.as_str())) {
                     count += 1;
-                    ind_bytes += i.encoded_len() + 4;
+                    ind_bytes += wire::indicator_to_proto(i).encoded_len() + 4;
                 }
             }
         }
@@ -638,7 +636,7 @@ impl<'a> Importer<'a> {
         let limits = &self.opts.limits;
         let mut parts: Vec<Part> = Vec::new();
         let mut cur = Part::default();
-        let mut cur_values: HashSet<(i32, String)> = HashSet::new();
+        let mut cur_values: HashSet<(IndicatorKind, String)> = HashSet::new();
         for n in 0..self.objects.len() {
             // What this object brings: itself and what it references (not yet in the part).
             let obj = self.objects[n].as_object();
@@ -655,7 +653,7 @@ impl<'a> Importer<'a> {
                 }
                 None => Vec::new(),
             };
-            let cost = |part: &Part, values: &HashSet<(i32, String)>| {
+            let cost = |part: &Part, values: &HashSet<(IndicatorKind, String)>| {
                 let mut extras = 0usize;
                 let mut meta = 0usize;
                 let mut add = vec![n];
@@ -673,7 +671,7 @@ impl<'a> Importer<'a> {
                     for i in &y.values {
                         if !values.contains(&(i.kind, i.value.clone())) {
                             count += 1;
-                            bytes += i.encoded_len() + 4;
+                            bytes += wire::indicator_to_proto(i).encoded_len() + 4;
                         }
                     }
                 }
@@ -740,11 +738,11 @@ impl<'a> Importer<'a> {
         k: usize,
         n_parts: usize,
         base: &str,
-        fixed: &pb::AdvisoryDraft,
-    ) -> pb::AdvisoryDraft {
+        fixed: &Draft,
+    ) -> Draft {
         let limits = &self.opts.limits;
         let mut d = fixed.clone();
-        d.id = id.to_string();
+        d.id = Some(id.to_string());
         // Actors and CVEs from every object the part carries.
         let mut actor_seen: HashSet<String> = HashSet::new();
         let mut cve_seen: HashSet<String> = HashSet::new();
@@ -774,7 +772,7 @@ impl<'a> Importer<'a> {
             }
         }
         // Indicators from the objects the part owns.
-        let mut seen: HashSet<(i32, String)> = HashSet::new();
+        let mut seen: HashSet<(IndicatorKind, String)> = HashSet::new();
         for &m in &part.owned {
             if let Some(y) = &self.yields[m] {
                 for i in &y.values {
@@ -855,7 +853,7 @@ impl<'a> Importer<'a> {
         s
     }
 
-    fn summary(&self, fixed: &pb::AdvisoryDraft) -> ImportSummary {
+    fn summary(&self, fixed: &Draft) -> ImportSummary {
         let mut s = ImportSummary {
             bundle_id: self.bundle_id.clone(),
             objects: self.objects.len(),
@@ -960,19 +958,18 @@ fn indicator_yield(o: &Value) -> Option<IndicatorYield> {
         .get("confidence")
         .and_then(Value::as_u64)
         .filter(|c| *c <= 100)
-        .and_then(|c| u32::try_from(c).ok())
+        .and_then(|c| u8::try_from(c).ok())
         .unwrap_or(0);
     let valid_until_ms = obj
         .get("valid_until")
         .and_then(Value::as_str)
         .and_then(parse_timestamp_ms)
-        .filter(|ms| *ms > 0)
-        .unwrap_or(0);
+        .filter(|ms| *ms > 0);
     match pattern::map_pattern(p) {
         Ok(m) => {
             for (kind, value) in m.values {
-                y.values.push(pb::Indicator {
-                    kind: wire::kind_to_proto(kind) as i32,
+                y.values.push(Indicator {
+                    kind,
                     value,
                     confidence,
                     valid_until_ms,

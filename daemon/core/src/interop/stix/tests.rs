@@ -9,13 +9,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use tanoa_proto::v1 as pb;
 
 use super::markings::{self, SIGNATURE_EXTENSION_ID};
 use super::*;
 use crate::envelope::{self, Envelope, Keyring, PublicKeyRecord, SigningIdentity, Verified};
 use crate::model::draft::draft_to_advisory;
-use crate::model::{Advisory, Limits, Tlp, normalize_advisory};
+use crate::model::{
+    Advisory, Draft, Indicator, IndicatorKind, Limits, Severity, Tlp, normalize_advisory,
+};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,11 +101,16 @@ fn keyring(id: &SigningIdentity) -> Keyring {
 const T0: i64 = 1_780_000_000_000;
 
 /// Builds and signs the advisory the daemon would make of a draft.
-fn sign_draft(id: &SigningIdentity, d: &pb::AdvisoryDraft, revision: u64) -> Verified<Advisory> {
-    let mut a = draft_to_advisory(d, id.member(), &d.id, revision, T0, T0 + 1000).unwrap();
+fn sign_draft(id: &SigningIdentity, d: &Draft, revision: u64) -> Verified<Advisory> {
+    let mut a = draft_to_advisory(d, id.member(), draft_id(d), revision, T0, T0 + 1000).unwrap();
     normalize_advisory(&mut a);
     id.sign(a, &Limits::default())
-        .unwrap_or_else(|e| panic!("{}: {e}", d.id))
+        .unwrap_or_else(|e| panic!("{}: {e}", draft_id(d)))
+}
+
+/// The draft's advisory id ("" when it has none).
+fn draft_id(d: &Draft) -> &str {
+    d.id.as_deref().unwrap_or_default()
 }
 
 fn export(v: &Verified<Advisory>) -> Vec<Value> {
@@ -132,9 +138,9 @@ fn every_valid_file_imports() {
         assert_eq!(imp.drafts.len(), 1, "{f}");
         let d = &imp.drafts[0];
         assert!(
-            d.id.starts_with("stix-") && d.id.len() == 17,
+            draft_id(d).starts_with("stix-") && draft_id(d).len() == 17,
             "{f}: {}",
-            d.id
+            draft_id(d)
         );
         let extras: Value = serde_json::from_slice(&d.extras).unwrap();
         let kept = extras["stix"].as_array().unwrap();
@@ -366,7 +372,7 @@ fn tlp_comes_from_the_most_restrictive_marking_and_never_goes_down() {
             version: markings::TlpVersion::V1
         }
     );
-    assert_eq!(imp.drafts[0].tlp, pb::Tlp::Amber as i32);
+    assert_eq!(imp.drafts[0].tlp, Tlp::Amber);
     // A more restrictive --tlp raises it.
     let o = ImportOptions {
         audience: vec!["fj-cert".into()],
@@ -420,7 +426,7 @@ fn poison_ivy_maps_indicators_actors_and_title() {
     // Every value is normalized and unique.
     let mut seen = std::collections::HashSet::new();
     for i in &d.indicators {
-        let kind = crate::model::wire::kind_from_proto(i.kind).unwrap();
+        let kind = i.kind;
         assert_eq!(
             crate::model::normalize_indicator(kind, &i.value).as_deref(),
             Ok(i.value.as_str())
@@ -429,13 +435,14 @@ fn poison_ivy_maps_indicators_actors_and_title() {
         assert!(i.note.starts_with("STIX indicator--"), "{}", i.note);
     }
     // The report lists its indicators; each indexed value comes from a pattern.
-    let kinds: std::collections::HashSet<i32> = d.indicators.iter().map(|i| i.kind).collect();
-    assert!(kinds.contains(&(pb::IndicatorKind::Domain as i32)));
-    assert!(kinds.contains(&(pb::IndicatorKind::Ipv4 as i32)));
+    let kinds: std::collections::HashSet<IndicatorKind> =
+        d.indicators.iter().map(|i| i.kind).collect();
+    assert!(kinds.contains(&(IndicatorKind::Domain)));
+    assert!(kinds.contains(&(IndicatorKind::Ipv4)));
     assert!(
         d.indicators
             .iter()
-            .any(|i| i.value == "113.10.246.30" && i.kind == pb::IndicatorKind::Ipv4 as i32)
+            .any(|i| i.value == "113.10.246.30" && i.kind == IndicatorKind::Ipv4)
     );
     assert!(
         d.cves.iter().all(|c| c.starts_with("CVE-")) && d.cves.len() >= 5,
@@ -451,7 +458,7 @@ fn apt1_keeps_cidr_ranges_and_skips_what_it_cannot_index() {
     let cidr: Vec<&str> = d
         .indicators
         .iter()
-        .filter(|i| i.kind == pb::IndicatorKind::Cidr as i32)
+        .filter(|i| i.kind == IndicatorKind::Cidr)
         .map(|i| i.value.as_str())
         .collect();
     assert!(cidr.contains(&"58.246.0.0/15"), "{cidr:?}");
@@ -467,7 +474,7 @@ fn apt40_is_one_advisory_with_its_actors() {
     assert_eq!(imp.summary.upgraded, 0);
     let d = &imp.drafts[0];
     assert_eq!(d.title, "Leviathan");
-    assert_eq!(d.id, "stix-14671499c45a");
+    assert_eq!(draft_id(d), "stix-14671499c45a");
     for a in ["APT40", "Leviathan", "TEMP.Periscope"] {
         assert!(d.actors.iter().any(|x| x == a), "{a}: {:?}", d.actors);
     }
@@ -598,50 +605,40 @@ fn round_trip_keeps_every_original_object() {
     }
 }
 
-fn native_draft() -> pb::AdvisoryDraft {
-    let ind = |kind: pb::IndicatorKind, value: &str, confidence: u32, until: i64| pb::Indicator {
-        kind: kind as i32,
+fn native_draft() -> Draft {
+    let ind = |kind: IndicatorKind, value: &str, confidence: u8, until: i64| Indicator {
+        kind,
         value: value.into(),
         confidence,
-        valid_until_ms: until,
+        valid_until_ms: (until != 0).then_some(until),
         note: "seen in the wild".into(),
     };
-    pb::AdvisoryDraft {
-        id: "ws-2026-0042".into(),
-        tlp: pb::Tlp::Green as i32,
+    Draft {
+        id: Some("ws-2026-0042".into()),
+        tlp: Tlp::Green,
         audience: Vec::new(),
         title: "APT40 phishing wave".into(),
         summary: "Line one.\nLine two.".into(),
-        severity: pb::Severity::High as i32,
+        severity: Severity::High,
         actors: vec!["APT40".into()],
         cves: vec!["CVE-2017-11882".into()],
         indicators: vec![
-            ind(pb::IndicatorKind::Ipv4, "192.0.2.7", 80, 0),
-            ind(
-                pb::IndicatorKind::Cidr,
-                "198.51.100.0/24",
-                0,
-                T0 + 86_400_000,
-            ),
-            ind(pb::IndicatorKind::Ipv6, "2001:db8::1", 0, 0),
-            ind(
-                pb::IndicatorKind::Domain,
-                "update.pacific-news.example",
-                0,
-                0,
-            ),
-            ind(pb::IndicatorKind::Url, "https://evil.example/it's", 0, 0),
-            ind(pb::IndicatorKind::Email, "hr@evil.example", 0, 0),
-            ind(pb::IndicatorKind::Sha256, &"ab".repeat(32), 0, 0),
-            ind(pb::IndicatorKind::Md5, &"cd".repeat(16), 0, 0),
-            ind(pb::IndicatorKind::Filename, "it's.doc", 0, 0),
-            ind(pb::IndicatorKind::Email, "a\\b@evil.example", 0, 0),
-            ind(pb::IndicatorKind::Asn, "AS64500", 0, 0),
-            ind(pb::IndicatorKind::Cve, "CVE-2017-0199", 0, 0),
-            ind(pb::IndicatorKind::Ipv4, "192.0.2.8", 0, T0 - 5000),
+            ind(IndicatorKind::Ipv4, "192.0.2.7", 80, 0),
+            ind(IndicatorKind::Cidr, "198.51.100.0/24", 0, T0 + 86_400_000),
+            ind(IndicatorKind::Ipv6, "2001:db8::1", 0, 0),
+            ind(IndicatorKind::Domain, "update.pacific-news.example", 0, 0),
+            ind(IndicatorKind::Url, "https://evil.example/it's", 0, 0),
+            ind(IndicatorKind::Email, "hr@evil.example", 0, 0),
+            ind(IndicatorKind::Sha256, &"ab".repeat(32), 0, 0),
+            ind(IndicatorKind::Md5, &"cd".repeat(16), 0, 0),
+            ind(IndicatorKind::Filename, "it's.doc", 0, 0),
+            ind(IndicatorKind::Email, "a\\b@evil.example", 0, 0),
+            ind(IndicatorKind::Asn, "AS64500", 0, 0),
+            ind(IndicatorKind::Cve, "CVE-2017-0199", 0, 0),
+            ind(IndicatorKind::Ipv4, "192.0.2.8", 0, T0 - 5000),
         ],
         references: vec!["https://attack.mitre.org/groups/G0065/".into()],
-        valid_until_ms: 0,
+        valid_until_ms: None,
         extras: Vec::new(),
     }
 }
@@ -880,10 +877,10 @@ fn a_bundle_too_large_for_one_advisory_is_split_deterministically() {
     assert!(parts.len() > 1, "{} parts", parts.len());
     assert_eq!(imp.summary.tlp, Tlp::Green);
     // Ids and titles name the parts.
-    let base = parts[0].id.strip_suffix("-p1").unwrap();
+    let base = draft_id(&parts[0]).strip_suffix("-p1").unwrap();
     assert!(base.starts_with("stix-") && base.len() == 17, "{base}");
     for (k, d) in parts.iter().enumerate() {
-        assert_eq!(d.id, format!("{base}-p{}", k + 1));
+        assert_eq!(draft_id(d), format!("{base}-p{}", k + 1));
         assert!(
             d.title
                 .ends_with(&format!("(part {} of {})", k + 1, parts.len())),
@@ -904,7 +901,11 @@ fn a_bundle_too_large_for_one_advisory_is_split_deterministically() {
             // A part carries what its objects reference (identity, marking, malware).
             for r in ["created_by_ref", "target_ref"] {
                 if let Some(t) = o.get(r).and_then(Value::as_str) {
-                    assert!(kept.iter().any(|k| k["id"] == t), "{}: {t} missing", d.id);
+                    assert!(
+                        kept.iter().any(|k| k["id"] == t),
+                        "{}: {t} missing",
+                        draft_id(d)
+                    );
                 }
             }
             all_objects.insert(o["id"].as_str().unwrap().to_string(), o.clone());
@@ -973,20 +974,20 @@ fn an_ip_in_a_domain_name_pattern_is_imported_as_an_address_and_reported() {
         ),
     ]);
     let imp = import_bundle_report(&bytes, &opts(Tlp::Clear)).unwrap();
-    let kinds: Vec<(i32, &str)> = imp.drafts[0]
+    let kinds: Vec<(IndicatorKind, &str)> = imp.drafts[0]
         .indicators
         .iter()
         .map(|i| (i.kind, i.value.as_str()))
         .collect();
     assert!(
-        kinds.contains(&(pb::IndicatorKind::Ipv4 as i32, "198.51.100.7")),
+        kinds.contains(&(IndicatorKind::Ipv4, "198.51.100.7")),
         "{kinds:?}"
     );
     assert!(
-        !kinds.contains(&(pb::IndicatorKind::Domain as i32, "198.51.100.7")),
+        !kinds.contains(&(IndicatorKind::Domain, "198.51.100.7")),
         "{kinds:?}"
     );
-    assert!(kinds.contains(&(pb::IndicatorKind::Domain as i32, "c2.apt40.example")));
+    assert!(kinds.contains(&(IndicatorKind::Domain, "c2.apt40.example")));
     assert_eq!(imp.summary.reclassified.len(), 1, "{:?}", imp.summary);
     assert_eq!(imp.summary.reclassified[0].id, ip_id);
     assert!(
