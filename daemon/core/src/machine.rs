@@ -17,7 +17,7 @@
 
 use crate::envelope::{self, Envelope, ItemId, Keyring, Verified};
 use crate::model::{Advisory, Limits};
-use crate::sync::{ItemMeta, ItemResult, Source, SyncCore};
+use crate::sync::{ItemMeta, ItemResult, PeerMessage, Source, SyncCore};
 
 /// Step 1: verification of one envelope into an item and its metadata, or a refusal reason code
 /// (`bad_signature`, `unknown_key`, …). The daemon verifies signatures for real
@@ -229,6 +229,36 @@ impl NodeMachine {
             results,
             items,
             new,
+        }
+    }
+
+    /// Answers a request from `peer` that writes nothing: a reconciliation round (the core)
+    /// or a fetch (the core decides what `peer` may have; `load` supplies the envelopes held).
+    /// A push goes through [`NodeMachine::admit`] and [`NodeMachine::accepted`] instead; any
+    /// other message is refused. The error is the reason code answered to the peer. (The
+    /// daemon's driver asks the core the same questions but loads envelopes from sled in a task,
+    /// off its loop, so it cannot pass a synchronous `load`.)
+    pub fn answer(
+        &mut self,
+        now_ms: u64,
+        peer: &str,
+        msg: PeerMessage,
+        load: impl FnMut(&ItemId) -> Option<Envelope>,
+    ) -> Result<PeerMessage, String> {
+        match msg {
+            PeerMessage::ReconcileRequest(r) => self
+                .core
+                .handle_reconcile(now_ms, peer, &r)
+                .map(PeerMessage::ReconcileResponse)
+                .map_err(|e| e.code().to_string()),
+            PeerMessage::FetchRequest(f) => {
+                let reply = self
+                    .core
+                    .handle_fetch(now_ms, peer, &f)
+                    .map_err(|e| e.code().to_string())?;
+                Ok(PeerMessage::FetchResponse(reply.into_response(load)))
+            }
+            other => Err(format!("unexpected request {}", other.name())),
         }
     }
 

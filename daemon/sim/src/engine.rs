@@ -16,8 +16,8 @@ use tanoa_core::model::{Advisory, Limits, Severity, Tlp};
 use tanoa_core::policy;
 use tanoa_core::store::{MemoryStore, Store};
 use tanoa_core::sync::{
-    Action, Failure, FetchResponse, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse,
-    RequestId, SyncCore,
+    Action, Failure, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse, RequestId,
+    SyncCore,
 };
 
 /// Virtual time of the start of the wave (Unix ms; far from 0 so skewed clocks stay positive).
@@ -1073,29 +1073,17 @@ impl Sim {
                     .collect();
                 Ok(PeerMessage::PushResponse(PushResponse { results }))
             }
-            PeerMessage::ReconcileRequest(r) => self.members[node]
-                .machine
-                .core_mut()
-                .handle_reconcile(now, &from_id, &r)
-                .map(PeerMessage::ReconcileResponse)
-                .map_err(|e| e.code().to_string()),
-            PeerMessage::FetchRequest(f) => {
-                let reply = self.members[node]
-                    .machine
-                    .core_mut()
-                    .handle_fetch(now, &from_id, &f)
-                    .map_err(|e| e.code().to_string())?;
-                let held = &self.members[node].held;
+            other => {
                 let (by_id, items) = (&self.by_id, &self.items);
-                let resp: FetchResponse = reply.into_response(|id| {
+                let m = &mut self.members[node];
+                let held = &m.held;
+                m.machine.answer(now, &from_id, other, |id| {
                     by_id
                         .get(id)
                         .filter(|ix| held.contains(ix))
                         .map(|&ix| items[ix as usize].verified.envelope().clone())
-                });
-                Ok(PeerMessage::FetchResponse(resp))
+                })
             }
-            other => Err(format!("unexpected request {}", other.name())),
         }
     }
 

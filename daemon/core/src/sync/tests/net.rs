@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
 use super::super::prf::{self, Prf};
 use super::super::{
-    Action, Failure, FetchResponse, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse,
-    RequestId, SyncConfig, SyncCore, envelope_wire_len,
+    Action, Failure, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse, RequestId,
+    SyncConfig, SyncCore, envelope_wire_len,
 };
 use crate::envelope::{Envelope, ItemId};
 use crate::machine::{Checked, NodeMachine, Verify};
@@ -395,24 +395,12 @@ impl Net {
                     .collect();
                 Ok(PeerMessage::PushResponse(PushResponse { results }))
             }
-            PeerMessage::ReconcileRequest(r) => self.nodes[node]
-                .machine
-                .core_mut()
-                .handle_reconcile(now, from, &r)
-                .map(PeerMessage::ReconcileResponse)
-                .map_err(|e| e.code().to_string()),
-            PeerMessage::FetchRequest(f) => {
+            other => {
                 let n = &mut self.nodes[node];
-                let reply = n
-                    .machine
-                    .core_mut()
-                    .handle_fetch(now, from, &f)
-                    .map_err(|e| e.code().to_string())?;
                 let store = &n.store;
-                let resp: FetchResponse = reply.into_response(|id| store.get(id).cloned());
-                Ok(PeerMessage::FetchResponse(resp))
+                n.machine
+                    .answer(now, from, other, |id| store.get(id).cloned())
             }
-            other => Err(format!("unexpected request {}", other.name())),
         }
     }
 
