@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod fuzzing;
 pub mod interop;
 pub mod machine;
+pub mod membership;
 pub mod model;
 pub mod policy;
 pub mod store;
