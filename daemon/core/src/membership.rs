@@ -135,6 +135,7 @@ impl Membership {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use ed25519_dalek::SigningKey;
 
