@@ -518,7 +518,7 @@ pub fn operator_server_config_from_files_with_hook(
 ) -> Result<Arc<rustls::ServerConfig>, TransportError> {
     operator_server_config_with_hook(
         &read_file(cert, "operator.tls_cert")?,
-        &read_file(key, "operator.tls_key")?,
+        &read_private_file(key, "operator.tls_key")?,
         &read_file(client_ca, "operator.client_ca")?,
         hook,
     )
@@ -1254,6 +1254,41 @@ mod tests {
         );
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load().is_ok());
+    }
+
+    #[test]
+    fn operator_and_taxii_tls_keys_readable_by_others_are_refused_like_the_signing_key() {
+        use std::os::unix::fs::PermissionsExt;
+        install_crypto_provider();
+        let ca = TestCa::new("ca");
+        let own = ca.issue(&["localhost"]);
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, anchor) = (
+            dir.path().join("server.pem"),
+            dir.path().join("server.key"),
+            dir.path().join("ca.pem"),
+        );
+        std::fs::write(&cert, &own.cert_pem).unwrap();
+        std::fs::write(&key, &own.key_pem).unwrap();
+        std::fs::write(&anchor, &ca.pem).unwrap();
+        let taxii = crate::config::TaxiiTlsConfig {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: None,
+        };
+        let operator =
+            || operator_server_config_from_files_with_hook(&cert, &key, &anchor, None).map(|_| ());
+        let taxii_listener = || crate::taxii::listener::tls_server_config(&taxii).map(|_| ());
+        let want = format!(
+            "key file {k} has mode 644; a private key must be 0600 (run: chmod 600 {k})",
+            k = key.display()
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(operator().unwrap_err().to_string(), want);
+        assert_eq!(taxii_listener().unwrap_err().to_string(), want);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(operator().is_ok());
+        assert!(taxii_listener().is_ok());
     }
 
     #[tokio::test]

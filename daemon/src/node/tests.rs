@@ -43,7 +43,7 @@ fn member(tls: Option<&Tls>) -> Member {
     if let Some(tls) = tls {
         let server = tls.ca.issue(&["tanoa://member/ws-cert"]);
         std::fs::write(dir.path().join("server.crt"), &server.cert_pem).unwrap();
-        std::fs::write(dir.path().join("server.key"), &server.key_pem).unwrap();
+        tanoa_pki::write_private_pem(&dir.path().join("server.key"), &server.key_pem).unwrap();
         std::fs::write(dir.path().join("ca.crt"), &tls.ca.pem).unwrap();
         text = text.replace(
             "# tcp_listen = \"127.0.0.1:7443\"",

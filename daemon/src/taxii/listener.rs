@@ -45,7 +45,7 @@ pub(crate) fn tls_server_config(
         "taxii.tls_cert",
     )?;
     let key = transport::key_from_pem(
-        &transport::read_file(&tls.key, "taxii.tls_key")?,
+        &transport::read_private_file(&tls.key, "taxii.tls_key")?,
         "taxii.tls_key",
     )?;
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))

@@ -39,7 +39,7 @@ mod feed;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod index;
-mod listener;
+pub(crate) mod listener;
 mod login;
 mod query;
 mod routes;

@@ -1569,7 +1569,11 @@ async fn tls_listener_with_client_certificates_and_tokens() {
     let mut cfg = taxii_config(1000, 8);
     cfg.tls = Some(crate::config::TaxiiTlsConfig {
         cert: w("server.pem", &server.cert_pem),
-        key: w("server.key", &server.key_pem),
+        key: {
+            let k = dir.path().join("server.key");
+            tanoa_pki::write_private_pem(&k, &server.key_pem).unwrap();
+            k
+        },
         client_ca: Some(w("ca.pem", ca.cert_pem())),
     });
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
