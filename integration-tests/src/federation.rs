@@ -143,6 +143,7 @@ impl Federation {
                             .map(|p| vec![p.addr().to_string()])
                             .unwrap_or_default(),
                         public_keys: vec![publics[j].clone()],
+                        tls_pins: vec![],
                     })
                     .collect(),
             };

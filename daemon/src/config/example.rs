@@ -137,16 +137,21 @@ level = "info"
             out.push_str(&format!("\n[operator]\nsocket = {}\n", q(sock)));
         }
         out.push_str(&format!(
-            "\n[peer]\nlisten = {}\ntls_cert = {}\ntls_key = {}\ntrust_anchors = [{}]\n",
+            "\n[peer]\nlisten = {}\ntls_cert = {}\ntls_key = {}\n",
             q(&x.peer_listen),
             q(&x.tls_cert),
             q(&x.tls_key),
-            x.trust_anchors
-                .iter()
-                .map(|a| q(a))
-                .collect::<Vec<_>>()
-                .join(", ")
         ));
+        if !x.trust_anchors.is_empty() {
+            out.push_str(&format!(
+                "trust_anchors = [{}]\n",
+                x.trust_anchors
+                    .iter()
+                    .map(|a| q(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !x.sync.is_empty() {
             out.push_str("\n[sync]\n");
             for (k, v) in &x.sync {
@@ -167,6 +172,16 @@ level = "info"
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            if !m.tls_pins.is_empty() {
+                out.push_str(&format!(
+                    "tls_pins = [{}]\n",
+                    m.tls_pins
+                        .iter()
+                        .map(|p| q(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             for k in &m.public_keys {
                 out.push_str(&format!("[[members.keys]]\npublic_key = {}\n", q(k)));
             }
@@ -195,7 +210,7 @@ pub struct FederatedExample {
     pub tls_cert: String,
     /// Its private key (PEM).
     pub tls_key: String,
-    /// CA certificate files.
+    /// CA certificate files (none when every member is pinned).
     pub trust_anchors: Vec<String>,
     /// Prometheus listener, if any.
     pub metrics_listen: Option<String>,
@@ -216,4 +231,6 @@ pub struct ExampleMember {
     pub endpoints: Vec<String>,
     /// Public signing keys, hex.
     pub public_keys: Vec<String>,
+    /// TLS pins (`sha256:<hex>`); empty = authenticated by the CA.
+    pub tls_pins: Vec<String>,
 }

@@ -320,12 +320,14 @@ fn federated_text(dir: &Path, roster_extra: &str) -> String {
                 name: "Samoa CERT".into(),
                 endpoints: vec!["127.0.0.1:7401".into()],
                 public_keys: vec![],
+                tls_pins: vec![],
             },
             ExampleMember {
                 id: "to-cert".into(),
                 name: "Tonga \"CERT\"".into(),
                 endpoints: vec!["127.0.0.1:7402".into(), "[2001:db8::2]:7400".into()],
                 public_keys: vec![crate::keys::public_hex(&to)],
+                tls_pins: vec![],
             },
         ],
         ..Default::default()

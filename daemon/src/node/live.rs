@@ -1,0 +1,405 @@
+//! Applying changes to a running node: a new membership (the one entry point, reached through
+//! `NodeCore::apply_membership` by the roster rules, SIGHUP and `Reload`) and a config reload.
+//!
+//! Owns: `Live`, which applies a `Membership` everywhere the member list is used — the keyring
+//! envelopes are verified with, the peer port's TLS trust (pins and trust anchors, server and
+//! client side, then closing connections it no longer admits), the sync core's peers and the
+//! driver's links (new members dialled, removed ones dropped, changed endpoints or pins
+//! re-dialled), the reserved capacity of the peer port's accept loop, the snapshot the operator
+//! API shows — with a log line and a metric for each change; and `reload`, which re-reads
+//! `tanoad.toml` and the TLS files, applies what can change live (`[[members]]`, `[[trusted]]`,
+//! `[limits]` but `max_payload_bytes`, `peer.tls_cert`/`tls_key`/`trust_anchors`) and reports
+//! every other changed setting as needing a restart (WARN naming the key, `tanoa status`).
+//!
+//! Rules written down: a config that does not load is refused whole (its problems logged with
+//! file and key) and nothing changes; TLS files are read before anything is applied, so a bad
+//! certificate also refuses the reload; `[[members]]` from the file is applied only while the
+//! membership in force is the local one (version 0): once a signed roster is in force, the
+//! roster decides and a changed `[[members]]` is reported, not applied.
+//! Must never: apply half a reload, hold a copy of the member list that outlives an apply, or
+//! ignore a changed setting silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rustls::pki_types::CertificateDer;
+
+use crate::config::Config;
+use crate::envelope::PublicKeyRecord;
+use crate::membership::{Membership, MembershipDiff, SpkiPin};
+use crate::metrics::Metrics;
+use crate::publish::{ApplyMembership, NodeCore, ReloadReport};
+use crate::tcp_accept::ReservedAddrs;
+use crate::transport::{self, PeerTls, PeerTrustUpdate};
+
+/// What is applied live and what a reload compares with.
+struct LiveState {
+    /// The config the node started with (settings that need a restart are compared with it).
+    started: Config,
+    /// `[[trusted]]` in force.
+    trusted: Vec<PublicKeyRecord>,
+    /// Trust anchors in force (DER).
+    anchors: Vec<CertificateDer<'static>>,
+}
+
+/// Applies memberships and reloads to a running node (see the module doc).
+pub(crate) struct Live {
+    core: Arc<NodeCore>,
+    tls: Option<PeerTls>,
+    reserved: std::sync::Mutex<Option<ReservedAddrs>>,
+    metrics: Arc<Metrics>,
+    state: tokio::sync::Mutex<LiveState>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
+/// The pins of every member, for the peer port's trust.
+fn pins_of(m: &Membership) -> BTreeMap<String, Vec<SpkiPin>> {
+    m.members
+        .iter()
+        .map(|(id, mm)| (id.clone(), mm.tls_pins.clone()))
+        .collect()
+}
+
+/// Settings whose new value differs from the running one and that only a restart applies.
+pub(crate) fn restart_keys(running: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |key: &str, differs: bool| {
+        if differs {
+            out.push(key.to_string());
+        }
+    };
+    check("member.id", running.member.id != new.member.id);
+    check("member.name", running.member.name != new.member.name);
+    check(
+        "member.key_file",
+        running.member.key_file != new.member.key_file,
+    );
+    check(
+        "storage.data_dir",
+        running.storage.data_dir != new.storage.data_dir,
+    );
+    check(
+        "storage.cache_mb",
+        format!("{:?}", running.storage) != format!("{:?}", new.storage)
+            && running.storage.data_dir == new.storage.data_dir,
+    );
+    check(
+        "operator.socket",
+        running.operator.socket != new.operator.socket,
+    );
+    check(
+        "operator.tcp_listen",
+        format!("{:?}", running.operator.tcp) != format!("{:?}", new.operator.tcp),
+    );
+    check(
+        "log",
+        format!("{:?}", running.log) != format!("{:?}", new.log),
+    );
+    check(
+        "limits.max_payload_bytes",
+        running.limits.max_payload_bytes != new.limits.max_payload_bytes,
+    );
+    match (&running.peer, &new.peer) {
+        (Some(a), Some(b)) => check("peer.listen", a.listen != b.listen),
+        (None, None) => {}
+        _ => check("peer", true),
+    }
+    check(
+        "sync",
+        format!("{:?}", running.sync) != format!("{:?}", new.sync),
+    );
+    check(
+        "metrics.listen",
+        format!("{:?}", running.metrics) != format!("{:?}", new.metrics),
+    );
+    check(
+        "taxii",
+        format!("{:?}", running.taxii) != format!("{:?}", new.taxii),
+    );
+    check(
+        "warninglists",
+        format!("{:?}", running.warninglists) != format!("{:?}", new.warninglists),
+    );
+    out
+}
+
+impl Live {
+    /// The applier of a node started with `config` (its membership is already in force).
+    pub(crate) fn new(
+        config: &Config,
+        core: Arc<NodeCore>,
+        tls: Option<PeerTls>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Live, transport::TransportError> {
+        let anchors = match &config.peer {
+            Some(p) => transport::anchors_from_files(&p.trust_anchors)?,
+            None => Vec::new(),
+        };
+        Ok(Live {
+            core,
+            tls,
+            reserved: std::sync::Mutex::new(None),
+            metrics,
+            state: tokio::sync::Mutex::new(LiveState {
+                started: config.clone(),
+                trusted: config.trusted.clone(),
+                anchors,
+            }),
+        })
+    }
+
+    /// The reserved addresses of the peer port's accept loop, kept up to date from now on.
+    pub(crate) fn set_reserved(&self, reserved: ReservedAddrs) {
+        *self
+            .reserved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reserved);
+    }
+
+    /// Resolves the endpoints of the membership in force into the reserved addresses.
+    pub(crate) async fn refresh_reserved(&self) {
+        let reserved = self
+            .reserved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(r) = reserved {
+            let fresh =
+                super::membership_addresses(&self.core.membership(), self.core.member()).await;
+            *r.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        }
+    }
+
+    async fn apply_locked(
+        &self,
+        st: &LiveState,
+        next: Membership,
+    ) -> Result<MembershipDiff, String> {
+        let old = self.core.membership();
+        let diff = old.diff(&next);
+        if let Some(tls) = &self.tls {
+            tls.update(PeerTrustUpdate {
+                peers: pins_of(&next),
+                anchors: st.anchors.clone(),
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        self.core.set_trusted_keys(
+            st.trusted
+                .iter()
+                .cloned()
+                .chain(next.key_records().cloned()),
+        );
+        if let Some(tls) = &self.tls {
+            for (member, reason) in tls.recheck() {
+                tracing::info!(peer = %member, %reason,
+                    "closing a connection its authentication no longer admits");
+                self.metrics.membership_change("connection_closed", 1);
+            }
+        }
+        let redial: BTreeSet<String> = diff
+            .changed
+            .iter()
+            .filter(|id| {
+                let (a, b) = (old.members.get(*id), next.members.get(*id));
+                a.map(|m| (&m.endpoints, &m.tls_pins)) != b.map(|m| (&m.endpoints, &m.tls_pins))
+            })
+            .cloned()
+            .collect();
+        if let Some(sync) = self.core.sync_handle() {
+            sync.set_roster(next.members.values().cloned().collect(), redial)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        for id in &diff.added {
+            tracing::info!(member = %id, version = next.version, "member added");
+        }
+        for id in &diff.removed {
+            tracing::info!(member = %id, version = next.version,
+                "member removed: connections closed, its new items refused");
+        }
+        for id in &diff.changed {
+            tracing::info!(member = %id, version = next.version,
+                "member changed (endpoints, keys or pins)");
+        }
+        self.metrics
+            .membership_change("member_added", diff.added.len() as u64);
+        self.metrics
+            .membership_change("member_removed", diff.removed.len() as u64);
+        self.metrics
+            .membership_change("member_changed", diff.changed.len() as u64);
+        self.metrics.set_roster_version(next.version);
+        self.core.set_membership(next);
+        self.refresh_reserved().await;
+        Ok(diff)
+    }
+
+    /// Applies a new membership (serialised with reloads).
+    pub(crate) async fn apply(&self, next: Membership) -> Result<MembershipDiff, String> {
+        let st = self.state.lock().await;
+        self.apply_locked(&st, next).await
+    }
+
+    /// Re-reads the config file and the TLS files and applies what can change live; a file
+    /// that does not load (or a TLS file that does not) changes nothing.
+    pub(crate) async fn reload(&self) -> Result<ReloadReport, String> {
+        let mut st = self.state.lock().await;
+        let path = st.started.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?;
+        let new = match loaded {
+            Ok(c) => c,
+            Err(e) => {
+                let problems: Vec<String> = e.problems().iter().map(ToString::to_string).collect();
+                for p in &problems {
+                    tracing::warn!(problem = %p, "config reload refused; the running config stays");
+                }
+                self.metrics.reload("refused");
+                return Err(problems.join("\n"));
+            }
+        };
+        // Everything fallible first: nothing is applied unless all of it loads.
+        let mut identity = None;
+        let mut anchors = st.anchors.clone();
+        if let (Some(_), Some(p)) = (&self.tls, &new.peer) {
+            let read = || -> Result<_, transport::TransportError> {
+                let cert = transport::read_file(&p.tls_cert, "peer.tls_cert")?;
+                let key = transport::read_private_file(&p.tls_key, "peer.tls_key")?;
+                let anchors = transport::anchors_from_files(&p.trust_anchors)?;
+                Ok((cert, key, anchors))
+            };
+            match read() {
+                Ok((cert, key, a)) => {
+                    identity = Some((cert, key));
+                    anchors = a;
+                }
+                Err(e) => {
+                    let msg = format!("{}: {e}", new.path.display());
+                    tracing::warn!(error = %msg, "config reload refused; the running config stays");
+                    self.metrics.reload("refused");
+                    return Err(msg);
+                }
+            }
+        }
+        let mut applied = Vec::new();
+        if let (Some(tls), Some((cert, key))) = (&self.tls, identity) {
+            let before = tls.own_pin();
+            if let Err(e) = tls.set_identity(&cert, &key) {
+                let msg = format!("{}: {e}", new.path.display());
+                tracing::warn!(error = %msg, "config reload refused; the running config stays");
+                self.metrics.reload("refused");
+                return Err(msg);
+            }
+            let after = tls.own_pin();
+            if before != after {
+                let pin = after.map(|p| p.to_string()).unwrap_or_default();
+                tracing::info!(%pin, "peer TLS certificate replaced; new handshakes present it");
+                applied.push(format!("peer.tls_cert (pin {pin})"));
+            }
+        }
+        if anchors != st.anchors {
+            applied.push("peer.trust_anchors".to_string());
+        }
+        st.anchors = anchors;
+        if new.trusted != st.trusted {
+            applied.push("trusted".to_string());
+        }
+        st.trusted = new.trusted.clone();
+        let limits_live = crate::model::Limits {
+            max_payload_bytes: st.started.limits.max_payload_bytes,
+            ..new.limits.clone()
+        };
+        if *self.core.limits() != limits_live {
+            self.core.set_limits(limits_live);
+            applied.push("limits".to_string());
+        }
+        let in_force = self.core.membership();
+        let mut restart = restart_keys(&st.started, &new);
+        let next = if in_force.version == 0 {
+            new.membership()
+        } else {
+            if new.members != st.started.members {
+                tracing::warn!(
+                    version = in_force.version,
+                    "[[members]] in the config file is not applied: a signed roster is in force"
+                );
+                restart.push("members (a signed roster is in force)".to_string());
+            }
+            (*in_force).clone()
+        };
+        let diff = self.apply_locked(&st, next).await?;
+        for id in &diff.added {
+            applied.push(format!("member {id} added"));
+        }
+        for id in &diff.removed {
+            applied.push(format!("member {id} removed"));
+        }
+        for id in &diff.changed {
+            applied.push(format!("member {id} changed"));
+        }
+        for key in &restart {
+            tracing::warn!(key = %key, file = %new.path.display(),
+                "setting changed in the config file needs a restart to take effect; the running \
+                 value stays");
+        }
+        self.metrics.set_restart_required(restart.clone());
+        self.metrics.reload("applied");
+        tracing::info!(applied = %applied.join("; "), restart_required = %restart.join(", "),
+            "config reloaded");
+        Ok(ReloadReport {
+            applied,
+            restart_required: restart,
+        })
+    }
+}
+
+/// `Live` as `NodeCore` reaches it.
+#[derive(Debug)]
+pub(crate) struct LiveHandle(pub(crate) Arc<Live>);
+
+impl ApplyMembership for LiveHandle {
+    fn apply(
+        &self,
+        next: Membership,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<MembershipDiff, String>> + Send + '_>,
+    > {
+        Box::pin(self.0.apply(next))
+    }
+
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ReloadReport, String>> + Send + '_>,
+    > {
+        Box::pin(self.0.reload())
+    }
+}
+
+/// Re-reads the config on every SIGHUP until `cancel` (registered by the caller before the node
+/// announces it started, so an early SIGHUP never kills the process).
+pub(crate) async fn on_sighup(
+    live: Arc<Live>,
+    mut hup: tokio::signal::unix::Signal,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            got = hup.recv() => {
+                if got.is_none() {
+                    break;
+                }
+                tracing::info!("SIGHUP received: reloading the config");
+                // Errors are logged by `reload`.
+                let _ = live.reload().await;
+            }
+        }
+    }
+}
