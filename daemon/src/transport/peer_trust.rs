@@ -19,7 +19,10 @@
 //! - a member WITHOUT pins is authenticated by the CA as before: the chain verifies to a trust
 //!   anchor (rustls/webpki, dates included) and its `tanoa://member/<id>` names it;
 //! - the TLS 1.3 handshake signature is always checked with the provider's algorithms
-//!   (`rustls::crypto::verify_tls13_signature`), so the peer proves it holds the pinned key.
+//!   (`rustls::crypto::verify_tls13_signature`), so the peer proves it holds the pinned key;
+//! - sessions are never resumed (a resumed TLS 1.3 session skips certificate verification, and
+//!   the trust may have changed since), and the server asks the trust again who the peer is
+//!   after every handshake.
 //!
 //! Must never: take an identity from an unverified name (the member of a pinned certificate is
 //! the one whose pin matched), keep serving a connection the current trust would refuse after
@@ -748,6 +751,10 @@ impl PeerTls {
                 shared: shared.clone(),
             }));
         server.alpn_protocols = vec![b"h2".to_vec()];
+        // No resumption: a resumed TLS 1.3 session skips certificate verification, and the
+        // trust can change between two connections (a removed member, a withdrawn pin).
+        server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        server.send_tls13_tickets = 0;
         Ok(PeerTls {
             shared,
             server: Arc::new(server),
@@ -815,6 +822,8 @@ impl PeerTls {
                 shared: self.shared.clone(),
             }));
         cfg.alpn_protocols = vec![b"h2".to_vec()];
+        // Every connection is verified under the trust in force (see the server config).
+        cfg.resumption = rustls::client::Resumption::disabled();
         Ok(Arc::new(cfg))
     }
 
@@ -1117,6 +1126,14 @@ pub async fn accept_peer(
     let member = match identify_client(&state, end, rest, UnixTime::now()) {
         Ok((member, _)) => member,
         Err(d) => {
+            // The trust changed during the handshake: refused and counted like any refusal.
+            hook(&Refusal {
+                reason: d.reason,
+                side: "peer port (after the handshake)".into(),
+                remote,
+                subject: describe_unverified(end),
+                detail: d.detail.clone(),
+            });
             return Err(TransportError::Identity(format!(
                 "{remote_s}: {}: {}",
                 d.reason, d.detail

@@ -241,12 +241,15 @@ async fn pinned_members_handshake_and_a_withdrawn_pin_closes_the_connection() {
         peers: [(other.to_string(), pins)].into(),
         anchors: vec![],
     };
+    let seen = Arc::new(Mutex::new(Vec::<Refusal>::new()));
+    let s2 = Arc::clone(&seen);
+    let counting: RefusalHook = Arc::new(move |r: &Refusal| s2.lock().unwrap().push(r.clone()));
     let ws = PeerTls::with_trust(
         "ws-cert",
         ws_cert.as_bytes(),
         ws_key.as_bytes(),
         trust(vec![pin(&to_cert)], "to-cert"),
-        logging_hook(),
+        Arc::clone(&counting),
     )
     .unwrap();
     let to = PeerTls::with_trust(
@@ -257,6 +260,8 @@ async fn pinned_members_handshake_and_a_withdrawn_pin_closes_the_connection() {
         logging_hook(),
     )
     .unwrap();
+    // One client config for both connections: a session could be resumed if it allowed it.
+    let to_client = to.client_config("ws-cert").unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = TlsAcceptor::from(ws.server_config());
@@ -278,7 +283,7 @@ async fn pinned_members_handshake_and_a_withdrawn_pin_closes_the_connection() {
         (member, buf, after.map(|r| r.map_err(|e| e.kind())))
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(to.client_config("ws-cert").unwrap());
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&to_client));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let mut c = to.watch_outbound(tls, "ws-cert");
@@ -315,10 +320,19 @@ async fn pinned_members_handshake_and_a_withdrawn_pin_closes_the_connection() {
             .map(|_| ())
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let connector = tokio_rustls::TlsConnector::from(to.client_config("ws-cert").unwrap());
+    let connector = tokio_rustls::TlsConnector::from(Arc::clone(&to_client));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let _ = connector.connect(name, tcp).await;
     assert!(accepting.await.unwrap().is_err());
+    // Refused by the verifier in a full handshake (sessions are never resumed, so the
+    // certificate is verified again under the new trust).
+    let refusals = seen.lock().unwrap().clone();
+    assert!(
+        refusals
+            .iter()
+            .any(|r| r.reason == refusal::UNKNOWN_PIN && r.side == "peer port"),
+        "{refusals:?}"
+    );
     // to-cert renews its certificate: its next handshakes present the new one.
     let (to_new, to_new_key) = valid("tanoa://member/to-cert");
     to.set_identity(to_new.as_bytes(), to_new_key.as_bytes())
