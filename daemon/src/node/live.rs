@@ -403,3 +403,168 @@ pub(crate) async fn on_sighup(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::config::{ExampleMember, FederatedExample};
+    use crate::membership::Member;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        live: Arc<Live>,
+        core: Arc<NodeCore>,
+        tls: PeerTls,
+        metrics: Arc<Metrics>,
+        to_key: String,
+    }
+
+    fn write_config(dir: &std::path::Path, members: &[(&str, &str)], listen: &str) {
+        let x = FederatedExample {
+            member_id: "ws-cert".into(),
+            name: "Samoa CERT".into(),
+            key_file: "ws.key".into(),
+            data_dir: "data".into(),
+            peer_listen: listen.into(),
+            tls_cert: "tls.pem".into(),
+            tls_key: "tls.key".into(),
+            members: members
+                .iter()
+                .map(|(id, pin)| ExampleMember {
+                    id: (*id).into(),
+                    name: (*id).into(),
+                    endpoints: vec!["127.0.0.1:7402".into()],
+                    public_keys: vec![],
+                    tls_pins: vec![(*pin).into()],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        std::fs::write(dir.join("tanoad.toml"), Config::example_federated(&x)).unwrap();
+    }
+
+    fn fixture() -> Fixture {
+        transport::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::keys::generate().unwrap();
+        crate::keys::write_key_file(&dir.path().join("ws.key"), "ws-cert", &key).unwrap();
+        let cert = tanoa_pki::self_signed_member("ws-cert", 2).unwrap();
+        std::fs::write(dir.path().join("tls.pem"), &cert.cert_pem).unwrap();
+        tanoa_pki::write_private_pem(&dir.path().join("tls.key"), &cert.key_pem).unwrap();
+        let pin = format!("sha256:{}", "ab".repeat(32));
+        write_config(dir.path(), &[("to-cert", &pin)], "127.0.0.1:7401");
+        let config = Config::load(dir.path().join("tanoad.toml")).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let tls = crate::node::peer_tls(&config, transport::logging_hook())
+            .unwrap()
+            .unwrap();
+        let identity = crate::keys::load_key_file(&dir.path().join("ws.key")).unwrap();
+        let store: Arc<dyn crate::store::Store> = Arc::new(crate::store::MemoryStore::new());
+        let core = Arc::new(NodeCore::new(
+            identity,
+            "Samoa CERT",
+            config.keyring_records(),
+            config.limits.clone(),
+            store,
+        ));
+        core.set_membership(config.membership());
+        let live = Arc::new(
+            Live::new(
+                &config,
+                Arc::clone(&core),
+                Some(tls.clone()),
+                Arc::clone(&metrics),
+            )
+            .unwrap(),
+        );
+        core.attach_live(Arc::new(LiveHandle(Arc::clone(&live))));
+        let to_key = crate::keys::public_hex(&crate::keys::generate().unwrap().verifying_key());
+        Fixture {
+            dir,
+            live,
+            core,
+            tls,
+            metrics,
+            to_key,
+        }
+    }
+
+    fn member(id: &str, key_hex: &str, pin: SpkiPin) -> Member {
+        let key = crate::keys::parse_public_hex(key_hex).unwrap();
+        Member {
+            id: id.into(),
+            name: id.into(),
+            endpoints: vec!["127.0.0.1:7409".into()],
+            keys: vec![PublicKeyRecord::new(id, key, None, None)],
+            tls_pins: vec![pin],
+        }
+    }
+
+    /// The entry point the roster rules call: a signed version applied live everywhere, and a
+    /// later SIGHUP does not override it with the file's `[[members]]`.
+    #[tokio::test]
+    async fn a_signed_membership_applies_everywhere_and_sighup_does_not_override_it() {
+        let f = fixture();
+        assert_eq!(f.tls.peers().into_iter().collect::<Vec<_>>(), ["to-cert"]);
+        let ck = member("ck-cert", &f.to_key, SpkiPin([7; 32]));
+        let ck_key = ck.keys[0].key_id.clone();
+        let next = Membership {
+            federation: "pacific".into(),
+            version: 1,
+            members: [("ck-cert".to_string(), ck)].into(),
+        };
+        let diff = f.core.apply_membership(next).await.unwrap();
+        assert_eq!(diff.added, BTreeSet::from(["ck-cert".to_string()]));
+        assert_eq!(diff.removed, BTreeSet::from(["to-cert".to_string()]));
+        // Keyring, pins, snapshot, metrics: nothing keeps the old list.
+        assert!(f.core.keyring().get(&ck_key).is_some());
+        assert_eq!(f.tls.peers().into_iter().collect::<Vec<_>>(), ["ck-cert"]);
+        assert_eq!(f.tls.pins_of("ck-cert"), [SpkiPin([7; 32])]);
+        assert_eq!(f.core.membership().version, 1);
+        assert_eq!(f.metrics.membership_changes("member_added"), 1);
+        assert_eq!(f.metrics.membership_changes("member_removed"), 1);
+        // The file's [[members]] changes, but the signed roster stays in force.
+        write_config(
+            f.dir.path(),
+            &[("fj-cert", &format!("sha256:{}", "cd".repeat(32)))],
+            "127.0.0.1:7401",
+        );
+        let report = f.live.reload().await.unwrap();
+        assert_eq!(f.core.membership().version, 1);
+        assert_eq!(f.tls.peers().into_iter().collect::<Vec<_>>(), ["ck-cert"]);
+        assert!(
+            report
+                .restart_required
+                .iter()
+                .any(|k| k.contains("signed roster")),
+            "{report:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_applies_members_live_and_names_settings_that_need_a_restart() {
+        let f = fixture();
+        let pin = format!("sha256:{}", "cd".repeat(32));
+        write_config(f.dir.path(), &[("fj-cert", &pin)], "127.0.0.1:7499");
+        let report = f.live.reload().await.unwrap();
+        assert_eq!(report.restart_required, ["peer.listen"]);
+        assert!(
+            report.applied.contains(&"member fj-cert added".to_string())
+                && report
+                    .applied
+                    .contains(&"member to-cert removed".to_string()),
+            "{report:?}"
+        );
+        assert_eq!(f.tls.peers().into_iter().collect::<Vec<_>>(), ["fj-cert"]);
+        assert_eq!(f.metrics.restart_required(), ["peer.listen"]);
+        // A file that does not load changes nothing.
+        std::fs::write(f.dir.path().join("tanoad.toml"), "[member]\nid = 5\n").unwrap();
+        let err = f.live.reload().await.unwrap_err();
+        assert!(err.contains("member.id"), "{err}");
+        assert_eq!(f.tls.peers().into_iter().collect::<Vec<_>>(), ["fj-cert"]);
+        assert_eq!(f.metrics.reloads("refused"), 1);
+        assert_eq!(f.metrics.reloads("applied"), 1);
+    }
+}
