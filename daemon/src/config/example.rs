@@ -66,7 +66,7 @@ level = "info"
 # listen = "0.0.0.0:7400"
 # tls_cert = "certs/{member_id}.pem"      # URI SAN tanoa://member/{member_id}
 # tls_key = "certs/{member_id}.key"
-# trust_anchors = ["certs/ca.pem"]
+# trust_anchors = ["certs/ca.pem"]        # may be left out when every member has tls_pins
 
 # Replication settings (defaults shown).
 # [sync]
@@ -105,11 +105,16 @@ level = "info"
 # dir = "/srv/misp-warninglists"      # <name>/list.json, or the repository with lists/
 # disabled = ["alexa"]
 
-# The roster: every member this CERT federates with (it may list itself too).
+# The roster: every member this CERT federates with (it may list itself too). Changes apply
+# without a restart on SIGHUP or `tanoa reload`.
 # [[members]]
 # id = "to-cert"
 # name = "Tonga CERT"
 # endpoints = ["198.51.100.20:7400"]
+# A member with tls_pins is authenticated by them only (self-signed certificates allowed; print
+# a pin with `tanoa pki pin CERT`); two pins during a certificate renewal. Without pins the
+# member is authenticated by the CA (trust_anchors).
+# tls_pins = ["sha256:<64 hex digits>"]
 # [[members.keys]]
 # public_key = "<64 hex digits>"
 # valid_from = "2026-01-01T00:00:00Z"   # optional

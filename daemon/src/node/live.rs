@@ -44,7 +44,9 @@ struct LiveState {
 
 /// Applies memberships and reloads to a running node (see the module doc).
 pub(crate) struct Live {
-    core: Arc<NodeCore>,
+    /// Weak: `NodeCore` holds this `Live` (to reach it from below the wiring); a strong
+    /// reference back would keep the core, and so the store, alive after shutdown.
+    core: std::sync::Weak<NodeCore>,
     tls: Option<PeerTls>,
     reserved: std::sync::Mutex<Option<ReservedAddrs>>,
     metrics: Arc<Metrics>,
@@ -141,7 +143,7 @@ impl Live {
             None => Vec::new(),
         };
         Ok(Live {
-            core,
+            core: Arc::downgrade(&core),
             tls,
             reserved: std::sync::Mutex::new(None),
             metrics,
@@ -151,6 +153,13 @@ impl Live {
                 anchors,
             }),
         })
+    }
+
+    /// The node's core, while it runs.
+    fn core(&self) -> Result<Arc<NodeCore>, String> {
+        self.core
+            .upgrade()
+            .ok_or_else(|| "the node is shutting down".to_string())
     }
 
     /// The reserved addresses of the peer port's accept loop, kept up to date from now on.
@@ -168,9 +177,10 @@ impl Live {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        if let Some(r) = reserved {
-            let fresh =
-                super::membership_addresses(&self.core.membership(), self.core.member()).await;
+        if let (Some(r), Ok(core)) = (reserved, self.core()) {
+            let (membership, me) = (core.membership(), core.member().to_string());
+            drop(core);
+            let fresh = super::membership_addresses(&membership, &me).await;
             *r.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
         }
     }
@@ -180,7 +190,8 @@ impl Live {
         st: &LiveState,
         next: Membership,
     ) -> Result<MembershipDiff, String> {
-        let old = self.core.membership();
+        let core = self.core()?;
+        let old = core.membership();
         let diff = old.diff(&next);
         if let Some(tls) = &self.tls {
             tls.update(PeerTrustUpdate {
@@ -189,7 +200,7 @@ impl Live {
             })
             .map_err(|e| e.to_string())?;
         }
-        self.core.set_trusted_keys(
+        core.set_trusted_keys(
             st.trusted
                 .iter()
                 .cloned()
@@ -211,7 +222,7 @@ impl Live {
             })
             .cloned()
             .collect();
-        if let Some(sync) = self.core.sync_handle() {
+        if let Some(sync) = core.sync_handle() {
             sync.set_roster(next.members.values().cloned().collect(), redial)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -234,7 +245,8 @@ impl Live {
         self.metrics
             .membership_change("member_changed", diff.changed.len() as u64);
         self.metrics.set_roster_version(next.version);
-        self.core.set_membership(next);
+        core.set_membership(next);
+        drop(core);
         self.refresh_reserved().await;
         Ok(diff)
     }
@@ -315,11 +327,13 @@ impl Live {
             max_payload_bytes: st.started.limits.max_payload_bytes,
             ..new.limits.clone()
         };
-        if *self.core.limits() != limits_live {
-            self.core.set_limits(limits_live);
+        let core = self.core()?;
+        if *core.limits() != limits_live {
+            core.set_limits(limits_live);
             applied.push("limits".to_string());
         }
-        let in_force = self.core.membership();
+        let in_force = core.membership();
+        drop(core);
         let mut restart = restart_keys(&st.started, &new);
         let next = if in_force.version == 0 {
             new.membership()
