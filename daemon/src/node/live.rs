@@ -162,6 +162,18 @@ impl Live {
             .ok_or_else(|| "the node is shutting down".to_string())
     }
 
+    /// Closes the open peer connections the trust in force no longer admits (also run
+    /// periodically: a pinned certificate that expired while its connection was open).
+    pub(crate) fn recheck_connections(&self) {
+        if let Some(tls) = &self.tls {
+            for (member, reason) in tls.recheck() {
+                tracing::info!(peer = %member, %reason,
+                    "closing a connection its authentication no longer admits");
+                self.metrics.membership_change("connection_closed", 1);
+            }
+        }
+    }
+
     /// The reserved addresses of the peer port's accept loop, kept up to date from now on.
     pub(crate) fn set_reserved(&self, reserved: ReservedAddrs) {
         *self
@@ -206,13 +218,7 @@ impl Live {
                 .cloned()
                 .chain(next.key_records().cloned()),
         );
-        if let Some(tls) = &self.tls {
-            for (member, reason) in tls.recheck() {
-                tracing::info!(peer = %member, %reason,
-                    "closing a connection its authentication no longer admits");
-                self.metrics.membership_change("connection_closed", 1);
-            }
-        }
+        self.recheck_connections();
         let redial: BTreeSet<String> = diff
             .changed
             .iter()

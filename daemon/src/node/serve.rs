@@ -259,7 +259,7 @@ async fn spawn_peer_accept(
         ("peer accept".to_string(), Ok(()))
     });
     // The membership in force is resolved again every few minutes (addresses may change) and at
-    // every membership change (`Live::apply`).
+    // every membership change (`Live::apply`); open connections are re-checked then too.
     let (c, l) = (cancel.clone(), Arc::clone(live));
     tasks.spawn(async move {
         loop {
@@ -268,6 +268,8 @@ async fn spawn_peer_accept(
                 _ = tokio::time::sleep(ROSTER_REFRESH) => {}
             }
             l.refresh_reserved().await;
+            // A pinned certificate may have expired on an open connection.
+            l.recheck_connections();
         }
         ("roster address refresh".to_string(), Ok(()))
     });

@@ -856,8 +856,12 @@ impl PeerTls {
     /// admits (member removed, pin withdrawn, member now pinned, ...). Returns `(member,
     /// reason)` for each connection closed.
     pub fn recheck(&self) -> Vec<(String, String)> {
+        self.recheck_at(UnixTime::now())
+    }
+
+    /// `recheck` as of `now` (a pinned certificate that expired on an open connection).
+    fn recheck_at(&self, now: UnixTime) -> Vec<(String, String)> {
         let state = self.shared.trust();
-        let now = UnixTime::now();
         let mut closed = Vec::new();
         let mut conns = self
             .shared

@@ -345,3 +345,59 @@ async fn pinned_members_handshake_and_a_withdrawn_pin_closes_the_connection() {
     );
     assert_eq!(to.own_pin(), Some(pin(&to_new)));
 }
+
+/// A pinned certificate that expires while its connection is open: the periodic re-check
+/// closes it (`expired`); while valid, nothing is closed.
+#[tokio::test]
+async fn a_connection_whose_pinned_certificate_expired_is_closed_by_the_recheck() {
+    install_crypto_provider();
+    let (ws_cert, ws_key) = valid("tanoa://member/ws-cert");
+    let (to_cert, to_key) = valid("tanoa://member/to-cert");
+    let trust = |pin: SpkiPin, other: &str| PeerTrustUpdate {
+        peers: [(other.to_string(), vec![pin])].into(),
+        anchors: vec![],
+    };
+    let ws = PeerTls::with_trust(
+        "ws-cert",
+        ws_cert.as_bytes(),
+        ws_key.as_bytes(),
+        trust(pin(&to_cert), "to-cert"),
+        logging_hook(),
+    )
+    .unwrap();
+    let to = PeerTls::with_trust(
+        "to-cert",
+        to_cert.as_bytes(),
+        to_key.as_bytes(),
+        trust(pin(&ws_cert), "ws-cert"),
+        logging_hook(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsAcceptor::from(ws.server_config());
+    let ws2 = ws.clone();
+    let accepting = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        accept_peer(&acceptor, tcp, &logging_hook(), &ws2)
+            .await
+            .unwrap()
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(to.client_config("ws-cert").unwrap());
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let _client = to.watch_outbound(connector.connect(name, tcp).await.unwrap(), "ws-cert");
+    let _server = accepting.await.unwrap();
+    assert_eq!(ws.connections().get("to-cert"), Some(&1));
+    assert!(ws.recheck().is_empty(), "valid: nothing closed");
+    // Two days from now the certificate (valid one day) has expired.
+    let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        u64::try_from(now_s() + 2 * 86_400).unwrap(),
+    ));
+    let closed = ws.recheck_at(later);
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert!(closed[0].1.starts_with("expired"), "{closed:?}");
+    assert!(ws.connections().is_empty());
+    // The client side re-checks the server's certificate the same way.
+    assert_eq!(to.recheck_at(later).len(), 1);
+}
