@@ -81,6 +81,9 @@ pub enum Command {
     /// Replication: `sync now [PEER]` starts a reconciliation at once.
     #[command(subcommand)]
     Sync(cmd::sync::SyncCommand),
+    /// Re-read tanoad.toml and the TLS files now (as SIGHUP): prints what was applied and which
+    /// changed settings need a restart.
+    Reload,
     /// Recent audit-log entries, newest first.
     Audit(cmd::audit::AuditArgs),
     /// Export an advisory's signed envelope as JSON (for `tanoa verify` or `tanoa import`).

@@ -352,6 +352,9 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
         "version": s.version,
         "data_dir": s.data_dir,
         "federation": federation_status_json(s),
+        "roster_version": s.roster_version,
+        "config_reloads": s.config_reloads,
+        "restart_required": s.restart_required,
     })
 }
 
@@ -737,6 +740,18 @@ pub fn status_text(s: &pb::StatusResponse) -> String {
         ("Store size", bytes_text(s.store_bytes)),
         ("Data directory", s.data_dir.clone()),
     ]);
+    if s.federation {
+        rows.push(("Roster version", s.roster_version.to_string()));
+    }
+    if !s.restart_required.is_empty() {
+        rows.push((
+            "NEEDS RESTART",
+            format!(
+                "changed in the config file, not applied until tanoad restarts: {}",
+                s.restart_required.join(", ")
+            ),
+        ));
+    }
     for (k, v) in rows {
         t.add_row(vec![k.to_string(), v]);
     }

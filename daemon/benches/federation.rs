@@ -123,6 +123,7 @@ impl Fed {
                     name: format!("{} bench", o.id),
                     endpoints: vec![o.peer_addr.to_string()],
                     public_keys: vec![keys::public_hex(&o.key.verifying_key())],
+                    tls_pins: vec![],
                 })
                 .collect(),
         };

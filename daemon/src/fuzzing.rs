@@ -66,6 +66,7 @@ mod seeds {
                 name: "CERT Samoa".into(),
                 endpoints: vec!["127.0.0.1:7402".into(), "[::1]:7402".into()],
                 public_keys: vec!["11".repeat(32)],
+                tls_pins: vec![],
             }],
         };
         std::fs::write(dir.join("federated.toml"), Config::example_federated(&fed)).unwrap();

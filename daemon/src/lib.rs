@@ -14,7 +14,7 @@
 //! - `taxii`: the TAXII 2.1 read endpoint (collections per visibility, exact paging);
 //! - `warninglist`: reading MISP warning lists from disk (matching is the core's).
 
-pub use tanoa_core::{envelope, interop, machine, model, policy, sync};
+pub use tanoa_core::{envelope, interop, machine, membership, model, policy, sync};
 pub use tanoa_keys as keys;
 
 pub mod api;

@@ -37,6 +37,10 @@ pub struct Metrics {
     peer_messages_rejected: Mutex<BTreeMap<(String, &'static str), u64>>,
     listener_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     taxii_logins: Mutex<BTreeMap<&'static str, u64>>,
+    membership_changes: Mutex<BTreeMap<&'static str, u64>>,
+    reloads: Mutex<BTreeMap<&'static str, u64>>,
+    restart_required: Mutex<Vec<String>>,
+    roster_version: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +114,45 @@ impl Metrics {
         lock(&self.taxii_logins).get(reason).copied().unwrap_or(0)
     }
 
+    /// A membership change was applied live: `change` is `member_added`, `member_removed`,
+    /// `member_changed` or `connection_closed`; `n` how many.
+    pub fn membership_change(&self, change: &'static str, n: u64) {
+        *lock(&self.membership_changes).entry(change).or_insert(0) += n;
+    }
+
+    /// Membership changes counted so far of kind `change`.
+    pub fn membership_changes(&self, change: &str) -> u64 {
+        lock(&self.membership_changes)
+            .get(change)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The version of the membership in force.
+    pub fn set_roster_version(&self, v: u64) {
+        self.roster_version.store(v, Ordering::Relaxed);
+    }
+
+    /// A config reload ended: `applied` or `refused` (the file did not load; nothing changed).
+    pub fn reload(&self, outcome: &'static str) {
+        *lock(&self.reloads).entry(outcome).or_insert(0) += 1;
+    }
+
+    /// Config reloads counted so far with `outcome`.
+    pub fn reloads(&self, outcome: &str) -> u64 {
+        lock(&self.reloads).get(outcome).copied().unwrap_or(0)
+    }
+
+    /// The settings changed in the config file that need a restart (dotted keys).
+    pub fn set_restart_required(&self, keys: Vec<String>) {
+        *lock(&self.restart_required) = keys;
+    }
+
+    /// Settings waiting for a restart.
+    pub fn restart_required(&self) -> Vec<String> {
+        lock(&self.restart_required).clone()
+    }
+
     /// Renders the exposition text from these counters, the sync core's per-peer status (empty
     /// for a single node) and the store counts.
     pub fn render(
@@ -176,6 +219,45 @@ impl Metrics {
                 .iter()
                 .map(|(r, v)| format!("tanoa_taxii_login_failures_total{{reason=\"{r}\"}} {v}"))
                 .collect(),
+        );
+        let changes = lock(&self.membership_changes).clone();
+        add(
+            "tanoa_membership_changes_total",
+            "counter",
+            "Membership changes applied live (roster update or SIGHUP), by change \
+             (member_added, member_removed, member_changed, connection_closed).",
+            changes
+                .iter()
+                .map(|(c, v)| format!("tanoa_membership_changes_total{{change=\"{c}\"}} {v}"))
+                .collect(),
+        );
+        add(
+            "tanoa_roster_version",
+            "gauge",
+            "Version of the membership in force (0 = the local [[members]] roster).",
+            vec![format!(
+                "tanoa_roster_version {}",
+                self.roster_version.load(Ordering::Relaxed)
+            )],
+        );
+        let reloads = lock(&self.reloads).clone();
+        add(
+            "tanoa_config_reloads_total",
+            "counter",
+            "Config reloads (SIGHUP or Reload), by outcome (applied, refused).",
+            reloads
+                .iter()
+                .map(|(o, v)| format!("tanoa_config_reloads_total{{outcome=\"{o}\"}} {v}"))
+                .collect(),
+        );
+        add(
+            "tanoa_config_restart_required",
+            "gauge",
+            "Settings changed in the config file that take effect only after a restart.",
+            vec![format!(
+                "tanoa_config_restart_required {}",
+                lock(&self.restart_required).len()
+            )],
         );
         let msgs = lock(&self.peer_messages_rejected).clone();
         add(

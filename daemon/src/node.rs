@@ -363,7 +363,10 @@ pub fn peer_tls(
         &p.tls_cert,
         &p.tls_key,
         &p.trust_anchors,
-        config.peers().map(|m| m.id.clone()),
+        config
+            .peers()
+            .map(|m| (m.id.clone(), m.tls_pins.clone()))
+            .collect(),
         hook,
     )?))
 }
@@ -420,22 +423,27 @@ pub async fn run_with(
 /// before returning.
 async fn accept_peers(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: transport::PeerTls,
     hook: transport::RefusalHook,
     limits: crate::tcp_accept::AcceptLimits,
-    tx: mpsc::Sender<Result<transport::PeerTlsStream, std::io::Error>>,
+    tx: mpsc::Sender<Result<LivePeerStream, std::io::Error>>,
     cancel: CancellationToken,
 ) {
     let on_closed = limits.on_closed.clone();
+    let acceptor = TlsAcceptor::from(tls.server_config());
     crate::tcp_accept::accept_each(listener, "peer", limits, cancel, |tcp, remote, deadline| {
-        let (acceptor, tx, hook) = (acceptor.clone(), tx.clone(), hook.clone());
+        let (acceptor, tx, hook, tls) = (acceptor.clone(), tx.clone(), hook.clone(), tls.clone());
         let on_closed = on_closed.clone();
         async move {
-            match tokio::time::timeout(deadline, transport::accept_peer(&acceptor, tcp, &hook))
-                .await
+            match tokio::time::timeout(
+                deadline,
+                transport::accept_peer(&acceptor, tcp, &hook, &tls),
+            )
+            .await
             {
                 Ok(Ok(stream)) => {
-                    tracing::debug!(%remote, peer = %stream.identity().member, "peer connected");
+                    tracing::debug!(%remote, peer = %stream.get_ref().identity().member,
+                        "peer connected");
                     let _ = tx.send(Ok(stream)).await;
                 }
                 Ok(Err(e)) => {
@@ -462,9 +470,21 @@ async fn accept_peers(
 /// The addresses the roster's peer endpoints resolve to (host names looked up, each bounded in
 /// time; a failed lookup is logged and skipped).
 pub async fn roster_addresses(config: &Config) -> std::collections::HashSet<std::net::IpAddr> {
+    membership_addresses(&config.membership(), &config.member.id).await
+}
+
+/// The addresses the peer endpoints of a membership resolve to (`me` excluded).
+pub async fn membership_addresses(
+    m: &crate::membership::Membership,
+    me: &str,
+) -> std::collections::HashSet<std::net::IpAddr> {
     let mut out = std::collections::HashSet::new();
-    for m in config.peers() {
-        for ep in &m.endpoints {
+    for m in m.members.values().filter(|m| m.id != me) {
+        for raw in &m.endpoints {
+            let Ok(ep) = crate::config::PeerEndpoint::parse(raw) else {
+                tracing::warn!(member = %m.id, endpoint = %raw, "unusable roster endpoint");
+                continue;
+            };
             if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
                 out.insert(ip.to_canonical());
                 continue;
@@ -485,6 +505,9 @@ pub async fn roster_addresses(config: &Config) -> std::collections::HashSet<std:
     }
     out
 }
+
+/// A connection on the peer port, closed when its authentication is withdrawn.
+type LivePeerStream = transport::LiveStream<transport::PeerTlsStream>;
 
 /// Bound of one roster endpoint lookup.
 const ROSTER_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -848,6 +871,7 @@ where
 }
 
 pub mod driver;
+mod live;
 mod serve;
 use serve::serve;
 

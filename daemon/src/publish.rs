@@ -13,7 +13,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use tokio::sync::{Mutex, broadcast};
@@ -192,13 +192,68 @@ fn sign_error(e: EnvelopeError) -> CoreError {
     }
 }
 
+/// Applies a new membership to the running node. Implemented by the node's wiring
+/// (`node::live`), which owns the TLS state, the sync driver and the listeners; `NodeCore` only
+/// holds it so that whoever decides a new roster (the roster rules, SIGHUP, an operator) can
+/// reach it from below the wiring.
+pub trait ApplyMembership: Send + Sync + std::fmt::Debug {
+    /// Applies `next`; the error says what could not be applied (nothing else changed then).
+    fn apply(
+        &self,
+        next: crate::membership::Membership,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<crate::membership::MembershipDiff, String>>
+                + Send
+                + '_,
+        >,
+    >;
+
+    /// Re-reads the config file and the TLS files and applies what can change live (SIGHUP,
+    /// `Reload`); the error names the file and key and nothing changed then.
+    fn reload(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<ReloadReport, String>> + Send + '_>,
+    >;
+}
+
+/// What a config reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// What was applied, one line each.
+    pub applied: Vec<String>,
+    /// Settings changed in the file that need a restart (dotted keys).
+    pub restart_required: Vec<String>,
+}
+
+/// The keyring of `identity`'s own key plus `trusted`.
+fn keyring_of(
+    identity: &SigningIdentity,
+    trusted: impl IntoIterator<Item = PublicKeyRecord>,
+) -> Keyring {
+    let mut keyring = Keyring::new();
+    for k in trusted {
+        keyring.insert(k);
+    }
+    keyring.insert(PublicKeyRecord::new(
+        identity.member(),
+        identity.verifying_key(),
+        None,
+        None,
+    ));
+    keyring
+}
+
 /// The node's state shared by every API handler: identity, keyring, limits, store, events.
 #[derive(Debug)]
 pub struct NodeCore {
     identity: SigningIdentity,
     display_name: String,
-    keyring: Keyring,
-    limits: Limits,
+    keyring: std::sync::RwLock<Arc<Keyring>>,
+    limits: std::sync::RwLock<Arc<Limits>>,
+    membership: std::sync::RwLock<Arc<crate::membership::Membership>>,
+    live: std::sync::OnceLock<Arc<dyn ApplyMembership>>,
     store: Arc<dyn Store>,
     committer: Committer,
     events: broadcast::Sender<ChangeEvent>,
@@ -218,22 +273,15 @@ impl NodeCore {
         limits: Limits,
         store: Arc<dyn Store>,
     ) -> NodeCore {
-        let mut keyring = Keyring::new();
-        for k in trusted {
-            keyring.insert(k);
-        }
-        keyring.insert(PublicKeyRecord::new(
-            identity.member(),
-            identity.verifying_key(),
-            None,
-            None,
-        ));
+        let keyring = keyring_of(&identity, trusted);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         NodeCore {
             identity,
             display_name: display_name.into(),
-            keyring,
-            limits,
+            keyring: std::sync::RwLock::new(Arc::new(keyring)),
+            limits: std::sync::RwLock::new(Arc::new(limits)),
+            membership: std::sync::RwLock::default(),
+            live: std::sync::OnceLock::new(),
             committer: Committer::new(Arc::clone(&store)),
             store,
             events,
@@ -281,14 +329,86 @@ impl NodeCore {
         &self.identity
     }
 
-    /// Every trusted public key, ours included.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    /// Every trusted public key, ours included (the keyring in force now).
+    pub fn keyring(&self) -> Arc<Keyring> {
+        Arc::clone(&self.keyring.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Validation limits.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// Replaces the trusted keys (a new membership or `[[trusted]]`); our own signing key is
+    /// always kept. Verifications that already started finish with the keyring they began with.
+    pub fn set_trusted_keys(&self, trusted: impl IntoIterator<Item = PublicKeyRecord>) {
+        let k = keyring_of(&self.identity, trusted);
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(k);
+    }
+
+    /// Validation limits in force now.
+    pub fn limits(&self) -> Arc<Limits> {
+        Arc::clone(&self.limits.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the validation limits (a SIGHUP changing `[limits]`).
+    pub fn set_limits(&self, limits: Limits) {
+        *self.limits.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(limits);
+    }
+
+    /// The federation's membership in force here (empty for a single node).
+    pub fn membership(&self) -> Arc<crate::membership::Membership> {
+        Arc::clone(
+            &self
+                .membership
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Records the membership in force (called by the applier once it applied it).
+    pub fn set_membership(&self, m: crate::membership::Membership) {
+        *self
+            .membership
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(m);
+    }
+
+    /// Connects what applies a new membership to the running node (the node's wiring). Only
+    /// the first call has an effect.
+    pub fn attach_live(&self, live: Arc<dyn ApplyMembership>) {
+        let _ = self.live.set(live);
+    }
+
+    /// Re-reads `tanoad.toml` and the TLS files and applies what can change live (the same as
+    /// SIGHUP). Unavailable on a node started without its wiring (tests over a bare core).
+    pub async fn reload(&self) -> Result<ReloadReport, CoreError> {
+        match self.live.get() {
+            Some(live) => live
+                .reload()
+                .await
+                .map_err(|message| CoreError::BadRequest {
+                    field: "config refused".into(),
+                    message,
+                }),
+            None => Err(CoreError::Unavailable(
+                "this node was not started from a config file; nothing to reload".into(),
+            )),
+        }
+    }
+
+    /// Applies a new membership without restarting: keyring, TLS pins, peers dialled or
+    /// disconnected, reserved capacity of the peer port (see `node::live`). The one entry point
+    /// for roster updates and SIGHUP. Returns what changed.
+    pub async fn apply_membership(
+        &self,
+        next: crate::membership::Membership,
+    ) -> Result<crate::membership::MembershipDiff, CoreError> {
+        match self.live.get() {
+            Some(live) => live.apply(next).await.map_err(CoreError::Unavailable),
+            None => {
+                // A node without federation wiring: only the keys and the snapshot change.
+                let diff = self.membership().diff(&next);
+                self.set_trusted_keys(next.key_records().cloned());
+                self.set_membership(next);
+                Ok(diff)
+            }
+        }
     }
 
     /// The store (call it only through `blocking`).
@@ -573,7 +693,7 @@ impl NodeCore {
         model::normalize_advisory(&mut advisory);
         let verified = self
             .identity
-            .sign(advisory, &self.limits)
+            .sign(advisory, &self.limits())
             .map_err(sign_error)?;
         let published = Published {
             item_id: verified.item_id(),
@@ -658,7 +778,10 @@ impl NodeCore {
         tomb.withdrawn = true;
         tomb.withdrawn_reason = reason.to_string();
         let revision = tomb.revision;
-        let verified = self.identity.sign(tomb, &self.limits).map_err(sign_error)?;
+        let verified = self
+            .identity
+            .sign(tomb, &self.limits())
+            .map_err(sign_error)?;
         let published = Published {
             item_id: verified.item_id(),
             advisory_id: advisory_id.clone(),
@@ -687,8 +810,8 @@ impl NodeCore {
         actor: &str,
     ) -> Result<(ItemId, ImportOutcome), CoreError> {
         let item_id = env.item_id();
-        let keyring = self.keyring.clone();
-        let limits = self.limits.clone();
+        let keyring = self.keyring();
+        let limits = self.limits();
         let verified =
             tokio::task::spawn_blocking(move || envelope::verify(env, &keyring, &limits))
                 .await
@@ -743,7 +866,7 @@ impl NodeCore {
         &self,
         envelopes: Vec<Envelope>,
     ) -> Result<CheckedItems, CoreError> {
-        let (keyring, limits) = (self.keyring.clone(), self.limits.clone());
+        let (keyring, limits) = (self.keyring(), self.limits());
         tokio::task::spawn_blocking(move || {
             Checked::verify(
                 &mut KeyringVerifier {

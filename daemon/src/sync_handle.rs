@@ -115,6 +115,14 @@ pub(crate) enum Input {
         req: RequestId,
         result: Outcome<(FetchResponse, CheckedItems)>,
     },
+    /// A new membership: `members` (this member may be among them) are the peers from now on;
+    /// `redial` are kept members whose endpoints or TLS identity changed. Answers the ids added
+    /// and removed.
+    SetRoster {
+        members: Vec<crate::membership::Member>,
+        redial: std::collections::BTreeSet<String>,
+        reply: Reply<(Vec<String>, Vec<String>)>,
+    },
 }
 
 /// A cheap handle to the driver, used by the write path, the peer service and the operator API.
@@ -207,6 +215,22 @@ impl SyncHandle {
                 reply,
             })
             .await??)
+    }
+
+    /// Applies a new membership to the sync core and the peer links: added members are dialled
+    /// and reconciled with, removed ones dropped (their links and queues), `redial` members get
+    /// new channels (changed endpoints or pins). Returns the ids (added, removed).
+    pub async fn set_roster(
+        &self,
+        members: Vec<crate::membership::Member>,
+        redial: std::collections::BTreeSet<String>,
+    ) -> Result<(Vec<String>, Vec<String>), DriverError> {
+        self.ask(|reply| Input::SetRoster {
+            members,
+            redial,
+            reply,
+        })
+        .await
     }
 
     /// Starts a reconciliation now; returns the peer chosen.

@@ -247,6 +247,11 @@ pub mod refusal {
     pub const NO_CLIENT_CERT: &str = "no_client_cert";
     /// The handshake failed for another reason (protocol version, garbage, ...).
     pub const HANDSHAKE: &str = "handshake_failed";
+    /// A pinned member presented a certificate whose key is not among its pins (or a
+    /// CA-issued certificate for a member that is authenticated by pins only).
+    pub const PIN_MISMATCH: &str = "pin_mismatch";
+    /// No trust anchor is configured and no member pins the certificate's key.
+    pub const UNKNOWN_PIN: &str = "unknown_pin";
 }
 
 /// A refused TLS connection, reported to the `RefusalHook`.
@@ -664,343 +669,16 @@ pub async fn accept_operator(
 // ---------------------------------------------------------------------------------------------
 // The peer port.
 
-fn roots_from_files(anchors: &[std::path::PathBuf]) -> Result<RootCertStore, TransportError> {
-    let mut roots = RootCertStore::empty();
-    for (n, path) in anchors.iter().enumerate() {
-        let what = format!("peer.trust_anchors[{n}]");
-        let pem = read_file(path, &what)?;
-        for c in certs_from_pem(&pem, &what)? {
-            roots.add(c).map_err(|e| TransportError::Pem {
-                what: what.clone(),
-                detail: format!("not a usable CA certificate ({e})"),
-            })?;
-        }
-    }
-    Ok(roots)
-}
-
-/// Gate of the peer port (after the chain check against the trust anchors): a
-/// `tanoa://member/<id>` certificate whose id is a roster peer.
-struct PeerGate {
-    peers: Arc<std::collections::BTreeSet<String>>,
-    hook: RefusalHook,
-}
-
-impl std::fmt::Debug for PeerGate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerGate")
-            .field("peers", &self.peers)
-            .finish_non_exhaustive()
-    }
-}
-
 fn app_refusal() -> rustls::Error {
     // Sent to the remote as an `access_denied` alert.
     rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure)
 }
 
-/// Checks the identity of a chain-verified certificate seen on the peer port; `Err` = refusal
-/// (reason, detail).
-fn peer_identity_check(
-    der: &[u8],
-    peers: &std::collections::BTreeSet<String>,
-) -> Result<String, (&'static str, String)> {
-    match cert_identity(der) {
-        Ok(CertIdentity::Member(id)) if peers.contains(&id) => Ok(id),
-        Ok(CertIdentity::Member(id)) => Err((
-            refusal::NOT_IN_ROSTER,
-            format!("member {id:?} is not a peer in this member's roster"),
-        )),
-        Ok(CertIdentity::Operator(name)) => Err((
-            refusal::OPERATOR_CERT,
-            format!(
-                "an operator certificate ({OPERATOR_URI_PREFIX}{name}) can never be used on the \
-                 peer port"
-            ),
-        )),
-        Err(e) => Err((refusal::NO_IDENTITY, e)),
-    }
-}
-
-impl ClientGate for PeerGate {
-    fn admit(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        chain: Result<ClientCertVerified, rustls::Error>,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = match chain {
-            Ok(v) => v,
-            Err(e) => {
-                (self.hook)(&Refusal {
-                    reason: refusal_reason(&e),
-                    side: "peer port".into(),
-                    remote: handshake_remote(),
-                    subject: describe_unverified(end_entity),
-                    detail: e.to_string(),
-                });
-                return Err(e);
-            }
-        };
-        match peer_identity_check(end_entity, &self.peers) {
-            Ok(_) => Ok(verified),
-            Err((reason, detail)) => {
-                (self.hook)(&Refusal {
-                    reason,
-                    side: "peer port".into(),
-                    remote: handshake_remote(),
-                    subject: describe_verified(end_entity),
-                    detail,
-                });
-                Err(app_refusal())
-            }
-        }
-    }
-}
-
-/// Server verifier used when dialling a peer: the WebPKI chain check against the trust anchors
-/// (host names are not checked), then the identity must be exactly the member dialled.
-struct PeerServerVerifier {
-    roots: Arc<RootCertStore>,
-    provider: Arc<CryptoProvider>,
-    expected: String,
-    hook: RefusalHook,
-}
-
-impl std::fmt::Debug for PeerServerVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerServerVerifier")
-            .field("expected", &self.expected)
-            .finish_non_exhaustive()
-    }
-}
-
-impl rustls::client::danger::ServerCertVerifier for PeerServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let side = format!("dialling {}", self.expected);
-        let refuse = |reason: &'static str, detail: String, verified: bool| {
-            (self.hook)(&Refusal {
-                reason,
-                side: side.clone(),
-                remote: handshake_remote(),
-                subject: if verified {
-                    describe_verified(end_entity)
-                } else {
-                    describe_unverified(end_entity)
-                },
-                detail,
-            });
-        };
-        let chain = rustls::server::ParsedCertificate::try_from(end_entity).and_then(|cert| {
-            rustls::client::verify_server_cert_signed_by_trust_anchor(
-                &cert,
-                &self.roots,
-                intermediates,
-                now,
-                self.provider.signature_verification_algorithms.all,
-            )
-        });
-        if let Err(e) = chain {
-            refuse(refusal_reason(&e), e.to_string(), false);
-            return Err(e);
-        }
-        match cert_identity(end_entity) {
-            Ok(CertIdentity::Member(id)) if id == self.expected => {
-                Ok(rustls::client::danger::ServerCertVerified::assertion())
-            }
-            Ok(CertIdentity::Member(id)) => {
-                refuse(
-                    refusal::WRONG_MEMBER,
-                    format!(
-                        "dialled {} but the server presented the certificate of member {id}",
-                        self.expected
-                    ),
-                    true,
-                );
-                Err(app_refusal())
-            }
-            Ok(CertIdentity::Operator(name)) => {
-                refuse(
-                    refusal::OPERATOR_CERT,
-                    format!("the server presented an operator certificate ({name})"),
-                    true,
-                );
-                Err(app_refusal())
-            }
-            Err(e) => {
-                refuse(refusal::NO_IDENTITY, e, true);
-                Err(app_refusal())
-            }
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // TLS 1.2 is never negotiated (the config allows TLS 1.3 only).
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// The TLS side of the peer port: the server config (client certificates of roster peers only)
-/// and, per peer, a client config that accepts only that peer's certificate.
-#[derive(Clone)]
-pub struct PeerTls {
-    server: Arc<rustls::ServerConfig>,
-    roots: Arc<RootCertStore>,
-    certs: Vec<CertificateDer<'static>>,
-    key: Arc<PrivateKeyDer<'static>>,
-    peers: Arc<std::collections::BTreeSet<String>>,
-    hook: RefusalHook,
-}
-
-impl std::fmt::Debug for PeerTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerTls")
-            .field("peers", &self.peers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PeerTls {
-    /// From in-memory PEM: this member's certificate and key, the trust anchors, the roster
-    /// peers (member ids other than ours) and the refusal hook. The certificate must carry
-    /// `tanoa://member/<me>`.
-    pub fn new(
-        me: &str,
-        cert_pem: &[u8],
-        key_pem: &[u8],
-        roots: RootCertStore,
-        peers: impl IntoIterator<Item = String>,
-        hook: RefusalHook,
-    ) -> Result<PeerTls, TransportError> {
-        let provider = provider();
-        let certs = certs_from_pem(cert_pem, "peer.tls_cert")?;
-        match cert_identity(&certs[0]) {
-            Ok(CertIdentity::Member(id)) if id == me => {}
-            Ok(other) => {
-                return Err(TransportError::Identity(format!(
-                    "peer.tls_cert carries {other:?}, but this member is {me:?} (expected URI \
-                     SAN {MEMBER_URI_PREFIX}{me})"
-                )));
-            }
-            Err(e) => {
-                return Err(TransportError::Identity(format!("peer.tls_cert: {e}")));
-            }
-        }
-        let key = key_from_pem(key_pem, "peer.tls_key")?;
-        let roots = Arc::new(roots);
-        let peers: Arc<std::collections::BTreeSet<String>> =
-            Arc::new(peers.into_iter().filter(|p| p != me).collect());
-        let inner = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
-            .build()
-            .map_err(|e| TransportError::Config(format!("peer.trust_anchors: {e}")))?;
-        let verifier = Arc::new(GatedClientVerifier {
-            inner,
-            gate: PeerGate {
-                peers: peers.clone(),
-                hook: hook.clone(),
-            },
-        });
-        let mut server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TransportError::Config(e.to_string()))?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(certs.clone(), key.clone_key())
-            .map_err(|e| TransportError::Config(format!("peer.tls_cert/tls_key: {e}")))?;
-        server.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(PeerTls {
-            server: Arc::new(server),
-            roots,
-            certs,
-            key: Arc::new(key),
-            peers,
-            hook,
-        })
-    }
-
-    /// From the `[peer]` files of the config.
-    pub fn from_files(
-        me: &str,
-        cert: &Path,
-        key: &Path,
-        trust_anchors: &[std::path::PathBuf],
-        peers: impl IntoIterator<Item = String>,
-        hook: RefusalHook,
-    ) -> Result<PeerTls, TransportError> {
-        let roots = roots_from_files(trust_anchors)?;
-        PeerTls::new(
-            me,
-            &read_file(cert, "peer.tls_cert")?,
-            &read_private_file(key, "peer.tls_key")?,
-            roots,
-            peers,
-            hook,
-        )
-    }
-
-    /// The server config of the peer port (TLS 1.3, ALPN h2, roster peers' certificates only).
-    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        self.server.clone()
-    }
-
-    /// Roster peers accepted on the peer port.
-    pub fn peers(&self) -> &std::collections::BTreeSet<String> {
-        &self.peers
-    }
-
-    /// A client config for dialling `member`: TLS 1.3, ALPN h2, our member certificate, and only
-    /// a server certificate chained to a trust anchor and carrying `tanoa://member/<member>`.
-    pub fn client_config(&self, member: &str) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-        let provider = provider();
-        let verifier = Arc::new(PeerServerVerifier {
-            roots: self.roots.clone(),
-            provider: provider.clone(),
-            expected: member.to_string(),
-            hook: self.hook.clone(),
-        });
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| TransportError::Config(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
-            .map_err(|e| TransportError::Config(format!("peer.tls_cert/tls_key: {e}")))?;
-        cfg.alpn_protocols = vec![b"h2".to_vec()];
-        Ok(Arc::new(cfg))
-    }
-}
+mod peer_trust;
+pub(crate) use peer_trust::anchors_from_files;
+pub use peer_trust::{
+    LiveStream, PeerTls, PeerTrustUpdate, accept_peer, spki_pin_of_der, spki_pin_of_pem,
+};
 
 /// Roots from in-memory PEM (one or more CA certificates).
 pub fn roots_from_pem_bytes(pem: &[u8], what: &str) -> Result<RootCertStore, TransportError> {
@@ -1011,7 +689,8 @@ pub fn roots_from_pem_bytes(pem: &[u8], what: &str) -> Result<RootCertStore, Tra
 /// service's handlers as a request extension; never taken from a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerIdentity {
-    /// `<id>` of the certificate's `tanoa://member/<id>` (a roster peer).
+    /// The roster peer the certificate authenticates: the member whose pin matches its key, or
+    /// (for a member without pins) the `<id>` of its CA-verified `tanoa://member/<id>`.
     pub member: String,
     /// Remote address.
     pub remote: Option<SocketAddr>,
@@ -1019,62 +698,6 @@ pub struct PeerIdentity {
 
 /// A TLS connection on the peer port whose client certificate verified and names a roster peer.
 pub type PeerTlsStream = VerifiedTlsStream<PeerIdentity>;
-
-/// Runs the TLS handshake of an accepted peer connection and reads the member identity from the
-/// verified client certificate. Certificate refusals were already reported by the verifier;
-/// other handshake failures (no certificate, TLS 1.2, garbage) are reported to `hook` here.
-pub async fn accept_peer(
-    acceptor: &TlsAcceptor,
-    tcp: TcpStream,
-    hook: &RefusalHook,
-) -> Result<PeerTlsStream, TransportError> {
-    let remote = tcp.peer_addr().ok();
-    let remote_s = remote_text(remote);
-    let tls = match with_remote(remote, acceptor.accept(tcp)).await {
-        Ok(t) => t,
-        Err(e) => {
-            let rustls_err = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-            let counted = matches!(rustls_err, Some(rustls::Error::InvalidCertificate(_)));
-            if !counted {
-                hook(&Refusal {
-                    reason: rustls_err.map_or(refusal::HANDSHAKE, refusal_reason),
-                    side: "peer port".into(),
-                    remote,
-                    subject: format!("remote {remote_s}"),
-                    detail: e.to_string(),
-                });
-            }
-            return Err(TransportError::Handshake {
-                remote: remote_s,
-                detail: e.to_string(),
-            });
-        }
-    };
-    let (_, session) = tls.get_ref();
-    let der = session
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or_else(|| {
-            TransportError::Identity(format!("{remote_s} sent no client certificate"))
-        })?;
-    // The verifier accepted it, so this is a roster member; read the id again from the
-    // verified certificate (never from anything the peer says later).
-    let member = match cert_identity(der) {
-        Ok(CertIdentity::Member(id)) => id,
-        Ok(other) => {
-            return Err(TransportError::Identity(format!(
-                "{remote_s}: {other:?} is not a member certificate"
-            )));
-        }
-        Err(e) => return Err(TransportError::Identity(e)),
-    };
-    Ok(PeerTlsStream {
-        inner: tls,
-        identity: PeerIdentity { member, remote },
-    })
-}
 
 /// Test PKI generated with rcgen: a CA and certificates signed by it.
 #[cfg(test)]
@@ -1239,7 +862,7 @@ mod tests {
                 &cert,
                 &key,
                 std::slice::from_ref(&anchor),
-                ["to-cert".to_string()],
+                [("to-cert".to_string(), Vec::new())].into(),
                 logging_hook(),
             )
         };
@@ -1313,9 +936,12 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let acceptor = TlsAcceptor::from(server.server_config());
+        let server2 = server.clone();
         let accepting = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            accept_peer(&acceptor, tcp, &hook).await.map(|_| ())
+            accept_peer(&acceptor, tcp, &hook, &server2)
+                .await
+                .map(|_| ())
         });
         // A certificate of another CA claiming to be to-cert (as an attacker's self-made one).
         let impostor = rogue.issue(&["tanoa://member/to-cert"]);
@@ -1350,23 +976,6 @@ mod tests {
             "{}",
             seen[0].subject
         );
-    }
-
-    #[test]
-    fn peer_identity_check_names_each_refusal() {
-        let ca = TestCa::new("ca");
-        let peers: std::collections::BTreeSet<String> = ["to-cert".to_string()].into();
-        let check = |uris: &[&str]| peer_identity_check(&der_of(&ca.issue(uris).cert_pem), &peers);
-        assert_eq!(check(&["tanoa://member/to-cert"]).unwrap(), "to-cert");
-        assert_eq!(
-            check(&["tanoa://member/zz-cert"]).unwrap_err().0,
-            refusal::NOT_IN_ROSTER
-        );
-        assert_eq!(
-            check(&["tanoa://operator/alice"]).unwrap_err().0,
-            refusal::OPERATOR_CERT
-        );
-        assert_eq!(check(&[]).unwrap_err().0, refusal::NO_IDENTITY);
     }
 
     #[test]

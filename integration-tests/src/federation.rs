@@ -51,6 +51,14 @@ pub struct Federation {
     /// `links[i][j]`: the proxy member i dials to reach member j (`None` on the diagonal).
     links: Vec<Vec<Option<LinkProxy>>>,
     _ca: Ca,
+    /// Public signing keys (hex), by member.
+    publics: Vec<String>,
+    /// TLS pins by member (`sha256:…`), listed in every roster; empty in CA mode.
+    pins: Vec<Vec<String>>,
+    /// The members each member's `[[members]]` lists (itself included).
+    rosters: Vec<Vec<usize>>,
+    /// Self-signed pinned certificates and no CA (`create_pinned`).
+    pinned: bool,
 }
 
 impl Federation {
@@ -75,6 +83,21 @@ impl Federation {
         ids: &[&str],
         fixed: &[Option<ed25519_dalek::SigningKey>],
     ) -> Federation {
+        Federation::build(tanoad, ids, fixed, false).await
+    }
+
+    /// `create` with no CA at all: every member has a self-signed certificate pinned (SHA-256
+    /// of its public key) in every roster, and no `trust_anchors`.
+    pub async fn create_pinned(tanoad: &std::path::Path, ids: &[&str]) -> Federation {
+        Federation::build(tanoad, ids, &[], true).await
+    }
+
+    async fn build(
+        tanoad: &std::path::Path,
+        ids: &[&str],
+        fixed: &[Option<ed25519_dalek::SigningKey>],
+        pinned: bool,
+    ) -> Federation {
         tanoa_daemon::transport::install_crypto_provider();
         let ca = Ca::new("Integration test federation CA", 2).expect("CA");
         let n = ids.len();
@@ -94,6 +117,7 @@ impl Federation {
         // Keys first: every roster lists every member's public key.
         let mut dirs = Vec::new();
         let mut publics = Vec::new();
+        let mut pins = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let dir = tempfile::Builder::new()
                 .prefix("tanoa-fed-")
@@ -107,58 +131,119 @@ impl Federation {
             keys::write_key_file(&dir.path().join(format!("keys/{id}.key")), id, &key)
                 .expect("key file");
             publics.push(keys::public_hex(&key.verifying_key()));
-            let cert = ca.issue_member(id, 2).expect("member cert");
+            let cert = if pinned {
+                let c = tanoa_pki::self_signed_member(id, 2).expect("self-signed cert");
+                pins.push(vec![
+                    tanoa_pki::spki_pin(&c.cert_pem).expect("pin").to_string(),
+                ]);
+                c
+            } else {
+                pins.push(Vec::new());
+                ca.issue_member(id, 2).expect("member cert")
+            };
             std::fs::write(dir.path().join("member.pem"), &cert.cert_pem).expect("cert");
             tanoa_pki::write_private_pem(&dir.path().join("member.key"), &cert.key_pem)
                 .expect("cert key");
             std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).expect("ca");
             dirs.push(dir);
         }
-        let mut nodes = Vec::new();
-        for (i, dir) in dirs.into_iter().enumerate() {
-            let id = ids[i];
-            let x = FederatedExample {
-                member_id: id.to_string(),
-                name: format!("Test CERT {id}"),
-                key_file: format!("keys/{id}.key"),
-                data_dir: "data".into(),
-                operator_socket: None,
-                peer_listen: "127.0.0.1:0".into(),
-                tls_cert: "member.pem".into(),
-                tls_key: "member.key".into(),
-                trust_anchors: vec!["ca.pem".into()],
-                metrics_listen: Some("127.0.0.1:0".into()),
-                sync: FAST_SYNC
-                    .iter()
-                    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                    .collect(),
-                members: ids
-                    .iter()
-                    .enumerate()
-                    .map(|(j, o)| ExampleMember {
-                        id: (*o).to_string(),
-                        name: format!("Test CERT {o}"),
-                        endpoints: links[i][j]
-                            .as_ref()
-                            .map(|p| vec![p.addr().to_string()])
-                            .unwrap_or_default(),
-                        public_keys: vec![publics[j].clone()],
-                    })
-                    .collect(),
-            };
-            let config = dir.path().join("tanoad.toml");
-            std::fs::write(&config, Config::example_federated(&x)).expect("config");
-            let mut node = TestNode::adopt(tanoad, dir, config);
-            node.set_args(&["--log-format", "json"]);
-            nodes.push(node);
-        }
-        Federation {
-            nodes,
+        let mut fed = Federation {
+            nodes: Vec::new(),
             ids: ids.iter().map(ToString::to_string).collect(),
             targets,
             links,
             _ca: ca,
+            publics,
+            pins,
+            rosters: (0..n).map(|_| (0..n).collect()).collect(),
+            pinned,
+        };
+        for (i, dir) in dirs.into_iter().enumerate() {
+            let config = dir.path().join("tanoad.toml");
+            std::fs::write(&config, fed.config_text(i)).expect("config");
+            let mut node = TestNode::adopt(tanoad, dir, config);
+            node.set_args(&["--log-format", "json"]);
+            fed.nodes.push(node);
         }
+        fed
+    }
+
+    /// The config of member `i` for its current roster and the current pins.
+    fn config_text(&self, i: usize) -> String {
+        let id = &self.ids[i];
+        let x = FederatedExample {
+            member_id: id.clone(),
+            name: format!("Test CERT {id}"),
+            key_file: format!("keys/{id}.key"),
+            data_dir: "data".into(),
+            operator_socket: None,
+            peer_listen: "127.0.0.1:0".into(),
+            tls_cert: "member.pem".into(),
+            tls_key: "member.key".into(),
+            trust_anchors: if self.pinned {
+                Vec::new()
+            } else {
+                vec!["ca.pem".into()]
+            },
+            metrics_listen: Some("127.0.0.1:0".into()),
+            sync: FAST_SYNC
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+            members: self.rosters[i]
+                .iter()
+                .map(|&j| {
+                    let o = &self.ids[j];
+                    ExampleMember {
+                        id: o.clone(),
+                        name: format!("Test CERT {o}"),
+                        endpoints: self.links[i][j]
+                            .as_ref()
+                            .map(|p| vec![p.addr().to_string()])
+                            .unwrap_or_default(),
+                        public_keys: vec![self.publics[j].clone()],
+                        tls_pins: self.pins[j].clone(),
+                    }
+                })
+                .collect(),
+        };
+        Config::example_federated(&x)
+    }
+
+    /// Sets the members member `i`'s roster lists and rewrites its config (not applied until
+    /// it is reloaded or restarted).
+    pub fn set_roster(&mut self, i: usize, roster: &[usize]) {
+        self.rosters[i] = roster.to_vec();
+        self.write_config(i);
+    }
+
+    /// Sets the pins listed for member `j` (in every roster written from now on).
+    pub fn set_pins(&mut self, j: usize, pins: Vec<String>) {
+        self.pins[j] = pins;
+    }
+
+    /// The pins currently listed for member `j`.
+    pub fn pins(&self, j: usize) -> &[String] {
+        &self.pins[j]
+    }
+
+    /// Rewrites member `i`'s config from its roster and the current pins.
+    pub fn write_config(&self, i: usize) {
+        std::fs::write(self.nodes[i].config_path(), self.config_text(i)).expect("config");
+    }
+
+    /// Replaces member `j`'s certificate and key files (a renewal: new key, self-signed);
+    /// returns the new certificate's pin. Not presented until member `j` reloads.
+    pub fn renew_certificate(&self, j: usize) -> String {
+        let c = tanoa_pki::self_signed_member(&self.ids[j], 2).expect("self-signed cert");
+        let dir = self.nodes[j].dir();
+        let tmp_key = dir.join("member.key.new");
+        let _ = std::fs::remove_file(&tmp_key);
+        tanoa_pki::write_private_pem(&tmp_key, &c.key_pem).expect("new key");
+        std::fs::write(dir.join("member.pem.new"), &c.cert_pem).expect("new cert");
+        std::fs::rename(dir.join("member.pem.new"), dir.join("member.pem")).expect("cert");
+        std::fs::rename(&tmp_key, dir.join("member.key")).expect("key");
+        tanoa_pki::spki_pin(&c.cert_pem).expect("pin").to_string()
     }
 
     /// Member ids, in order.

@@ -80,6 +80,19 @@ pub fn sigterm(pid: u32) -> std::io::Result<()> {
     }
 }
 
+/// Sends SIGHUP to a process we started (tanoad re-reads its config).
+#[allow(unsafe_code)]
+pub fn sighup(pid: u32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: as in `sigterm`: kill(2) takes no pointers and `pid` is our unreaped child.
+    let rc = unsafe { libc::kill(pid, libc::SIGHUP) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Waits for `child` to exit, polling, for at most `timeout`; `None` if it is still running.
 pub async fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;

@@ -1,4 +1,5 @@
-//! `tanoa pki init` and `tanoa pki issue`: the federation's dev PKI on disk.
+//! `tanoa pki init`, `issue`, `self-signed` and `pin`: the federation's PKI on disk, and the
+//! pins (SHA-256 of a certificate's public key) that `tls_pins` in `[[members]]` holds.
 //!
 //! Owns: the command-line side of `tanoa_pki` (arguments, summaries). Certificates and
 //! the file layout are made by `tanoa_pki`, so tests build the same PKI in memory.
@@ -23,6 +24,32 @@ pub enum PkiCommand {
     Init(PkiInitArgs),
     /// Issue one member or operator certificate from an existing CA (--ca DIR).
     Issue(PkiIssueArgs),
+    /// Print the pin of a certificate (sha256 of its public key) for `tls_pins` in [[members]].
+    Pin(PkiPinArgs),
+    /// Create a self-signed member certificate (no CA); pin it in the roster with its pin.
+    SelfSigned(PkiSelfSignedArgs),
+}
+
+/// `tanoa pki pin` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PkiPinArgs {
+    /// Certificate file (PEM).
+    #[arg(value_name = "CERT")]
+    pub cert: PathBuf,
+}
+
+/// `tanoa pki self-signed` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PkiSelfSignedArgs {
+    /// Member id (URI SAN tanoa://member/<id>, DNS localhost, IP 127.0.0.1).
+    #[arg(long, value_name = "ID")]
+    pub member: String,
+    /// Lifetime in days.
+    #[arg(long, value_name = "N", default_value_t = pki::DEFAULT_DAYS)]
+    pub days: u32,
+    /// Output directory: writes members/<id>.pem and members/<id>.key (0600); never overwrites.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `tanoa pki init` arguments.
@@ -131,7 +158,52 @@ pub fn run(cmd: PkiCommand, g: &GlobalArgs) -> anyhow::Result<()> {
     match cmd {
         PkiCommand::Init(a) => init(a, g),
         PkiCommand::Issue(a) => issue(a, g),
+        PkiCommand::Pin(a) => pin(a, g),
+        PkiCommand::SelfSigned(a) => self_signed(a, g),
     }
+}
+
+fn pin(a: PkiPinArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let pem = std::fs::read_to_string(&a.cert)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", a.cert.display())))?;
+    let pin =
+        pki::spki_pin(&pem).map_err(|e| Failure::usage(format!("{}: {e}", a.cert.display())))?;
+    if g.json {
+        output::print_json(&json!({"cert": a.cert, "pin": pin.to_string()}));
+    } else {
+        outln!("{pin}");
+    }
+    Ok(())
+}
+
+fn self_signed(a: PkiSelfSignedArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let cert = pki::self_signed_member(&a.member, a.days).map_err(pki_failure)?;
+    let pin = pki::spki_pin(&cert.cert_pem).map_err(pki_failure)?;
+    let files = pki::write_issued(&a.out, &cert, None)
+        .map_err(pki_failure)
+        .context(format!("pki self-signed --out {}", a.out.display()))?;
+    if g.json {
+        output::print_json(&json!({
+            "member": a.member,
+            "pin": pin.to_string(),
+            "not_before": output::rfc3339(cert.not_before_ms),
+            "not_after": output::rfc3339(cert.not_after_ms),
+            "files": files_json(&files),
+        }));
+        return Ok(());
+    }
+    outln!(
+        "Self-signed member certificate for {} valid {} to {}.",
+        a.member,
+        output::rfc3339(cert.not_before_ms),
+        output::rfc3339(cert.not_after_ms)
+    );
+    outln!("{}", files_table(&files));
+    outln!(
+        "\nPin it in every member's roster entry for {}:\n  tls_pins = [\"{pin}\"]",
+        a.member
+    );
+    Ok(())
 }
 
 fn init(a: PkiInitArgs, g: &GlobalArgs) -> anyhow::Result<()> {

@@ -1,7 +1,10 @@
 //! `tanoa sync now [PEER]`: start a reconciliation at once, with one peer or with the least
 //! recently synced one, and say which peer was chosen.
 //!
-//! Owns: the `sync` command group and printing the SyncNow RPC.
+//! Also `tanoa reload`: re-read the daemon's config and TLS files now (as SIGHUP).
+//!
+//! Owns: the `sync` command group and printing the SyncNow RPC; `reload` and printing the
+//! Reload RPC.
 //! Must never: wait for the reconciliation to finish (`tanoa peers` shows its outcome).
 
 use clap::{Args, Subcommand};
@@ -46,6 +49,38 @@ pub async fn run(c: SyncCommand, g: &GlobalArgs) -> anyhow::Result<()> {
         output::print_json(&output::sync_now_json(&r));
     } else {
         outln!("{}", output::sync_now_text(&r, a.peer.as_deref()));
+    }
+    Ok(())
+}
+
+/// Runs `tanoa reload`.
+pub async fn reload(g: &GlobalArgs) -> anyhow::Result<()> {
+    let mut client = connect::connect(g).await?;
+    let r = client
+        .reload(pb::ReloadRequest {})
+        .await
+        .map_err(|s| anyhow::Error::new(s).context("reload"))?
+        .into_inner();
+    if g.json {
+        output::print_json(&serde_json::json!({
+            "applied": r.applied,
+            "restart_required": r.restart_required,
+        }));
+        return Ok(());
+    }
+    if r.applied.is_empty() {
+        outln!("Reloaded: nothing changed that applies live.");
+    } else {
+        outln!("Reloaded; applied:");
+        for a in &r.applied {
+            outln!("  {a}");
+        }
+    }
+    if !r.restart_required.is_empty() {
+        outln!(
+            "Needs a restart to take effect: {}",
+            r.restart_required.join(", ")
+        );
     }
     Ok(())
 }

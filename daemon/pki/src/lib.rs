@@ -449,54 +449,8 @@ impl Ca {
         extra_dns: &[String],
         extra_ips: &[IpAddr],
     ) -> Result<IssuedCert, PkiError> {
-        subject.check()?;
-        let label = subject.to_string();
-        check_window(&label, not_before_ms, not_after_ms)?;
-        let key = KeyPair::generate().map_err(gen_err(format!("key of {label}")))?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(
-            DnType::OrganizationName,
-            match subject {
-                Subject::Member(_) => "Tanoa member",
-                Subject::Operator(_) => "Tanoa operator",
-            },
-        );
-        dn.push(DnType::CommonName, subject.name());
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.not_before = to_datetime(not_before_ms, &label)?;
-        params.not_after = to_datetime(not_after_ms, &label)?;
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let ia5 = |s: String| {
-            rcgen::string::Ia5String::try_from(s.clone()).map_err(|e| PkiError::InvalidName {
-                what: "subject alternative name",
-                name: s,
-                reason: e.to_string(),
-            })
-        };
-        let mut sans = vec![SanType::URI(ia5(subject.uri())?)];
-        match subject {
-            Subject::Member(_) => {
-                params.extended_key_usages = vec![
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ];
-                sans.push(SanType::DnsName(ia5("localhost".to_string())?));
-                sans.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-            }
-            Subject::Operator(_) => {
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-            }
-        }
-        for d in extra_dns {
-            sans.push(SanType::DnsName(ia5(d.clone())?));
-        }
-        for ip in extra_ips {
-            sans.push(SanType::IpAddress(*ip));
-        }
-        params.subject_alt_names = sans;
+        let (params, key, label) =
+            leaf_params(subject, not_before_ms, not_after_ms, extra_dns, extra_ips)?;
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(gen_err(format!("certificate of {label}")))?;
@@ -508,6 +462,110 @@ impl Ca {
             not_after_ms: not_after_ms.div_euclid(1000) * 1000,
         })
     }
+}
+
+/// The parameters and fresh key of a leaf certificate for `subject` (CA-issued or self-signed).
+fn leaf_params(
+    subject: &Subject,
+    not_before_ms: i64,
+    not_after_ms: i64,
+    extra_dns: &[String],
+    extra_ips: &[IpAddr],
+) -> Result<(CertificateParams, KeyPair, String), PkiError> {
+    subject.check()?;
+    let label = subject.to_string();
+    check_window(&label, not_before_ms, not_after_ms)?;
+    let key = KeyPair::generate().map_err(gen_err(format!("key of {label}")))?;
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(
+        DnType::OrganizationName,
+        match subject {
+            Subject::Member(_) => "Tanoa member",
+            Subject::Operator(_) => "Tanoa operator",
+        },
+    );
+    dn.push(DnType::CommonName, subject.name());
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.not_before = to_datetime(not_before_ms, &label)?;
+    params.not_after = to_datetime(not_after_ms, &label)?;
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let ia5 = |s: String| {
+        rcgen::string::Ia5String::try_from(s.clone()).map_err(|e| PkiError::InvalidName {
+            what: "subject alternative name",
+            name: s,
+            reason: e.to_string(),
+        })
+    };
+    let mut sans = vec![SanType::URI(ia5(subject.uri())?)];
+    match subject {
+        Subject::Member(_) => {
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            sans.push(SanType::DnsName(ia5("localhost".to_string())?));
+            sans.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        }
+        Subject::Operator(_) => {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+    }
+    for d in extra_dns {
+        sans.push(SanType::DnsName(ia5(d.clone())?));
+    }
+    for ip in extra_ips {
+        sans.push(SanType::IpAddress(*ip));
+    }
+    params.subject_alt_names = sans;
+    Ok((params, key, label))
+}
+
+/// A self-signed member certificate (no CA): the member's TLS identity when the roster pins it
+/// (`tls_pins = ["sha256:…"]`, printed by `spki_pin`). Same SANs and key usages as a CA-issued
+/// member certificate, valid from a few minutes ago for `days` days.
+pub fn self_signed_member(id: &str, days: u32) -> Result<IssuedCert, PkiError> {
+    let subject = Subject::Member(id.to_string());
+    let (from, until) = days_window(days, &subject.to_string())?;
+    self_signed_member_with_validity(id, from, until)
+}
+
+/// `self_signed_member` with an explicit validity window (Unix ms; expired or future windows
+/// are allowed, for negative tests).
+pub fn self_signed_member_with_validity(
+    id: &str,
+    not_before_ms: i64,
+    not_after_ms: i64,
+) -> Result<IssuedCert, PkiError> {
+    let subject = Subject::Member(id.to_string());
+    let (mut params, key, label) = leaf_params(&subject, not_before_ms, not_after_ms, &[], &[])?;
+    params.use_authority_key_identifier_extension = false;
+    let cert = params
+        .self_signed(&key)
+        .map_err(gen_err(format!("self-signed certificate of {label}")))?;
+    Ok(IssuedCert {
+        subject,
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        not_before_ms: not_before_ms.div_euclid(1000) * 1000,
+        not_after_ms: not_after_ms.div_euclid(1000) * 1000,
+    })
+}
+
+/// The pin of a certificate (PEM): SHA-256 of its SubjectPublicKeyInfo, what `tls_pins` holds.
+pub fn spki_pin(cert_pem: &str) -> Result<tanoa_core::membership::SpkiPin, PkiError> {
+    use sha2::Digest as _;
+    let der = pem_der(cert_pem, "certificate")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::Pem {
+        what: "certificate".to_string(),
+        detail: format!("does not parse ({e})"),
+    })?;
+    let digest = sha2::Sha256::digest(cert.tbs_certificate.subject_pki.raw);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest);
+    Ok(tanoa_core::membership::SpkiPin(out))
 }
 
 fn check_window(subject: &str, not_before_ms: i64, not_after_ms: i64) -> Result<(), PkiError> {
@@ -1162,5 +1220,34 @@ mod tests {
         assert_eq!(mode(&tmp.path().join(CA_CERT_FILE)), 0o644);
         let err = write_issued(tmp.path(), &op, Some(ca.cert_pem())).unwrap_err();
         assert!(matches!(err, PkiError::Exists { .. }));
+    }
+
+    #[test]
+    fn a_self_signed_member_certificate_is_its_own_issuer_and_has_a_stable_pin() {
+        let a = self_signed_member("to-cert", 30).unwrap();
+        let b = self_signed_member("to-cert", 30).unwrap();
+        let der = pem_der(&a.cert_pem, "a").unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(cert.subject(), cert.issuer(), "self-signed");
+        assert!(cert.verify_signature(None).is_ok(), "signed by its own key");
+        let uris: Vec<String> = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::URI(u) => Some((*u).to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(uris, ["tanoa://member/to-cert"]);
+        let pin = spki_pin(&a.cert_pem).unwrap();
+        assert_eq!(pin, spki_pin(&a.cert_pem).unwrap());
+        assert_ne!(pin, spki_pin(&b.cert_pem).unwrap(), "a new key, a new pin");
+        assert!(pin.to_string().starts_with("sha256:") && pin.to_string().len() == 71);
+        assert!(self_signed_member("bad id", 30).is_err());
+        assert!(spki_pin("garbage").is_err());
     }
 }

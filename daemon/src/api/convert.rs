@@ -253,7 +253,7 @@ pub fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::ImportEnvelop
 /// One peer's state as protobuf; `entry` is its roster entry (name, endpoints).
 pub fn peer_info(
     v: &crate::sync_handle::PeerView,
-    entry: Option<&crate::config::RosterMember>,
+    entry: Option<&crate::membership::Member>,
 ) -> pb::PeerInfo {
     let s = &v.status;
     let ms = |t: Option<u64>| t.and_then(|t| i64::try_from(t).ok()).unwrap_or(0);
@@ -268,9 +268,7 @@ pub fn peer_info(
     pb::PeerInfo {
         member_id: s.peer.clone(),
         name: entry.map_or_else(|| s.peer.clone(), |e| e.name.clone()),
-        endpoints: entry
-            .map(|e| e.endpoints.iter().map(ToString::to_string).collect())
-            .unwrap_or_default(),
+        endpoints: entry.map(|e| e.endpoints.clone()).unwrap_or_default(),
         link: s.link.as_str().to_string(),
         retry_at_ms: match s.link {
             crate::sync::LinkState::Down { retry_at_ms } => ms(Some(retry_at_ms)),

@@ -27,7 +27,6 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self, GetTarget};
 use super::error::{ApiError, status, to_status};
-use crate::config::RosterMember;
 use crate::envelope::{self, Envelope};
 use crate::interop::blocklist::{self, ExportFilter};
 use crate::metrics::Metrics;
@@ -43,8 +42,6 @@ use crate::transport::OperatorIdentity;
 pub struct FederationInfo {
     /// The peer listener's address, when federating.
     pub peer_listen: Option<std::net::SocketAddr>,
-    /// The roster (names and endpoints shown by Peers).
-    pub roster: Vec<RosterMember>,
     /// The node's counters (TLS refusals in Status).
     pub metrics: Arc<Metrics>,
 }
@@ -114,7 +111,7 @@ fn verification(core: &NodeCore, env: &Envelope) -> pb::Verification {
             .map(|k| k.member.clone())
             .unwrap_or_default()
     };
-    match envelope::verify(env.clone(), core.keyring(), core.limits()) {
+    match envelope::verify(env.clone(), &core.keyring(), &core.limits()) {
         Ok(v) => pb::Verification {
             valid: true,
             key_id: env.key_id.clone(),
@@ -396,6 +393,15 @@ impl OperatorApi {
         let Some(sync) = self.core.sync_handle() else {
             return pb::StatusResponse {
                 peer_refusals_total: refusals,
+                restart_required: self
+                    .federation
+                    .as_ref()
+                    .map(|f| f.metrics.restart_required())
+                    .unwrap_or_default(),
+                config_reloads: self
+                    .federation
+                    .as_ref()
+                    .map_or(0, |f| f.metrics.reloads("applied")),
                 ..Default::default()
             };
         };
@@ -436,6 +442,16 @@ impl OperatorApi {
                 .map(|v| v.status.stats.rejections.values().sum::<u64>())
                 .sum(),
             peer_refusals_total: refusals,
+            restart_required: self
+                .federation
+                .as_ref()
+                .map(|f| f.metrics.restart_required())
+                .unwrap_or_default(),
+            config_reloads: self
+                .federation
+                .as_ref()
+                .map_or(0, |f| f.metrics.reloads("applied")),
+            roster_version: self.core.membership().version,
             ..Default::default()
         }
     }
@@ -461,11 +477,12 @@ impl OperatorApi {
         };
         let views = sync.peers().await?;
         let equivocating = self.core.blocking(|s| s.equivocating_origins()).await?;
-        let roster = self.federation.as_ref().map(|f| &f.roster);
+        // The membership in force now (it changes live), never a copy taken at start.
+        let membership = self.core.membership();
         let peers = views
             .iter()
             .map(|v| {
-                let entry = roster.and_then(|r| r.iter().find(|m| m.id == v.status.peer));
+                let entry = membership.members.get(&v.status.peer);
                 pb::PeerInfo {
                     equivocating: equivocating.iter().any(|o| o.origin == v.status.peer),
                     ..convert::peer_info(v, entry)
@@ -737,6 +754,19 @@ impl Operator for OperatorApi {
             .map_err(|e| to_status(e.into()))?;
         tracing::info!(peer = %chosen, actor, "reconciliation started by the operator");
         Ok(Response::new(pb::SyncNowResponse { peer: chosen }))
+    }
+
+    async fn reload(
+        &self,
+        request: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ReloadResponse>, Status> {
+        let actor = actor(&request);
+        tracing::info!(actor, "config reload requested by the operator");
+        let report = self.core.reload().await.map_err(to_status)?;
+        Ok(Response::new(pb::ReloadResponse {
+            applied: report.applied,
+            restart_required: report.restart_required,
+        }))
     }
 
     async fn audit(

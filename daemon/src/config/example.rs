@@ -66,7 +66,7 @@ level = "info"
 # listen = "0.0.0.0:7400"
 # tls_cert = "certs/{member_id}.pem"      # URI SAN tanoa://member/{member_id}
 # tls_key = "certs/{member_id}.key"
-# trust_anchors = ["certs/ca.pem"]
+# trust_anchors = ["certs/ca.pem"]        # may be left out when every member has tls_pins
 
 # Replication settings (defaults shown).
 # [sync]
@@ -105,11 +105,16 @@ level = "info"
 # dir = "/srv/misp-warninglists"      # <name>/list.json, or the repository with lists/
 # disabled = ["alexa"]
 
-# The roster: every member this CERT federates with (it may list itself too).
+# The roster: every member this CERT federates with (it may list itself too). Changes apply
+# without a restart on SIGHUP or `tanoa reload`.
 # [[members]]
 # id = "to-cert"
 # name = "Tonga CERT"
 # endpoints = ["198.51.100.20:7400"]
+# A member with tls_pins is authenticated by them only (self-signed certificates allowed; print
+# a pin with `tanoa pki pin CERT`); two pins during a certificate renewal. Without pins the
+# member is authenticated by the CA (trust_anchors).
+# tls_pins = ["sha256:<64 hex digits>"]
 # [[members.keys]]
 # public_key = "<64 hex digits>"
 # valid_from = "2026-01-01T00:00:00Z"   # optional
@@ -137,16 +142,21 @@ level = "info"
             out.push_str(&format!("\n[operator]\nsocket = {}\n", q(sock)));
         }
         out.push_str(&format!(
-            "\n[peer]\nlisten = {}\ntls_cert = {}\ntls_key = {}\ntrust_anchors = [{}]\n",
+            "\n[peer]\nlisten = {}\ntls_cert = {}\ntls_key = {}\n",
             q(&x.peer_listen),
             q(&x.tls_cert),
             q(&x.tls_key),
-            x.trust_anchors
-                .iter()
-                .map(|a| q(a))
-                .collect::<Vec<_>>()
-                .join(", ")
         ));
+        if !x.trust_anchors.is_empty() {
+            out.push_str(&format!(
+                "trust_anchors = [{}]\n",
+                x.trust_anchors
+                    .iter()
+                    .map(|a| q(a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !x.sync.is_empty() {
             out.push_str("\n[sync]\n");
             for (k, v) in &x.sync {
@@ -167,6 +177,16 @@ level = "info"
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            if !m.tls_pins.is_empty() {
+                out.push_str(&format!(
+                    "tls_pins = [{}]\n",
+                    m.tls_pins
+                        .iter()
+                        .map(|p| q(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             for k in &m.public_keys {
                 out.push_str(&format!("[[members.keys]]\npublic_key = {}\n", q(k)));
             }
@@ -195,7 +215,7 @@ pub struct FederatedExample {
     pub tls_cert: String,
     /// Its private key (PEM).
     pub tls_key: String,
-    /// CA certificate files.
+    /// CA certificate files (none when every member is pinned).
     pub trust_anchors: Vec<String>,
     /// Prometheus listener, if any.
     pub metrics_listen: Option<String>,
@@ -216,4 +236,6 @@ pub struct ExampleMember {
     pub endpoints: Vec<String>,
     /// Public signing keys, hex.
     pub public_keys: Vec<String>,
+    /// TLS pins (`sha256:<hex>`); empty = authenticated by the CA.
+    pub tls_pins: Vec<String>,
 }

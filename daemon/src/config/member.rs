@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::raw::{RawKey, RawMember, RawRosterMember, RawTrusted};
 use super::resolve_path;
 use crate::envelope::PublicKeyRecord;
+use crate::membership::{Member, SpkiPin};
 use crate::model::validate::check_member_id;
 
 /// `[member]`: who this node is.
@@ -92,6 +93,24 @@ pub struct RosterMember {
     pub endpoints: Vec<PeerEndpoint>,
     /// Its signing keys with their validity windows.
     pub keys: Vec<PublicKeyRecord>,
+    /// `tls_pins`: SHA-256 of the SubjectPublicKeyInfo of each certificate it may present on
+    /// the peer port (`sha256:<64 hex>`; two during a renewal). A member with pins is
+    /// authenticated by them only (self-signed certificates allowed, the CA plays no part); one
+    /// without is authenticated by the CA (`peer.trust_anchors`).
+    pub tls_pins: Vec<SpkiPin>,
+}
+
+impl RosterMember {
+    /// This entry as the core's membership type.
+    pub fn to_member(&self) -> Member {
+        Member {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            endpoints: self.endpoints.iter().map(ToString::to_string).collect(),
+            keys: self.keys.clone(),
+            tls_pins: self.tls_pins.clone(),
+        }
+    }
 }
 
 /// Parses an RFC 3339 timestamp into Unix milliseconds.
@@ -207,11 +226,32 @@ fn roster_member(
         .unwrap_or_else(|| mid.clone());
     let endpoints = roster_endpoints(&m.endpoints, &k, bad, &mut ok);
     let keys = roster_keys(n, &mid, m.keys, seen, &k, bad, &mut ok);
+    let mut tls_pins = Vec::new();
+    for (j, p) in m.tls_pins.iter().enumerate() {
+        match SpkiPin::from_hex(p) {
+            Ok(pin) if tls_pins.contains(&pin) => {
+                bad(
+                    &k(&format!("tls_pins[{j}]")),
+                    format!("{p:?} is listed twice"),
+                );
+                ok = false;
+            }
+            Ok(pin) => tls_pins.push(pin),
+            Err(e) => {
+                bad(
+                    &k(&format!("tls_pins[{j}]")),
+                    format!("{e} (print a certificate's pin with: tanoa pki pin CERT)"),
+                );
+                ok = false;
+            }
+        }
+    }
     ok.then_some(RosterMember {
         id: mid,
         name: mname,
         endpoints,
         keys,
+        tls_pins,
     })
 }
 

@@ -11,12 +11,15 @@
 //!
 //! - `[peer]` (optional; absent = single node): `listen` ("host:port" of the peer port),
 //!   `tls_cert`/`tls_key` (this member's certificate, URI SAN `tanoa://member/<id>`),
-//!   `trust_anchors` (one or more CA certificate files).
+//!   `trust_anchors` (CA certificate files; may be left out when every other member has
+//!   `tls_pins`).
 //! - `[sync]`: `sync::SyncConfig` (fanout, anti-entropy interval, bounds, timeouts, backoff).
 //! - `[metrics]` (optional): `listen` of the Prometheus HTTP endpoint (`GET /metrics`).
 //! - `[[members]]`: the roster, local configuration (trust is each CERT's own decision): `id`,
 //!   `name`, `endpoints` ("host:port", tried in order) and `[[members.keys]]` (`public_key` hex,
-//!   optional `valid_from`/`valid_until` RFC 3339). This member may list itself (so every member
+//!   optional `valid_from`/`valid_until` RFC 3339) and `tls_pins` (`sha256:<hex>` of the
+//!   SubjectPublicKeyInfo of each certificate it may present; a member with pins is
+//!   authenticated by them only, one without by the CA). This member may list itself (so every member
 //!   can share one roster file); its endpoints are then ignored and, if it lists keys, the node
 //!   checks at start that its signing key is among them.
 //! - `[[trusted]]` (kept from the single-node layout): extra signing keys accepted for
@@ -199,6 +202,19 @@ impl Config {
         self.members.iter().filter(|m| m.id != self.member.id)
     }
 
+    /// The `[[members]]` roster as the federation's membership at version 0 (local, unsigned).
+    pub fn membership(&self) -> crate::membership::Membership {
+        crate::membership::Membership {
+            federation: String::new(),
+            version: 0,
+            members: self
+                .members
+                .iter()
+                .map(|m| (m.id.clone(), m.to_member()))
+                .collect(),
+        }
+    }
+
     /// This member's own roster entry, if it lists itself.
     pub fn own_roster_entry(&self) -> Option<&RosterMember> {
         self.members.iter().find(|m| m.id == self.member.id)
@@ -328,6 +344,26 @@ fn resolve(
         .metrics
         .and_then(|m| metrics::resolve_metrics(m, &mut bad));
     let members = member::resolve_roster(raw.members, &mut bad);
+    if let Some(p) = &peer
+        && p.trust_anchors.is_empty()
+    {
+        let unpinned: Vec<String> = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.id != member.id && m.tls_pins.is_empty())
+            .map(|(n, m)| format!("members[{n}] ({})", m.id))
+            .collect();
+        if !unpinned.is_empty() {
+            bad(
+                "peer.trust_anchors",
+                format!(
+                    "at least one CA certificate file is required unless every member has \
+                     tls_pins; without pins: {}",
+                    unpinned.join(", ")
+                ),
+            );
+        }
+    }
     member::check_trusted_against_roster(&trusted, &members, &mut bad);
     let taxii = raw
         .taxii

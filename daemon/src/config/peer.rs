@@ -15,7 +15,8 @@ pub struct PeerConfig {
     pub tls_cert: PathBuf,
     /// Its private key (PEM, absolute).
     pub tls_key: PathBuf,
-    /// CA certificates (PEM, absolute) that issue member certificates; at least one.
+    /// CA certificates (PEM, absolute) that issue member certificates; may be empty only when
+    /// every other `[[members]]` entry has `tls_pins` (checked by `Config::parse`).
     pub trust_anchors: Vec<PathBuf>,
 }
 
@@ -31,12 +32,6 @@ pub(super) fn resolve_peer(
     let tls_cert = file_key("peer.tls_cert", p.tls_cert);
     let tls_key = file_key("peer.tls_key", p.tls_key);
     let mut anchors = Vec::new();
-    if p.trust_anchors.is_empty() {
-        bad(
-            "peer.trust_anchors",
-            "at least one CA certificate file is required when [peer] is set".to_string(),
-        );
-    }
     for (n, a) in p.trust_anchors.iter().enumerate() {
         let key = format!("peer.trust_anchors[{n}]");
         anchors.extend(existing_file(&key, Some(a.clone()), base, None, bad));

@@ -105,6 +105,8 @@ pub(super) struct RawRosterMember {
     pub(super) endpoints: Vec<String>,
     #[serde(default)]
     pub(super) keys: Vec<RawKey>,
+    #[serde(default)]
+    pub(super) tls_pins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

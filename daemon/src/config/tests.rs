@@ -320,12 +320,14 @@ fn federated_text(dir: &Path, roster_extra: &str) -> String {
                 name: "Samoa CERT".into(),
                 endpoints: vec!["127.0.0.1:7401".into()],
                 public_keys: vec![],
+                tls_pins: vec![],
             },
             ExampleMember {
                 id: "to-cert".into(),
                 name: "Tonga \"CERT\"".into(),
                 endpoints: vec!["127.0.0.1:7402".into(), "[2001:db8::2]:7400".into()],
                 public_keys: vec![crate::keys::public_hex(&to)],
+                tls_pins: vec![],
             },
         ],
         ..Default::default()
@@ -517,4 +519,65 @@ fn warninglists_section_resolves_and_checks_its_directory() {
             "{extra}: {err}"
         );
     }
+}
+
+#[test]
+fn tls_pins_parse_and_make_trust_anchors_optional_only_when_every_peer_is_pinned() {
+    let dir = dir_with_key("ws-cert");
+    for f in ["ws.pem", "ws.key"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let pin_a = format!("sha256:{}", "ab".repeat(32));
+    let pin_b = "cd".repeat(32);
+    let text = |to_pins: &str, fj_pins: &str| {
+        format!(
+            "[member]\nid = \"ws-cert\"\n[peer]\nlisten = \"127.0.0.1:7401\"\n\
+             tls_cert = \"ws.pem\"\ntls_key = \"ws.key\"\n\
+             [[members]]\nid = \"ws-cert\"\n\
+             [[members]]\nid = \"to-cert\"\nendpoints = [\"127.0.0.1:7402\"]\ntls_pins = [{to_pins}]\n\
+             [[members]]\nid = \"fj-cert\"\nendpoints = [\"127.0.0.1:7403\"]\ntls_pins = [{fj_pins}]\n"
+        )
+    };
+    // Every peer pinned (this member needs no pin of its own): no CA needed.
+    let c = load_text(
+        dir.path(),
+        &text(
+            &format!("\"{pin_a}\", \"{pin_b}\""),
+            &format!("\"{pin_b}x\""),
+        ),
+    )
+    .unwrap_err();
+    assert!(
+        c.to_string().contains("members[2].tls_pins[0]"),
+        "a bad pin names its key: {c}"
+    );
+    let pin_c = "ef".repeat(32);
+    let c = load_text(
+        dir.path(),
+        &text(
+            &format!("\"{pin_a}\", \"{pin_b}\""),
+            &format!("\"{pin_c}\""),
+        ),
+    )
+    .unwrap();
+    assert!(c.peer.as_ref().unwrap().trust_anchors.is_empty());
+    let to = c.members.iter().find(|m| m.id == "to-cert").unwrap();
+    assert_eq!(to.tls_pins.len(), 2, "two pins during a renewal");
+    assert_eq!(to.tls_pins[0].0, [0xab; 32]);
+    let m = c.membership();
+    assert_eq!(m.version, 0);
+    assert_eq!(
+        m.member_by_pin(&to.tls_pins[1]).map(|x| x.id.as_str()),
+        Some("to-cert")
+    );
+    // fj-cert without pins and no trust anchor: refused, naming the member.
+    let err = load_text(dir.path(), &text(&format!("\"{pin_a}\""), "")).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("peer.trust_anchors") && msg.contains("members[2] (fj-cert)"),
+        "{msg}"
+    );
+    // The same pin twice is a mistake.
+    let err = load_text(dir.path(), &text(&format!("\"{pin_a}\", \"{pin_a}\""), "")).unwrap_err();
+    assert!(err.to_string().contains("members[1].tls_pins[1]"), "{err}");
 }

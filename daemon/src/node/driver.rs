@@ -59,6 +59,18 @@ pub fn peer_channel(
     tls: Arc<rustls::ClientConfig>,
     request_timeout: Duration,
 ) -> Result<Channel, String> {
+    peer_channel_watched(endpoint, tls, request_timeout, None)
+}
+
+/// `peer_channel` whose connections are registered with the peer port's live trust
+/// (`watch` = the trust and the member dialled), so they are closed when the member is removed
+/// or its pins no longer admit the server's certificate.
+pub fn peer_channel_watched(
+    endpoint: &PeerEndpoint,
+    tls: Arc<rustls::ClientConfig>,
+    request_timeout: Duration,
+    watch: Option<(PeerTls, String)>,
+) -> Result<Channel, String> {
     let target = endpoint.to_string();
     let ep = Endpoint::from_shared(format!("http://{target}"))
         .map_err(|e| format!("endpoint {target}: {e}"))?
@@ -71,19 +83,31 @@ pub fn peer_channel(
     );
     let connector = tokio_rustls::TlsConnector::from(tls);
     let svc = tower::service_fn(move |_: Uri| {
-        let (connector, server_name, target) =
-            (connector.clone(), server_name.clone(), target.clone());
+        let (connector, server_name, target, watch) = (
+            connector.clone(),
+            server_name.clone(),
+            target.clone(),
+            watch.clone(),
+        );
         async move {
             let tcp = tokio::net::TcpStream::connect(&target).await?;
             tcp.set_nodelay(true)?;
             let remote = tcp.peer_addr().ok();
             let tls =
                 crate::transport::with_remote(remote, connector.connect(server_name, tcp)).await?;
-            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            let io: Box<dyn PeerIo> = match watch {
+                Some((trust, member)) => Box::new(trust.watch_outbound(tls, &member)),
+                None => Box::new(tls),
+            };
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(io))
         }
     });
     Ok(ep.connect_with_connector_lazy(svc))
 }
+
+/// A dialled peer connection (TLS, possibly watched by the live trust).
+trait PeerIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> PeerIo for T {}
 
 /// A peer client with the message limits of the peer port.
 pub fn peer_client(channel: Channel, limit: usize) -> PeerClient<Channel> {
@@ -143,6 +167,7 @@ pub struct Driver {
     node: Arc<NodeCore>,
     metrics: Arc<Metrics>,
     links: HashMap<String, PeerLink>,
+    tls: PeerTls,
     limit: usize,
     request_timeout: Duration,
     tasks: JoinSet<()>,
@@ -184,27 +209,9 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
     let request_timeout = Duration::from_millis(setup.sync.request_timeout_ms);
     let mut links = HashMap::new();
     for m in peers {
-        let mut channels = Vec::new();
-        match setup.tls.client_config(&m.id) {
-            Ok(cfg) => {
-                for ep in &m.endpoints {
-                    match peer_channel(ep, cfg.clone(), request_timeout) {
-                        Ok(ch) => channels.push((ep.to_string(), ch)),
-                        Err(e) => tracing::warn!(peer = %m.id, error = %e, "unusable endpoint"),
-                    }
-                }
-            }
-            Err(e) => tracing::error!(peer = %m.id, error = %e, "no TLS client config"),
-        }
-        if channels.is_empty() {
-            tracing::info!(peer = %m.id, "no usable endpoint: this member only answers the peer");
-        }
         links.insert(
             m.id.clone(),
-            PeerLink {
-                channels,
-                current: 0,
-            },
+            build_link(&setup.tls, &m.id, &m.endpoints, request_timeout),
         );
     }
     let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
@@ -218,11 +225,41 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
             node: setup.node,
             metrics: setup.metrics,
             links,
+            tls: setup.tls,
             limit: setup.message_limit,
             request_timeout,
             tasks: JoinSet::new(),
         },
     ))
+}
+
+/// The channels to one member's endpoints (watched by the live trust).
+fn build_link(
+    tls: &PeerTls,
+    member: &str,
+    endpoints: &[PeerEndpoint],
+    request_timeout: Duration,
+) -> PeerLink {
+    let mut channels = Vec::new();
+    match tls.client_config(member) {
+        Ok(cfg) => {
+            for ep in endpoints {
+                let watch = Some((tls.clone(), member.to_string()));
+                match peer_channel_watched(ep, cfg.clone(), request_timeout, watch) {
+                    Ok(ch) => channels.push((ep.to_string(), ch)),
+                    Err(e) => tracing::warn!(peer = %member, error = %e, "unusable endpoint"),
+                }
+            }
+        }
+        Err(e) => tracing::error!(peer = %member, error = %e, "no TLS client config"),
+    }
+    if channels.is_empty() {
+        tracing::info!(peer = %member, "no usable endpoint: this member only answers the peer");
+    }
+    PeerLink {
+        channels,
+        current: 0,
+    }
 }
 
 fn code_name(code: tonic::Code) -> String {
@@ -338,7 +375,9 @@ impl Driver {
     }
 
     fn mark_up(&mut self, now: u64, peer: &str) {
-        if self.machine.core_mut().peer(now, peer).map(|s| s.link) != Some(LinkState::Up) {
+        if let Some(status) = self.machine.core_mut().peer(now, peer)
+            && status.link != LinkState::Up
+        {
             tracing::info!(%peer, "peer link up");
             self.machine.core_mut().peer_up(now, peer);
         }
@@ -438,6 +477,13 @@ impl Driver {
             Input::Explain { meta, peer, reply } => {
                 let _ = reply.send(self.machine.core_mut().explain(&meta, &peer));
             }
+            Input::SetRoster {
+                members,
+                redial,
+                reply,
+            } => {
+                let _ = reply.send(self.set_roster(now, &members, &redial));
+            }
             Input::SyncNow { peer, reply } => {
                 let _ = reply.send(self.machine.core_mut().sync_now(now, peer.as_deref()));
             }
@@ -489,6 +535,56 @@ impl Driver {
                 Err(f) => self.failed(now, &peer, req, f),
             },
         }
+    }
+
+    /// A new membership: the core's peers, the links (dropped for removed members, new for
+    /// added ones and for `redial`), and a reconciliation with each new or re-dialled member.
+    fn set_roster(
+        &mut self,
+        now: u64,
+        members: &[crate::membership::Member],
+        redial: &std::collections::BTreeSet<String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let me = self.machine.core().me().to_string();
+        let peers: Vec<&crate::membership::Member> =
+            members.iter().filter(|m| m.id != me).collect();
+        let (added, removed) = self
+            .machine
+            .core_mut()
+            .set_peers(now, peers.iter().map(|m| m.id.clone()));
+        for id in &removed {
+            self.links.remove(id);
+            tracing::info!(peer = %id, "member removed from the roster: link dropped");
+        }
+        for m in &peers {
+            let is_new = added.contains(&m.id);
+            if !is_new && !redial.contains(&m.id) {
+                continue;
+            }
+            let mut endpoints = Vec::new();
+            for e in &m.endpoints {
+                match PeerEndpoint::parse(e) {
+                    Ok(p) => endpoints.push(p),
+                    Err(err) => tracing::warn!(peer = %m.id, error = %err, "unusable endpoint"),
+                }
+            }
+            self.links.insert(
+                m.id.clone(),
+                build_link(&self.tls, &m.id, &endpoints, self.request_timeout),
+            );
+            tracing::info!(peer = %m.id, endpoints = %m.endpoints.join(","),
+                change = if is_new { "added" } else { "changed" }, "dialling member");
+            // A new or changed link is a (re)connect: reconcile with it now.
+            let core = self.machine.core_mut();
+            if let Some(s) = core.peer(now, &m.id)
+                && matches!(s.link, LinkState::Down { .. } | LinkState::Up)
+                && !is_new
+            {
+                core.peer_down(now, &m.id);
+            }
+            let _ = core.sync_now(now, Some(&m.id));
+        }
+        (added, removed)
     }
 
     /// Step 3 of the machine's pipeline: the admitted items of `intake` are made durable by a

@@ -23,8 +23,8 @@ use tonic::transport::server::{Connected, Router};
 
 use super::{
     Listeners, MetricsSource, NetListeners, NodeError, ROSTER_REFRESH, SHUTDOWN_GRACE,
-    accept_limits, accept_peers, accept_tls, bind_tcp, check_roster, driver, load_identity,
-    operator_tls_with_hook, peer_tls, refusal_hook, roster_addresses, warninglists,
+    accept_limits, accept_peers, accept_tls, bind_tcp, check_roster, driver, live, load_identity,
+    operator_tls_with_hook, peer_tls, refusal_hook, warninglists,
 };
 use crate::api::OperatorApi;
 use crate::config::Config;
@@ -45,6 +45,14 @@ pub(super) async fn serve(
     shutdown: impl Future<Output = ()>,
     started: Instant,
 ) -> Result<(), NodeError> {
+    // Registered first: SIGHUP's default action would end the process.
+    let hup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(|e| {
+            NodeError::Serve {
+                listener: "SIGHUP handler".into(),
+                detail: e.to_string(),
+            }
+        })?;
     let identity = load_identity(&config)?;
     check_roster(&config, &identity)?;
     let metrics = Arc::new(Metrics::new());
@@ -72,8 +80,23 @@ pub(super) async fn serve(
         Arc::clone(&store),
     ));
     warninglists::attach(&core, &config).await?;
+    core.set_membership(config.membership());
+    let live = Arc::new(live::Live::new(
+        &config,
+        Arc::clone(&core),
+        peer_tls.clone(),
+        Arc::clone(&metrics),
+    )?);
+    core.attach_live(Arc::new(live::LiveHandle(Arc::clone(&live))));
     let cancel = CancellationToken::new();
     let mut tasks = Tasks::new();
+    {
+        let (l, c) = (Arc::clone(&live), cancel.clone());
+        tasks.spawn(async move {
+            live::on_sighup(l, hup, c).await;
+            ("SIGHUP handler".to_string(), Ok(()))
+        });
+    }
     let (health_reporter, health) = tonic_health::server::health_reporter();
 
     // The federation: the sync driver and the peer port.
@@ -85,10 +108,8 @@ pub(super) async fn serve(
         };
         peer_addr = listener.local_addr().ok();
         let peer_api = start_driver(&config, &ptls, &core, &metrics, &cancel, &mut tasks)?;
-        let incoming = spawn_peer_accept(
-            &config, listener, &ptls, &hook, &metrics, &cancel, &mut tasks,
-        )
-        .await;
+        let incoming =
+            spawn_peer_accept(listener, &ptls, &hook, &metrics, &live, &cancel, &mut tasks).await;
         let router = Server::builder()
             .add_service(health.clone())
             .add_service(peer_api.into_server());
@@ -101,7 +122,6 @@ pub(super) async fn serve(
     )
     .with_federation(crate::api::operator::FederationInfo {
         peer_listen: peer_addr,
-        roster: config.members.clone(),
         metrics: Arc::clone(&metrics),
     });
     health_reporter
@@ -217,38 +237,39 @@ fn start_driver(
 /// have reserved capacity, resolved now and every few minutes, so connections from anywhere else
 /// can never lock them out). Returns the stream of accepted connections.
 async fn spawn_peer_accept(
-    config: &Config,
     listener: TcpListener,
     ptls: &PeerTls,
     hook: &RefusalHook,
     metrics: &Arc<Metrics>,
+    live: &Arc<live::Live>,
     cancel: &CancellationToken,
     tasks: &mut Tasks,
-) -> ReceiverStream<Result<crate::transport::PeerTlsStream, std::io::Error>> {
+) -> ReceiverStream<Result<super::LivePeerStream, std::io::Error>> {
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = TlsAcceptor::from(ptls.server_config());
-    let reserved: crate::tcp_accept::ReservedAddrs =
-        Arc::new(std::sync::RwLock::new(roster_addresses(config).await));
+    let reserved: crate::tcp_accept::ReservedAddrs = Arc::default();
+    live.set_reserved(Arc::clone(&reserved));
+    live.refresh_reserved().await;
     let limits = crate::tcp_accept::AcceptLimits {
-        reserved: Some(Arc::clone(&reserved)),
+        reserved: Some(reserved),
         ..accept_limits(metrics)
     };
-    let (c, h) = (cancel.clone(), hook.clone());
+    let (c, h, t) = (cancel.clone(), hook.clone(), ptls.clone());
     tasks.spawn(async move {
-        accept_peers(listener, acceptor, h, limits, tx, c).await;
+        accept_peers(listener, t, h, limits, tx, c).await;
         ("peer accept".to_string(), Ok(()))
     });
-    let (c, cfg) = (cancel.clone(), config.clone());
+    // The membership in force is resolved again every few minutes (addresses may change) and at
+    // every membership change (`Live::apply`); open connections are re-checked then too.
+    let (c, l) = (cancel.clone(), Arc::clone(live));
     tasks.spawn(async move {
         loop {
             tokio::select! {
                 _ = c.cancelled() => break,
                 _ = tokio::time::sleep(ROSTER_REFRESH) => {}
             }
-            let fresh = roster_addresses(&cfg).await;
-            *reserved
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+            l.refresh_reserved().await;
+            // A pinned certificate may have expired on an open connection.
+            l.recheck_connections();
         }
         ("roster address refresh".to_string(), Ok(()))
     });

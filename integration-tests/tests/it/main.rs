@@ -14,6 +14,7 @@ mod export_paging;
 mod federation;
 mod fuzz_corpus;
 mod lifecycle;
+mod live_membership;
 mod lockout;
 mod misp;
 mod noninterference;

@@ -161,6 +161,7 @@ pub fn member_config(members: &[DemoMember], i: usize) -> Option<String> {
                 name: o.name.clone(),
                 endpoints: vec![o.peer_addr.to_string()],
                 public_keys: vec![o.public_key.clone()],
+                tls_pins: vec![],
             })
             .collect(),
     };

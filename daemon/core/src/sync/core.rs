@@ -443,6 +443,88 @@ impl SyncCore {
         Ok(self.peers[i].id.clone())
     }
 
+    /// The roster changed: `peers` (minus this member) are the peers from now on. A kept peer
+    /// keeps its state; a removed one loses its sessions, queues and requests in flight (their
+    /// late answers are ignored as stale, and anything it sends is `unknown_peer`); an added one
+    /// starts with its link unknown (the caller reconciles with it, e.g. `sync_now`). Returns
+    /// the ids added and removed, sorted.
+    pub fn set_peers(
+        &mut self,
+        now_ms: u64,
+        peers: impl IntoIterator<Item = impl Into<String>>,
+    ) -> (Vec<String>, Vec<String>) {
+        let mut list: Vec<String> = peers.into_iter().map(Into::into).collect();
+        list.sort();
+        list.dedup();
+        list.retain(|p| *p != self.me);
+        let old: Vec<Peer> = std::mem::take(&mut self.peers);
+        let mut removed = Vec::new();
+        let mut slots: Vec<Option<Peer>> = Vec::with_capacity(old.len());
+        for p in old {
+            if list.binary_search(&p.id).is_ok() {
+                slots.push(Some(p));
+            } else {
+                for f in p.in_flight.values() {
+                    if let Pending::Fetch { ids } = &f.what {
+                        for id in ids {
+                            self.fetching.remove(id);
+                        }
+                    }
+                }
+                removed.push(p.id.clone());
+                slots.push(None);
+            }
+        }
+        let old_index: HashMap<String, usize> = std::mem::take(&mut self.by_id);
+        let mut remap: HashMap<usize, usize> = HashMap::new();
+        let mut added = Vec::new();
+        let mut by_id = HashMap::new();
+        let mut next: Vec<Peer> = Vec::with_capacity(list.len());
+        for (i, id) in list.into_iter().enumerate() {
+            let kept = old_index
+                .get(&id)
+                .and_then(|&o| slots.get_mut(o).and_then(Option::take).map(|p| (o, p)));
+            let peer = match kept {
+                Some((o, p)) => {
+                    remap.insert(o, i);
+                    p
+                }
+                None => {
+                    added.push(id.clone());
+                    let h = prf::fnv(id.as_bytes());
+                    Peer::new(id.clone(), h, self.prf.hash(domain::RANK, &[h]))
+                }
+            };
+            by_id.insert(id, i);
+            next.push(peer);
+        }
+        self.peers = next;
+        self.by_id = by_id;
+        let timers = std::mem::take(&mut self.timers);
+        let map = |p: usize| remap.get(&p).copied();
+        for Reverse((at, t)) in timers {
+            let moved = match t {
+                Timer::Tick => Some(Timer::Tick),
+                Timer::Request { peer, req } => map(peer).map(|peer| Timer::Request { peer, req }),
+                Timer::Session { peer, session } => {
+                    map(peer).map(|peer| Timer::Session { peer, session })
+                }
+                Timer::Responder { peer, session } => {
+                    map(peer).map(|peer| Timer::Responder { peer, session })
+                }
+                Timer::Retry { peer } => map(peer).map(|peer| Timer::Retry { peer }),
+            };
+            if let Some(t) = moved {
+                self.timers.push(Reverse((at, t)));
+            }
+        }
+        if self.next_tick_ms.is_none() {
+            self.schedule_tick(now_ms);
+        }
+        self.refresh_wake();
+        (added, removed)
+    }
+
     // ----- requests from peers -------------------------------------------------------------
 
     /// Answers one reconciliation round from `from`, from the set we reconcile with it.

@@ -812,3 +812,40 @@ fn the_quota_is_validated() {
     assert!(e.to_string().contains("origin_push_burst"), "{e}");
     assert!(SyncCore::new(quota(0, 0), "fj-cert", ["ws-cert"], 7, T0).is_ok());
 }
+
+#[test]
+fn set_peers_keeps_kept_peers_state_drops_removed_ones_and_adds_new_ones() {
+    let cfg = no_timers();
+    let timeout = cfg.request_timeout_ms;
+    let mut c = core("ws-cert", &["aa-cert", "to-cert"], cfg);
+    // A reconciliation with to-cert is in flight (to-cert is peer index 1).
+    c.sync_now(T0, Some("to-cert")).unwrap();
+    while c.poll_action().is_some() {}
+    assert!(c.peer(T0, "to-cert").unwrap().syncing);
+    let (added, removed) = c.set_peers(T0 + 1, ["to-cert", "ck-cert", "ws-cert"]);
+    assert_eq!(added, ["ck-cert"]);
+    assert_eq!(removed, ["aa-cert"]);
+    assert_eq!(c.peers().collect::<Vec<_>>(), ["ck-cert", "to-cert"]);
+    // to-cert kept its session; its request timer follows it to its new index.
+    assert!(c.peer(T0, "to-cert").unwrap().syncing);
+    c.handle_timeout(T0 + timeout + 10);
+    assert_eq!(c.peer(T0, "to-cert").unwrap().stats.timeouts, 1);
+    assert_eq!(c.peer(T0, "ck-cert").unwrap().stats.timeouts, 0);
+    // The removed member is unknown from now on: what it sends is refused.
+    let g = green("aa-cert", 1);
+    assert_eq!(
+        c.admit(T0 + 20, "aa-cert", &g.meta).unwrap_err().code,
+        "unknown_peer"
+    );
+    assert!(c.peer(T0, "aa-cert").is_none());
+    assert!(c.sync_now(T0, Some("aa-cert")).is_err());
+    // The new member is reconciled with on demand.
+    while c.poll_action().is_some() {}
+    c.sync_now(T0 + 30, Some("ck-cert")).unwrap();
+    let acts: Vec<Action> = std::iter::from_fn(|| c.poll_action()).collect();
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Reconcile { to, .. } if to == "ck-cert")),
+        "{acts:?}"
+    );
+}
