@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use ed25519_dalek::SigningKey;
 
-use super::report::Report;
-use super::scenario::{Fault, Mutation, Scenario};
+use super::links::AccessLinks;
+use super::report::{ProfileRow, Report, Thin};
+use super::scenario::{Fault, LinkProfile, Mutation, Scenario, link_bytes};
 use tanoa_core::envelope::{
     self, Envelope, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
 use tanoa_core::machine::{Checked, NodeMachine, Verify};
-use tanoa_core::model::{Advisory, Limits, Severity, Tlp};
+use tanoa_core::model::{Advisory, Indicator, IndicatorKind, Limits, Severity, Tlp};
 use tanoa_core::policy;
 use tanoa_core::store::{MemoryStore, Store};
 use tanoa_core::sync::{
@@ -129,6 +130,17 @@ enum Ev {
         node: usize,
         at_local: u64,
     },
+    /// A message of a profiled scenario reaches its receiver's downlink.
+    Downlink {
+        from: usize,
+        to: usize,
+        to_inc: u32,
+        body: Body,
+        wire: Vec<u8>,
+        /// When it was sent (absolute ms) and when it reaches the downlink (µs).
+        sent: u64,
+        arrive_us: u64,
+    },
     Publish(u32),
     Fault(Fault),
     Join(usize),
@@ -154,6 +166,12 @@ struct Sim {
     events: HashMap<u64, Ev>,
     seq: u64,
     link_free: HashMap<(usize, usize), u64>,
+    /// Access links, when the scenario names profiles (issue 12).
+    links: Option<AccessLinks>,
+    /// Time (ms after T0) each member last stored an item it had not held.
+    last_new: Vec<u64>,
+    /// Messages lost on a dropped link (`cable-cut`).
+    dropped: u64,
     link_counts: HashMap<(usize, usize, u64), u64>,
     group: Vec<u8>,
     /// Publish-and-vanish: the origin may only talk to this peer.
@@ -236,6 +254,9 @@ impl Sim {
             events: HashMap::new(),
             seq: 0,
             link_free: HashMap::new(),
+            links: None,
+            last_new: vec![0; n],
+            dropped: 0,
             link_counts: HashMap::new(),
             group: vec![0; n],
             only_to: None,
@@ -261,6 +282,18 @@ impl Sim {
             bytes_at_converge_after_heal: None,
             sc,
         };
+        if !sim.sc.profiles.is_empty() {
+            if sim.sc.profiles.len() != n {
+                return Err(format!(
+                    "profiles: {} named for {n} members (one per member, or none)",
+                    sim.sc.profiles.len()
+                ));
+            }
+            let phase = (0..n)
+                .map(|m| h(seed, &[0x6472_6f70, m as u64]) % 3_600_000)
+                .collect();
+            sim.links = Some(AccessLinks::new(&sim.sc.profiles, phase));
+        }
         for i in 0..n {
             let skew = if sim.sc.skew_ms == 0 {
                 0
@@ -441,6 +474,9 @@ impl Sim {
                 tlp,
                 audience,
                 title: format!("Simulated advisory {adv_id} revision {revision}"),
+                indicators: (0..mix.indicators)
+                    .map(|j| sim_indicator(base_k, j))
+                    .collect(),
                 summary: if equiv {
                     "Equivocating payload: same revision, different bytes.".to_string()
                 } else {
@@ -449,7 +485,6 @@ impl Sim {
                 severity: Severity::Medium,
                 actors: Vec::new(),
                 cves: Vec::new(),
-                indicators: Vec::new(),
                 references: Vec::new(),
                 withdrawn: false,
                 withdrawn_reason: String::new(),
@@ -609,6 +644,15 @@ impl Sim {
                 body,
                 wire,
             } => self.deliver(from, to, to_inc, body, wire),
+            Ev::Downlink {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+                sent,
+                arrive_us,
+            } => self.downlink(from, to, to_inc, body, wire, sent, arrive_us),
             Ev::Publish(ix) => self.publish(ix),
             Ev::Fault(f) => self.fault(f),
             Ev::Join(m) => self.restart(m, true),
@@ -701,6 +745,7 @@ impl Sim {
             mem.depth.insert(ix, depth);
             if self.items[ix as usize].live && !mem.gone {
                 self.held_total += 1;
+                self.last_new[m] = self.now.saturating_sub(T0);
             }
         }
     }
@@ -917,6 +962,10 @@ impl Sim {
             self.lost += 1;
             return;
         }
+        if self.links.is_some() {
+            self.send_profiled(from, to, body, wire, digest);
+            return;
+        }
         let mut extra = 0;
         let mut dup = false;
         if bytes > 0 && self.lossy(from, to) {
@@ -975,6 +1024,90 @@ impl Sim {
         );
     }
 
+    /// Draws whether a message crossing `m`'s access link (`salt`: up or down) is lost: from the
+    /// link, the message's bytes and how many identical messages went that way before.
+    fn profile_loss(&mut self, m: usize, from: usize, to: usize, digest: u64, salt: u64) -> bool {
+        let Some(links) = &self.links else {
+            return false;
+        };
+        let loss = links.spec(m).loss_ppm;
+        if loss == 0 {
+            return false;
+        }
+        let n = self
+            .link_counts
+            .entry((from, to, digest ^ salt))
+            .or_insert(0);
+        *n += 1;
+        h(self.seed, &[salt, from as u64, to as u64, *n, digest]) % 1_000_000 < loss
+    }
+
+    /// `send` on access links: the sender's uplink (its loss), then `downlink` on arrival.
+    fn send_profiled(&mut self, from: usize, to: usize, body: Body, wire: Vec<u8>, digest: u64) {
+        let Some(links) = &mut self.links else {
+            return;
+        };
+        let bytes = link_bytes(wire.len() as u64);
+        let arrive_us = links.uplink(from, to, self.now.saturating_sub(T0) * 1_000, bytes);
+        if self.profile_loss(from, from, to, digest, 0x7570_6c6f) {
+            self.lost += 1;
+            return;
+        }
+        let to_inc = self.members[to].inc;
+        self.schedule(
+            T0 + arrive_us.div_ceil(1_000),
+            Ev::Downlink {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+                sent: self.now,
+                arrive_us,
+            },
+        );
+    }
+
+    /// A message reaches `to`'s downlink: its loss, its queue, and the drops of either end.
+    #[allow(clippy::too_many_arguments)]
+    fn downlink(
+        &mut self,
+        from: usize,
+        to: usize,
+        to_inc: u32,
+        body: Body,
+        wire: Vec<u8>,
+        sent: u64,
+        arrive_us: u64,
+    ) {
+        let digest = fnv(&wire);
+        if self.profile_loss(to, from, to, digest, 0x646f_776e) {
+            self.lost += 1;
+            return;
+        }
+        let Some(links) = &mut self.links else {
+            return;
+        };
+        let done_us = links.downlink(to, arrive_us, link_bytes(wire.len() as u64));
+        let at = T0 + done_us.div_ceil(1_000);
+        let (a, b) = (sent.saturating_sub(T0), at.saturating_sub(T0));
+        if links.down_during(from, a, b) || links.down_during(to, a, b) {
+            self.lost += 1;
+            self.dropped += 1;
+            return;
+        }
+        self.schedule(
+            at,
+            Ev::Deliver {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+            },
+        );
+    }
+
     fn deliver(&mut self, from: usize, to: usize, to_inc: u32, body: Body, wire: Vec<u8>) {
         let to_alive = self.members[to].online;
         let from_alive = self.members[from].online;
@@ -984,7 +1117,10 @@ impl Sim {
                 && from_alive
                 && req != u64::MAX
             {
-                let at = self.now + self.sc.link.latency_min_ms;
+                let at = match &self.links {
+                    None => self.now + self.sc.link.latency_min_ms,
+                    Some(l) => self.now + l.propagation_us(to, from).div_ceil(1_000),
+                };
                 let inc = self.members[from].inc;
                 self.schedule(
                     at,
@@ -1206,11 +1342,12 @@ impl Sim {
                 })
                 .collect();
             if !missing.is_empty() {
+                let more = if missing.len() > 10 { ", …" } else { "" };
                 self.violation(format!(
-                    "{} lacks {} item(s) it may hold at the end (not converged): {}",
+                    "{} lacks {} item(s) it may hold at the end (not converged): {}{more}",
                     self.ids[m],
                     missing.len(),
-                    missing.join(", ")
+                    missing[..missing.len().min(10)].join(", ")
                 ));
                 if self.violations.len() > 5 {
                     return;
@@ -1339,7 +1476,112 @@ impl Sim {
             duplicated: self.duplicated,
             lost_items: self.lost_items,
             heal,
+            thin: self.thin_report(),
         }
+    }
+}
+
+impl Sim {
+    /// The access links' figures (issue 12), when the scenario names profiles.
+    fn thin_report(&self) -> Option<Thin> {
+        let links = self.links.as_ref()?;
+        let n = self.members.len();
+        let live: Vec<u32> = (0..self.items.len() as u32)
+            .filter(|&ix| self.items[ix as usize].live)
+            .collect();
+        let env_bytes: HashMap<u32, u64> = live
+            .iter()
+            .map(|&ix| {
+                let len = self.items[ix as usize].verified.envelope().encode().len();
+                (ix, len as u64)
+            })
+            .collect();
+        let join_ms = u64::try_from(self.sc.late_join_ms.max(0)).unwrap_or(0);
+        // Per member: items it may hold, whether it holds them all, and the physical floor of
+        // its time to 100%: every item it received crossed its downlink at least once, after the
+        // shortest propagation into it; and no item arrives before its publication plus that
+        // propagation and its own serialization.
+        let mut per: Vec<(usize, u64, bool, u64)> = Vec::new(); // (member, may hold, complete, floor µs)
+        for m in 0..n {
+            let mem = &self.members[m];
+            if mem.gone {
+                continue;
+            }
+            let may: Vec<u32> = live
+                .iter()
+                .copied()
+                .filter(|&ix| self.may_hold(ix, m))
+                .collect();
+            let complete = may.iter().all(|ix| mem.held.contains(ix));
+            let prop = (0..n)
+                .filter(|&p| p != m)
+                .map(|p| links.propagation_us(p, m))
+                .min()
+                .unwrap_or(0);
+            // Everything it may hold but did not store locally (published or held at start)
+            // has to cross its downlink, whether it arrived or not.
+            let received: Vec<u32> = may
+                .iter()
+                .copied()
+                .filter(|ix| mem.depth.get(ix) != Some(&0))
+                .collect();
+            let start = if self.sc.late_joiners.contains(&m) {
+                join_ms * 1_000
+            } else {
+                0
+            };
+            let sum: u64 = received
+                .iter()
+                .map(|ix| links.tx_us(m, env_bytes[ix]))
+                .sum();
+            let mut floor = if received.is_empty() {
+                0
+            } else {
+                start + prop + sum
+            };
+            for ix in &received {
+                let at = self.items[*ix as usize].publish_at.unwrap_or(0).max(0);
+                let at = u64::try_from(at).unwrap_or(0) * 1_000;
+                floor = floor.max(at + prop + links.tx_us(m, env_bytes[ix]));
+            }
+            per.push((m, may.len() as u64, complete, floor));
+        }
+        let mut rows = Vec::new();
+        for p in LinkProfile::ALL {
+            let group: Vec<&(usize, u64, bool, u64)> = per
+                .iter()
+                .filter(|(m, ..)| self.sc.profiles[*m] == p)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let t100 = if group.iter().all(|g| g.2) {
+                group.iter().map(|g| self.last_new[g.0]).max()
+            } else {
+                None
+            };
+            let items: u64 = group.iter().map(|g| g.1).sum();
+            let down: u64 = group.iter().map(|g| links.down_bytes[g.0]).sum();
+            let busy: u64 = group.iter().map(|g| links.down_busy_us[g.0]).sum();
+            // Busy share until everyone had everything (or the end of the run).
+            let span_us = self.t100.unwrap_or(self.now.saturating_sub(T0)).max(1) * 1_000;
+            rows.push(ProfileRow {
+                profile: p.name(),
+                members: group.len(),
+                t100_ms: t100,
+                floor_ms: group.iter().map(|g| g.3).max().unwrap_or(0).div_ceil(1_000),
+                down_bytes_per_item_member: down as f64 / items.max(1) as f64,
+                down_busy: busy as f64 / (span_us as f64 * group.len() as f64),
+            });
+        }
+        let all_down: u64 = links.down_bytes.iter().sum();
+        Some(Thin {
+            link_bytes_per_item_member: all_down as f64
+                / (live.len().max(1) as f64 * per.len().max(1) as f64),
+            floor_ms: per.iter().map(|g| g.3).max().unwrap_or(0).div_ceil(1_000),
+            dropped: self.dropped,
+            rows,
+        })
     }
 }
 
@@ -1378,5 +1620,31 @@ impl Verify for CachedVerifier<'_> {
             }
             Err(e) => Err(e.reason()),
         }
+    }
+}
+
+/// Indicator `j` of simulated advisory `k`: documentation-range IPv4 addresses, `.example`
+/// domains and SHA-256 digests, in turn.
+fn sim_indicator(k: usize, j: usize) -> Indicator {
+    let (kind, value) = match j % 3 {
+        0 => (
+            IndicatorKind::Ipv4,
+            format!("203.0.113.{}", (k * 7 + j) % 254 + 1),
+        ),
+        1 => (IndicatorKind::Domain, format!("c2-{k}-{j}.example")),
+        _ => {
+            let mut hex = String::with_capacity(64);
+            for w in 0..4u64 {
+                hex.push_str(&format!("{:016x}", h(k as u64, &[j as u64, w])));
+            }
+            (IndicatorKind::Sha256, hex)
+        }
+    };
+    Indicator {
+        kind,
+        value,
+        confidence: 80,
+        valid_until_ms: None,
+        note: String::new(),
     }
 }

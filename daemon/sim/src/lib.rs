@@ -25,6 +25,21 @@
 //! send are taken from the scenario's signed set once the member's holding is checked, instead of
 //! decoding them back out of the store.
 //!
+//! # Thin links (issue 12)
+//!
+//! When a scenario names a [`LinkProfile`] per member (`fibre`, `satellite`, `cable-cut`; the
+//! [`pacific`] presets), every member has an access link instead of the uniform [`LinkModel`]: a
+//! message from A to B is serialized on A's uplink at A's bandwidth, propagates for half of A's
+//! round trip plus half of B's (satellite to fibre: 310 ms one way; island to island: two
+//! geostationary hops, 600 ms), is serialized on B's downlink at B's bandwidth (each queue first
+//! in first out, in µs), and is lost with A's loss on the way up and B's on the way down, or when
+//! either link is down at any moment between its sending and its delivery (`cable-cut` drops
+//! for 10 s every 60 s, each member at its own phase drawn from the seed; nobody is told: the
+//! request times out, as a connection dying mid-transfer). Bytes on the link are the encoded
+//! message plus its gRPC, HTTP/2, TLS and TCP/IP framing ([`link_bytes`]). Loss is per message
+//! (the core's retries recover it), not TCP's per-segment retransmission. Without profiles the
+//! engine takes exactly the old path: the report of seeds 42-50 is byte-identical.
+//!
 //! # Invariants, checked at every step
 //!
 //! - at every store write: the member may hold the item (`policy::may_hold`);
@@ -55,6 +70,7 @@
 //! scenario name and seed so the run can be replayed with [`run`].
 
 mod engine;
+mod links;
 mod report;
 mod scenario;
 
@@ -62,5 +78,8 @@ mod scenario;
 mod tests;
 
 pub use self::engine::{Outcome, SimError, run};
-pub use self::report::{Report, bound_rounds, format_report};
-pub use self::scenario::{Fault, ItemMix, LinkModel, Mutation, Scenario, TimedFault, presets};
+pub use self::report::{ProfileRow, Report, Thin, bound_rounds, format_report};
+pub use self::scenario::{
+    Fault, ItemMix, LinkModel, LinkProfile, LinkSpec, Mutation, Scenario, TimedFault, link_bytes,
+    pacific, presets,
+};
