@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use tanoa_sim::{Scenario, format_report, pacific, presets};
+use tanoa_sim::{Scenario, format_report, pacific, presets, roster_presets};
 
 /// Runs one scenario and prints its report; false when it failed.
 fn run_one(sc: &Scenario, seed: u64) -> bool {
@@ -67,6 +67,20 @@ fn main() {
     let selected =
         |sc: &Scenario| filter.is_empty() || filter.iter().any(|f| sc.name.contains(f.as_str()));
     let mut failed = 0;
+    if raw.iter().any(|a| a == "--roster") {
+        // Issue 11: roster changes under loss and under churn (200 members unless a number is
+        // given), seeds 70 and 71.
+        let n = args.first().copied().unwrap_or(200);
+        for (k, sc) in roster_presets(n, 30).into_iter().enumerate() {
+            if selected(&sc) && !run_one(&sc, 70 + k as u64) {
+                failed += 1;
+            }
+        }
+        if failed > 0 {
+            println!("{failed} scenario(s) failed");
+        }
+        return;
+    }
     match topology.as_deref() {
         None => {}
         Some("pacific") => {

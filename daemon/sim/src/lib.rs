@@ -72,6 +72,7 @@
 mod engine;
 mod links;
 mod report;
+mod roster;
 mod scenario;
 
 #[cfg(test)]
@@ -80,6 +81,6 @@ mod tests;
 pub use self::engine::{Outcome, SimError, run};
 pub use self::report::{ProfileRow, Report, Thin, bound_rounds, format_report};
 pub use self::scenario::{
-    Fault, ItemMix, LinkModel, LinkProfile, LinkSpec, Mutation, Scenario, TimedFault, link_bytes,
-    pacific, presets,
+    Fault, ItemMix, LinkModel, LinkProfile, LinkSpec, Mutation, RosterChange, RosterPlan,
+    RosterStep, Scenario, TimedFault, link_bytes, pacific, presets, roster_presets,
 };

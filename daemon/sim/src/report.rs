@@ -48,6 +48,29 @@ pub struct Report {
     pub heal: Option<(u64, u64, u64)>,
     /// The access links' figures, when the scenario names link profiles (issue 12).
     pub thin: Option<Thin>,
+    /// The roster's figures, when the scenario changes the roster (issue 11).
+    pub roster: Option<RosterSummary>,
+}
+
+/// What the roster changes of a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterSummary {
+    /// The plan's last version.
+    pub final_version: u64,
+    /// Members of that version at the end.
+    pub members: usize,
+    /// How many of them have it in force.
+    pub at_final: usize,
+    /// When the last of them reached it, ms after the last change was proposed.
+    pub converged_after_last_change_ms: Option<u64>,
+    /// The bound: `converge_intervals` anti-entropy intervals.
+    pub bound_ms: u64,
+    /// Roster carriers refused by the engines' admission, by reason.
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Items dropped because the roster in force made them invalid (revocation, removal).
+    pub purged: u64,
+    /// Messages refused because one end was not in the other's roster in force.
+    pub gated: u64,
 }
 
 /// What the access links of a profiled scenario carried, against their physical limit.
@@ -215,6 +238,34 @@ pub fn format_report(r: &Report) -> String {
                 row.down_busy * 100.0
             );
         }
+    }
+    if let Some(ro) = &r.roster {
+        let conv = ro.converged_after_last_change_ms.map_or_else(
+            || "never".to_string(),
+            |ms| format!("{:.2} s", ms as f64 / 1000.0),
+        );
+        let _ = writeln!(
+            s,
+            "  {:<30} version {} in force at {} / {} members; the last reached it {conv} after the last change (bound {:.0} s)",
+            "roster",
+            ro.final_version,
+            ro.at_final,
+            ro.members,
+            ro.bound_ms as f64 / 1000.0
+        );
+        let refused: Vec<String> = ro.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "  {:<30} carriers refused: {}; items dropped as invalid: {}; messages refused (not in roster): {}",
+            "roster enforcement",
+            if refused.is_empty() {
+                "none".to_string()
+            } else {
+                refused.join(", ")
+            },
+            ro.purged,
+            ro.gated
+        );
     }
     let kinds: Vec<String> = r
         .by_kind

@@ -238,6 +238,89 @@ pub enum Fault {
     },
 }
 
+/// One roster change of a [`RosterPlan`] (issue 11). `member` is never a proposer or approver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RosterStep {
+    /// `member` (absent until then: list it in `late_joiners` with `late_join_ms` = `at_ms`)
+    /// joins with a join request signed by its key; it starts with the version that admits it.
+    Join {
+        /// Member index.
+        member: usize,
+    },
+    /// `member` gets a new signing key from the change's time; it publishes one item signed by
+    /// the new key half an interval later (valid only once the rotation is in force).
+    RotateKey {
+        /// Member index.
+        member: usize,
+    },
+    /// `member`'s key is revoked as of `as_of_ms` (ms after the wave starts). Half an interval
+    /// before the change, `member` publishes one item dated after `as_of_ms` (the compromised
+    /// key's item): every member must drop it once the revocation is in force.
+    Revoke {
+        /// Member index.
+        member: usize,
+        /// From when what the key signed is void (ms after the wave starts).
+        as_of_ms: i64,
+    },
+    /// `member` is removed; half an interval later it publishes one more item, which nobody
+    /// may keep once the removal is in force. It stops counting as a member when proposed.
+    Remove {
+        /// Member index.
+        member: usize,
+    },
+}
+
+impl RosterStep {
+    /// The member the change concerns.
+    pub fn member(&self) -> usize {
+        match self {
+            RosterStep::Join { member }
+            | RosterStep::RotateKey { member }
+            | RosterStep::Revoke { member, .. }
+            | RosterStep::Remove { member } => *member,
+        }
+    }
+}
+
+/// A roster change at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterChange {
+    /// When it is proposed, ms after the wave starts.
+    pub at_ms: i64,
+    /// Who proposes it (a founder no change concerns).
+    pub proposer: usize,
+    /// What changes.
+    pub step: RosterStep,
+}
+
+/// Roster changes (issue 11): a signed roster founded by a majority of the members present at
+/// the start (the threshold is a majority), then each change proposed, approved by as many
+/// members as `tanoa_core::roster::rules::required_signatures` asks (plus `extra_approvers`, in
+/// case some are down) through roster carriers gossiped like any item, and published as a
+/// version by its proposer once assembled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RosterPlan {
+    /// The changes, in order.
+    pub changes: Vec<RosterChange>,
+    /// Approvers beyond the signatures needed.
+    pub extra_approvers: usize,
+    /// Every member of the final version must have it in force within this many anti-entropy
+    /// intervals of the last change.
+    pub converge_intervals: u64,
+}
+
+impl Default for RosterPlan {
+    fn default() -> Self {
+        Self {
+            changes: Vec::new(),
+            extra_approvers: 10,
+            converge_intervals: 3,
+        }
+    }
+}
+
 /// A fault at a time (ms after the start of the wave; negative = before it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimedFault {
@@ -284,6 +367,8 @@ pub struct Scenario {
     pub omit_forbidden_for: Vec<usize>,
     /// Test-only mutation (see [`Mutation`]).
     pub mutation: Option<Mutation>,
+    /// Roster changes (issue 11); `None`: the membership is fixed and not signed.
+    pub roster: Option<RosterPlan>,
 }
 
 impl Default for Scenario {
@@ -304,6 +389,7 @@ impl Default for Scenario {
             record_for: Vec::new(),
             omit_forbidden_for: Vec::new(),
             mutation: None,
+            roster: None,
         }
     }
 }
@@ -319,6 +405,9 @@ pub enum Mutation {
         /// The member that wrongly receives AMBER.
         member: usize,
     },
+    /// Broken roster application: a member whose roster advances keeps the items the new
+    /// version makes invalid (a revoked key's, a removed member's later ones).
+    KeepRevokedItems,
 }
 
 impl Scenario {
@@ -559,4 +648,84 @@ pub fn pacific(
         ..catch_up.clone()
     };
     vec![wave, wave_cut, catch_up, sized]
+}
+
+/// The roster scenarios of issue 11 at `n` members (at least 10): a GREEN wave while a member
+/// joins (approved by a majority, as the rules require at this size), a member's key is rotated,
+/// another's revoked (backdated over an item it published) and a fourth removed, one change
+/// every two intervals; under 20% loss, then under 10% churn per interval (stopping with the
+/// last change). Every member of the final roster must have it in force within 3 intervals of
+/// the last change.
+pub fn roster_presets(n: usize, green: usize) -> Vec<Scenario> {
+    let n = n.max(10);
+    let iv: i64 = 30_000;
+    let (joiner, rotated, revoked, removed) = (n - 1, n - 2, n - 3, n - 4);
+    let plan = RosterPlan {
+        changes: vec![
+            RosterChange {
+                at_ms: 2 * iv,
+                proposer: 0,
+                step: RosterStep::Join { member: joiner },
+            },
+            RosterChange {
+                at_ms: 4 * iv,
+                proposer: 1,
+                step: RosterStep::RotateKey { member: rotated },
+            },
+            RosterChange {
+                at_ms: 6 * iv,
+                proposer: 2,
+                step: RosterStep::Revoke {
+                    member: revoked,
+                    as_of_ms: 5 * iv,
+                },
+            },
+            RosterChange {
+                at_ms: 8 * iv,
+                proposer: 3,
+                step: RosterStep::Remove { member: removed },
+            },
+        ],
+        ..RosterPlan::default()
+    };
+    let base = Scenario {
+        members: n,
+        late_joiners: vec![joiner],
+        late_join_ms: 2 * iv,
+        items: ItemMix {
+            green,
+            ..ItemMix::default()
+        },
+        publish_spread_ms: u64::try_from(8 * iv).unwrap_or(0),
+        max_ms: u64::try_from(16 * iv).unwrap_or(0),
+        roster: Some(plan),
+        ..Scenario::default()
+    };
+    let lossy = Scenario {
+        name: format!("{n} members, roster changes under 20% loss"),
+        link: LinkModel {
+            loss_ppm: 200_000,
+            dup_ppm: 10_000,
+            reorder_ppm: 50_000,
+            ..LinkModel::default()
+        },
+        ..base.clone()
+    };
+    let churn = Scenario {
+        name: format!("{n} members, roster changes under 10% churn per interval"),
+        faults: vec![
+            TimedFault {
+                at_ms: -1,
+                fault: Fault::Churn {
+                    fraction_ppm: 100_000,
+                },
+            },
+            TimedFault {
+                at_ms: 8 * iv,
+                fault: Fault::StopChurn,
+            },
+        ],
+        ..base
+    };
+    vec![lossy, churn]
 }

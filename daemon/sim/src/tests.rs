@@ -340,3 +340,54 @@ fn sim_profiled_runs_replay_and_profiles_are_named_as_in_issue_12() {
     let err = run(&bad, 1).expect_err("2 profiles for 50 members");
     assert!(err.violations[0].contains("profiles"), "{err}");
 }
+
+/// Issue 11 at test size (the bench runs 200 members: `-- --roster`): a join approved by a
+/// majority, a key rotation, a revocation backdated over an item, a removal, under 20% loss and
+/// under churn. Every member of the final roster has it in force within 3 intervals of the last
+/// change; at every store write the item is valid under the storing member's roster in force
+/// (the engine's invariant); at the end nobody holds what the final roster makes invalid, and
+/// everyone holds everything else, the rotated key's item included.
+#[test]
+fn sim_roster_changes_converge_within_three_intervals_under_loss_and_churn() {
+    for (k, sc) in roster_presets(30, 10).into_iter().enumerate() {
+        let r = ok(&sc, 700 + k as u64);
+        eprintln!("{}", format_report(&r));
+        let ro = r.roster.as_ref().expect("roster figures");
+        assert_eq!(ro.final_version, 5, "{}", format_report(&r));
+        assert_eq!(ro.members, 29, "the removed member is out");
+        assert_eq!(ro.at_final, ro.members, "{}", format_report(&r));
+        let t = ro
+            .converged_after_last_change_ms
+            .expect("everyone converged");
+        assert!(t <= 3 * sc.sync.interval_ms, "{}", format_report(&r));
+        assert!(
+            ro.purged >= 2,
+            "the revoked and removed members' own items at least: {}",
+            format_report(&r)
+        );
+        assert!(
+            ro.gated > 0,
+            "the joiner before its version, the removed member after: {}",
+            format_report(&r)
+        );
+        assert_eq!(r.coverage_end.0, r.coverage_end.1, "{}", format_report(&r));
+        assert!(r.t100_ms.is_some(), "{}", format_report(&r));
+    }
+}
+
+/// The roster invariants can fail: a driver that keeps what a revocation or removal made invalid
+/// is caught by the end check.
+#[test]
+fn sim_roster_mutation_keeping_revoked_items_is_caught() {
+    let mut sc = roster_presets(12, 5).remove(0);
+    ok(&sc, 41);
+    sc.mutation = Some(Mutation::KeepRevokedItems);
+    let err = run(&sc, 41).expect_err("kept revoked items must be caught");
+    assert!(
+        err.violations
+            .iter()
+            .any(|v| v.contains("invalid under the final roster")),
+        "{:#?}",
+        err.violations
+    );
+}
