@@ -40,6 +40,32 @@
 //! (the core's retries recover it), not TCP's per-segment retransmission. Without profiles the
 //! engine takes exactly the old path: the report of seeds 42-50 is byte-identical.
 //!
+//! # Roster changes (issue 11)
+//!
+//! When a scenario has a [`RosterPlan`] ([`roster_presets`]), the membership is tanoa-core's
+//! signed roster: founded by a majority of the members present (the threshold is a majority;
+//! `roster::rules` then asks a majority's signatures for every change at this size), each member
+//! runs its own `RosterEngine` from its roster file (the founding version; a joiner's is the
+//! version that admits it, or after a wiped restart). A change is proposed by a carrier
+//! (`RosterItem::Proposal`, a GREEN advisory gossiped like any item); its approvers approve when
+//! they see it (`RosterItem::Approval`); the proposer's engine assembles the version and the
+//! proposer publishes it (`RosterItem::Version`). The driver part, as the daemon's would do it:
+//! a carrier is admitted by `RosterEngine::check` before it is stored (refusals counted by
+//! reason) and recorded by `ingest` after; each member verifies envelopes against the keyring of
+//! its version in force (`RosterDoc::key_records`); connections are accepted only between members
+//! of each end's version in force (a refused request fails at once); when the version in force
+//! changes, new members are dialled (`peer_up`), removed ones dropped (`peer_down`), and items the
+//! new version makes invalid (a revoked key's, a removed member's later ones) are dropped from the
+//! store. A member signs with a rotated key only once the rotation is in force at home.
+//! Shortcuts: approvals are fed to the engine of their proposer only (the version then reaches
+//! everyone as a `Version` carrier with the same signatures; every member still stores and
+//! relays approvals); `SyncCore` has no way to forget an item, so a dropped item stays in the
+//! member's reconciliation index (its pushes are skipped, fetches of it answered missing).
+//! Invariants: at every store write the item's signer key is valid at its date under the storing
+//! member's version in force (`View::valid` = `RosterDoc::signer_valid_at`); at the end every
+//! member of the final version has it in force within `converge_intervals` intervals of the last
+//! change, holds nothing it makes invalid, and holds everything else it may hold.
+//!
 //! # Invariants, checked at every step
 //!
 //! - at every store write: the member may hold the item (`policy::may_hold`);
