@@ -24,6 +24,7 @@ pub mod machine;
 pub mod membership;
 pub mod model;
 pub mod policy;
+pub mod roster;
 pub mod store;
 pub mod sync;
 pub mod warninglist;

@@ -6,14 +6,17 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 
 use ed25519_dalek::SigningKey;
 
-use super::report::Report;
-use super::scenario::{Fault, Mutation, Scenario};
+use super::links::AccessLinks;
+use super::report::{ProfileRow, Report, RosterSummary, Thin};
+use super::roster::{RosterSim, member_key};
+use super::scenario::{Fault, LinkProfile, Mutation, RosterStep, Scenario, link_bytes};
 use tanoa_core::envelope::{
     self, Envelope, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
 use tanoa_core::machine::{Checked, NodeMachine, Verify};
-use tanoa_core::model::{Advisory, Limits, Severity, Tlp};
+use tanoa_core::model::{Advisory, Indicator, IndicatorKind, Limits, Severity, Tlp};
 use tanoa_core::policy;
+use tanoa_core::roster::{Approval, RosterEngine, RosterItem, RosterSignature};
 use tanoa_core::store::{MemoryStore, Store};
 use tanoa_core::sync::{
     Action, Failure, ItemMeta, ItemResult, PeerMessage, PushRequest, PushResponse, RequestId,
@@ -47,7 +50,7 @@ pub struct Outcome {
 }
 
 /// Keyed hash: splitmix64 over the seed and the words.
-fn h(seed: u64, words: &[u64]) -> u64 {
+pub(crate) fn h(seed: u64, words: &[u64]) -> u64 {
     let mut z = seed ^ 0x9e37_79b9_7f4a_7c15;
     for w in words {
         z = mix(z ^ w.wrapping_mul(0xbf58_476d_1ce4_e5b9));
@@ -85,6 +88,9 @@ struct SimItem {
     origin: usize,
     /// Published and counted in coverage.
     live: bool,
+    /// Invalid under the final roster (a revoked key's or a removed member's later item): never
+    /// counted, and nobody may hold it at the end.
+    void: bool,
 }
 
 struct Member {
@@ -99,6 +105,13 @@ struct Member {
     inc: u32,
     skew: i64,
     wake: Option<u64>,
+    /// Roster scenarios: the member's roster engine, the view of its version in force, and
+    /// when it reached the final version.
+    roster: Option<RosterEngine>,
+    view: usize,
+    converged_at: Option<u64>,
+    /// Items dropped as invalid under its roster in force (its core still indexes them).
+    dropped: HashSet<u32>,
 }
 
 impl Member {
@@ -129,11 +142,29 @@ enum Ev {
         node: usize,
         at_local: u64,
     },
+    /// A message of a profiled scenario reaches its receiver's downlink.
+    Downlink {
+        from: usize,
+        to: usize,
+        to_inc: u32,
+        body: Body,
+        wire: Vec<u8>,
+        /// When it was sent (absolute ms) and when it reaches the downlink (µs).
+        sent: u64,
+        arrive_us: u64,
+    },
     Publish(u32),
     Fault(Fault),
     Join(usize),
     ChurnTick,
     Vanish(usize),
+    /// Roster change k of the plan is proposed.
+    RosterPropose(usize),
+    /// A member publishes a roster carrier (its approval, or a version it assembled).
+    RosterPublish {
+        member: usize,
+        item: Box<RosterItem>,
+    },
 }
 
 struct Sim {
@@ -149,11 +180,25 @@ struct Sim {
     keyring: Keyring,
     limits: Limits,
     /// Verification cache: item id -> the envelope verified (see the module doc).
-    verified_ok: HashSet<ItemId>,
+    verified_ok: HashSet<(usize, ItemId)>,
+    /// Roster scenarios: the plan's chain and views.
+    rs: Option<RosterSim>,
+    /// Messages refused because one end is not in the other's roster in force.
+    gated: u64,
+    /// Items dropped because the roster in force made them invalid.
+    purged: u64,
+    /// Roster carriers refused by `RosterEngine::check`, by reason.
+    roster_refused: BTreeMap<&'static str, u64>,
     queue: BinaryHeap<Reverse<(u64, u64)>>,
     events: HashMap<u64, Ev>,
     seq: u64,
     link_free: HashMap<(usize, usize), u64>,
+    /// Access links, when the scenario names profiles (issue 12).
+    links: Option<AccessLinks>,
+    /// Time (ms after T0) each member last stored an item it had not held.
+    last_new: Vec<u64>,
+    /// Messages lost on a dropped link (`cable-cut`).
+    dropped: u64,
     link_counts: HashMap<(usize, usize, u64), u64>,
     group: Vec<u8>,
     /// Publish-and-vanish: the origin may only talk to this peer.
@@ -232,10 +277,17 @@ impl Sim {
             keyring: Keyring::new(),
             limits: Limits::default(),
             verified_ok: HashSet::new(),
+            rs: None,
+            gated: 0,
+            purged: 0,
+            roster_refused: BTreeMap::new(),
             queue: BinaryHeap::new(),
             events: HashMap::new(),
             seq: 0,
             link_free: HashMap::new(),
+            links: None,
+            last_new: vec![0; n],
+            dropped: 0,
             link_counts: HashMap::new(),
             group: vec![0; n],
             only_to: None,
@@ -261,6 +313,28 @@ impl Sim {
             bytes_at_converge_after_heal: None,
             sc,
         };
+        if !sim.sc.profiles.is_empty() {
+            if sim.sc.profiles.len() != n {
+                return Err(format!(
+                    "profiles: {} named for {n} members (one per member, or none)",
+                    sim.sc.profiles.len()
+                ));
+            }
+            let phase = (0..n)
+                .map(|m| h(seed, &[0x6472_6f70, m as u64]) % 3_600_000)
+                .collect();
+            sim.links = Some(AccessLinks::new(&sim.sc.profiles, phase));
+        }
+        if let Some(plan) = &sim.sc.roster {
+            let t0 = i64::try_from(T0).unwrap_or(0);
+            sim.rs = Some(RosterSim::build(
+                plan,
+                &sim.ids,
+                seed,
+                t0,
+                t0 - 2 * 86_400_000,
+            )?);
+        }
         for i in 0..n {
             let skew = if sim.sc.skew_ms == 0 {
                 0
@@ -281,10 +355,24 @@ impl Sim {
                 inc: 0,
                 skew,
                 wake: None,
+                roster: None,
+                view: 0,
+                converged_at: None,
+                dropped: HashSet::new(),
             };
             sim.members.push(m);
         }
+        if let Some(rs) = &sim.rs {
+            for m in 0..n {
+                let e = rs.anchor_of(m);
+                sim.members[m].view = rs.by_hash.get(&e.current().hash()).copied().unwrap_or(0);
+                sim.members[m].roster = Some(e);
+            }
+        }
         sim.make_items()?;
+        if sim.rs.is_some() {
+            sim.make_roster_items()?;
+        }
         // Backlog: stored and indexed at start.
         for ix in 0..sim.items.len() {
             if sim.items[ix].publish_at.is_none() {
@@ -318,6 +406,14 @@ impl Sim {
         }
         for &j in &sim.sc.late_joiners.clone() {
             sim.schedule_rel(sim.sc.late_join_ms, Ev::Join(j));
+        }
+        let proposals: Vec<i64> = sim
+            .rs
+            .as_ref()
+            .map(|rs| rs.changes.iter().map(|c| c.at_ms).collect())
+            .unwrap_or_default();
+        for (k, at) in proposals.into_iter().enumerate() {
+            sim.schedule_rel(at, Ev::RosterPropose(k));
         }
         Ok(sim)
     }
@@ -441,6 +537,9 @@ impl Sim {
                 tlp,
                 audience,
                 title: format!("Simulated advisory {adv_id} revision {revision}"),
+                indicators: (0..mix.indicators)
+                    .map(|j| sim_indicator(base_k, j))
+                    .collect(),
                 summary: if equiv {
                     "Equivocating payload: same revision, different bytes.".to_string()
                 } else {
@@ -449,7 +548,6 @@ impl Sim {
                 severity: Severity::Medium,
                 actors: Vec::new(),
                 cves: Vec::new(),
-                indicators: Vec::new(),
                 references: Vec::new(),
                 withdrawn: false,
                 withdrawn_reason: String::new(),
@@ -463,13 +561,7 @@ impl Sim {
                 continue;
             }
             let ident = signers.entry(origin).or_insert_with(|| {
-                let mut bytes = [0u8; 32];
-                for (k, c) in bytes.chunks_mut(8).enumerate() {
-                    c.copy_from_slice(
-                        &h(seed, &[0x006b_6579, origin as u64, k as u64]).to_le_bytes(),
-                    );
-                }
-                let key = SigningKey::from_bytes(&bytes);
+                let key: SigningKey = member_key(seed, origin, 0);
                 self.keyring.insert(PublicKeyRecord::new(
                     self.ids[origin].clone(),
                     key.verifying_key(),
@@ -500,6 +592,7 @@ impl Sim {
                 publish_at: at,
                 origin,
                 live: false,
+                void: false,
             });
         }
         Ok(())
@@ -560,10 +653,16 @@ impl Sim {
                     // Converged and no fault left: run one more interval to see it stay so.
                     if self.churn_ppm == 0
                         && self.sc.record_for.is_empty()
-                        && !self
-                            .events
-                            .values()
-                            .any(|e| matches!(e, Ev::Fault(_) | Ev::Join(_) | Ev::Publish(_)))
+                        && !self.events.values().any(|e| {
+                            matches!(
+                                e,
+                                Ev::Fault(_)
+                                    | Ev::Join(_)
+                                    | Ev::Publish(_)
+                                    | Ev::RosterPropose(_)
+                                    | Ev::RosterPublish { .. }
+                            )
+                        })
                     {
                         let stop = self.now + interval;
                         self.run_until(stop);
@@ -609,6 +708,15 @@ impl Sim {
                 body,
                 wire,
             } => self.deliver(from, to, to_inc, body, wire),
+            Ev::Downlink {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+                sent,
+                arrive_us,
+            } => self.downlink(from, to, to_inc, body, wire, sent, arrive_us),
             Ev::Publish(ix) => self.publish(ix),
             Ev::Fault(f) => self.fault(f),
             Ev::Join(m) => self.restart(m, true),
@@ -619,6 +727,8 @@ impl Sim {
                 self.only_to = None;
                 self.uncount(m);
             }
+            Ev::RosterPropose(k) => self.roster_propose(k),
+            Ev::RosterPublish { member, item } => self.roster_publish(member, *item),
         }
     }
 
@@ -645,7 +755,11 @@ impl Sim {
                 self.expected_total -= 1;
             }
         }
-        self.held_total -= self.members[m].held.len() as u64;
+        let held = &self.members[m].held;
+        self.held_total -= held
+            .iter()
+            .filter(|&&ix| self.items[ix as usize].live)
+            .count() as u64;
     }
 
     // --- members ----------------------------------------------------------------------------
@@ -657,9 +771,26 @@ impl Sim {
             self.schedule(self.now + 1_000, Ev::Publish(ix));
             return;
         }
+        if let Some(rs) = &self.rs {
+            // A member signs with a key only once its own roster in force lists it (a rotated
+            // key waits for the rotation to be in force there).
+            let it = &self.items[ix as usize];
+            let view = &rs.views[self.members[origin].view];
+            if !view.valid(
+                &it.meta.origin,
+                &it.verified.envelope().key_id,
+                it.verified.modified_ms,
+            ) && !it.void
+            {
+                self.schedule(self.now + 1_000, Ev::Publish(ix));
+                return;
+            }
+        }
         self.pending_publishes -= 1;
-        self.items[ix as usize].live = true;
-        self.count_live(ix);
+        if !self.items[ix as usize].void {
+            self.items[ix as usize].live = true;
+            self.count_live(ix);
+        }
         self.store_item(origin, ix, "local", 0);
         let now = self.members[origin].local(self.now);
         let meta = self.items[ix as usize].meta.clone();
@@ -680,6 +811,21 @@ impl Sim {
 
     /// Puts the item in the member's store; checks the hold invariant first.
     fn store_item(&mut self, m: usize, ix: u32, source: &str, depth: u16) {
+        if let Some(rs) = &self.rs
+            && !(source == "local" && self.items[ix as usize].void)
+        {
+            // Per the roster in force at this member: its signer's key is valid at its time
+            // (except the hostile item a revoked key or a removed member publishes itself).
+            let it = &self.items[ix as usize];
+            let env = it.verified.envelope();
+            let view = &rs.views[self.members[m].view];
+            if !view.valid(&it.meta.origin, &env.key_id, it.verified.modified_ms) {
+                self.violation(format!(
+                    "{} stores {} (origin {}, key {}) invalid under its roster version {}, from {source}",
+                    self.ids[m], it.meta.id, it.meta.origin, env.key_id, view.version
+                ));
+            }
+        }
         if !self.may_hold(ix, m) {
             let it = &self.items[ix as usize].meta;
             self.violation(format!(
@@ -701,6 +847,10 @@ impl Sim {
             mem.depth.insert(ix, depth);
             if self.items[ix as usize].live && !mem.gone {
                 self.held_total += 1;
+                self.last_new[m] = self.now.saturating_sub(T0);
+            }
+            if self.rs.is_some() {
+                self.roster_ingest(m, ix);
             }
         }
     }
@@ -748,6 +898,15 @@ impl Sim {
             mem.store = MemoryStore::new();
             mem.held.clear();
             mem.depth.clear();
+            // Its roster items went with the store: back to its roster file.
+            if let Some(rs) = &self.rs {
+                let e = rs.anchor_of(m);
+                let view = rs.by_hash.get(&e.current().hash()).copied().unwrap_or(0);
+                let mem = &mut self.members[m];
+                mem.view = view;
+                mem.converged_at = (view == rs.final_view).then_some(self.now);
+                mem.roster = Some(e);
+            }
         }
         let mut ids: Vec<u32> = self.members[m].held.iter().copied().collect();
         ids.sort_unstable();
@@ -864,6 +1023,9 @@ impl Sim {
                             Some(&ix) if self.members[node].held.contains(&ix) => {
                                 envelopes.push(self.items[ix as usize].verified.envelope().clone())
                             }
+                            // Dropped from the store by a roster change: the driver finds no
+                            // envelope and leaves it out.
+                            Some(ix) if self.members[node].dropped.contains(ix) => {}
                             _ => self.violation(format!(
                                 "{} asked to push {id} it does not hold",
                                 self.ids[node]
@@ -915,6 +1077,10 @@ impl Sim {
             && to != p
         {
             self.lost += 1;
+            return;
+        }
+        if self.links.is_some() {
+            self.send_profiled(from, to, body, wire, digest);
             return;
         }
         let mut extra = 0;
@@ -975,6 +1141,90 @@ impl Sim {
         );
     }
 
+    /// Draws whether a message crossing `m`'s access link (`salt`: up or down) is lost: from the
+    /// link, the message's bytes and how many identical messages went that way before.
+    fn profile_loss(&mut self, m: usize, from: usize, to: usize, digest: u64, salt: u64) -> bool {
+        let Some(links) = &self.links else {
+            return false;
+        };
+        let loss = links.spec(m).loss_ppm;
+        if loss == 0 {
+            return false;
+        }
+        let n = self
+            .link_counts
+            .entry((from, to, digest ^ salt))
+            .or_insert(0);
+        *n += 1;
+        h(self.seed, &[salt, from as u64, to as u64, *n, digest]) % 1_000_000 < loss
+    }
+
+    /// `send` on access links: the sender's uplink (its loss), then `downlink` on arrival.
+    fn send_profiled(&mut self, from: usize, to: usize, body: Body, wire: Vec<u8>, digest: u64) {
+        let Some(links) = &mut self.links else {
+            return;
+        };
+        let bytes = link_bytes(wire.len() as u64);
+        let arrive_us = links.uplink(from, to, self.now.saturating_sub(T0) * 1_000, bytes);
+        if self.profile_loss(from, from, to, digest, 0x7570_6c6f) {
+            self.lost += 1;
+            return;
+        }
+        let to_inc = self.members[to].inc;
+        self.schedule(
+            T0 + arrive_us.div_ceil(1_000),
+            Ev::Downlink {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+                sent: self.now,
+                arrive_us,
+            },
+        );
+    }
+
+    /// A message reaches `to`'s downlink: its loss, its queue, and the drops of either end.
+    #[allow(clippy::too_many_arguments)]
+    fn downlink(
+        &mut self,
+        from: usize,
+        to: usize,
+        to_inc: u32,
+        body: Body,
+        wire: Vec<u8>,
+        sent: u64,
+        arrive_us: u64,
+    ) {
+        let digest = fnv(&wire);
+        if self.profile_loss(to, from, to, digest, 0x646f_776e) {
+            self.lost += 1;
+            return;
+        }
+        let Some(links) = &mut self.links else {
+            return;
+        };
+        let done_us = links.downlink(to, arrive_us, link_bytes(wire.len() as u64));
+        let at = T0 + done_us.div_ceil(1_000);
+        let (a, b) = (sent.saturating_sub(T0), at.saturating_sub(T0));
+        if links.down_during(from, a, b) || links.down_during(to, a, b) {
+            self.lost += 1;
+            self.dropped += 1;
+            return;
+        }
+        self.schedule(
+            at,
+            Ev::Deliver {
+                from,
+                to,
+                to_inc,
+                body,
+                wire,
+            },
+        );
+    }
+
     fn deliver(&mut self, from: usize, to: usize, to_inc: u32, body: Body, wire: Vec<u8>) {
         let to_alive = self.members[to].online;
         let from_alive = self.members[from].online;
@@ -984,7 +1234,10 @@ impl Sim {
                 && from_alive
                 && req != u64::MAX
             {
-                let at = self.now + self.sc.link.latency_min_ms;
+                let at = match &self.links {
+                    None => self.now + self.sc.link.latency_min_ms,
+                    Some(l) => self.now + l.propagation_us(to, from).div_ceil(1_000),
+                };
                 let inc = self.members[from].inc;
                 self.schedule(
                     at,
@@ -1002,6 +1255,33 @@ impl Sim {
         if !matches!(body, Body::Request(..)) && !same_inc {
             // An answer to a previous incarnation: its connection is gone.
             return;
+        }
+        if let Some(rs) = &self.rs {
+            // Transport: each end accepts a connection only from a member of its roster in
+            // force (pinned identities); a refused request fails at once for its sender.
+            let (vf, vt) = (
+                &rs.views[self.members[from].view],
+                &rs.views[self.members[to].view],
+            );
+            if !vf.members.contains(&self.ids[to]) || !vt.members.contains(&self.ids[from]) {
+                self.gated += 1;
+                if let Body::Request(req, _) = body
+                    && req != u64::MAX
+                {
+                    let inc = self.members[from].inc;
+                    self.schedule(
+                        self.now + 1,
+                        Ev::Deliver {
+                            from: to,
+                            to: from,
+                            to_inc: inc,
+                            body: Body::Failed(req, Failure::Unreachable),
+                            wire: Vec::new(),
+                        },
+                    );
+                }
+                return;
+            }
         }
         let from_id = self.ids[from].clone();
         let now = self.members[to].local(self.now);
@@ -1091,12 +1371,21 @@ impl Sim {
     /// plan, accepted) for one envelope, the simulated store applying the plan.
     fn receive(&mut self, node: usize, from: usize, env: &Envelope) -> ItemResult {
         let from_id = self.ids[from].clone();
+        // Roster scenarios: each member verifies against the keys of its roster in force.
+        let (salt, keyring) = match &self.rs {
+            Some(rs) => {
+                let v = self.members[node].view;
+                (v + 1, &rs.views[v].keyring)
+            }
+            None => (0, &self.keyring),
+        };
         let checked = Checked::verify(
             &mut CachedVerifier {
                 by_id: &self.by_id,
                 items: &self.items,
                 verified_ok: &mut self.verified_ok,
-                keyring: &self.keyring,
+                salt,
+                keyring,
                 limits: &self.limits,
             },
             vec![env.clone()],
@@ -1110,6 +1399,22 @@ impl Sim {
         let intake = self.members[node]
             .machine
             .admit_forcing(now, &from_id, checked, leak);
+        // A carrier already held was admitted before: the driver's store sees a duplicate.
+        if let Some(&ix) = intake.items.first()
+            && !self.members[node].held.contains(&ix)
+            && let Some(reason) = self.roster_refusal(node, ix)
+        {
+            self.members[node]
+                .machine
+                .core_mut()
+                .note_rejection(&from_id, reason);
+            let mut results = intake.refused(reason);
+            return results.pop().unwrap_or(ItemResult {
+                item_id: env.item_id(),
+                accepted: false,
+                reason: reason.to_string(),
+            });
+        }
         if let Some(&ix) = intake.items.first()
             && !self.members[node].held.contains(&ix)
         {
@@ -1192,6 +1497,7 @@ impl Sim {
         if !self.violations.is_empty() {
             return;
         }
+        self.roster_final_checks();
         let n = self.members.len();
         for m in 0..n {
             if self.members[m].gone {
@@ -1206,11 +1512,12 @@ impl Sim {
                 })
                 .collect();
             if !missing.is_empty() {
+                let more = if missing.len() > 10 { ", …" } else { "" };
                 self.violation(format!(
-                    "{} lacks {} item(s) it may hold at the end (not converged): {}",
+                    "{} lacks {} item(s) it may hold at the end (not converged): {}{more}",
                     self.ids[m],
                     missing.len(),
-                    missing.join(", ")
+                    missing[..missing.len().min(10)].join(", ")
                 ));
                 if self.violations.len() > 5 {
                     return;
@@ -1339,7 +1646,552 @@ impl Sim {
             duplicated: self.duplicated,
             lost_items: self.lost_items,
             heal,
+            thin: self.thin_report(),
+            roster: self.roster_summary(),
         }
+    }
+}
+
+impl Sim {
+    /// The access links' figures (issue 12), when the scenario names profiles.
+    fn thin_report(&self) -> Option<Thin> {
+        let links = self.links.as_ref()?;
+        let n = self.members.len();
+        let live: Vec<u32> = (0..self.items.len() as u32)
+            .filter(|&ix| self.items[ix as usize].live)
+            .collect();
+        let env_bytes: HashMap<u32, u64> = live
+            .iter()
+            .map(|&ix| {
+                let len = self.items[ix as usize].verified.envelope().encode().len();
+                (ix, len as u64)
+            })
+            .collect();
+        let join_ms = u64::try_from(self.sc.late_join_ms.max(0)).unwrap_or(0);
+        // Per member: items it may hold, whether it holds them all, and the physical floor of
+        // its time to 100%: every item it received crossed its downlink at least once, after the
+        // shortest propagation into it; and no item arrives before its publication plus that
+        // propagation and its own serialization.
+        let mut per: Vec<(usize, u64, bool, u64)> = Vec::new(); // (member, may hold, complete, floor µs)
+        for m in 0..n {
+            let mem = &self.members[m];
+            if mem.gone {
+                continue;
+            }
+            let may: Vec<u32> = live
+                .iter()
+                .copied()
+                .filter(|&ix| self.may_hold(ix, m))
+                .collect();
+            let complete = may.iter().all(|ix| mem.held.contains(ix));
+            let prop = (0..n)
+                .filter(|&p| p != m)
+                .map(|p| links.propagation_us(p, m))
+                .min()
+                .unwrap_or(0);
+            // Everything it may hold but did not store locally (published or held at start)
+            // has to cross its downlink, whether it arrived or not.
+            let received: Vec<u32> = may
+                .iter()
+                .copied()
+                .filter(|ix| mem.depth.get(ix) != Some(&0))
+                .collect();
+            let start = if self.sc.late_joiners.contains(&m) {
+                join_ms * 1_000
+            } else {
+                0
+            };
+            let sum: u64 = received
+                .iter()
+                .map(|ix| links.tx_us(m, env_bytes[ix]))
+                .sum();
+            let mut floor = if received.is_empty() {
+                0
+            } else {
+                start + prop + sum
+            };
+            for ix in &received {
+                let at = self.items[*ix as usize].publish_at.unwrap_or(0).max(0);
+                let at = u64::try_from(at).unwrap_or(0) * 1_000;
+                floor = floor.max(at + prop + links.tx_us(m, env_bytes[ix]));
+            }
+            per.push((m, may.len() as u64, complete, floor));
+        }
+        let mut rows = Vec::new();
+        for p in LinkProfile::ALL {
+            let group: Vec<&(usize, u64, bool, u64)> = per
+                .iter()
+                .filter(|(m, ..)| self.sc.profiles[*m] == p)
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let t100 = if group.iter().all(|g| g.2) {
+                group.iter().map(|g| self.last_new[g.0]).max()
+            } else {
+                None
+            };
+            let items: u64 = group.iter().map(|g| g.1).sum();
+            let down: u64 = group.iter().map(|g| links.down_bytes[g.0]).sum();
+            let busy: u64 = group.iter().map(|g| links.down_busy_us[g.0]).sum();
+            // Busy share until everyone had everything (or the end of the run).
+            let span_us = self.t100.unwrap_or(self.now.saturating_sub(T0)).max(1) * 1_000;
+            rows.push(ProfileRow {
+                profile: p.name(),
+                members: group.len(),
+                t100_ms: t100,
+                floor_ms: group.iter().map(|g| g.3).max().unwrap_or(0).div_ceil(1_000),
+                down_bytes_per_item_member: down as f64 / items.max(1) as f64,
+                down_busy: busy as f64 / (span_us as f64 * group.len() as f64),
+            });
+        }
+        let all_down: u64 = links.down_bytes.iter().sum();
+        Some(Thin {
+            link_bytes_per_item_member: all_down as f64
+                / (live.len().max(1) as f64 * per.len().max(1) as f64),
+            floor_ms: per.iter().map(|g| g.3).max().unwrap_or(0).div_ceil(1_000),
+            dropped: self.dropped,
+            rows,
+        })
+    }
+}
+
+/// Roster scenarios (issue 11): what the driver does with roster carriers.
+impl Sim {
+    /// Signs and records an item `origin` publishes at `at_ms` (ms after T0) with `key`.
+    fn add_item(
+        &mut self,
+        origin: usize,
+        advisory: Advisory,
+        key: SigningKey,
+        publish_at: i64,
+    ) -> Result<u32, String> {
+        let id = advisory.id.clone();
+        let ident = SigningIdentity::new(self.ids[origin].clone(), key);
+        let verified = ident
+            .sign(advisory, &self.limits)
+            .map_err(|e| format!("signing {id}: {e}"))?;
+        let meta = ItemMeta::of_verified(&verified);
+        let key = (self.ids[origin].clone(), id);
+        let advisory_ix = match self.advisories.iter().position(|a| *a == key) {
+            Some(a) => a,
+            None => {
+                self.advisories.push(key);
+                self.advisories.len() - 1
+            }
+        };
+        let void = self.rs.as_ref().is_some_and(|rs| {
+            !rs.views[rs.final_view].valid(
+                &meta.origin,
+                &verified.envelope().key_id,
+                verified.modified_ms,
+            )
+        });
+        let ix = self.items.len() as u32;
+        self.by_id.insert(meta.id, ix);
+        self.items.push(SimItem {
+            meta,
+            revision: verified.revision,
+            verified,
+            advisory: advisory_ix,
+            publish_at: Some(publish_at),
+            origin,
+            live: false,
+            void,
+        });
+        Ok(ix)
+    }
+
+    /// The plan's own items: one signed by a rotated key after the rotation, one dated after a
+    /// revocation's time and published before it, one published by a member after its removal.
+    fn make_roster_items(&mut self) -> Result<(), String> {
+        let Some(rs) = &self.rs else {
+            return Ok(());
+        };
+        let half = i64::try_from(self.sc.sync.interval_ms / 2).unwrap_or(15_000);
+        let t0 = i64::try_from(T0).unwrap_or(0);
+        let seed = self.seed;
+        let plan: Vec<(i64, RosterStep)> = rs
+            .changes
+            .iter()
+            .map(|c| (c.at_ms, c.step.clone()))
+            .collect();
+        for (k, (at, step)) in plan.into_iter().enumerate() {
+            let (member, key, modified, publish, what) = match step {
+                RosterStep::Join { .. } => continue,
+                RosterStep::RotateKey { member } => (
+                    member,
+                    member_key(seed, member, 1),
+                    t0 + at + half,
+                    at + half,
+                    "signed by the rotated key",
+                ),
+                RosterStep::Revoke { member, as_of_ms } => (
+                    member,
+                    member_key(seed, member, 0),
+                    t0 + as_of_ms + 1,
+                    at - half,
+                    "signed by a key revoked as of before its date",
+                ),
+                RosterStep::Remove { member } => (
+                    member,
+                    member_key(seed, member, 0),
+                    t0 + at + half,
+                    at + half,
+                    "published by a removed member",
+                ),
+            };
+            let id = format!("TANOA-SIM-ROSTER-{k:02}");
+            let advisory = Advisory {
+                id: id.clone(),
+                origin: self.ids[member].clone(),
+                revision: 1,
+                created_ms: modified,
+                modified_ms: modified,
+                valid_until_ms: None,
+                tlp: Tlp::Green,
+                audience: Vec::new(),
+                title: format!("Simulated advisory {id}: {what}"),
+                summary: "Simulated advisory; indicators in documentation ranges only.".to_string(),
+                severity: Severity::Medium,
+                actors: Vec::new(),
+                cves: Vec::new(),
+                indicators: Vec::new(),
+                references: Vec::new(),
+                withdrawn: false,
+                withdrawn_reason: String::new(),
+                extras: Vec::new(),
+            };
+            // Scheduled with the scenario's other items (`Sim::new`).
+            self.add_item(member, advisory, key, publish)?;
+        }
+        Ok(())
+    }
+
+    /// Change `k`: its proposer publishes the proposal (once it is up).
+    fn roster_propose(&mut self, k: usize) {
+        let Some(rs) = &self.rs else {
+            return;
+        };
+        let c = &rs.changes[k];
+        let (proposer, step) = (c.proposer, c.step.clone());
+        let item = RosterItem::Proposal(c.proposal.clone());
+        if !self.members[proposer].online {
+            self.schedule(self.now + 1_000, Ev::RosterPropose(k));
+            return;
+        }
+        if let RosterStep::Remove { member } = step
+            && !self.members[member].gone
+        {
+            // It stops counting as a member (it may still hold what it held).
+            self.members[member].gone = true;
+            self.uncount(member);
+        }
+        self.pending_publishes += 1;
+        self.roster_publish(proposer, item);
+    }
+
+    /// `member` publishes a roster carrier now (retried once it is up).
+    fn roster_publish(&mut self, member: usize, item: RosterItem) {
+        if !self.members[member].online {
+            self.schedule(
+                self.now + 1_000,
+                Ev::RosterPublish {
+                    member,
+                    item: Box::new(item),
+                },
+            );
+            return;
+        }
+        let Some(rs) = &self.rs else {
+            return;
+        };
+        let local = i64::try_from(self.members[member].local(self.now)).unwrap_or(0);
+        let key = rs.key_at(self.seed, member, local);
+        let advisory = item.to_advisory(&self.ids[member], local);
+        match self.add_item(member, advisory, key, self.now.saturating_sub(T0) as i64) {
+            Ok(ix) => self.publish(ix),
+            Err(e) => {
+                self.pending_publishes -= 1;
+                self.violation(format!("{}: roster carrier: {e}", self.ids[member]));
+            }
+        }
+    }
+
+    /// The roster admission of a carrier (`RosterEngine::check`, before storing), as the driver
+    /// does it; `Some(reason)` refuses it. Approvals are only judged by the proposer of the
+    /// version they approve (see the module doc of `sim`).
+    fn roster_refusal(&mut self, node: usize, ix: u32) -> Option<&'static str> {
+        self.rs.as_ref()?;
+        let it = &self.items[ix as usize];
+        let parsed = RosterItem::from_advisory(&it.verified)?;
+        let item = match parsed {
+            Ok(item) => item,
+            Err(e) => return Some(e.reason()),
+        };
+        if let RosterItem::Approval(a) = &item
+            && !self.approval_judged_by(node, a)
+        {
+            return None;
+        }
+        let engine = self.members[node].roster.as_mut()?;
+        match engine.check(&item, &it.meta.origin) {
+            Ok(()) => None,
+            Err(e) => {
+                let reason = e.reason();
+                engine.count_refusal(reason);
+                *self.roster_refused.entry(reason).or_default() += 1;
+                Some(reason)
+            }
+        }
+    }
+
+    /// Whether `node` feeds approval `a` to its engine: only the proposer of its version does.
+    fn approval_judged_by(&self, node: usize, a: &Approval) -> bool {
+        let Some(rs) = &self.rs else {
+            return false;
+        };
+        tanoa_core::roster::RosterHash::from_hex(&a.roster_hash)
+            .and_then(|h| rs.change_of(&h))
+            .is_some_and(|k| rs.changes[k].proposer == node)
+    }
+
+    /// A roster carrier was stored at `m`: its engine records it; the version in force is
+    /// applied; an approver approves a proposal it sees; the proposer publishes a version it
+    /// assembled.
+    fn roster_ingest(&mut self, m: usize, ix: u32) {
+        let Some(Ok(item)) = RosterItem::from_advisory(&self.items[ix as usize].verified) else {
+            return;
+        };
+        if let RosterItem::Approval(a) = &item
+            && !self.approval_judged_by(m, a)
+        {
+            return;
+        }
+        let proposal_hash = match &item {
+            RosterItem::Proposal(p) => Some(p.roster.hash()),
+            _ => None,
+        };
+        let local = i64::try_from(self.members[m].local(self.now)).unwrap_or(0);
+        let Some(mut engine) = self.members[m].roster.take() else {
+            return;
+        };
+        let adv = engine.ingest(item);
+        let hash = engine.current().hash();
+        let Some(rs) = &self.rs else {
+            return;
+        };
+        let me = self.ids[m].clone();
+        let mut publish: Vec<RosterItem> = Vec::new();
+        if let Some(h) = proposal_hash
+            && let Some(k) = rs.change_of(&h)
+            && rs.changes[k].approvers.contains(&m)
+            && !engine.has_signed(&h, &me)
+        {
+            let key = rs.key_at(self.seed, m, local);
+            publish.push(RosterItem::Approval(Approval {
+                federation: rs.changes[k].proposal.roster.federation.clone(),
+                version: rs.changes[k].proposal.roster.version,
+                roster_hash: h.to_hex(),
+                signature: RosterSignature::sign(&me, &key, &h),
+            }));
+        }
+        for s in adv.assembled {
+            if rs
+                .change_of(&s.hash())
+                .is_some_and(|k| rs.changes[k].proposer == m)
+            {
+                publish.push(RosterItem::Version(s));
+            }
+        }
+        let view = rs.by_hash.get(&hash).copied();
+        self.members[m].roster = Some(engine);
+        for item in publish {
+            self.pending_publishes += 1;
+            // The operator (or the proposer's node) acts a moment later.
+            self.schedule(
+                self.now + 1,
+                Ev::RosterPublish {
+                    member: m,
+                    item: Box::new(item),
+                },
+            );
+        }
+        if adv.fork_raised {
+            self.violation(format!("{}: roster fork raised", self.ids[m]));
+        }
+        let Some(view) = view else {
+            self.violation(format!(
+                "{}: roster in force {hash} is none of the plan's versions",
+                self.ids[m]
+            ));
+            return;
+        };
+        if view != self.members[m].view {
+            self.apply_roster(m, view);
+        }
+    }
+
+    /// Member `m` has version `view` in force: connections follow it (new members dialled,
+    /// removed ones dropped) and what it made invalid is dropped from the store.
+    fn apply_roster(&mut self, m: usize, view: usize) {
+        let Some(rs) = &self.rs else {
+            return;
+        };
+        let old = self.members[m].view;
+        let now = self.members[m].local(self.now);
+        let added: Vec<String> = rs.views[view]
+            .members
+            .difference(&rs.views[old].members)
+            .cloned()
+            .collect();
+        let removed: Vec<String> = rs.views[old]
+            .members
+            .difference(&rs.views[view].members)
+            .cloned()
+            .collect();
+        let invalid: Vec<u32> = self.members[m]
+            .held
+            .iter()
+            .copied()
+            .filter(|&ix| {
+                let it = &self.items[ix as usize];
+                !rs.views[view].valid(
+                    &it.meta.origin,
+                    &it.verified.envelope().key_id,
+                    it.verified.modified_ms,
+                )
+            })
+            .collect();
+        let invalid = if self.sc.mutation == Some(Mutation::KeepRevokedItems) {
+            Vec::new()
+        } else {
+            invalid
+        };
+        let is_final = view == rs.final_view;
+        let mem = &mut self.members[m];
+        mem.view = view;
+        if is_final {
+            mem.converged_at = Some(self.now);
+        } else {
+            mem.converged_at = None;
+        }
+        for p in &removed {
+            if *p != mem.id {
+                mem.machine.core_mut().peer_down(now, p);
+            }
+        }
+        for p in &added {
+            if *p != mem.id {
+                mem.machine.core_mut().peer_up(now, p);
+            }
+        }
+        if !invalid.is_empty() {
+            // The store keeps the rest (a store without the dropped items: the simulated
+            // driver's purge; the core's reconciliation index still lists them, see the module
+            // doc of `sim`).
+            self.purged += invalid.len() as u64;
+            for ix in &invalid {
+                mem.held.remove(ix);
+                mem.depth.remove(ix);
+                mem.dropped.insert(*ix);
+                if self.items[*ix as usize].live && !mem.gone {
+                    self.held_total -= 1;
+                }
+            }
+            let mut keep: Vec<u32> = mem.held.iter().copied().collect();
+            keep.sort_unstable();
+            let store = MemoryStore::new();
+            let t = i64::try_from(now).unwrap_or(i64::MAX);
+            for ix in keep {
+                if let Err(e) = store.put(&self.items[ix as usize].verified, "local", t) {
+                    let msg = format!("{}: store refused item on purge: {e}", mem.id);
+                    self.violations.push(msg);
+                }
+            }
+            self.members[m].store = store;
+        }
+        self.drain(m);
+    }
+
+    /// The roster's figures and end checks: every member of the final version has it in force
+    /// within `converge_intervals` of the last change, and holds nothing it makes invalid.
+    fn roster_final_checks(&mut self) {
+        let Some(rs) = &self.rs else {
+            return;
+        };
+        let Some(plan) = &self.sc.roster else {
+            return;
+        };
+        let last = rs.changes.iter().map(|c| c.at_ms).max().unwrap_or(0);
+        let bound = T0.saturating_add_signed(last)
+            + plan.converge_intervals * self.sc.sync.interval_ms.max(1);
+        let fin = &rs.views[rs.final_view];
+        let mut bad: Vec<String> = Vec::new();
+        for (m, mem) in self.members.iter().enumerate() {
+            if mem.gone || !fin.members.contains(&mem.id) {
+                continue;
+            }
+            match mem.converged_at {
+                Some(t) if t <= bound => {}
+                Some(t) => bad.push(format!(
+                    "{} reached roster version {} at t={} ms, after the bound t={} ms",
+                    self.ids[m],
+                    fin.version,
+                    t - T0,
+                    bound - T0
+                )),
+                None => bad.push(format!(
+                    "{} ends at roster version {}, not {}",
+                    self.ids[m], rs.views[mem.view].version, fin.version
+                )),
+            }
+            for &ix in &mem.held {
+                let it = &self.items[ix as usize];
+                if !fin.valid(
+                    &it.meta.origin,
+                    &it.verified.envelope().key_id,
+                    it.verified.modified_ms,
+                ) {
+                    bad.push(format!(
+                        "{} still holds {} (origin {}), invalid under the final roster",
+                        self.ids[m], it.meta.id, it.meta.origin
+                    ));
+                }
+            }
+        }
+        for b in bad.into_iter().take(20) {
+            self.violation(b);
+        }
+    }
+
+    fn roster_summary(&self) -> Option<RosterSummary> {
+        let rs = self.rs.as_ref()?;
+        let plan = self.sc.roster.as_ref()?;
+        let last = rs.changes.iter().map(|c| c.at_ms).max().unwrap_or(0);
+        let fin = &rs.views[rs.final_view];
+        let members: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| !m.gone && fin.members.contains(&m.id))
+            .collect();
+        let at_final = members.iter().filter(|m| m.view == rs.final_view).count();
+        let slowest = members
+            .iter()
+            .map(|m| m.converged_at)
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|v| v.into_iter().max())
+            .map(|t| t.saturating_add_signed(-last).saturating_sub(T0));
+        Some(RosterSummary {
+            final_version: fin.version,
+            members: members.len(),
+            at_final,
+            converged_after_last_change_ms: slowest,
+            bound_ms: plan.converge_intervals * self.sc.sync.interval_ms,
+            refused: self.roster_refused.clone(),
+            purged: self.purged,
+            gated: self.gated,
+        })
     }
 }
 
@@ -1349,7 +2201,9 @@ impl Sim {
 struct CachedVerifier<'a> {
     by_id: &'a HashMap<ItemId, u32>,
     items: &'a [SimItem],
-    verified_ok: &'a mut HashSet<ItemId>,
+    verified_ok: &'a mut HashSet<(usize, ItemId)>,
+    /// Which keyring the cache entries are for (0: the scenario's; v + 1: roster view v).
+    salt: usize,
     keyring: &'a Keyring,
     limits: &'a Limits,
 }
@@ -1361,7 +2215,7 @@ impl Verify for CachedVerifier<'_> {
         let id = env.item_id();
         let ix = self.by_id.get(&id).copied();
         if let Some(ix) = ix
-            && self.verified_ok.contains(&id)
+            && self.verified_ok.contains(&(self.salt, id))
             && self.items[ix as usize].verified.envelope() == &env
         {
             return Ok((ix, self.items[ix as usize].meta.clone()));
@@ -1372,11 +2226,37 @@ impl Verify for CachedVerifier<'_> {
                     return Err("unknown_item");
                 };
                 if self.items[ix as usize].verified.envelope() == v.envelope() {
-                    self.verified_ok.insert(id);
+                    self.verified_ok.insert((self.salt, id));
                 }
                 Ok((ix, self.items[ix as usize].meta.clone()))
             }
             Err(e) => Err(e.reason()),
         }
+    }
+}
+
+/// Indicator `j` of simulated advisory `k`: documentation-range IPv4 addresses, `.example`
+/// domains and SHA-256 digests, in turn.
+fn sim_indicator(k: usize, j: usize) -> Indicator {
+    let (kind, value) = match j % 3 {
+        0 => (
+            IndicatorKind::Ipv4,
+            format!("203.0.113.{}", (k * 7 + j) % 254 + 1),
+        ),
+        1 => (IndicatorKind::Domain, format!("c2-{k}-{j}.example")),
+        _ => {
+            let mut hex = String::with_capacity(64);
+            for w in 0..4u64 {
+                hex.push_str(&format!("{:016x}", h(k as u64, &[j as u64, w])));
+            }
+            (IndicatorKind::Sha256, hex)
+        }
+    };
+    Indicator {
+        kind,
+        value,
+        confidence: 80,
+        valid_until_ms: None,
+        note: String::new(),
     }
 }

@@ -25,6 +25,47 @@
 //! send are taken from the scenario's signed set once the member's holding is checked, instead of
 //! decoding them back out of the store.
 //!
+//! # Thin links (issue 12)
+//!
+//! When a scenario names a [`LinkProfile`] per member (`fibre`, `satellite`, `cable-cut`; the
+//! [`pacific`] presets), every member has an access link instead of the uniform [`LinkModel`]: a
+//! message from A to B is serialized on A's uplink at A's bandwidth, propagates for half of A's
+//! round trip plus half of B's (satellite to fibre: 310 ms one way; island to island: two
+//! geostationary hops, 600 ms), is serialized on B's downlink at B's bandwidth (each queue first
+//! in first out, in µs), and is lost with A's loss on the way up and B's on the way down, or when
+//! either link is down at any moment between its sending and its delivery (`cable-cut` drops
+//! for 10 s every 60 s, each member at its own phase drawn from the seed; nobody is told: the
+//! request times out, as a connection dying mid-transfer). Bytes on the link are the encoded
+//! message plus its gRPC, HTTP/2, TLS and TCP/IP framing ([`link_bytes`]). Loss is per message
+//! (the core's retries recover it), not TCP's per-segment retransmission. Without profiles the
+//! engine takes exactly the old path: the report of seeds 42-50 is byte-identical.
+//!
+//! # Roster changes (issue 11)
+//!
+//! When a scenario has a [`RosterPlan`] ([`roster_presets`]), the membership is tanoa-core's
+//! signed roster: founded by a majority of the members present (the threshold is a majority;
+//! `roster::rules` then asks a majority's signatures for every change at this size), each member
+//! runs its own `RosterEngine` from its roster file (the founding version; a joiner's is the
+//! version that admits it, or after a wiped restart). A change is proposed by a carrier
+//! (`RosterItem::Proposal`, a GREEN advisory gossiped like any item); its approvers approve when
+//! they see it (`RosterItem::Approval`); the proposer's engine assembles the version and the
+//! proposer publishes it (`RosterItem::Version`). The driver part, as the daemon's would do it:
+//! a carrier is admitted by `RosterEngine::check` before it is stored (refusals counted by
+//! reason) and recorded by `ingest` after; each member verifies envelopes against the keyring of
+//! its version in force (`RosterDoc::key_records`); connections are accepted only between members
+//! of each end's version in force (a refused request fails at once); when the version in force
+//! changes, new members are dialled (`peer_up`), removed ones dropped (`peer_down`), and items the
+//! new version makes invalid (a revoked key's, a removed member's later ones) are dropped from the
+//! store. A member signs with a rotated key only once the rotation is in force at home.
+//! Shortcuts: approvals are fed to the engine of their proposer only (the version then reaches
+//! everyone as a `Version` carrier with the same signatures; every member still stores and
+//! relays approvals); `SyncCore` has no way to forget an item, so a dropped item stays in the
+//! member's reconciliation index (its pushes are skipped, fetches of it answered missing).
+//! Invariants: at every store write the item's signer key is valid at its date under the storing
+//! member's version in force (`View::valid` = `RosterDoc::signer_valid_at`); at the end every
+//! member of the final version has it in force within `converge_intervals` intervals of the last
+//! change, holds nothing it makes invalid, and holds everything else it may hold.
+//!
 //! # Invariants, checked at every step
 //!
 //! - at every store write: the member may hold the item (`policy::may_hold`);
@@ -55,12 +96,17 @@
 //! scenario name and seed so the run can be replayed with [`run`].
 
 mod engine;
+mod links;
 mod report;
+mod roster;
 mod scenario;
 
 #[cfg(test)]
 mod tests;
 
 pub use self::engine::{Outcome, SimError, run};
-pub use self::report::{Report, bound_rounds, format_report};
-pub use self::scenario::{Fault, ItemMix, LinkModel, Mutation, Scenario, TimedFault, presets};
+pub use self::report::{ProfileRow, Report, Thin, bound_rounds, format_report};
+pub use self::scenario::{
+    Fault, ItemMix, LinkModel, LinkProfile, LinkSpec, Mutation, RosterChange, RosterPlan,
+    RosterStep, Scenario, TimedFault, link_bytes, pacific, presets, roster_presets,
+};

@@ -46,6 +46,64 @@ pub struct Report {
     pub lost_items: u64,
     /// After a heal: (differences at heal, reconciliation bytes, all bytes) until convergence.
     pub heal: Option<(u64, u64, u64)>,
+    /// The access links' figures, when the scenario names link profiles (issue 12).
+    pub thin: Option<Thin>,
+    /// The roster's figures, when the scenario changes the roster (issue 11).
+    pub roster: Option<RosterSummary>,
+}
+
+/// What the roster changes of a run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterSummary {
+    /// The plan's last version.
+    pub final_version: u64,
+    /// Members of that version at the end.
+    pub members: usize,
+    /// How many of them have it in force.
+    pub at_final: usize,
+    /// When the last of them reached it, ms after the last change was proposed.
+    pub converged_after_last_change_ms: Option<u64>,
+    /// The bound: `converge_intervals` anti-entropy intervals.
+    pub bound_ms: u64,
+    /// Roster carriers refused by the engines' admission, by reason.
+    pub refused: BTreeMap<&'static str, u64>,
+    /// Items dropped because the roster in force made them invalid (revocation, removal).
+    pub purged: u64,
+    /// Messages refused because one end was not in the other's roster in force.
+    pub gated: u64,
+}
+
+/// What the access links of a profiled scenario carried, against their physical limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thin {
+    /// Bytes on the downlinks (messages with their framing) per item per member.
+    pub link_bytes_per_item_member: f64,
+    /// Physical floor of the time to 100%, ms: the slowest member's downlink carrying each item
+    /// it received once, at its bandwidth, after the shortest propagation into it (and no item
+    /// before its publication).
+    pub floor_ms: u64,
+    /// Messages lost because a link was down (`cable-cut`).
+    pub dropped: u64,
+    /// One row per profile in use.
+    pub rows: Vec<ProfileRow>,
+}
+
+/// The members on one profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileRow {
+    /// Profile name (`fibre`, `satellite`, `cable-cut`).
+    pub profile: &'static str,
+    /// Members on it.
+    pub members: usize,
+    /// When the last of them held everything it may hold (ms after the wave starts).
+    pub t100_ms: Option<u64>,
+    /// The physical floor of that time (see [`Thin::floor_ms`]), ms.
+    pub floor_ms: u64,
+    /// Bytes received on their downlinks (with framing) per item each may hold, per member.
+    pub down_bytes_per_item_member: f64,
+    /// Share of the time until everyone's 100% (or the end of the run) that their downlinks
+    /// were serializing, averaged over the group.
+    pub down_busy: f64,
 }
 
 /// ⌈log_{f+1} n⌉: the fewest push rounds that can reach `n` members with fanout `f`.
@@ -129,6 +187,84 @@ pub fn format_report(r: &Report) -> String {
             "after heal",
             per(rec),
             per(all)
+        );
+    }
+    if let Some(t) = &r.thin {
+        let _ = writeln!(
+            s,
+            "  {:<30} {:.1} (messages with gRPC/HTTP2/TLS/TCP framing)",
+            "link bytes / item / member", t.link_bytes_per_item_member
+        );
+        let ratio = match r.t100_ms {
+            Some(ms) if ms > 0 => format!("{:.2}", t.floor_ms as f64 / ms as f64),
+            _ => "n/a".to_string(),
+        };
+        let _ = writeln!(
+            s,
+            "  {:<30} {:.2} s; floor / time to 100% = {ratio}",
+            "physical floor of 100%",
+            t.floor_ms as f64 / 1000.0
+        );
+        let _ = writeln!(s, "  {:<30} {}", "messages lost in link drops", t.dropped);
+        let _ = writeln!(
+            s,
+            "  {:<12} {:>7} {:>16} {:>10} {:>10} {:>18} {:>10}",
+            "profile",
+            "members",
+            "time to 100%",
+            "floor",
+            "floor/t",
+            "down B/item/member",
+            "down busy"
+        );
+        for row in &t.rows {
+            let (t100, ratio) = match row.t100_ms {
+                Some(0) => ("0.00 s".to_string(), "n/a".to_string()),
+                Some(ms) => (
+                    format!("{:.2} s", ms as f64 / 1000.0),
+                    format!("{:.2}", row.floor_ms as f64 / ms.max(1) as f64),
+                ),
+                None => ("never".to_string(), "n/a".to_string()),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<12} {:>7} {:>16} {:>10} {:>10} {:>18.1} {:>9.1}%",
+                row.profile,
+                row.members,
+                t100,
+                format!("{:.2} s", row.floor_ms as f64 / 1000.0),
+                ratio,
+                row.down_bytes_per_item_member,
+                row.down_busy * 100.0
+            );
+        }
+    }
+    if let Some(ro) = &r.roster {
+        let conv = ro.converged_after_last_change_ms.map_or_else(
+            || "never".to_string(),
+            |ms| format!("{:.2} s", ms as f64 / 1000.0),
+        );
+        let _ = writeln!(
+            s,
+            "  {:<30} version {} in force at {} / {} members; the last reached it {conv} after the last change (bound {:.0} s)",
+            "roster",
+            ro.final_version,
+            ro.at_final,
+            ro.members,
+            ro.bound_ms as f64 / 1000.0
+        );
+        let refused: Vec<String> = ro.refused.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "  {:<30} carriers refused: {}; items dropped as invalid: {}; messages refused (not in roster): {}",
+            "roster enforcement",
+            if refused.is_empty() {
+                "none".to_string()
+            } else {
+                refused.join(", ")
+            },
+            ro.purged,
+            ro.gated
         );
     }
     let kinds: Vec<String> = r

@@ -223,3 +223,171 @@ fn sim_a_push_flood_over_the_origin_quota_still_converges_by_anti_entropy() {
         "refused pushes wait for anti-entropy"
     );
 }
+
+/// Issue 12's Pacific topology at test size: 5 `fibre` partners and 20 islands (4 on
+/// `cable-cut` in the second and third scenarios). Every run keeps every invariant (the engine
+/// checks them at each store write and delivery), ends with every member holding exactly what
+/// it may hold, and no group reaches 100% faster than its links physically allow.
+#[test]
+fn sim_pacific_islands_converge_within_their_links_limits() {
+    let scenarios = pacific(5, 20, 4, 20, 300);
+    assert_eq!(scenarios.len(), 4);
+    for (k, sc) in scenarios.iter().enumerate() {
+        let r = ok(sc, 600 + k as u64);
+        eprintln!("{}", format_report(&r));
+        assert!(r.t100_ms.is_some(), "{}", format_report(&r));
+        assert_eq!(r.coverage_end.0, r.coverage_end.1, "{}", format_report(&r));
+        let thin = r.thin.as_ref().expect("profiled runs report their links");
+        // Framing only adds bytes.
+        assert!(
+            thin.link_bytes_per_item_member > r.bytes_per_item_member,
+            "{}",
+            format_report(&r)
+        );
+        let names: Vec<&str> = thin.rows.iter().map(|row| row.profile).collect();
+        let want: &[&str] = if k == 0 {
+            &["fibre", "satellite"]
+        } else {
+            &["fibre", "satellite", "cable-cut"]
+        };
+        assert_eq!(names, want);
+        for row in &thin.rows {
+            let t = row.t100_ms.expect("every group reached 100%");
+            assert!(
+                t >= row.floor_ms,
+                "{} beat its physical floor: {}",
+                row.profile,
+                format_report(&r)
+            );
+        }
+        if k == 0 {
+            // The wave: islands need more than the partners (slower links, farther away).
+            let (fibre, sat) = (&thin.rows[0], &thin.rows[1]);
+            assert!(sat.floor_ms > fibre.floor_ms, "{}", format_report(&r));
+        }
+        if k >= 2 {
+            // The catch-up crosses the cable-cut drops: some messages die in them, and the new
+            // island still ends with the whole backlog.
+            assert!(thin.dropped > 0, "{}", format_report(&r));
+            let cut = &thin.rows[2];
+            assert!(
+                cut.down_bytes_per_item_member > 0.0,
+                "{}",
+                format_report(&r)
+            );
+        }
+    }
+}
+
+/// The same scenario and seed give the same report, link figures included; without profiles
+/// there are no link figures (the uniform network's report is unchanged).
+#[test]
+fn sim_profiled_runs_replay_and_profiles_are_named_as_in_issue_12() {
+    let sc = pacific(2, 4, 1, 10, 0).remove(1);
+    assert_eq!(ok(&sc, 5), ok(&sc, 5));
+    assert!(ok(&presets(10, 5, 0).remove(0), 5).thin.is_none());
+    for (p, name) in LinkProfile::ALL
+        .iter()
+        .zip(["fibre", "satellite", "cable-cut"])
+    {
+        assert_eq!(p.name(), name);
+        assert_eq!(LinkProfile::from_name(name), Some(*p));
+    }
+    assert_eq!(LinkProfile::from_name("cable_cut"), None);
+    let spec = LinkProfile::CableCut.spec();
+    assert_eq!(
+        (
+            spec.bits_per_s,
+            spec.rtt_ms,
+            spec.loss_ppm,
+            spec.down_every_ms,
+            spec.down_ms
+        ),
+        (128_000, 700, 50_000, 60_000, 10_000)
+    );
+    let parsed = Scenario::from_toml(
+        r#"
+        members = 3
+        profiles = ["fibre", "satellite", "cable-cut"]
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        parsed.profiles,
+        vec![
+            LinkProfile::Fibre,
+            LinkProfile::Satellite,
+            LinkProfile::CableCut
+        ]
+    );
+    assert!(Scenario::from_toml("profiles = [\"dsl\"]").is_err());
+    // The invariants are checked on access links too: a leaking policy is caught.
+    let mut leak = pacific(5, 20, 0, 5, 0).remove(0);
+    leak.mutation = Some(Mutation::LeakAmberTo { member: 3 });
+    let err = run(&leak, 9).expect_err("the leak must be caught on access links");
+    assert!(
+        err.violations
+            .iter()
+            .any(|v| v.contains("cert-0003 received a PushRequest")),
+        "{:#?}",
+        err.violations
+    );
+    // One profile per member, or none.
+    let bad = Scenario {
+        profiles: vec![LinkProfile::Fibre; 2],
+        ..Scenario::default()
+    };
+    let err = run(&bad, 1).expect_err("2 profiles for 50 members");
+    assert!(err.violations[0].contains("profiles"), "{err}");
+}
+
+/// Issue 11 at test size (the bench runs 200 members: `-- --roster`): a join approved by a
+/// majority, a key rotation, a revocation backdated over an item, a removal, under 20% loss and
+/// under churn. Every member of the final roster has it in force within 3 intervals of the last
+/// change; at every store write the item is valid under the storing member's roster in force
+/// (the engine's invariant); at the end nobody holds what the final roster makes invalid, and
+/// everyone holds everything else, the rotated key's item included.
+#[test]
+fn sim_roster_changes_converge_within_three_intervals_under_loss_and_churn() {
+    for (k, sc) in roster_presets(30, 10).into_iter().enumerate() {
+        let r = ok(&sc, 700 + k as u64);
+        eprintln!("{}", format_report(&r));
+        let ro = r.roster.as_ref().expect("roster figures");
+        assert_eq!(ro.final_version, 5, "{}", format_report(&r));
+        assert_eq!(ro.members, 29, "the removed member is out");
+        assert_eq!(ro.at_final, ro.members, "{}", format_report(&r));
+        let t = ro
+            .converged_after_last_change_ms
+            .expect("everyone converged");
+        assert!(t <= 3 * sc.sync.interval_ms, "{}", format_report(&r));
+        assert!(
+            ro.purged >= 2,
+            "the revoked and removed members' own items at least: {}",
+            format_report(&r)
+        );
+        assert!(
+            ro.gated > 0,
+            "the joiner before its version, the removed member after: {}",
+            format_report(&r)
+        );
+        assert_eq!(r.coverage_end.0, r.coverage_end.1, "{}", format_report(&r));
+        assert!(r.t100_ms.is_some(), "{}", format_report(&r));
+    }
+}
+
+/// The roster invariants can fail: a driver that keeps what a revocation or removal made invalid
+/// is caught by the end check.
+#[test]
+fn sim_roster_mutation_keeping_revoked_items_is_caught() {
+    let mut sc = roster_presets(12, 5).remove(0);
+    ok(&sc, 41);
+    sc.mutation = Some(Mutation::KeepRevokedItems);
+    let err = run(&sc, 41).expect_err("kept revoked items must be caught");
+    assert!(
+        err.violations
+            .iter()
+            .any(|v| v.contains("invalid under the final roster")),
+        "{:#?}",
+        err.violations
+    );
+}
