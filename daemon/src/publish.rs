@@ -22,7 +22,8 @@ use crate::commit::{AuditNote, CommitError, Committer, Entry};
 use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
-use crate::machine::{Checked, KeyringVerifier};
+use crate::machine::{Checked, KeyringVerifier, Verify};
+use crate::roster::RosterRuntime;
 use crate::model::{self, Advisory, Draft, Limits, ValidationError, ValidationErrors};
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
 use crate::sync::{ItemMeta, SyncError};
@@ -197,7 +198,7 @@ fn sign_error(e: EnvelopeError) -> CoreError {
 pub struct NodeCore {
     identity: SigningIdentity,
     display_name: String,
-    keyring: Keyring,
+    keyring: std::sync::RwLock<Arc<Keyring>>,
     limits: Limits,
     store: Arc<dyn Store>,
     committer: Committer,
@@ -206,6 +207,7 @@ pub struct NodeCore {
     started: Instant,
     sync: std::sync::OnceLock<SyncHandle>,
     warninglists: std::sync::OnceLock<Arc<crate::warninglist::WarningLists>>,
+    roster: std::sync::OnceLock<Arc<RosterRuntime>>,
 }
 
 impl NodeCore {
@@ -232,7 +234,7 @@ impl NodeCore {
         NodeCore {
             identity,
             display_name: display_name.into(),
-            keyring,
+            keyring: std::sync::RwLock::new(Arc::new(keyring)),
             limits,
             committer: Committer::new(Arc::clone(&store)),
             store,
@@ -241,7 +243,41 @@ impl NodeCore {
             started: Instant::now(),
             sync: std::sync::OnceLock::new(),
             warninglists: std::sync::OnceLock::new(),
+            roster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Follows a signed roster: roster items are admitted, recorded and applied through
+    /// `roster`, and the keyring becomes the one of the version in force. Only the first call
+    /// has an effect.
+    pub fn attach_roster(&self, roster: Arc<RosterRuntime>) {
+        let records = roster.keyring_records();
+        if self.roster.set(roster).is_ok() {
+            self.set_keyring(records);
+        }
+    }
+
+    /// The signed roster runtime, when this node follows one.
+    pub fn roster(&self) -> Option<&Arc<RosterRuntime>> {
+        self.roster.get()
+    }
+
+    /// Replaces the verification keyring (a new roster version): `records` plus this member's
+    /// own key unless the roster lists it (its window and revocation then apply).
+    fn set_keyring(&self, records: Vec<PublicKeyRecord>) {
+        let mut keyring = Keyring::new();
+        for k in records {
+            keyring.insert(k);
+        }
+        if keyring.get(self.identity.key_id()).is_none() {
+            keyring.insert(PublicKeyRecord::new(
+                self.identity.member(),
+                self.identity.verifying_key(),
+                None,
+                None,
+            ));
+        }
+        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keyring);
     }
 
     /// Connects the sync driver: from now on locally accepted items are handed to it once
@@ -282,8 +318,8 @@ impl NodeCore {
     }
 
     /// Every trusted public key, ours included.
-    pub fn keyring(&self) -> &Keyring {
-        &self.keyring
+    pub fn keyring(&self) -> Arc<Keyring> {
+        Arc::clone(&self.keyring.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Validation limits.
@@ -400,6 +436,7 @@ impl NodeCore {
         for (item, outcome) in items.iter().zip(&outcomes) {
             self.announce(item, outcome, source);
         }
+        self.roster_stored(&items).await;
         Ok(outcomes)
     }
 
@@ -533,6 +570,15 @@ impl NodeCore {
             model::validate::check_advisory_id(requested).map_err(|message| {
                 CoreError::Invalid(ValidationErrors::one(ValidationError::new("id", message)))
             })?;
+            if tanoa_core::roster::is_carrier_id(requested) {
+                return Err(CoreError::Invalid(ValidationErrors::one(ValidationError::new(
+                    "id",
+                    format!(
+                        "{requested:?}: ids starting with {:?} are reserved for roster items",
+                        tanoa_core::roster::CARRIER_PREFIX
+                    ),
+                ))));
+            }
             requested.to_string()
         };
         Ok(id)
@@ -687,12 +733,20 @@ impl NodeCore {
         actor: &str,
     ) -> Result<(ItemId, ImportOutcome), CoreError> {
         let item_id = env.item_id();
-        let keyring = self.keyring.clone();
+        let keyring = self.keyring();
         let limits = self.limits.clone();
         let verified =
             tokio::task::spawn_blocking(move || envelope::verify(env, &keyring, &limits))
                 .await
                 .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))?;
+        if let (Ok(v), Some(r)) = (&verified, self.roster.get())
+            && let Err(reason) = r.check(v, v.signer())
+        {
+            return Err(CoreError::BadRequest {
+                field: "envelope".into(),
+                message: format!("roster item refused ({reason})"),
+            });
+        }
         let verified = match verified {
             Ok(v) => v,
             Err(e) => {
@@ -743,15 +797,17 @@ impl NodeCore {
         &self,
         envelopes: Vec<Envelope>,
     ) -> Result<CheckedItems, CoreError> {
-        let (keyring, limits) = (self.keyring.clone(), self.limits.clone());
+        let (keyring, limits) = (self.keyring(), self.limits.clone());
+        let roster = self.roster.get().cloned();
         tokio::task::spawn_blocking(move || {
-            Checked::verify(
-                &mut KeyringVerifier {
-                    keyring: &keyring,
-                    limits: &limits,
-                },
-                envelopes,
-            )
+            let inner = KeyringVerifier {
+                keyring: &keyring,
+                limits: &limits,
+            };
+            match roster {
+                None => Checked::verify(&mut { inner }, envelopes),
+                Some(r) => Checked::verify(&mut RosterVerifier { inner, roster: &r }, envelopes),
+            }
         })
         .await
         .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))
@@ -782,13 +838,89 @@ impl NodeCore {
         for (v, o) in items.iter().zip(&outcomes) {
             self.announce(v, o, peer);
         }
+        self.roster_stored(&items).await;
         Ok(outcomes)
+    }
+
+    /// Roster items among `items` (now durable) are recorded; when the version in force
+    /// changes, the keyring follows it, an audit entry records it, and a version this member
+    /// proposed that came into force from approvals is published.
+    async fn roster_stored(&self, items: &[Arc<Verified<Advisory>>]) {
+        let Some(roster) = self.roster.get().cloned() else {
+            return;
+        };
+        for v in items {
+            if !tanoa_core::roster::is_carrier_id(&v.id) {
+                continue;
+            }
+            let Some(applied) = roster.ingest(v) else {
+                continue;
+            };
+            self.set_keyring(roster.keyring_records());
+            let detail = if applied.fork_raised {
+                tracing::error!(version = applied.to, "ROSTER FORK: two valid roster versions with one number; roster changes frozen");
+                format!("roster fork: changes frozen at version {}", applied.to)
+            } else {
+                tracing::info!(from = applied.from, to = applied.to, hash = %applied.hash, "roster version in force");
+                format!("roster version {} ({}) in force, was {}", applied.to, applied.hash, applied.from)
+            };
+            let entry = AuditEntry {
+                at_ms: crate::now_ms(),
+                action: "roster".into(),
+                item_id: Some(v.item_id()),
+                subject: v.id.clone(),
+                actor: v.signer().to_string(),
+                detail,
+            };
+            if let Err(e) = self.blocking(move |s| s.append_audit(&entry)).await {
+                tracing::warn!(error = %e, "roster audit entry not written");
+            }
+            for s in applied.to_publish {
+                let item = tanoa_core::roster::RosterItem::Version(s);
+                if let Err(e) = Box::pin(self.publish_roster_item(item, "roster")).await {
+                    tracing::warn!(error = %e, "roster version not published");
+                }
+            }
+        }
+    }
+
+    /// Signs a roster item as a carrier advisory of this member and stores it like a publish
+    /// (then it replicates like any GREEN item). Returns the carrier's item id.
+    pub async fn publish_roster_item(
+        &self,
+        item: tanoa_core::roster::RosterItem,
+        actor: &str,
+    ) -> Result<ItemId, CoreError> {
+        let advisory = item.to_advisory(self.member(), crate::now_ms());
+        let verified = self.identity.sign(advisory, &self.limits).map_err(sign_error)?;
+        let item_id = verified.item_id();
+        let detail = verified.title.clone();
+        self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)
+            .await?;
+        Ok(item_id)
     }
 
     /// Stops the group committer after what is queued is durable, and joins its task (called
     /// by the node at shutdown; writes after it fail as unavailable).
     pub async fn close(&self) {
         self.committer.close().await;
+    }
+}
+
+/// Step 1 with a signed roster: the keyring verification, then the roster's admission of
+/// roster items (a refusal is the rule's reason code, counted like any refused envelope).
+struct RosterVerifier<'a> {
+    inner: KeyringVerifier<'a>,
+    roster: &'a RosterRuntime,
+}
+
+impl Verify for RosterVerifier<'_> {
+    type Item = Verified<Advisory>;
+
+    fn verify(&mut self, env: Envelope) -> crate::machine::Verdict<Self::Item> {
+        let (v, meta) = self.inner.verify(env)?;
+        self.roster.check(&v, v.signer())?;
+        Ok((v, meta))
     }
 }
 

@@ -114,7 +114,7 @@ fn verification(core: &NodeCore, env: &Envelope) -> pb::Verification {
             .map(|k| k.member.clone())
             .unwrap_or_default()
     };
-    match envelope::verify(env.clone(), core.keyring(), core.limits()) {
+    match envelope::verify(env.clone(), &core.keyring(), core.limits()) {
         Ok(v) => pb::Verification {
             valid: true,
             key_id: env.key_id.clone(),
@@ -362,7 +362,7 @@ impl OperatorApi {
             .of_member(self.core.member())
             .map(|k| convert::key_info(k, k.key_id == active))
             .collect();
-        Ok(pb::StatusResponse {
+        let mut status = pb::StatusResponse {
             member_id: self.core.member().to_string(),
             display_name: self.core.display_name().to_string(),
             keys,
@@ -384,7 +384,9 @@ impl OperatorApi {
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_dir: self.data_dir.display().to_string(),
             ..self.federation_status().await
-        })
+        };
+        super::roster::status_fields(&self.core, &mut status);
+        Ok(status)
     }
 
     /// The federation fields of Status (all zero for a single node).
@@ -737,6 +739,48 @@ impl Operator for OperatorApi {
             .map_err(|e| to_status(e.into()))?;
         tracing::info!(peer = %chosen, actor, "reconciliation started by the operator");
         Ok(Response::new(pb::SyncNowResponse { peer: chosen }))
+    }
+
+    async fn roster_show(
+        &self,
+        _request: Request<pb::RosterShowRequest>,
+    ) -> Result<Response<pb::RosterShowResponse>, Status> {
+        Ok(Response::new(super::roster::show(&self.core)))
+    }
+
+    async fn roster_history(
+        &self,
+        _request: Request<pb::RosterHistoryRequest>,
+    ) -> Result<Response<pb::RosterHistoryResponse>, Status> {
+        Ok(Response::new(
+            super::roster::history(&self.core).map_err(to_status)?,
+        ))
+    }
+
+    async fn roster_propose(
+        &self,
+        request: Request<pb::RosterProposeRequest>,
+    ) -> Result<Response<pb::RosterProposeResponse>, Status> {
+        let actor = actor(&request);
+        let change = request.into_inner().change_json;
+        Ok(Response::new(
+            super::roster::propose(&self.core, &change, &actor)
+                .await
+                .map_err(to_status)?,
+        ))
+    }
+
+    async fn roster_approve(
+        &self,
+        request: Request<pb::RosterApproveRequest>,
+    ) -> Result<Response<pb::RosterApproveResponse>, Status> {
+        let actor = actor(&request);
+        let proposal = request.into_inner().proposal;
+        Ok(Response::new(
+            super::roster::approve(&self.core, &proposal, &actor)
+                .await
+                .map_err(to_status)?,
+        ))
     }
 
     async fn audit(

@@ -33,12 +33,36 @@ use crate::publish::NodeCore;
 use crate::store::{Store, StoreError};
 use crate::transport::{PeerTls, RefusalHook};
 
+/// With `[roster]`: the version in force at start (the anchor plus every roster item already
+/// stored); the node is then built with its members (peers, endpoints, keys).
+async fn start_roster(
+    config: &mut Config,
+    store: &Arc<dyn Store>,
+) -> Result<Option<Arc<crate::roster::RosterRuntime>>, NodeError> {
+    let Some(rc) = config.roster.clone() else {
+        return Ok(None);
+    };
+    let (me, trusted, s) = (
+        config.member.id.clone(),
+        config.trusted.clone(),
+        Arc::clone(store),
+    );
+    let rt = tokio::task::spawn_blocking(move || {
+        crate::roster::RosterRuntime::start(rc.anchor, &me, trusted, s.as_ref())
+    })
+    .await
+    .map_err(|e| NodeError::Roster(format!("roster start-up task failed: {e}")))?
+    .map_err(|e| NodeError::Roster(format!("{}: {e}", config.path.display())))?;
+    config.members = crate::config::members_of(&rt.current().roster);
+    Ok(Some(Arc::new(rt)))
+}
+
 /// Every task of a running node: its name, and how it ended.
 type Tasks = JoinSet<(String, Result<(), String>)>;
 
 /// Runs the node until `shutdown` (see the module doc).
 pub(super) async fn serve(
-    config: Config,
+    mut config: Config,
     store: Arc<dyn Store>,
     listeners: Listeners,
     net: NetListeners,
@@ -46,6 +70,7 @@ pub(super) async fn serve(
     started: Instant,
 ) -> Result<(), NodeError> {
     let identity = load_identity(&config)?;
+    let roster = start_roster(&mut config, &store).await?;
     check_roster(&config, &identity)?;
     let metrics = Arc::new(Metrics::new());
     let hook = refusal_hook(&metrics);
@@ -71,6 +96,11 @@ pub(super) async fn serve(
         config.limits.clone(),
         Arc::clone(&store),
     ));
+    if let Some(r) = roster {
+        // The live application of later versions (dial, disconnect, pins) subscribes to
+        // `r.membership_updates()`; the keyring is kept by `NodeCore` itself.
+        core.attach_roster(r);
+    }
     warninglists::attach(&core, &config).await?;
     let cancel = CancellationToken::new();
     let mut tasks = Tasks::new();
