@@ -23,8 +23,8 @@ use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
 use crate::machine::{Checked, KeyringVerifier, Verify};
-use crate::roster::RosterRuntime;
 use crate::model::{self, Advisory, Draft, Limits, ValidationError, ValidationErrors};
+use crate::roster::RosterRuntime;
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
 use crate::sync::{ItemMeta, SyncError};
 use crate::sync_handle::{CheckedItems, DriverError, SyncHandle};
@@ -571,13 +571,15 @@ impl NodeCore {
                 CoreError::Invalid(ValidationErrors::one(ValidationError::new("id", message)))
             })?;
             if tanoa_core::roster::is_carrier_id(requested) {
-                return Err(CoreError::Invalid(ValidationErrors::one(ValidationError::new(
-                    "id",
-                    format!(
-                        "{requested:?}: ids starting with {:?} are reserved for roster items",
-                        tanoa_core::roster::CARRIER_PREFIX
+                return Err(CoreError::Invalid(ValidationErrors::one(
+                    ValidationError::new(
+                        "id",
+                        format!(
+                            "{requested:?}: ids starting with {:?} are reserved for roster items",
+                            tanoa_core::roster::CARRIER_PREFIX
+                        ),
                     ),
-                ))));
+                )));
             }
             requested.to_string()
         };
@@ -858,11 +860,17 @@ impl NodeCore {
             };
             self.set_keyring(roster.keyring_records());
             let detail = if applied.fork_raised {
-                tracing::error!(version = applied.to, "ROSTER FORK: two valid roster versions with one number; roster changes frozen");
+                tracing::error!(
+                    version = applied.to,
+                    "ROSTER FORK: two valid roster versions with one number; roster changes frozen"
+                );
                 format!("roster fork: changes frozen at version {}", applied.to)
             } else {
                 tracing::info!(from = applied.from, to = applied.to, hash = %applied.hash, "roster version in force");
-                format!("roster version {} ({}) in force, was {}", applied.to, applied.hash, applied.from)
+                format!(
+                    "roster version {} ({}) in force, was {}",
+                    applied.to, applied.hash, applied.from
+                )
             };
             let entry = AuditEntry {
                 at_ms: crate::now_ms(),
@@ -892,7 +900,10 @@ impl NodeCore {
         actor: &str,
     ) -> Result<ItemId, CoreError> {
         let advisory = item.to_advisory(self.member(), crate::now_ms());
-        let verified = self.identity.sign(advisory, &self.limits).map_err(sign_error)?;
+        let verified = self
+            .identity
+            .sign(advisory, &self.limits)
+            .map_err(sign_error)?;
         let item_id = verified.item_id();
         let detail = verified.title.clone();
         self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)

@@ -28,7 +28,9 @@ use crate::store::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum RosterOpError {
     /// This node follows a local `[[members]]` roster (version 0): nothing to sign.
-    #[error("this node follows a local [[members]] roster (version 0); start it with a [roster] file to use signed roster updates")]
+    #[error(
+        "this node follows a local [[members]] roster (version 0); start it with a [roster] file to use signed roster updates"
+    )]
     NotSigned,
     /// Roster changes are frozen by a fork.
     #[error("roster changes are frozen: version {0} forked (see `tanoa roster show`)")]
@@ -231,8 +233,8 @@ impl RosterRuntime {
         identity: &SigningIdentity,
         now_ms: i64,
     ) -> Result<(RosterItem, usize), RosterOpError> {
-        let change: Change =
-            serde_json::from_str(change_json).map_err(|e| RosterOpError::BadChange(e.to_string()))?;
+        let change: Change = serde_json::from_str(change_json)
+            .map_err(|e| RosterOpError::BadChange(e.to_string()))?;
         let e = self.engine();
         if let Some(f) = e.fork() {
             return Err(RosterOpError::Frozen(f.version));
@@ -263,7 +265,10 @@ impl RosterRuntime {
         if let Some(f) = e.fork() {
             return Err(RosterOpError::Frozen(f.version));
         }
-        let p = prefix.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+        let p = prefix
+            .trim()
+            .trim_start_matches("sha256:")
+            .to_ascii_lowercase();
         let pending = e.pending();
         let found: Vec<&Pending> = pending
             .iter()

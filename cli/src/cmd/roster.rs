@@ -157,7 +157,8 @@ fn parse_time(s: &str, field: &str) -> Result<i64, Failure> {
     } else {
         t.to_string()
     };
-    tanoa_daemon::config::parse_rfc3339_ms(&full).map_err(|e| Failure::usage(format!("{field}: {e}")))
+    tanoa_daemon::config::parse_rfc3339_ms(&full)
+        .map_err(|e| Failure::usage(format!("{field}: {e}")))
 }
 
 fn read_roster(path: &PathBuf) -> Result<SignedRoster, Failure> {
@@ -184,7 +185,9 @@ pub async fn run(c: RosterCommand, g: &GlobalArgs) -> anyhow::Result<()> {
         RosterCommand::Hash(a) => {
             let s = read_roster(&a.file)?;
             if g.json {
-                output::print_json(&json!({"hash": s.hash().to_hex(), "version": s.roster.version}));
+                output::print_json(
+                    &json!({"hash": s.hash().to_hex(), "version": s.roster.version}),
+                );
             } else {
                 outln!("{}", s.hash());
             }
@@ -301,7 +304,9 @@ async fn propose(p: ProposeCommand, g: &GlobalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("roster propose {what}"))?
         .into_inner();
     if g.json {
-        output::print_json(&json!({"hash": r.hash, "version": r.version, "required": r.required, "change": what}));
+        output::print_json(
+            &json!({"hash": r.hash, "version": r.version, "required": r.required, "change": what}),
+        );
     } else {
         outln!(
             "proposed version {} ({what}): {}\nit needs {} signature(s) of members (this one's \
@@ -325,9 +330,15 @@ async fn approve(a: ApproveArgs, g: &GlobalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("roster approve {}", a.proposal))?
         .into_inner();
     if g.json {
-        output::print_json(&json!({"hash": r.hash, "version": r.version, "signatures": r.signatures, "required": r.required, "in_force": r.in_force}));
+        output::print_json(
+            &json!({"hash": r.hash, "version": r.version, "signatures": r.signatures, "required": r.required, "in_force": r.in_force}),
+        );
     } else if r.in_force {
-        outln!("approved {}: version {} is in force here", r.hash, r.version);
+        outln!(
+            "approved {}: version {} is in force here",
+            r.hash,
+            r.version
+        );
     } else {
         outln!(
             "approved {} (version {}): {} of {} signatures held here",
@@ -350,7 +361,12 @@ fn window(k: &tanoa_core::roster::RosterKey) -> String {
 }
 
 fn member_lines(m: &RosterMember) -> Vec<String> {
-    let mut out = vec![format!("  {} ({})  {}", m.id, m.name, m.endpoints.join(", "))];
+    let mut out = vec![format!(
+        "  {} ({})  {}",
+        m.id,
+        m.name,
+        m.endpoints.join(", ")
+    )];
     for k in &m.keys {
         out.push(format!(
             "    key {} {}  [{}]",
@@ -476,8 +492,9 @@ async fn fetch_history(g: &GlobalArgs) -> anyhow::Result<Vec<SignedRoster>> {
     r.versions_json
         .iter()
         .map(|j| {
-            SignedRoster::from_json(j)
-                .map_err(|e| Failure::failed(format!("the daemon sent an unreadable roster: {e}")).into())
+            SignedRoster::from_json(j).map_err(|e| {
+                Failure::failed(format!("the daemon sent an unreadable roster: {e}")).into()
+            })
         })
         .collect()
 }
@@ -485,14 +502,19 @@ async fn fetch_history(g: &GlobalArgs) -> anyhow::Result<Vec<SignedRoster>> {
 async fn history(g: &GlobalArgs) -> anyhow::Result<()> {
     let versions = fetch_history(g).await?;
     if g.json {
-        output::print_json(&json!(versions.iter().map(|s| json!({
-            "version": s.roster.version,
-            "hash": s.hash().to_hex(),
-            "issued_ms": s.roster.issued_ms,
-            "threshold": s.roster.threshold,
-            "members": s.roster.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
-            "signed_by": s.signatures.iter().map(|x| x.member.clone()).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>()));
+        output::print_json(&json!(
+            versions
+                .iter()
+                .map(|s| json!({
+                    "version": s.roster.version,
+                    "hash": s.hash().to_hex(),
+                    "issued_ms": s.roster.issued_ms,
+                    "threshold": s.roster.threshold,
+                    "members": s.roster.members.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+                    "signed_by": s.signatures.iter().map(|x| x.member.clone()).collect::<Vec<_>>(),
+                }))
+                .collect::<Vec<_>>()
+        ));
         return Ok(());
     }
     for s in &versions {
@@ -577,7 +599,11 @@ async fn diff(a: DiffArgs, g: &GlobalArgs) -> anyhow::Result<()> {
     }
     let list = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     for id in list(&d["added"]) {

@@ -23,7 +23,8 @@ fn op_error(e: RosterOpError) -> CoreError {
 }
 
 fn runtime(core: &NodeCore) -> Result<&std::sync::Arc<RosterRuntime>, CoreError> {
-    core.roster().ok_or_else(|| op_error(RosterOpError::NotSigned))
+    core.roster()
+        .ok_or_else(|| op_error(RosterOpError::NotSigned))
 }
 
 /// The roster fields of Status (version 0 and no hash for a local `[[members]]` roster).

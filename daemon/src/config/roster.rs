@@ -38,7 +38,10 @@ pub(super) fn resolve_signed_roster(
     let text = match std::fs::read_to_string(&file) {
         Ok(t) => t,
         Err(e) => {
-            bad("roster.file", format!("cannot read {}: {e}", file.display()));
+            bad(
+                "roster.file",
+                format!("cannot read {}: {e}", file.display()),
+            );
             return None;
         }
     };
