@@ -31,8 +31,9 @@ pub struct RequestArgs {
     /// Display name.
     #[arg(long)]
     pub name: String,
-    /// Peer endpoint HOST:PORT (repeatable, in dialling order).
-    #[arg(long = "endpoint", value_name = "HOST:PORT", required = true)]
+    /// Peer endpoint HOST:PORT (repeatable, in dialling order). Spelled `--peer-endpoint`
+    /// because the global `--endpoint` is the operator TCP listener to talk to.
+    #[arg(long = "peer-endpoint", value_name = "HOST:PORT", required = true)]
     pub endpoints: Vec<String>,
     /// SHA-256 of the TLS certificate's public key to pin (64 hex digits; repeatable).
     #[arg(long = "tls-pin", value_name = "HEX")]

@@ -50,7 +50,6 @@ async fn roster_show(node: &TestNode) -> serde_json::Value {
 /// is filled in later), its peer port behind `proxy`.
 struct Member {
     node: TestNode,
-    key: PathBuf,
 }
 
 fn member_dir(ca: &Ca, id: &str) -> (tempfile::TempDir, PathBuf) {
@@ -172,7 +171,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
             id,
             "--name",
             &format!("Test CERT {id}"),
-            "--endpoint",
+            "--peer-endpoint",
             &proxies[i].addr().to_string(),
             "--signing-key",
             &s(&key),
@@ -228,14 +227,14 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         .expect_code(0, "roster sign");
     }
     let mut members = Vec::new();
-    for (i, (dir, key)) in dirs.into_iter().enumerate() {
+    for (i, (dir, _)) in dirs.into_iter().enumerate() {
         std::fs::copy(&roster, dir.path().join("roster.json")).unwrap();
         let config = write_config(dir.path(), FOUNDERS[i], &hash);
         let mut node = TestNode::adopt(&bins().tanoad, dir, config);
         node.set_args(&["--log-format", "json"]);
         node.start().await;
         *targets[i].lock().unwrap() = Some(node.started_addr("peer"));
-        members.push(Member { node, key });
+        members.push(Member { node });
     }
     let pids: Vec<Option<u32>> = members.iter().map(|m| m.node.pid()).collect();
     let all: Vec<&Member> = members.iter().collect();
@@ -257,7 +256,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         .into_inner();
     for m in &members {
         Federation::eventually("the GREEN advisory everywhere", || {
-            holds(&m.node, &green.advisory_id)
+            holds(&m.node, &green.item_id)
         })
         .await;
     }
@@ -273,7 +272,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         "ck-cert",
         "--name",
         "Cook Islands CERT",
-        "--endpoint",
+        "--peer-endpoint",
         "127.0.0.1:9",
         "--signing-key",
         &s(&ck_key_path),
@@ -340,7 +339,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
     import(&members[1].node, early).await.unwrap();
     for m in &members {
         Federation::eventually("ck-cert's advisory everywhere", || {
-            holds(&m.node, "ck-2026-0001")
+            holds(&m.node, "ck-cert/ck-2026-0001")
         })
         .await;
     }
@@ -391,7 +390,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         let late = envelope(&ck, &format!("ck-2026-late-{}", m.node.member()), as_of + 1);
         let refused = import(&m.node, late).await.unwrap_err();
         assert!(refused.message().contains("key_not_valid"), "{refused:?}");
-        assert!(holds(&m.node, "ck-2026-0001").await);
+        assert!(holds(&m.node, "ck-cert/ck-2026-0001").await);
     }
     // History and diff show the three versions.
     let hist = on(&members[2].node, &["--json", "roster", "history"])
