@@ -883,12 +883,74 @@ impl NodeCore {
             if let Err(e) = self.blocking(move |s| s.append_audit(&entry)).await {
                 tracing::warn!(error = %e, "roster audit entry not written");
             }
+            self.audit_voided(&roster).await;
             for s in applied.to_publish {
                 let item = tanoa_core::roster::RosterItem::Version(s);
                 if let Err(e) = Box::pin(self.publish_roster_item(item, "roster")).await {
                     tracing::warn!(error = %e, "roster version not published");
                 }
             }
+        }
+    }
+
+    /// After a roster change: every held latest revision of a member whose keys no longer
+    /// cover it (revocation as of its time, removal, rotation) gets one `roster-void` audit
+    /// entry naming it, once. Members refuse such items on arrival by the same rule, so they
+    /// stop spreading. Left open: removing them from the store (the store has no delete).
+    async fn audit_voided(&self, roster: &RosterRuntime) {
+        let current = roster.current();
+        let origins: Vec<String> = current
+            .roster
+            .members
+            .iter()
+            .filter(|m| m.keys.iter().any(|k| k.effective_until_ms(None).is_some()))
+            .map(|m| m.id.clone())
+            .chain(current.roster.former_members.iter().map(|f| f.id.clone()))
+            .collect();
+        let cur = current.clone();
+        let done = self
+            .blocking(move |s| {
+                let mut held = Vec::new();
+                for o in &origins {
+                    s.scan_latest(Some(o), true, &mut |it| {
+                        if !tanoa_core::roster::is_carrier_id(&it.advisory.id) {
+                            held.push(it);
+                        }
+                        Ok(true)
+                    })?;
+                }
+                let voided = crate::roster::voided_by(&cur, &held);
+                let already: std::collections::HashSet<ItemId> = s
+                    .audit(100_000)?
+                    .into_iter()
+                    .filter(|e| e.action == "roster-void")
+                    .filter_map(|e| e.item_id)
+                    .collect();
+                let mut n = 0usize;
+                for (id, what) in voided {
+                    if already.contains(&id) {
+                        continue;
+                    }
+                    s.append_audit(&AuditEntry {
+                        at_ms: crate::now_ms(),
+                        action: "roster-void".into(),
+                        item_id: Some(id),
+                        subject: what.split(' ').next().unwrap_or_default().to_string(),
+                        actor: format!("roster v{}", cur.roster.version),
+                        detail: format!("void under roster version {}: {what}", cur.roster.version),
+                    })?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+            .await;
+        match done {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                items = n,
+                "held items voided by the roster (see `tanoa audit`)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "voided items not audited"),
         }
     }
 

@@ -22,7 +22,8 @@ use tanoa_core::roster::{
 };
 use tokio::sync::watch;
 
-use crate::store::Store;
+use crate::envelope::ItemId;
+use crate::store::{Store, StoredItem};
 
 /// Why an operator's roster request fails.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,58 @@ pub struct RosterView {
     pub fork: Option<Fork>,
     /// Refusals by reason.
     pub refusals: BTreeMap<&'static str, u64>,
+}
+
+/// The roster's Prometheus lines: `tanoa_roster_version`, `tanoa_roster_fork` (the alarm) and
+/// `tanoa_roster_refusals_total{reason}` (labels are fixed reason codes).
+pub fn metrics_text(r: &RosterRuntime) -> String {
+    let v = r.view();
+    let mut out = format!(
+        "# HELP tanoa_roster_version Signed roster version in force.\n\
+         # TYPE tanoa_roster_version gauge\ntanoa_roster_version {}\n\
+         # HELP tanoa_roster_fork 1 when two valid roster versions with one number are held \
+         (roster changes frozen at the last agreed version).\n\
+         # TYPE tanoa_roster_fork gauge\ntanoa_roster_fork {}\n\
+         # HELP tanoa_roster_refusals_total Roster items refused, by reason.\n\
+         # TYPE tanoa_roster_refusals_total counter\n",
+        v.current.roster.version,
+        u8::from(v.fork.is_some())
+    );
+    for (reason, n) in &v.refusals {
+        out.push_str(&format!(
+            "tanoa_roster_refusals_total{{reason=\"{reason}\"}} {n}\n"
+        ));
+    }
+    out
+}
+
+/// Held items the version in force voids: signed by a key of `origin` whose window (closed by
+/// a revocation, a rotation or a removal) does not contain the item's `modified` time. The
+/// same rule every member applies on arrival, so the set is the same on every member.
+pub fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, String)> {
+    items
+        .iter()
+        .filter(|it| {
+            !current.roster.signer_valid_at(
+                &it.advisory.origin,
+                &it.envelope.key_id,
+                it.advisory.modified_ms,
+            )
+        })
+        .map(|it| {
+            (
+                it.item_id,
+                format!(
+                    "{}/{} revision {} signed with {} at {}",
+                    it.advisory.origin,
+                    it.advisory.id,
+                    it.advisory.revision,
+                    it.envelope.key_id,
+                    it.advisory.modified_ms
+                ),
+            )
+        })
+        .collect()
 }
 
 /// The roster runtime of one node.

@@ -344,8 +344,20 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         .await;
     }
 
-    // Revocation of ck-cert's key as of now: ws proposes, fj approves; it reaches everyone.
-    let as_of = tanoa_daemon::now_ms();
+    // A second item of ck-cert, dated t1, reaches everyone before the revocation.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let t1 = tanoa_daemon::now_ms();
+    import(&members[0].node, envelope(&ck, "ck-2026-0002", t1))
+        .await
+        .unwrap();
+    for m in &members {
+        Federation::eventually("ck-cert's second advisory everywhere", || {
+            holds(&m.node, "ck-cert/ck-2026-0002")
+        })
+        .await;
+    }
+    // Revocation of ck-cert's key as of t1: ws proposes, fj approves; it reaches everyone.
+    let as_of = t1;
     let ck_pub = keys::public_hex(&ck.verifying_key());
     let out = on(
         &members[0].node,
@@ -391,6 +403,33 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         let refused = import(&m.node, late).await.unwrap_err();
         assert!(refused.message().contains("key_not_valid"), "{refused:?}");
         assert!(holds(&m.node, "ck-cert/ck-2026-0001").await);
+    }
+    // The item dated at the revocation instant, held before it, is voided with an audit
+    // record on every member (the earlier one is not).
+    for m in &members {
+        Federation::eventually("the roster-void audit record", || async {
+            let audit = m
+                .node
+                .client()
+                .await
+                .audit(pb::AuditRequest { limit: 1000 })
+                .await
+                .unwrap()
+                .into_inner();
+            let voided: Vec<String> = audit
+                .entries
+                .iter()
+                .filter(|e| e.action == "roster-void")
+                .map(|e| e.subject.clone())
+                .collect();
+            voided == ["ck-cert/ck-2026-0002"]
+        })
+        .await;
+    }
+    for m in &members {
+        let metrics = m.node.scrape_metrics().await;
+        assert!(metrics.contains("tanoa_roster_version 3"), "{metrics}");
+        assert!(metrics.contains("tanoa_roster_fork 0"), "{metrics}");
     }
     // History and diff show the three versions.
     let hist = on(&members[2].node, &["--json", "roster", "history"])
