@@ -84,6 +84,12 @@ pub enum Command {
     /// Re-read tanoad.toml and the TLS files now (as SIGHUP): prints what was applied and which
     /// changed settings need a restart.
     Reload,
+    /// A new member's side of joining: `member request` writes a signed join request.
+    #[command(subcommand)]
+    Member(cmd::member::MemberCommand),
+    /// The signed roster: init, sign, hash, propose, approve, show, history, diff.
+    #[command(subcommand)]
+    Roster(cmd::roster::RosterCommand),
     /// Recent audit-log entries, newest first.
     Audit(cmd::audit::AuditArgs),
     /// Export an advisory's signed envelope as JSON (for `tanoa verify` or `tanoa import`).

@@ -48,6 +48,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(a) => cmd::explain::run(a, g).await,
         Command::Sync(c) => cmd::sync::run(c, g).await,
         Command::Reload => cmd::sync::reload(g).await,
+        Command::Member(c) => cmd::member::run(c, g),
+        Command::Roster(c) => cmd::roster::run(c, g).await,
         Command::Audit(a) => cmd::audit::run(a, g).await,
         Command::Export(a) => cmd::export::run(a, g).await,
         Command::Import(a) => cmd::import::run(a, g).await,

@@ -355,6 +355,12 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
         "roster_version": s.roster_version,
         "config_reloads": s.config_reloads,
         "restart_required": s.restart_required,
+        "roster": {
+            "version": s.roster_version,
+            "hash": s.roster_hash,
+            "signed": !s.roster_hash.is_empty(),
+            "fork": s.roster_fork.then_some(s.roster_fork_version),
+        },
     })
 }
 
@@ -713,12 +719,32 @@ pub fn duration_text(secs: u64) -> String {
     parts.join(" ")
 }
 
+/// The roster row of `status`: version and hash, or the fork alarm.
+fn roster_line(s: &pb::StatusResponse) -> String {
+    if s.roster_hash.is_empty() {
+        return "version 0 (local [[members]] list, not signed)".to_string();
+    }
+    let mut t = format!(
+        "version {} ({})",
+        s.roster_version,
+        s.roster_hash.get(..16).unwrap_or(&s.roster_hash)
+    );
+    if s.roster_fork {
+        t.push_str(&format!(
+            "  FORK at version {}: roster changes frozen (`tanoa roster show`)",
+            s.roster_fork_version
+        ));
+    }
+    t
+}
+
 /// Human output of `status`.
 pub fn status_text(s: &pb::StatusResponse) -> String {
     let mut t = new_table();
     let mut rows = vec![
         ("Member", format!("{} ({})", s.member_id, s.display_name)),
         ("Federation", federation_health_line(s)),
+        ("Roster", roster_line(s)),
     ];
     if s.federation {
         rows.push((

@@ -7,6 +7,7 @@
 //! - `store`: the core's `Store` trait and rules, plus the durable sled backend;
 //! - `config`: the TOML configuration and its validation;
 //! - `publish`: the operator's write path (assign, sign, store, sync, notify);
+//! - `roster`: the signed roster at run time (admission, version in force, keyring, membership);
 //! - `api`: tonic services; proto <-> domain conversion and error -> `Status` in one place;
 //! - `transport`: rustls configurations and identity from certificates;
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
@@ -26,6 +27,7 @@ pub mod fuzzing;
 pub(crate) mod metrics;
 pub mod node;
 pub mod publish;
+pub mod roster;
 pub mod store;
 pub(crate) mod sync_handle;
 pub(crate) mod taxii;

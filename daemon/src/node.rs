@@ -551,7 +551,11 @@ impl metrics::Render for MetricsSource {
                 .blocking(|s| s.equivocating_origins())
                 .await
                 .unwrap_or_default();
-            self.metrics.render(&peers, counts.as_ref(), &equivocating)
+            let mut text = self.metrics.render(&peers, counts.as_ref(), &equivocating);
+            if let Some(r) = self.core.roster() {
+                text.push_str(&crate::roster::metrics_text(r));
+            }
+            text
         })
     }
 }

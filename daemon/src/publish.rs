@@ -22,8 +22,9 @@ use crate::commit::{AuditNote, CommitError, Committer, Entry};
 use crate::envelope::{
     self, Envelope, EnvelopeError, ItemId, Keyring, PublicKeyRecord, SigningIdentity, Verified,
 };
-use crate::machine::{Checked, KeyringVerifier};
+use crate::machine::{Checked, KeyringVerifier, Verify};
 use crate::model::{self, Advisory, Draft, Limits, ValidationError, ValidationErrors};
+use crate::roster::RosterRuntime;
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
 use crate::sync::{ItemMeta, SyncError};
 use crate::sync_handle::{CheckedItems, DriverError, SyncHandle};
@@ -261,6 +262,7 @@ pub struct NodeCore {
     started: Instant,
     sync: std::sync::OnceLock<SyncHandle>,
     warninglists: std::sync::OnceLock<Arc<crate::warninglist::WarningLists>>,
+    roster: std::sync::OnceLock<Arc<RosterRuntime>>,
 }
 
 impl NodeCore {
@@ -289,7 +291,54 @@ impl NodeCore {
             started: Instant::now(),
             sync: std::sync::OnceLock::new(),
             warninglists: std::sync::OnceLock::new(),
+            roster: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Follows a signed roster: roster items are admitted, recorded and applied through
+    /// `roster`, and the keyring becomes the one of the version in force. Only the first call
+    /// has an effect.
+    pub fn attach_roster(&self, roster: Arc<RosterRuntime>) {
+        let records = roster.keyring_records();
+        if self.roster.set(roster).is_ok() {
+            self.set_keyring(records);
+        }
+    }
+
+    /// The signed roster runtime, when this node follows one.
+    pub fn roster(&self) -> Option<&Arc<RosterRuntime>> {
+        self.roster.get()
+    }
+
+    /// When this node follows a signed roster, makes the keyring the roster's (former members'
+    /// keys kept with their closed windows, so what they signed before still verifies) and
+    /// returns true; false for a local `[[members]]` roster.
+    pub(crate) fn keyring_from_roster(&self) -> bool {
+        match self.roster.get() {
+            Some(r) => {
+                self.set_keyring(r.keyring_records());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Replaces the verification keyring (a new roster version): `records` plus this member's
+    /// own key unless the roster lists it (its window and revocation then apply).
+    fn set_keyring(&self, records: Vec<PublicKeyRecord>) {
+        let mut keyring = Keyring::new();
+        for k in records {
+            keyring.insert(k);
+        }
+        if keyring.get(self.identity.key_id()).is_none() {
+            keyring.insert(PublicKeyRecord::new(
+                self.identity.member(),
+                self.identity.verifying_key(),
+                None,
+                None,
+            ));
+        }
+        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keyring);
     }
 
     /// Connects the sync driver: from now on locally accepted items are handed to it once
@@ -520,6 +569,7 @@ impl NodeCore {
         for (item, outcome) in items.iter().zip(&outcomes) {
             self.announce(item, outcome, source);
         }
+        self.roster_stored(&items).await;
         Ok(outcomes)
     }
 
@@ -653,6 +703,17 @@ impl NodeCore {
             model::validate::check_advisory_id(requested).map_err(|message| {
                 CoreError::Invalid(ValidationErrors::one(ValidationError::new("id", message)))
             })?;
+            if tanoa_core::roster::is_carrier_id(requested) {
+                return Err(CoreError::Invalid(ValidationErrors::one(
+                    ValidationError::new(
+                        "id",
+                        format!(
+                            "{requested:?}: ids starting with {:?} are reserved for roster items",
+                            tanoa_core::roster::CARRIER_PREFIX
+                        ),
+                    ),
+                )));
+            }
             requested.to_string()
         };
         Ok(id)
@@ -816,6 +877,14 @@ impl NodeCore {
             tokio::task::spawn_blocking(move || envelope::verify(env, &keyring, &limits))
                 .await
                 .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))?;
+        if let (Ok(v), Some(r)) = (&verified, self.roster.get())
+            && let Err(reason) = r.check(v, v.signer())
+        {
+            return Err(CoreError::BadRequest {
+                field: "envelope".into(),
+                message: format!("roster item refused ({reason})"),
+            });
+        }
         let verified = match verified {
             Ok(v) => v,
             Err(e) => {
@@ -867,14 +936,16 @@ impl NodeCore {
         envelopes: Vec<Envelope>,
     ) -> Result<CheckedItems, CoreError> {
         let (keyring, limits) = (self.keyring(), self.limits());
+        let roster = self.roster.get().cloned();
         tokio::task::spawn_blocking(move || {
-            Checked::verify(
-                &mut KeyringVerifier {
-                    keyring: &keyring,
-                    limits: &limits,
-                },
-                envelopes,
-            )
+            let inner = KeyringVerifier {
+                keyring: &keyring,
+                limits: &limits,
+            };
+            match roster {
+                None => Checked::verify(&mut { inner }, envelopes),
+                Some(r) => Checked::verify(&mut RosterVerifier { inner, roster: &r }, envelopes),
+            }
         })
         .await
         .map_err(|e| CoreError::Internal(format!("verification task failed: {e}")))
@@ -905,13 +976,160 @@ impl NodeCore {
         for (v, o) in items.iter().zip(&outcomes) {
             self.announce(v, o, peer);
         }
+        self.roster_stored(&items).await;
         Ok(outcomes)
+    }
+
+    /// Roster items among `items` (now durable) are recorded; when the version in force
+    /// changes, the keyring follows it, an audit entry records it, and a version this member
+    /// proposed that came into force from approvals is published.
+    async fn roster_stored(&self, items: &[Arc<Verified<Advisory>>]) {
+        let Some(roster) = self.roster.get().cloned() else {
+            return;
+        };
+        for v in items {
+            if !tanoa_core::roster::is_carrier_id(&v.id) {
+                continue;
+            }
+            let Some(applied) = roster.ingest(v) else {
+                continue;
+            };
+            self.set_keyring(roster.keyring_records());
+            let detail = if applied.fork_raised {
+                tracing::error!(
+                    version = applied.to,
+                    "ROSTER FORK: two valid roster versions with one number; roster changes frozen"
+                );
+                format!("roster fork: changes frozen at version {}", applied.to)
+            } else {
+                tracing::info!(from = applied.from, to = applied.to, hash = %applied.hash, "roster version in force");
+                format!(
+                    "roster version {} ({}) in force, was {}",
+                    applied.to, applied.hash, applied.from
+                )
+            };
+            let entry = AuditEntry {
+                at_ms: crate::now_ms(),
+                action: "roster".into(),
+                item_id: Some(v.item_id()),
+                subject: v.id.clone(),
+                actor: v.signer().to_string(),
+                detail,
+            };
+            if let Err(e) = self.blocking(move |s| s.append_audit(&entry)).await {
+                tracing::warn!(error = %e, "roster audit entry not written");
+            }
+            self.audit_voided(&roster).await;
+            for s in applied.to_publish {
+                let item = tanoa_core::roster::RosterItem::Version(s);
+                if let Err(e) = Box::pin(self.publish_roster_item(item, "roster")).await {
+                    tracing::warn!(error = %e, "roster version not published");
+                }
+            }
+        }
+    }
+
+    /// After a roster change: every held latest revision of a member whose keys no longer
+    /// cover it (revocation as of its time, removal, rotation) gets one `roster-void` audit
+    /// entry naming it, once. Members refuse such items on arrival by the same rule, so they
+    /// stop spreading. Left open: removing them from the store (the store has no delete).
+    async fn audit_voided(&self, roster: &RosterRuntime) {
+        let current = roster.current();
+        let origins: Vec<String> = current
+            .roster
+            .members
+            .iter()
+            .filter(|m| m.keys.iter().any(|k| k.effective_until_ms(None).is_some()))
+            .map(|m| m.id.clone())
+            .chain(current.roster.former_members.iter().map(|f| f.id.clone()))
+            .collect();
+        let cur = current.clone();
+        let done = self
+            .blocking(move |s| {
+                let mut held = Vec::new();
+                for o in &origins {
+                    s.scan_latest(Some(o), true, &mut |it| {
+                        if !tanoa_core::roster::is_carrier_id(&it.advisory.id) {
+                            held.push(it);
+                        }
+                        Ok(true)
+                    })?;
+                }
+                let voided = crate::roster::voided_by(&cur, &held);
+                let already: std::collections::HashSet<ItemId> = s
+                    .audit(100_000)?
+                    .into_iter()
+                    .filter(|e| e.action == "roster-void")
+                    .filter_map(|e| e.item_id)
+                    .collect();
+                let mut n = 0usize;
+                for (id, what) in voided {
+                    if already.contains(&id) {
+                        continue;
+                    }
+                    s.append_audit(&AuditEntry {
+                        at_ms: crate::now_ms(),
+                        action: "roster-void".into(),
+                        item_id: Some(id),
+                        subject: what.split(' ').next().unwrap_or_default().to_string(),
+                        actor: format!("roster v{}", cur.roster.version),
+                        detail: format!("void under roster version {}: {what}", cur.roster.version),
+                    })?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+            .await;
+        match done {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                items = n,
+                "held items voided by the roster (see `tanoa audit`)"
+            ),
+            Err(e) => tracing::warn!(error = %e, "voided items not audited"),
+        }
+    }
+
+    /// Signs a roster item as a carrier advisory of this member and stores it like a publish
+    /// (then it replicates like any GREEN item). Returns the carrier's item id.
+    pub async fn publish_roster_item(
+        &self,
+        item: tanoa_core::roster::RosterItem,
+        actor: &str,
+    ) -> Result<ItemId, CoreError> {
+        let advisory = item.to_advisory(self.member(), crate::now_ms());
+        let verified = self
+            .identity
+            .sign(advisory, &self.limits())
+            .map_err(sign_error)?;
+        let item_id = verified.item_id();
+        let detail = verified.title.clone();
+        self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)
+            .await?;
+        Ok(item_id)
     }
 
     /// Stops the group committer after what is queued is durable, and joins its task (called
     /// by the node at shutdown; writes after it fail as unavailable).
     pub async fn close(&self) {
         self.committer.close().await;
+    }
+}
+
+/// Step 1 with a signed roster: the keyring verification, then the roster's admission of
+/// roster items (a refusal is the rule's reason code, counted like any refused envelope).
+struct RosterVerifier<'a> {
+    inner: KeyringVerifier<'a>,
+    roster: &'a RosterRuntime,
+}
+
+impl Verify for RosterVerifier<'_> {
+    type Item = Verified<Advisory>;
+
+    fn verify(&mut self, env: Envelope) -> crate::machine::Verdict<Self::Item> {
+        let (v, meta) = self.inner.verify(env)?;
+        self.roster.check(&v, v.signer())?;
+        Ok((v, meta))
     }
 }
 

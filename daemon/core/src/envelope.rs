@@ -438,6 +438,11 @@ impl SigningIdentity {
         &self.key_id
     }
 
+    /// The private key, for the roster's domain-separated signatures (`roster::doc`).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Public key.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()

@@ -10,6 +10,7 @@ pub mod convert;
 pub mod error;
 pub mod operator;
 pub mod peer;
+mod roster;
 
 pub use operator::OperatorApi;
 pub use peer::PeerApi;

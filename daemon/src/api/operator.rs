@@ -359,7 +359,7 @@ impl OperatorApi {
             .of_member(self.core.member())
             .map(|k| convert::key_info(k, k.key_id == active))
             .collect();
-        Ok(pb::StatusResponse {
+        let mut status = pb::StatusResponse {
             member_id: self.core.member().to_string(),
             display_name: self.core.display_name().to_string(),
             keys,
@@ -381,7 +381,9 @@ impl OperatorApi {
             version: env!("CARGO_PKG_VERSION").to_string(),
             data_dir: self.data_dir.display().to_string(),
             ..self.federation_status().await
-        })
+        };
+        super::roster::status_fields(&self.core, &mut status);
+        Ok(status)
     }
 
     /// The federation fields of Status (all zero for a single node).
@@ -767,6 +769,48 @@ impl Operator for OperatorApi {
             applied: report.applied,
             restart_required: report.restart_required,
         }))
+    }
+
+    async fn roster_show(
+        &self,
+        _request: Request<pb::RosterShowRequest>,
+    ) -> Result<Response<pb::RosterShowResponse>, Status> {
+        Ok(Response::new(super::roster::show(&self.core)))
+    }
+
+    async fn roster_history(
+        &self,
+        _request: Request<pb::RosterHistoryRequest>,
+    ) -> Result<Response<pb::RosterHistoryResponse>, Status> {
+        Ok(Response::new(
+            super::roster::history(&self.core).map_err(to_status)?,
+        ))
+    }
+
+    async fn roster_propose(
+        &self,
+        request: Request<pb::RosterProposeRequest>,
+    ) -> Result<Response<pb::RosterProposeResponse>, Status> {
+        let actor = actor(&request);
+        let change = request.into_inner().change_json;
+        Ok(Response::new(
+            super::roster::propose(&self.core, &change, &actor)
+                .await
+                .map_err(to_status)?,
+        ))
+    }
+
+    async fn roster_approve(
+        &self,
+        request: Request<pb::RosterApproveRequest>,
+    ) -> Result<Response<pb::RosterApproveResponse>, Status> {
+        let actor = actor(&request);
+        let proposal = request.into_inner().proposal;
+        Ok(Response::new(
+            super::roster::approve(&self.core, &proposal, &actor)
+                .await
+                .map_err(to_status)?,
+        ))
     }
 
     async fn audit(

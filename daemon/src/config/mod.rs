@@ -67,6 +67,7 @@ mod metrics;
 mod operator;
 mod peer;
 mod raw;
+mod roster;
 mod storage;
 mod sync;
 mod taxii;
@@ -80,6 +81,7 @@ pub use member::{MemberConfig, PeerEndpoint, RosterMember, parse_rfc3339_ms};
 pub use metrics::MetricsConfig;
 pub use operator::{MAX_SOCKET_PATH, OperatorConfig, OperatorTcpConfig};
 pub use peer::PeerConfig;
+pub use roster::{RosterConfig, members_of};
 pub use storage::{StorageConfig, default_cache_mb};
 pub use taxii::{TaxiiClientConfig, TaxiiConfig, TaxiiTlsConfig};
 pub use warninglists::WarningListsConfig;
@@ -184,6 +186,10 @@ pub struct Config {
     pub taxii: Option<TaxiiConfig>,
     /// `[warninglists]`: the MISP warning lists to screen indicators with, if any.
     pub warninglists: Option<WarningListsConfig>,
+    /// `[roster]`: the signed roster this node was started with (`None`: `[[members]]` is
+    /// version 0, local and unsigned). With it, `members` is the anchor's members until the
+    /// node replaces them with the version in force at start.
+    pub roster: Option<RosterConfig>,
 }
 
 impl Config {
@@ -343,7 +349,21 @@ fn resolve(
     let metrics = raw
         .metrics
         .and_then(|m| metrics::resolve_metrics(m, &mut bad));
-    let members = member::resolve_roster(raw.members, &mut bad);
+    let had_members = !raw.members.is_empty();
+    let mut members = member::resolve_roster(raw.members, &mut bad);
+    let roster = raw
+        .roster
+        .and_then(|r| roster::resolve_signed_roster(r, base, &mut bad));
+    if let Some(r) = &roster {
+        if had_members {
+            bad(
+                "roster",
+                "[roster] (a signed roster) and [[members]] (a local one) exclude each other"
+                    .to_string(),
+            );
+        }
+        members = roster::members_of(&r.anchor.roster);
+    }
     if let Some(p) = &peer
         && p.trust_anchors.is_empty()
     {
@@ -383,6 +403,7 @@ fn resolve(
         sync: raw.sync,
         metrics,
         members,
+        roster,
         taxii,
         warninglists,
     }

@@ -34,6 +34,8 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) members: Vec<RawRosterMember>,
     #[serde(default)]
+    pub(super) roster: Option<RawRoster>,
+    #[serde(default)]
     pub(super) taxii: Option<RawTaxii>,
     #[serde(default)]
     pub(super) warninglists: Option<RawWarningLists>,
@@ -45,6 +47,13 @@ pub(super) struct RawWarningLists {
     pub(super) dir: PathBuf,
     #[serde(default)]
     pub(super) disabled: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoster {
+    pub(super) file: PathBuf,
+    pub(super) sha256: String,
 }
 
 #[derive(Debug, Deserialize)]

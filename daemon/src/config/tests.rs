@@ -581,3 +581,49 @@ fn tls_pins_parse_and_make_trust_anchors_optional_only_when_every_peer_is_pinned
     let err = load_text(dir.path(), &text(&format!("\"{pin_a}\", \"{pin_a}\""), "")).unwrap_err();
     assert!(err.to_string().contains("members[1].tls_pins[1]"), "{err}");
 }
+
+#[test]
+fn a_signed_roster_file_is_checked_by_hash_and_gives_the_members() {
+    use tanoa_core::roster::{JoinRequest, RosterSignature, SignedRoster, found};
+    let dir = dir_with_key("ws-cert");
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let req = JoinRequest::sign(
+        "ws-cert",
+        "Samoa CERT",
+        vec!["127.0.0.1:7400".into()],
+        vec![],
+        &key,
+    );
+    let doc = found("pacific", 1, 1, &[req]).unwrap();
+    let h = doc.hash();
+    let s = SignedRoster {
+        signatures: vec![RosterSignature::sign("ws-cert", &key, &h)],
+        roster: doc,
+    };
+    std::fs::write(dir.path().join("roster.json"), s.to_json()).unwrap();
+    let base = "[member]\nid = \"ws-cert\"\n";
+    let with = |sha: &str| format!("{base}[roster]\nfile = \"roster.json\"\nsha256 = \"{sha}\"\n");
+    let ok = load_text(dir.path(), &with(&h.to_hex())).unwrap();
+    assert_eq!(ok.roster.as_ref().unwrap().sha256, h);
+    assert_eq!(ok.members.len(), 1);
+    assert_eq!(ok.members[0].id, "ws-cert");
+    assert_eq!(ok.members[0].endpoints[0].port, 7400);
+    // Another hash than the file's: refused, naming the key and both hashes.
+    let other = "ab".repeat(32);
+    let p = load_text(dir.path(), &with(&other)).unwrap_err().problems();
+    assert_eq!(p[0].key, "roster.sha256", "{p:?}");
+    assert!(
+        p[0].message.contains(&h.to_hex()) && p[0].message.contains(&other),
+        "{p:?}"
+    );
+    // A local [[members]] roster and a signed one exclude each other.
+    let both = format!("{}\n[[members]]\nid = \"to-cert\"\n", with(&h.to_hex()));
+    let p = load_text(dir.path(), &both).unwrap_err().problems();
+    assert!(p.iter().any(|x| x.key == "roster"), "{p:?}");
+    // A missing file is named.
+    std::fs::remove_file(dir.path().join("roster.json")).unwrap();
+    let p = load_text(dir.path(), &with(&h.to_hex()))
+        .unwrap_err()
+        .problems();
+    assert_eq!(p[0].key, "roster.file", "{p:?}");
+}

@@ -212,12 +212,14 @@ impl Live {
             })
             .map_err(|e| e.to_string())?;
         }
-        core.set_trusted_keys(
-            st.trusted
-                .iter()
-                .cloned()
-                .chain(next.key_records().cloned()),
-        );
+        if !core.keyring_from_roster() {
+            core.set_trusted_keys(
+                st.trusted
+                    .iter()
+                    .cloned()
+                    .chain(next.key_records().cloned()),
+            );
+        }
         self.recheck_connections();
         let redial: BTreeSet<String> = diff
             .changed

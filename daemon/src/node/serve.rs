@@ -33,12 +33,36 @@ use crate::publish::NodeCore;
 use crate::store::{Store, StoreError};
 use crate::transport::{PeerTls, RefusalHook};
 
+/// With `[roster]`: the version in force at start (the anchor plus every roster item already
+/// stored); the node is then built with its members (peers, endpoints, keys).
+async fn start_roster(
+    config: &mut Config,
+    store: &Arc<dyn Store>,
+) -> Result<Option<Arc<crate::roster::RosterRuntime>>, NodeError> {
+    let Some(rc) = config.roster.clone() else {
+        return Ok(None);
+    };
+    let (me, trusted, s) = (
+        config.member.id.clone(),
+        config.trusted.clone(),
+        Arc::clone(store),
+    );
+    let rt = tokio::task::spawn_blocking(move || {
+        crate::roster::RosterRuntime::start(rc.anchor, &me, trusted, s.as_ref())
+    })
+    .await
+    .map_err(|e| NodeError::Roster(format!("roster start-up task failed: {e}")))?
+    .map_err(|e| NodeError::Roster(format!("{}: {e}", config.path.display())))?;
+    config.members = crate::config::members_of(&rt.current().roster);
+    Ok(Some(Arc::new(rt)))
+}
+
 /// Every task of a running node: its name, and how it ended.
 type Tasks = JoinSet<(String, Result<(), String>)>;
 
 /// Runs the node until `shutdown` (see the module doc).
 pub(super) async fn serve(
-    config: Config,
+    mut config: Config,
     store: Arc<dyn Store>,
     listeners: Listeners,
     net: NetListeners,
@@ -54,6 +78,7 @@ pub(super) async fn serve(
             }
         })?;
     let identity = load_identity(&config)?;
+    let roster = start_roster(&mut config, &store).await?;
     check_roster(&config, &identity)?;
     let metrics = Arc::new(Metrics::new());
     let hook = refusal_hook(&metrics);
@@ -79,6 +104,10 @@ pub(super) async fn serve(
         config.limits.clone(),
         Arc::clone(&store),
     ));
+    let roster_updates = roster.as_ref().map(|r| r.membership_updates());
+    if let Some(r) = roster {
+        core.attach_roster(r);
+    }
     warninglists::attach(&core, &config).await?;
     core.set_membership(config.membership());
     let live = Arc::new(live::Live::new(
@@ -95,6 +124,13 @@ pub(super) async fn serve(
         tasks.spawn(async move {
             live::on_sighup(l, hup, c).await;
             ("SIGHUP handler".to_string(), Ok(()))
+        });
+    }
+    if let Some(updates) = roster_updates {
+        let (c, k) = (Arc::clone(&core), cancel.clone());
+        tasks.spawn(async move {
+            follow_roster(c, updates, k).await;
+            ("roster follower".to_string(), Ok(()))
         });
     }
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -417,4 +453,35 @@ async fn close(config: &Config, core: Arc<NodeCore>) -> Result<(), NodeError> {
     drop(core);
     tracing::info!("tanoad stopped; store synced");
     Ok(())
+}
+
+/// Applies every membership the signed roster puts in force (the one at start included) through
+/// `NodeCore::apply_membership`, the same entry point as SIGHUP, until `cancel`.
+async fn follow_roster(
+    core: Arc<NodeCore>,
+    mut updates: tokio::sync::watch::Receiver<crate::membership::Membership>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let next = updates.borrow_and_update().clone();
+        let version = next.version;
+        match core.apply_membership(next).await {
+            Ok(diff) => tracing::info!(
+                version,
+                added = diff.added.len(),
+                removed = diff.removed.len(),
+                changed = diff.changed.len(),
+                "roster membership applied"
+            ),
+            Err(e) => tracing::error!(version, error = %e, "roster membership not applied"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            r = updates.changed() => {
+                if r.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

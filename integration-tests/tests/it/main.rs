@@ -20,6 +20,7 @@ mod misp;
 mod noninterference;
 mod partition;
 mod rejected;
+mod roster;
 mod roundtrip;
 mod socket;
 mod stix;

@@ -14,7 +14,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::envelope::{PublicKeyRecord, key_id_of};
+use crate::envelope::{PublicKeyRecord, SigningIdentity, key_id_of};
 use crate::membership::{Member, Membership, SpkiPin};
 use crate::model::validate::check_member_id;
 
@@ -453,6 +453,11 @@ impl RosterSignature {
         }
     }
 
+    /// This member signs `hash` with its signing identity.
+    pub fn by(identity: &SigningIdentity, hash: &RosterHash) -> RosterSignature {
+        Self::sign(identity.member(), identity.signing_key(), hash)
+    }
+
     /// Whether this is a valid strict ed25519 signature of `hash` by `key`.
     pub fn verifies(&self, key: &VerifyingKey, hash: &RosterHash) -> bool {
         let Ok(bytes) = hex::decode(&self.signature) else {
@@ -568,6 +573,18 @@ impl JoinRequest {
         };
         r.signature = hex::encode(key.sign(&r.message()).to_bytes());
         r
+    }
+
+    /// Builds and signs a request with a signing identity (its member id is not used: the
+    /// request names the id it asks for).
+    pub fn sign_by(
+        id: &str,
+        name: &str,
+        endpoints: Vec<String>,
+        tls_pins: Vec<SpkiPin>,
+        identity: &SigningIdentity,
+    ) -> JoinRequest {
+        Self::sign(id, name, endpoints, tls_pins, identity.signing_key())
     }
 
     /// Checks the fields and that the signature is by the request's own key.

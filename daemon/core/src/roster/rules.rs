@@ -13,9 +13,11 @@
 //!    member's keys in version n valid (window, not revoked) at n+1's `issued_ms`, verifying
 //!    strictly over n+1's hash. Signatures by anyone else never count;
 //! 4. enough: at least `required_signatures(n, n+1)` distinct members:
-//!    `threshold(n)`, raised to a majority of n's members (⌊|n|/2⌋ + 1) when n+1's threshold
-//!    is below a majority of n+1's own members (the threshold-lowering rule: nobody can make
-//!    the federation easier to change than a majority without a majority agreeing).
+//!    `threshold(n)`, raised to a majority of n's members (⌊|n|/2⌋ + 1) when n+1 lowers the
+//!    threshold: its threshold is below a majority of its own members and it lowers the number
+//!    or adds members (the threshold-lowering rule: nobody can make the federation easier to
+//!    change than a majority without a majority agreeing; a federation founded below a
+//!    majority keeps its threshold for changes that do not lower it further).
 //!
 //! If not enough, the refusal names the most telling cause seen: a forged signature
 //! (`roster_bad_signature`), a removed member's (`roster_removed_signer`), a non-member's
@@ -196,10 +198,18 @@ pub fn majority(n: usize) -> usize {
     n / 2 + 1
 }
 
+/// Whether `next` lowers the threshold in the sense of the lowering rule: its threshold is
+/// below a majority of its own members, and it either lowers the number or adds members (which
+/// lowers the fraction of members a change needs).
+pub fn lowers_threshold(prev: &RosterDoc, next: &RosterDoc) -> bool {
+    (next.threshold as usize) < majority(next.members.len())
+        && (next.threshold < prev.threshold || next.members.len() > prev.members.len())
+}
+
 /// Distinct signatures of members of `prev` that `next` needs.
 pub fn required_signatures(prev: &RosterDoc, next: &RosterDoc) -> usize {
     let base = prev.threshold as usize;
-    if (next.threshold as usize) < majority(next.members.len()) {
+    if lowers_threshold(prev, next) {
         base.max(majority(prev.members.len()))
     } else {
         base

@@ -395,6 +395,28 @@ fn lowering_the_threshold_below_a_majority_needs_a_majority_of_the_previous_vers
     let f1 = founded(&FOUNDERS, 2).roster;
     let f2 = v2_add(&f1);
     assert_eq!(required_signatures(&f1, &f2), 2);
+    // A change that does not lower it (a revocation in 2-of-4) needs the threshold only.
+    let f3 = propose(
+        &f2,
+        &Change::Revoke {
+            member: "ck-cert".into(),
+            public_key: hex::encode(key(9).verifying_key().as_bytes()),
+            as_of_ms: T0 + 5,
+        },
+        T0 + 6,
+    )
+    .unwrap();
+    assert_eq!(required_signatures(&f2, &f3), 2);
+    // Adding a fifth member to 2-of-4 lowers the fraction: a majority of the 4 (3) is needed.
+    let f4 = propose(
+        &f3,
+        &Change::Add {
+            request: request("nu-cert", 11),
+        },
+        T0 + 7,
+    )
+    .unwrap();
+    assert_eq!(required_signatures(&f3, &f4), 3);
     // Removing members clamps the threshold and the lowering rule still applies.
     let r2 = propose(
         &f1,

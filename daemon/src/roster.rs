@@ -1,0 +1,345 @@
+//! The signed roster at run time: the core's `RosterEngine` behind a lock, the keyring and the
+//! membership it implies, and the items this member publishes (proposals, approvals, versions).
+//!
+//! Owns: admitting roster items received from peers (`check`, called in step 1 of the receive
+//! pipeline, so a refused roster item is refused and counted like any refused envelope),
+//! recording stored ones (`ingest`), building this member's proposals and approvals, the
+//! keyring of the version in force (roster keys + `[[trusted]]`), and handing every new
+//! `Membership` to the node through one channel (`membership_changed`, watched by the node's
+//! live application).
+//! Must never: store or publish anything itself (`publish` does), judge a roster rule (the
+//! core's `roster::rules` does), or import `publish`, `api` or `node`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tanoa_core::envelope::{PublicKeyRecord, SigningIdentity};
+use tanoa_core::membership::Membership;
+use tanoa_core::model::Advisory;
+use tanoa_core::roster::{
+    Advanced, Approval, Change, ChangeError, Fork, Pending, Proposal, RosterEngine, RosterHash,
+    RosterItem, RosterRefusal, RosterSignature, SignedRoster, propose, required_signatures,
+};
+use tokio::sync::watch;
+
+use crate::envelope::ItemId;
+use crate::store::{Store, StoredItem};
+
+/// Why an operator's roster request fails.
+#[derive(Debug, thiserror::Error)]
+pub enum RosterOpError {
+    /// This node follows a local `[[members]]` roster (version 0): nothing to sign.
+    #[error(
+        "this node follows a local [[members]] roster (version 0); start it with a [roster] file to use signed roster updates"
+    )]
+    NotSigned,
+    /// Roster changes are frozen by a fork.
+    #[error("roster changes are frozen: version {0} forked (see `tanoa roster show`)")]
+    Frozen(u64),
+    /// The change cannot be applied to the version in force.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    /// This member is not in the version in force, so its signature would not count.
+    #[error("{0} is not a member of the roster in force; its signature would not count")]
+    NotMember(String),
+    /// No pending proposal matches.
+    #[error("no pending proposal matches {0:?} (see `tanoa roster show`)")]
+    NoSuchProposal(String),
+    /// Several pending proposals match a prefix.
+    #[error("{0:?} matches several proposals; give more digits")]
+    Ambiguous(String),
+    /// The change is malformed.
+    #[error("change: {0}")]
+    BadChange(String),
+    /// A rule refused it.
+    #[error(transparent)]
+    Refused(#[from] RosterRefusal),
+}
+
+/// What the node must do after an item changed the version in force.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// Versions (from, to).
+    pub from: u64,
+    /// Version now in force.
+    pub to: u64,
+    /// Hash now in force.
+    pub hash: RosterHash,
+    /// The fork alarm was raised by this item.
+    pub fork_raised: bool,
+    /// Versions this member proposed that came into force from approvals: to publish.
+    pub to_publish: Vec<SignedRoster>,
+}
+
+/// A view of the roster for the operator API.
+#[derive(Debug, Clone)]
+pub struct RosterView {
+    /// Version in force.
+    pub current: SignedRoster,
+    /// Versions from the anchor to the one in force.
+    pub chain: Vec<SignedRoster>,
+    /// Pending proposals.
+    pub pending: Vec<Pending>,
+    /// Fork alarm.
+    pub fork: Option<Fork>,
+    /// Refusals by reason.
+    pub refusals: BTreeMap<&'static str, u64>,
+}
+
+/// The roster's Prometheus lines: `tanoa_roster_version`, `tanoa_roster_fork` (the alarm) and
+/// `tanoa_roster_refusals_total{reason}` (labels are fixed reason codes).
+pub fn metrics_text(r: &RosterRuntime) -> String {
+    let v = r.view();
+    let mut out = format!(
+        "# HELP tanoa_roster_version Signed roster version in force.\n\
+         # TYPE tanoa_roster_version gauge\ntanoa_roster_version {}\n\
+         # HELP tanoa_roster_fork 1 when two valid roster versions with one number are held \
+         (roster changes frozen at the last agreed version).\n\
+         # TYPE tanoa_roster_fork gauge\ntanoa_roster_fork {}\n\
+         # HELP tanoa_roster_refusals_total Roster items refused, by reason.\n\
+         # TYPE tanoa_roster_refusals_total counter\n",
+        v.current.roster.version,
+        u8::from(v.fork.is_some())
+    );
+    for (reason, n) in &v.refusals {
+        out.push_str(&format!(
+            "tanoa_roster_refusals_total{{reason=\"{reason}\"}} {n}\n"
+        ));
+    }
+    out
+}
+
+/// Held items the version in force voids: signed by a key of `origin` whose window (closed by
+/// a revocation, a rotation or a removal) does not contain the item's `modified` time. The
+/// same rule every member applies on arrival, so the set is the same on every member.
+pub fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, String)> {
+    items
+        .iter()
+        .filter(|it| {
+            !current.roster.signer_valid_at(
+                &it.advisory.origin,
+                &it.envelope.key_id,
+                it.advisory.modified_ms,
+            )
+        })
+        .map(|it| {
+            (
+                it.item_id,
+                format!(
+                    "{}/{} revision {} signed with {} at {}",
+                    it.advisory.origin,
+                    it.advisory.id,
+                    it.advisory.revision,
+                    it.envelope.key_id,
+                    it.advisory.modified_ms
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The roster runtime of one node.
+#[derive(Debug)]
+pub struct RosterRuntime {
+    engine: Mutex<RosterEngine>,
+    me: String,
+    trusted: Vec<PublicKeyRecord>,
+    membership: watch::Sender<Membership>,
+}
+
+impl RosterRuntime {
+    /// A runtime following `engine` for member `me`; `trusted` are the `[[trusted]]` keys.
+    pub fn new(engine: RosterEngine, me: &str, trusted: Vec<PublicKeyRecord>) -> RosterRuntime {
+        let (membership, _) = watch::channel(engine.current().roster.membership());
+        RosterRuntime {
+            engine: Mutex::new(engine),
+            me: me.to_string(),
+            trusted,
+            membership,
+        }
+    }
+
+    /// Starts following `anchor`: every roster item already in `store` is recorded, so the
+    /// version in force at start is the one the node had reached (the store is the roster's
+    /// only persistence). Reads the whole store once (roster items are found by id prefix).
+    pub fn start(
+        anchor: SignedRoster,
+        me: &str,
+        trusted: Vec<PublicKeyRecord>,
+        store: &dyn Store,
+    ) -> Result<RosterRuntime, String> {
+        let mut engine = RosterEngine::new(anchor)
+            .map_err(|e| format!("the roster file is not acceptable ({}): {e}", e.reason()))?;
+        let mut carriers = 0usize;
+        store
+            .scan_latest(None, true, &mut |item| {
+                if let Some(Ok(r)) = RosterItem::from_advisory(&item.advisory) {
+                    engine.ingest(r);
+                    carriers += 1;
+                }
+                Ok(true)
+            })
+            .map_err(|e| format!("reading roster items from the store: {e}"))?;
+        tracing::info!(
+            roster_items = carriers,
+            version = engine.current().roster.version,
+            hash = %engine.current().hash(),
+            "roster in force at start"
+        );
+        Ok(RosterRuntime::new(engine, me, trusted))
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, RosterEngine> {
+        // A panic while holding the lock cannot leave the engine half-updated in a way that
+        // matters more than stopping: recover the guard.
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The version in force.
+    pub fn current(&self) -> SignedRoster {
+        self.engine().current().clone()
+    }
+
+    /// Every verification key of the version in force (former members' included, windows
+    /// closed by rotation, revocation and removal) plus the `[[trusted]]` keys.
+    pub fn keyring_records(&self) -> Vec<PublicKeyRecord> {
+        let mut out = self.trusted.clone();
+        out.extend(self.engine().current().roster.key_records());
+        out
+    }
+
+    /// The membership of the version in force, and every later one (the node's live
+    /// application watches this).
+    pub fn membership_updates(&self) -> watch::Receiver<Membership> {
+        self.membership.subscribe()
+    }
+
+    /// Hands a new membership to the node (the one call site of the live application).
+    fn membership_changed(&self, m: Membership) {
+        self.membership.send_replace(m);
+    }
+
+    /// Step 1 hook: whether a verified carrier advisory signed by `signer` may be stored. A
+    /// refusal is counted and returned as its reason code. Non-carriers pass.
+    pub fn check(&self, a: &Advisory, signer: &str) -> Result<(), &'static str> {
+        let Some(parsed) = RosterItem::from_advisory(a) else {
+            return Ok(());
+        };
+        let mut e = self.engine();
+        let verdict = parsed.and_then(|item| e.check(&item, signer));
+        verdict.map_err(|r| {
+            e.count_refusal(r.reason());
+            tracing::warn!(item = %a.id, signer, reason = r.reason(), error = %r, "roster item refused");
+            r.reason()
+        })
+    }
+
+    /// Records a stored carrier; when the version in force changed, hands the new membership
+    /// to the node and says what else to do. Non-carriers and malformed ones are ignored.
+    pub fn ingest(&self, a: &Advisory) -> Option<Applied> {
+        let item = RosterItem::from_advisory(a)?.ok()?;
+        let mut e = self.engine();
+        let adv: Advanced = e.ingest(item);
+        if !adv.changed() && !adv.fork_raised {
+            return None;
+        }
+        let current = e.current().clone();
+        let to_publish = adv
+            .assembled
+            .iter()
+            .filter(|s| {
+                e.proposal(&s.hash())
+                    .is_some_and(|p| p.proposer.member == self.me)
+            })
+            .cloned()
+            .collect();
+        drop(e);
+        if adv.from != adv.to {
+            self.membership_changed(current.roster.membership());
+        }
+        Some(Applied {
+            from: adv.from,
+            to: adv.to,
+            hash: current.hash(),
+            fork_raised: adv.fork_raised,
+            to_publish,
+        })
+    }
+
+    /// For the operator: everything `tanoa roster show` and `history` print.
+    pub fn view(&self) -> RosterView {
+        let e = self.engine();
+        RosterView {
+            current: e.current().clone(),
+            chain: e.chain().to_vec(),
+            pending: e.pending(),
+            fork: e.fork().cloned(),
+            refusals: e.refusals().clone(),
+        }
+    }
+
+    /// This member's proposal of `change` over the version in force, issued at `now_ms`,
+    /// signed by `identity` (its own approval). Returns the item and the signatures needed.
+    pub fn propose(
+        &self,
+        change_json: &str,
+        identity: &SigningIdentity,
+        now_ms: i64,
+    ) -> Result<(RosterItem, usize), RosterOpError> {
+        let change: Change = serde_json::from_str(change_json)
+            .map_err(|e| RosterOpError::BadChange(e.to_string()))?;
+        let e = self.engine();
+        if let Some(f) = e.fork() {
+            return Err(RosterOpError::Frozen(f.version));
+        }
+        let current = e.current().roster.clone();
+        if current.member(identity.member()).is_none() {
+            return Err(RosterOpError::NotMember(identity.member().to_string()));
+        }
+        let next = propose(&current, &change, now_ms)?;
+        let required = required_signatures(&current, &next);
+        let proposer = RosterSignature::by(identity, &next.hash());
+        let item = RosterItem::Proposal(Proposal {
+            change,
+            roster: next,
+            proposer,
+        });
+        e.check(&item, identity.member())?;
+        Ok((item, required))
+    }
+
+    /// This member's approval of the pending proposal whose hash starts with `prefix`.
+    pub fn approve(
+        &self,
+        prefix: &str,
+        identity: &SigningIdentity,
+    ) -> Result<(RosterItem, u64, usize), RosterOpError> {
+        let e = self.engine();
+        if let Some(f) = e.fork() {
+            return Err(RosterOpError::Frozen(f.version));
+        }
+        let p = prefix
+            .trim()
+            .trim_start_matches("sha256:")
+            .to_ascii_lowercase();
+        let pending = e.pending();
+        let found: Vec<&Pending> = pending
+            .iter()
+            .filter(|x| p.len() >= 8 && x.hash.to_hex().starts_with(&p))
+            .collect();
+        let pick = match found.as_slice() {
+            [] => return Err(RosterOpError::NoSuchProposal(prefix.to_string())),
+            [one] => *one,
+            _ => return Err(RosterOpError::Ambiguous(prefix.to_string())),
+        };
+        let doc = &pick.proposal.roster;
+        let item = RosterItem::Approval(Approval {
+            federation: doc.federation.clone(),
+            version: doc.version,
+            roster_hash: pick.hash.to_hex(),
+            signature: RosterSignature::by(identity, &pick.hash),
+        });
+        e.check(&item, identity.member())?;
+        Ok((item, doc.version, pick.required))
+    }
+}
