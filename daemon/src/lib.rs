@@ -25,6 +25,7 @@ pub mod config;
 pub mod fuzzing;
 pub(crate) mod metrics;
 pub mod node;
+pub mod peer_link;
 pub mod publish;
 pub mod store;
 pub(crate) mod sync_handle;

@@ -36,6 +36,7 @@ use crate::sync::{
 use crate::sync_handle::{
     AfterStore, CheckedItems, DriverError, INPUT_CAPACITY, Input, Outcome, PeerView, SyncHandle,
 };
+use crate::peer_link::{LinkSettings, Negotiated};
 use crate::transport::PeerTls;
 
 /// How long a connection to a peer may take (TCP + TLS).
@@ -59,12 +60,30 @@ pub fn peer_channel(
     tls: Arc<rustls::ClientConfig>,
     request_timeout: Duration,
 ) -> Result<Channel, String> {
+    channel_with(endpoint, tls, |ep| ep.timeout(request_timeout))
+}
+
+/// The channel the driver uses: HTTP/2 windows and keepalive of `link`, and no fixed request
+/// timeout (each request gets the deadline the core gave it, scaled to its bytes).
+pub fn peer_channel_with(
+    endpoint: &PeerEndpoint,
+    tls: Arc<rustls::ClientConfig>,
+    link: &LinkSettings,
+) -> Result<Channel, String> {
+    channel_with(endpoint, tls, |ep| link.endpoint(ep))
+}
+
+fn channel_with(
+    endpoint: &PeerEndpoint,
+    tls: Arc<rustls::ClientConfig>,
+    tune: impl FnOnce(Endpoint) -> Endpoint,
+) -> Result<Channel, String> {
     let target = endpoint.to_string();
     let ep = Endpoint::from_shared(format!("http://{target}"))
         .map_err(|e| format!("endpoint {target}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(request_timeout)
         .tcp_nodelay(true);
+    let ep = tune(ep);
     // Only used for SNI: the server is verified by its member id, not its host name.
     let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).unwrap_or(
         rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
@@ -92,15 +111,39 @@ pub fn peer_client(channel: Channel, limit: usize) -> PeerClient<Channel> {
         .max_encoding_message_size(limit)
 }
 
+/// A peer client that accepts compressed answers and compresses its requests with `wanted`
+/// once the peer's latest answer advertised it (`peer_link::Negotiated`).
+pub fn negotiated_client(
+    channel: Channel,
+    limit: usize,
+    negotiated: &Negotiated,
+    wanted: Option<tonic::codec::CompressionEncoding>,
+) -> PeerClient<Channel> {
+    let mut c = peer_client(channel, limit);
+    for e in crate::peer_link::DECODABLE {
+        c = c.accept_compressed(e);
+    }
+    match negotiated.send_with(wanted) {
+        Some(e) => c.send_compressed(e),
+        None => c,
+    }
+}
+
 struct PeerLink {
-    channels: Vec<(String, Channel)>,
+    channels: Vec<(String, Channel, Negotiated)>,
     current: usize,
 }
 
+/// A client for one request and the negotiation state it reports the answer to.
+type Client = (PeerClient<Channel>, Negotiated);
+
 impl PeerLink {
-    fn client(&self, limit: usize) -> Option<(String, PeerClient<Channel>)> {
-        let (ep, ch) = self.channels.get(self.current)?;
-        Some((ep.clone(), peer_client(ch.clone(), limit)))
+    fn client(&self, limit: usize, link: &LinkSettings) -> Option<Client> {
+        let (_, ch, neg) = self.channels.get(self.current)?;
+        Some((
+            negotiated_client(ch.clone(), limit, neg, link.compression),
+            neg.clone(),
+        ))
     }
 
     fn rotate(&mut self) {
@@ -144,7 +187,7 @@ pub struct Driver {
     metrics: Arc<Metrics>,
     links: HashMap<String, PeerLink>,
     limit: usize,
-    request_timeout: Duration,
+    link: LinkSettings,
     tasks: JoinSet<()>,
 }
 
@@ -181,15 +224,15 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
         os_seed(),
         now_u64(),
     )?;
-    let request_timeout = Duration::from_millis(setup.sync.request_timeout_ms);
+    let link = LinkSettings::from_sync(&setup.sync);
     let mut links = HashMap::new();
     for m in peers {
         let mut channels = Vec::new();
         match setup.tls.client_config(&m.id) {
             Ok(cfg) => {
                 for ep in &m.endpoints {
-                    match peer_channel(ep, cfg.clone(), request_timeout) {
-                        Ok(ch) => channels.push((ep.to_string(), ch)),
+                    match peer_channel_with(ep, cfg.clone(), &link) {
+                        Ok(ch) => channels.push((ep.to_string(), ch, Negotiated::default())),
                         Err(e) => tracing::warn!(peer = %m.id, error = %e, "unusable endpoint"),
                     }
                 }
@@ -219,7 +262,7 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
             metrics: setup.metrics,
             links,
             limit: setup.message_limit,
-            request_timeout,
+            link,
             tasks: JoinSet::new(),
         },
     ))
@@ -252,14 +295,22 @@ fn failure_of(status: &tonic::Status) -> crate::sync::Failure {
     }
 }
 
+/// Runs one request with its deadline, recording what the answer advertised (`Negotiated`).
 async fn call<T>(
     timeout: Duration,
+    negotiated: &Negotiated,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Outcome<T> {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(crate::sync::Failure::Timeout),
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(st)) => Err(failure_of(&st)),
+        Ok(Ok(r)) => {
+            negotiated.record(r.metadata());
+            Ok(r.into_inner())
+        }
+        Ok(Err(st)) => {
+            negotiated.record(st.metadata());
+            Err(failure_of(&st))
+        }
     }
 }
 
@@ -556,11 +607,10 @@ impl Driver {
             match action {
                 Action::WakeAt(_) => {} // read from `next_wakeup` in the loop
                 Action::Push { to, req, items } => {
-                    let Some((_, client)) = self.client(&to, req) else {
+                    let Some(((client, neg), timeout)) = self.client(&to, req) else {
                         continue;
                     };
-                    let (node, tx, timeout) =
-                        (self.node.clone(), self.tx.clone(), self.request_timeout);
+                    let (node, tx) = (self.node.clone(), self.tx.clone());
                     self.tasks.spawn(async move {
                         let loaded = node
                             .blocking(move |s| {
@@ -577,7 +627,7 @@ impl Driver {
                             Ok(envelopes) => {
                                 let msg = PushRequest { envelopes }.to_proto();
                                 let mut client = client;
-                                call(timeout, client.push(msg)).await
+                                call(timeout, &neg, client.push(msg)).await
                             }
                             Err(e) => {
                                 tracing::error!(peer = %to, error = %e, "cannot load items to push");
@@ -588,12 +638,12 @@ impl Driver {
                     });
                 }
                 Action::Reconcile { to, req, msg } => {
-                    let Some((_, mut client)) = self.client(&to, req) else {
+                    let Some(((mut client, neg), timeout)) = self.client(&to, req) else {
                         continue;
                     };
-                    let (tx, timeout) = (self.tx.clone(), self.request_timeout);
+                    let tx = self.tx.clone();
                     self.tasks.spawn(async move {
-                        let result = call(timeout, client.reconcile(msg.to_proto())).await;
+                        let result = call(timeout, &neg, client.reconcile(msg.to_proto())).await;
                         let _ = tx
                             .send(Input::ReconcileDone {
                                 peer: to,
@@ -604,13 +654,13 @@ impl Driver {
                     });
                 }
                 Action::Fetch { from, req, msg } => {
-                    let Some((_, mut client)) = self.client(&from, req) else {
+                    let Some(((mut client, neg), timeout)) = self.client(&from, req) else {
                         continue;
                     };
-                    let (node, tx, timeout) =
-                        (self.node.clone(), self.tx.clone(), self.request_timeout);
+                    let (node, tx) = (self.node.clone(), self.tx.clone());
                     self.tasks.spawn(async move {
-                        let result = match call(timeout, client.fetch(msg.to_proto())).await {
+                        let result = match call(timeout, &neg, client.fetch(msg.to_proto())).await
+                        {
                             Ok(resp) => fetched(&node, &tx, &from, resp).await,
                             Err(f) => Err(f),
                         };
@@ -627,12 +677,25 @@ impl Driver {
         }
     }
 
-    /// A client for `peer`'s current endpoint; a peer without endpoints fails the request at
-    /// once (unreachable).
-    fn client(&mut self, peer: &str, req: RequestId) -> Option<(String, PeerClient<Channel>)> {
-        let found = self.links.get(peer).and_then(|l| l.client(self.limit));
+    /// A client for `peer`'s current endpoint and the time the request may take (until the
+    /// deadline the core gave it, scaled to its bytes and `min_link_bytes_per_s`, plus a second
+    /// so the core's own timer fires first); a peer without endpoints fails the request at once
+    /// (unreachable).
+    fn client(&mut self, peer: &str, req: RequestId) -> Option<(Client, Duration)> {
+        let now = now_u64();
+        let found = self
+            .links
+            .get(peer)
+            .and_then(|l| l.client(self.limit, &self.link));
+        let deadline = self.machine.core().request_deadline(peer, req);
+        let timeout = Duration::from_millis(
+            deadline
+                .map_or(self.machine.core().config().request_timeout_ms, |d| {
+                    d.saturating_sub(now)
+                })
+                .saturating_add(1000),
+        );
         if found.is_none() {
-            let now = now_u64();
             self.machine.core_mut().on_request_failed(
                 now,
                 peer,
@@ -640,7 +703,7 @@ impl Driver {
                 crate::sync::Failure::Unreachable,
             );
         }
-        found
+        found.map(|c| (c, timeout))
     }
 }
 

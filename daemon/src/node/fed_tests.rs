@@ -522,6 +522,7 @@ async fn run_binds_the_peer_port_from_the_config() {
     let r = tanoa_proto::v1::peer_client::PeerClient::new(ch)
         .fetch(pb::FetchRequest {
             item_ids: vec![vec![1; 32]],
+            max_bytes: 0,
         })
         .await
         .unwrap()
@@ -967,18 +968,44 @@ impl http_body::Body for RawBody {
 
 /// Sends `body` as the request body of Push over `ch` and returns the gRPC status it answers.
 async fn raw_push(ch: &tonic::transport::Channel, body: &[u8]) -> tonic::Status {
+    raw_push_encoded(ch, body, None).await
+}
+
+/// `raw_push` with a `grpc-encoding` header; the answer's status (`Ok` when it succeeded).
+async fn raw_push_encoded(
+    ch: &tonic::transport::Channel,
+    body: &[u8],
+    encoding: Option<&str>,
+) -> tonic::Status {
     use tower::ServiceExt as _;
-    let req = http::Request::builder()
+    let mut req = http::Request::builder()
         .method("POST")
         .uri("/tanoa.v1.Peer/Push")
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
+        .header("te", "trailers");
+    if let Some(e) = encoding {
+        req = req.header("grpc-encoding", e);
+    }
+    let req = req
         .body(tonic::body::Body::new(RawBody(Some(
             bytes::Bytes::copy_from_slice(body),
         ))))
         .unwrap();
     let resp = ch.clone().oneshot(req).await.unwrap();
-    tonic::Status::from_header_map(resp.headers()).expect("a trailers-only error answer")
+    if let Some(st) = tonic::Status::from_header_map(resp.headers()) {
+        return st;
+    }
+    // A successful answer: its status is in the trailers.
+    use http_body_util::BodyExt as _;
+    let trailers = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .trailers()
+        .cloned()
+        .unwrap_or_default();
+    tonic::Status::from_header_map(&trailers).expect("a grpc-status")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1047,10 +1074,89 @@ async fn undecodable_frames_are_counted_against_the_peer_by_reason() {
     let r = driver::peer_client(ch.clone(), 1 << 20)
         .fetch(pb::FetchRequest {
             item_ids: vec![vec![1; 32]],
+            max_bytes: 0,
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.missing, vec![vec![1u8; 32]]);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_frames_are_decoded_within_the_limit_and_bombs_are_counted() {
+    let mut fed = Fed::new(&["ws-cert", "to-cert"]).await;
+    fed.close(1);
+    let cfg = fed.config(0, |_| {});
+    let limit = driver::peer_message_limit(&cfg.sync, cfg.limits.max_payload_bytes);
+    let node = fed.start(0, cfg);
+    let tls = transport::PeerTls::new(
+        "to-cert",
+        fed.members[1].cert.cert_pem.as_bytes(),
+        fed.members[1].cert.key_pem.as_bytes(),
+        transport::roots_from_pem_bytes(fed.ca.cert_pem().as_bytes(), "ca").unwrap(),
+        ["ws-cert".to_string()],
+        transport::logging_hook(),
+    )
+    .unwrap();
+    let ch = driver::peer_channel(
+        &fed.endpoint(0),
+        tls.client_config("ws-cert").unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let frame = |flag: u8, data: &[u8]| {
+        let mut f = vec![flag];
+        f.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    };
+    // A well-formed compressed push (an empty PushRequest, zstd) is decoded and answered.
+    let ok = raw_push_encoded(&ch, &frame(1, &zstd::bulk::compress(&[], 3).unwrap()), Some("zstd")).await;
+    assert_eq!(ok.code(), Code::Ok, "{ok:?}");
+    // A bomb: a few hundred bytes that inflate past the message limit.
+    let zeros = vec![0u8; limit + 4096];
+    let bomb = zstd::bulk::compress(&zeros, 19).unwrap();
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let st = raw_push_encoded(&ch, &frame(1, &bomb), Some("zstd")).await;
+    assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
+    let reason = |st: &tonic::Status| {
+        st.metadata()
+            .get(crate::api::error::REASON_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(reason(&st).as_deref(), Some("decompressed_too_large"));
+    // The same as gzip.
+    let gz = {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&zeros).unwrap();
+        e.finish().unwrap()
+    };
+    let st = raw_push_encoded(&ch, &frame(1, &gz), Some("gzip")).await;
+    assert_eq!(reason(&st).as_deref(), Some("decompressed_too_large"), "{st:?}");
+    // Bytes that are not zstd at all.
+    let st = raw_push_encoded(&ch, &frame(1, &[0x55; 40]), Some("zstd")).await;
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert_eq!(reason(&st).as_deref(), Some("bad_compressed_data"));
+    let text = node.scrape().await;
+    for (reason, n) in [("decompressed_too_large", 2), ("bad_compressed_data", 1)] {
+        let series =
+            format!("tanoa_peer_messages_rejected_total{{peer=\"to-cert\",reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), n, "{series} in\n{text}");
+    }
+    // Every answer advertises what the peer port decodes; the connection still serves.
+    let r = driver::peer_client(ch.clone(), 1 << 20)
+        .fetch(pb::FetchRequest {
+            item_ids: vec![vec![1; 32]],
+            max_bytes: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.metadata().get("grpc-accept-encoding").and_then(|v| v.to_str().ok()),
+        Some("zstd,gzip")
+    );
     node.stop().await;
 }
