@@ -28,7 +28,8 @@ pub const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
 
 /// Every encoding this build decodes, in order of preference (always accepted, whatever
 /// `compression` says, so a peer configured differently can still be understood).
-pub const DECODABLE: [CompressionEncoding; 2] = [CompressionEncoding::Zstd, CompressionEncoding::Gzip];
+pub const DECODABLE: [CompressionEncoding; 2] =
+    [CompressionEncoding::Zstd, CompressionEncoding::Gzip];
 
 /// The tonic encoding of a configured compression.
 pub fn encoding(c: Compression) -> Option<CompressionEncoding> {

@@ -210,10 +210,14 @@ pub fn peer_messages(data: &[u8]) {
                 core.on_fetch_response(NOW_MS, PEER, req, &r);
             }
             let ids: Vec<_> = r.missing.iter().chain(&r.deferred).copied().collect();
-            let _ = core.handle_fetch(NOW_MS, PEER, &FetchRequest {
+            let _ = core.handle_fetch(
+                NOW_MS,
+                PEER,
+                &FetchRequest {
                     item_ids: ids,
                     max_bytes: 0,
-                });
+                },
+            );
         }
     }
     drain(&mut core);

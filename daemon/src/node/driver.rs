@@ -28,6 +28,7 @@ use crate::envelope::Verified;
 use crate::machine::{Intake, NodeMachine};
 use crate::metrics::Metrics;
 use crate::model::Advisory;
+use crate::peer_link::{LinkSettings, Negotiated};
 use crate::publish::NodeCore;
 use crate::sync::{
     Action, FetchResponse, ItemMeta, LinkState, PushRequest, PushResponse, ReconcileResponse,
@@ -36,7 +37,6 @@ use crate::sync::{
 use crate::sync_handle::{
     AfterStore, CheckedItems, DriverError, INPUT_CAPACITY, Input, Outcome, PeerView, SyncHandle,
 };
-use crate::peer_link::{LinkSettings, Negotiated};
 use crate::transport::PeerTls;
 
 /// How long a connection to a peer may take (TCP + TLS).
@@ -659,8 +659,7 @@ impl Driver {
                     };
                     let (node, tx) = (self.node.clone(), self.tx.clone());
                     self.tasks.spawn(async move {
-                        let result = match call(timeout, &neg, client.fetch(msg.to_proto())).await
-                        {
+                        let result = match call(timeout, &neg, client.fetch(msg.to_proto())).await {
                             Ok(resp) => fetched(&node, &tx, &from, resp).await,
                             Err(f) => Err(f),
                         };

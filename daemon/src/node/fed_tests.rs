@@ -1112,7 +1112,12 @@ async fn compressed_frames_are_decoded_within_the_limit_and_bombs_are_counted() 
         f
     };
     // A well-formed compressed push (an empty PushRequest, zstd) is decoded and answered.
-    let ok = raw_push_encoded(&ch, &frame(1, &zstd::bulk::compress(&[], 3).unwrap()), Some("zstd")).await;
+    let ok = raw_push_encoded(
+        &ch,
+        &frame(1, &zstd::bulk::compress(&[], 3).unwrap()),
+        Some("zstd"),
+    )
+    .await;
     assert_eq!(ok.code(), Code::Ok, "{ok:?}");
     // A bomb: a few hundred bytes that inflate past the message limit.
     let zeros = vec![0u8; limit + 4096];
@@ -1135,7 +1140,11 @@ async fn compressed_frames_are_decoded_within_the_limit_and_bombs_are_counted() 
         e.finish().unwrap()
     };
     let st = raw_push_encoded(&ch, &frame(1, &gz), Some("gzip")).await;
-    assert_eq!(reason(&st).as_deref(), Some("decompressed_too_large"), "{st:?}");
+    assert_eq!(
+        reason(&st).as_deref(),
+        Some("decompressed_too_large"),
+        "{st:?}"
+    );
     // Bytes that are not zstd at all.
     let st = raw_push_encoded(&ch, &frame(1, &[0x55; 40]), Some("zstd")).await;
     assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
@@ -1155,7 +1164,9 @@ async fn compressed_frames_are_decoded_within_the_limit_and_bombs_are_counted() 
         .await
         .unwrap();
     assert_eq!(
-        r.metadata().get("grpc-accept-encoding").and_then(|v| v.to_str().ok()),
+        r.metadata()
+            .get("grpc-accept-encoding")
+            .and_then(|v| v.to_str().ok()),
         Some("zstd,gzip")
     );
     node.stop().await;
@@ -1222,9 +1233,11 @@ async fn wire_bytes(n: usize, compression: &str) -> (u64, u64, u64, u64) {
     let mut fed = Fed::new(&["ws-cert", "to-cert"]).await;
     let relay = counting_relay(fed.members[0].peer_addr).await;
     let sync = |x: &mut FederatedExample| {
-        x.sync.retain(|(k, _)| k != "interval_ms" && k != "jitter_ms");
+        x.sync
+            .retain(|(k, _)| k != "interval_ms" && k != "jitter_ms");
         x.sync.push(("interval_ms".into(), "0".into()));
-        x.sync.push(("compression".into(), format!("{compression:?}")));
+        x.sync
+            .push(("compression".into(), format!("{compression:?}")));
     };
     // `a` cannot dial `b`: everything `b` gets crosses the relay, fetched by `b`.
     let c0 = fed.config(0, |x| {
@@ -1310,7 +1323,10 @@ async fn wire_bytes_of_a_catch_up_and_of_nothing_changed() {
         "  compression zstd: {zstd} B on the wire ({:.3} of stored)",
         zstd as f64 / stored_z as f64
     );
-    println!("nothing changed, one reconciliation: {up} B up + {down} B down = {} B", up + down);
+    println!(
+        "nothing changed, one reconciliation: {up} B up + {down} B down = {} B",
+        up + down
+    );
     assert!(stored > 0 && stored == stored_z);
     assert!(
         (zstd as f64) < 0.7 * plain as f64,

@@ -30,7 +30,11 @@ fn requests_are_compressed_only_with_what_the_latest_answer_advertised() {
         n.send_with(Some(CompressionEncoding::Gzip)),
         Some(CompressionEncoding::Gzip)
     );
-    assert_eq!(n.send_with(None), None, "compression = none never compresses");
+    assert_eq!(
+        n.send_with(None),
+        None,
+        "compression = none never compresses"
+    );
     // The peer was replaced by an older build: its answers carry no advertisement.
     n.record(&headers(None));
     assert_eq!(n.send_with(zstd), None);
@@ -202,7 +206,10 @@ fn compression_of_advisories_gzip_vs_zstd_by_batch_size() {
     println!("| messages | raw bytes/msg | gzip | zstd | zstd + dictionary |");
     println!("|---|---|---|---|---|");
     let dict = {
-        let samples: Vec<Vec<u8>> = train.iter().map(|v| fetch_bytes(std::slice::from_ref(v))).collect();
+        let samples: Vec<Vec<u8>> = train
+            .iter()
+            .map(|v| fetch_bytes(std::slice::from_ref(v)))
+            .collect();
         zstd::dict::from_samples(&samples, 16 * 1024).unwrap()
     };
     let mut with_dict = zstd::bulk::Compressor::with_dictionary(0, &dict).unwrap();
@@ -227,12 +234,17 @@ fn compression_of_advisories_gzip_vs_zstd_by_batch_size() {
         );
         ratios.push((batch, r(gz), r(zs), r(zd)));
     }
-    println!("(dictionary: 16 KiB trained on 1,024 single-advisory messages; ratios = compressed / raw)");
+    println!(
+        "(dictionary: 16 KiB trained on 1,024 single-advisory messages; ratios = compressed / raw)"
+    );
     for &(batch, gz, zs, _) in &ratios {
         assert!(zs <= gz * 1.05, "zstd {zs} vs gzip {gz} at batch {batch}");
     }
     let (_, _, zs64, _) = ratios[2];
-    assert!(zs64 <= 0.5, "a batch of 64 compresses to {zs64} of its size");
+    assert!(
+        zs64 <= 0.5,
+        "a batch of 64 compresses to {zs64} of its size"
+    );
     // Compression pays for itself even for a single advisory.
     assert!(ratios[0].2 < 0.9);
 }

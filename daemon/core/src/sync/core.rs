@@ -998,8 +998,7 @@ impl SyncCore {
         // both ways would put each item on the link twice. RED and AMBER items are pushed in the
         // fresh lane either way.
         let pulls = self.peers[i].pulls_at_ms.is_some_and(|t| {
-            now_ms.saturating_sub(t)
-                <= 2 * self.cfg.interval_ms.max(self.cfg.request_timeout_ms)
+            now_ms.saturating_sub(t) <= 2 * self.cfg.interval_ms.max(self.cfg.request_timeout_ms)
         });
         for id in round.have {
             let urgent = self
@@ -1089,8 +1088,9 @@ impl SyncCore {
                 let p = &self.peers[i];
                 let lane = if fresh { &p.fresh } else { &p.backlog };
                 if lane.is_empty()
-                    || p.count_in_flight(|w| matches!(w, Pending::Push { fresh: f, .. } if *f == fresh))
-                        >= max_in_flight
+                    || p.count_in_flight(
+                        |w| matches!(w, Pending::Push { fresh: f, .. } if *f == fresh),
+                    ) >= max_in_flight
                 {
                     break;
                 }

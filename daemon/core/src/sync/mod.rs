@@ -377,7 +377,7 @@ pub struct SyncConfig {
     /// HTTP/2 connection window (default 4 MiB; at least `stream_window_bytes`).
     pub connection_window_bytes: u32,
     /// Let HTTP/2 grow the windows from its own bandwidth-delay estimate (default false: the
-    /// fixed windows above already cover the profiles of `docs/thin-links.md`).
+    /// fixed windows above already cover the profiles of `docs/peer-link.md`).
     pub adaptive_window: bool,
     /// HTTP/2 PING interval on peer connections (default 20,000 ms; 0 disables keepalive).
     pub keepalive_interval_ms: u64,

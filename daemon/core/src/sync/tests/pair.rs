@@ -621,11 +621,11 @@ fn three_timeouts_in_a_row_take_a_peer_down() {
         let actions: Vec<Action> = std::iter::from_fn(|| a.poll_action()).collect();
         let wake = actions
             .iter()
-            .filter_map(|x| match x {
+            .rev()
+            .find_map(|x| match x {
                 Action::WakeAt(t) => Some(*t),
                 _ => None,
             })
-            .last()
             .unwrap();
         // The deadline: request_timeout_ms plus the frame and its answer at min_link_bytes_per_s.
         let frame = actions

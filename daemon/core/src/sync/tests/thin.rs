@@ -8,9 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use super::net::{TestItem, item};
 use crate::envelope::ItemId;
 use crate::model::Tlp;
-use crate::sync::{
-    Action, FetchRequest, FetchResponse, LinkState, Source, SyncConfig, SyncCore,
-};
+use crate::sync::{Action, FetchRequest, FetchResponse, LinkState, Source, SyncConfig, SyncCore};
 
 const T0: u64 = 1_700_000_000_000;
 const A: &str = "ws-cert";
@@ -134,7 +132,10 @@ fn the_backlog_is_not_pushed_to_a_peer_that_fetches_it_itself() {
         .map(|id| by_id[id].meta.bytes as usize)
         .sum();
     assert!(bytes <= 4_096 && !reply.serve.is_empty());
-    assert_eq!(reply.serve.len() + reply.deferred.len(), fetches[0].item_ids.len());
+    assert_eq!(
+        reply.serve.len() + reply.deferred.len(),
+        fetches[0].item_ids.len()
+    );
 }
 
 #[test]
@@ -269,7 +270,8 @@ fn a_catch_up_cut_by_a_drop_resumes_without_fetching_stored_items_again() {
         if !dropped && a.item_count() >= 100 {
             // The link drops with this request and the others in flight: their answers are lost.
             dropped = true;
-            lost = msg.item_ids.len() + pending.iter().map(|(_, m)| m.item_ids.len()).sum::<usize>();
+            lost =
+                msg.item_ids.len() + pending.iter().map(|(_, m)| m.item_ids.len()).sum::<usize>();
             pending.clear();
             a.peer_down(now, B);
             now += 10_000;
@@ -284,7 +286,10 @@ fn a_catch_up_cut_by_a_drop_resumes_without_fetching_stored_items_again() {
         for e in &resp.envelopes {
             let meta = &by_id[&e.item_id()].meta;
             a.admit(now, B, meta).unwrap();
-            assert!(a.item_accepted(now, meta, Source::Peer(B)), "received twice");
+            assert!(
+                a.item_accepted(now, meta, Source::Peer(B)),
+                "received twice"
+            );
         }
         a.on_fetch_response(now, B, req, &resp);
         take(&mut a, &mut b, &mut asked, now, &mut pending);
