@@ -217,8 +217,11 @@ impl Peer for PeerApi {
 /// tonic's message text: a frame over the limit (`oversized_message`, answered
 /// `RESOURCE_EXHAUSTED`), a compressed flag without `grpc-encoding` (`bad_compression_flag`),
 /// a body ending inside a frame (`truncated_message`), no message at all
-/// (`missing_message`), a stream failing at the HTTP/2 layer (`http2_error`), and a complete
-/// frame that does not decode (`malformed`); all but the first answered `INVALID_ARGUMENT`.
+/// (`missing_message`), a stream failing at the HTTP/2 layer (`http2_error`), a compressed
+/// frame that inflates past the limit (`decompressed_too_large`, answered
+/// `RESOURCE_EXHAUSTED`) or does not decompress (`bad_compressed_data`), and a complete
+/// frame that does not decode (`malformed`); the others answered `INVALID_ARGUMENT`. Every
+/// answer carries `grpc-accept-encoding` (`peer_link`).
 /// The connection keeps serving. (HTTP/2 violations that kill the whole connection never reach
 /// a service and are not counted here.)
 #[derive(Debug, Clone)]

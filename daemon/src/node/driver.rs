@@ -4,8 +4,9 @@
 //! Owns: the input channel of the core (local accepted items from publish/import, requests of
 //! the peer service that need the core, outcomes of our requests, operator questions), the
 //! re-armable wake-up timer, one lazily connected mTLS tonic `Channel` per roster endpoint (with
-//! connect and request timeouts, rotating to the next endpoint of a member when one is
-//! unreachable), `peer_up` on successful exchanges, loading the index from the store at start
+//! a connect timeout, the HTTP/2 windows and keepalive of `peer_link`, each request bounded by
+//! the deadline the core gave it, compression negotiated per endpoint, rotating to the next
+//! endpoint of a member when one is unreachable), `peer_up` on successful exchanges, loading the index from the store at start
 //! (`Source::Loaded`), a fresh OS seed per start, and joining every task it spawned on shutdown.
 //! Must never: block on the store or the network inside the loop (store reads and calls run in
 //! tasks it spawns and joins), store an item the core did not admit, or take a peer's identity
