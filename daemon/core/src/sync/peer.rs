@@ -195,6 +195,8 @@ impl Peer {
             return true;
         }
         let lane = if fresh {
+            // Sent from the fresh lane: not again from the backlog.
+            self.backlog.remove(&id);
             &mut self.fresh
         } else {
             &mut self.backlog
