@@ -26,6 +26,7 @@ pub mod config;
 pub mod fuzzing;
 pub(crate) mod metrics;
 pub mod node;
+pub mod peer_link;
 pub mod publish;
 pub mod roster;
 pub mod store;

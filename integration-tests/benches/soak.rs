@@ -489,6 +489,7 @@ async fn hostile(shared: Arc<Shared>, config: PathBuf) {
             let r = c
                 .fetch(pb::FetchRequest {
                     item_ids: vec![junk[..junk.len().min(7)].to_vec()],
+                    max_bytes: 0,
                 })
                 .await;
             shared.count(format!("hostile: fetch junk -> {}", code_of(&r)));

@@ -210,7 +210,14 @@ pub fn peer_messages(data: &[u8]) {
                 core.on_fetch_response(NOW_MS, PEER, req, &r);
             }
             let ids: Vec<_> = r.missing.iter().chain(&r.deferred).copied().collect();
-            let _ = core.handle_fetch(NOW_MS, PEER, &FetchRequest { item_ids: ids });
+            let _ = core.handle_fetch(
+                NOW_MS,
+                PEER,
+                &FetchRequest {
+                    item_ids: ids,
+                    max_bytes: 0,
+                },
+            );
         }
     }
     drain(&mut core);
@@ -424,6 +431,7 @@ mod seeds {
                 "fetch-request",
                 PeerMessage::FetchRequest(FetchRequest {
                     item_ids: vec![env.item_id(), envelope::ItemId([13; 32])],
+                    max_bytes: 0,
                 }),
             ),
             (

@@ -42,6 +42,11 @@ pub const BAD_COMPRESSION_FLAG: &str = "bad_compression_flag";
 pub const HTTP2_ERROR: &str = "http2_error";
 /// Reason code of a push with more envelopes than `max_push_items`.
 pub const TOO_MANY_ITEMS: &str = "too_many_items";
+/// Reason code of a compressed frame that inflates past the peer message limit (a
+/// decompression bomb): refused while decompressing, answered `RESOURCE_EXHAUSTED`.
+pub const INFLATES_TOO_LARGE: &str = "decompressed_too_large";
+/// Reason code of a compressed frame that does not decompress.
+pub const BAD_COMPRESSED: &str = "bad_compressed_data";
 
 /// The peer service over a shared `NodeCore` and the sync driver.
 #[derive(Debug, Clone)]
@@ -51,6 +56,7 @@ pub struct PeerApi {
     metrics: Arc<Metrics>,
     max_push_items: usize,
     limit: usize,
+    compression: Option<tonic::codec::CompressionEncoding>,
 }
 
 impl PeerApi {
@@ -69,17 +75,33 @@ impl PeerApi {
             metrics,
             max_push_items,
             limit,
+            compression: None,
         }
+    }
+
+    /// Answers compressed with `encoding` to callers that accept it (`peer_link`); requests
+    /// compressed with any encoding of `peer_link::DECODABLE` are always accepted.
+    pub fn with_compression(mut self, encoding: Option<tonic::codec::CompressionEncoding>) -> Self {
+        self.compression = encoding;
+        self
     }
 
     /// The tonic server of this service with the message limits, wrapped in `PeerGuard`.
     pub fn into_server(self) -> PeerGuard {
         let limit = self.limit;
         let (sync, metrics) = (self.sync.clone(), self.metrics.clone());
+        let compression = self.compression;
+        let mut inner = PeerServer::new(self)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        for e in crate::peer_link::DECODABLE {
+            inner = inner.accept_compressed(e);
+        }
+        if let Some(e) = compression {
+            inner = inner.send_compressed(e);
+        }
         PeerGuard {
-            inner: PeerServer::new(self)
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+            inner,
             sync,
             metrics,
             limit,
@@ -195,8 +217,11 @@ impl Peer for PeerApi {
 /// tonic's message text: a frame over the limit (`oversized_message`, answered
 /// `RESOURCE_EXHAUSTED`), a compressed flag without `grpc-encoding` (`bad_compression_flag`),
 /// a body ending inside a frame (`truncated_message`), no message at all
-/// (`missing_message`), a stream failing at the HTTP/2 layer (`http2_error`), and a complete
-/// frame that does not decode (`malformed`); all but the first answered `INVALID_ARGUMENT`.
+/// (`missing_message`), a stream failing at the HTTP/2 layer (`http2_error`), a compressed
+/// frame that inflates past the limit (`decompressed_too_large`, answered
+/// `RESOURCE_EXHAUSTED`) or does not decompress (`bad_compressed_data`), and a complete
+/// frame that does not decode (`malformed`); the others answered `INVALID_ARGUMENT`. Every
+/// answer carries `grpc-accept-encoding` (`peer_link`).
 /// The connection keeps serving. (HTTP/2 violations that kill the whole connection never reach
 /// a service and are not counted here.)
 #[derive(Debug, Clone)]
@@ -338,6 +363,15 @@ impl http_body::Body for ObservedBody {
     }
 }
 
+/// Adds the encodings the peer port decodes to an answer (`peer_link`): a caller compresses its
+/// requests only after an answer listed the encoding.
+fn advertise<B>(resp: &mut http::Response<B>) {
+    resp.headers_mut().insert(
+        crate::peer_link::ACCEPT_ENCODING,
+        crate::peer_link::LinkSettings::advertised(),
+    );
+}
+
 /// The answer to a request tonic refused for `reason`.
 impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
     type Response = http::Response<tonic::body::Body>;
@@ -375,7 +409,8 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
         let fut = tower::Service::call(&mut self.inner, http::Request::from_parts(parts, body));
         let (sync, metrics) = (self.sync.clone(), self.metrics.clone());
         Box::pin(async move {
-            let resp = fut.await?;
+            let mut resp = fut.await?;
+            advertise(&mut resp);
             let Some(status) = Status::from_header_map(resp.headers()) else {
                 return Ok(resp);
             };
@@ -392,6 +427,13 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
             let Some(code) = seen.refusal() else {
                 return Ok(resp);
             };
+            // A complete frame that tonic could not decompress: too large once inflated (the
+            // decompression buffer is bounded by the message limit) or not valid compressed data.
+            let code = match (code, encoding, status.code()) {
+                (MALFORMED, true, tonic::Code::ResourceExhausted) => INFLATES_TOO_LARGE,
+                (MALFORMED, true, tonic::Code::Internal) => BAD_COMPRESSED,
+                (c, ..) => c,
+            };
             let peer = peer.unwrap_or_else(|| "(unknown)".to_string());
             tracing::warn!(%peer, %method, reason = code, detail = %status.message(),
                 "message from peer refused");
@@ -400,9 +442,11 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
             let st = super::error::status(ApiError::PeerRefused {
                 code,
                 detail: format!("{code}: {}", status.message()),
-                oversized: code == OVERSIZED,
+                oversized: code == OVERSIZED || code == INFLATES_TOO_LARGE,
             });
-            Ok(st.into_http())
+            let mut resp = st.into_http();
+            advertise(&mut resp);
+            Ok(resp)
         })
     }
 }

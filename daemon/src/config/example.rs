@@ -75,6 +75,15 @@ level = "info"
 # jitter_ms = 3000
 # request_timeout_ms = 15000
 # max_frame_bytes = 131072
+# Thin links (satellite, cable cut): see docs/peer-link.md.
+# backlog_batch_bytes = 262144       # per fetch / backlog push: a fresh push never waits behind more
+# min_link_bytes_per_s = 4000        # deadlines = request_timeout_ms + bytes at this rate
+# compression = "zstd"               # "zstd", "gzip" or "none"; negotiated per peer
+# stream_window_bytes = 1048576      # HTTP/2 windows: at least the bandwidth-delay product
+# connection_window_bytes = 4194304
+# adaptive_window = false
+# keepalive_interval_ms = 20000      # HTTP/2 PING; 0 disables
+# keepalive_timeout_ms = 60000       # unanswered PING: the peer is down (not merely slow)
 
 # Prometheus metrics (GET /metrics).
 # [metrics]

@@ -4,8 +4,9 @@
 //! Owns: the input channel of the core (local accepted items from publish/import, requests of
 //! the peer service that need the core, outcomes of our requests, operator questions), the
 //! re-armable wake-up timer, one lazily connected mTLS tonic `Channel` per roster endpoint (with
-//! connect and request timeouts, rotating to the next endpoint of a member when one is
-//! unreachable), `peer_up` on successful exchanges, loading the index from the store at start
+//! a connect timeout, the HTTP/2 windows and keepalive of `peer_link`, each request bounded by
+//! the deadline the core gave it, compression negotiated per endpoint, rotating to the next
+//! endpoint of a member when one is unreachable), `peer_up` on successful exchanges, loading the index from the store at start
 //! (`Source::Loaded`), a fresh OS seed per start, and joining every task it spawned on shutdown.
 //! Must never: block on the store or the network inside the loop (store reads and calls run in
 //! tasks it spawns and joins), store an item the core did not admit, or take a peer's identity
@@ -28,6 +29,7 @@ use crate::envelope::Verified;
 use crate::machine::{Intake, NodeMachine};
 use crate::metrics::Metrics;
 use crate::model::Advisory;
+use crate::peer_link::{LinkSettings, Negotiated};
 use crate::publish::NodeCore;
 use crate::sync::{
     Action, FetchResponse, ItemMeta, LinkState, PushRequest, PushResponse, ReconcileResponse,
@@ -59,24 +61,35 @@ pub fn peer_channel(
     tls: Arc<rustls::ClientConfig>,
     request_timeout: Duration,
 ) -> Result<Channel, String> {
-    peer_channel_watched(endpoint, tls, request_timeout, None)
+    channel_with(endpoint, tls, |ep| ep.timeout(request_timeout), None)
 }
 
-/// `peer_channel` whose connections are registered with the peer port's live trust
-/// (`watch` = the trust and the member dialled), so they are closed when the member is removed
-/// or its pins no longer admit the server's certificate.
+/// The channel the driver uses: HTTP/2 windows and keepalive of `link`, no fixed request
+/// timeout (each request gets the deadline the core gave it, scaled to its bytes), and its
+/// connections registered with the peer port's live trust (`watch` = the trust and the member
+/// dialled), so they are closed when the member is removed or its pins no longer admit the
+/// server's certificate.
 pub fn peer_channel_watched(
     endpoint: &PeerEndpoint,
     tls: Arc<rustls::ClientConfig>,
-    request_timeout: Duration,
+    link: &LinkSettings,
+    watch: Option<(PeerTls, String)>,
+) -> Result<Channel, String> {
+    channel_with(endpoint, tls, |ep| link.endpoint(ep), watch)
+}
+
+fn channel_with(
+    endpoint: &PeerEndpoint,
+    tls: Arc<rustls::ClientConfig>,
+    tune: impl FnOnce(Endpoint) -> Endpoint,
     watch: Option<(PeerTls, String)>,
 ) -> Result<Channel, String> {
     let target = endpoint.to_string();
     let ep = Endpoint::from_shared(format!("http://{target}"))
         .map_err(|e| format!("endpoint {target}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(request_timeout)
         .tcp_nodelay(true);
+    let ep = tune(ep);
     // Only used for SNI: the server is verified by its member id, not its host name.
     let server_name = rustls::pki_types::ServerName::try_from(endpoint.host.clone()).unwrap_or(
         rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
@@ -116,15 +129,39 @@ pub fn peer_client(channel: Channel, limit: usize) -> PeerClient<Channel> {
         .max_encoding_message_size(limit)
 }
 
+/// A peer client that accepts compressed answers and compresses its requests with `wanted`
+/// once the peer's latest answer advertised it (`peer_link::Negotiated`).
+pub fn negotiated_client(
+    channel: Channel,
+    limit: usize,
+    negotiated: &Negotiated,
+    wanted: Option<tonic::codec::CompressionEncoding>,
+) -> PeerClient<Channel> {
+    let mut c = peer_client(channel, limit);
+    for e in crate::peer_link::DECODABLE {
+        c = c.accept_compressed(e);
+    }
+    match negotiated.send_with(wanted) {
+        Some(e) => c.send_compressed(e),
+        None => c,
+    }
+}
+
 struct PeerLink {
-    channels: Vec<(String, Channel)>,
+    channels: Vec<(String, Channel, Negotiated)>,
     current: usize,
 }
 
+/// A client for one request and the negotiation state it reports the answer to.
+type Client = (PeerClient<Channel>, Negotiated);
+
 impl PeerLink {
-    fn client(&self, limit: usize) -> Option<(String, PeerClient<Channel>)> {
-        let (ep, ch) = self.channels.get(self.current)?;
-        Some((ep.clone(), peer_client(ch.clone(), limit)))
+    fn client(&self, limit: usize, link: &LinkSettings) -> Option<Client> {
+        let (_, ch, neg) = self.channels.get(self.current)?;
+        Some((
+            negotiated_client(ch.clone(), limit, neg, link.compression),
+            neg.clone(),
+        ))
     }
 
     fn rotate(&mut self) {
@@ -169,7 +206,7 @@ pub struct Driver {
     links: HashMap<String, PeerLink>,
     tls: PeerTls,
     limit: usize,
-    request_timeout: Duration,
+    link: LinkSettings,
     tasks: JoinSet<()>,
 }
 
@@ -206,12 +243,12 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
         os_seed(),
         now_u64(),
     )?;
-    let request_timeout = Duration::from_millis(setup.sync.request_timeout_ms);
+    let link = LinkSettings::from_sync(&setup.sync);
     let mut links = HashMap::new();
     for m in peers {
         links.insert(
             m.id.clone(),
-            build_link(&setup.tls, &m.id, &m.endpoints, request_timeout),
+            build_link(&setup.tls, &m.id, &m.endpoints, &link),
         );
     }
     let (tx, rx) = mpsc::channel(INPUT_CAPACITY);
@@ -227,7 +264,7 @@ pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverErro
             links,
             tls: setup.tls,
             limit: setup.message_limit,
-            request_timeout,
+            link,
             tasks: JoinSet::new(),
         },
     ))
@@ -238,15 +275,15 @@ fn build_link(
     tls: &PeerTls,
     member: &str,
     endpoints: &[PeerEndpoint],
-    request_timeout: Duration,
+    link: &LinkSettings,
 ) -> PeerLink {
     let mut channels = Vec::new();
     match tls.client_config(member) {
         Ok(cfg) => {
             for ep in endpoints {
                 let watch = Some((tls.clone(), member.to_string()));
-                match peer_channel_watched(ep, cfg.clone(), request_timeout, watch) {
-                    Ok(ch) => channels.push((ep.to_string(), ch)),
+                match peer_channel_watched(ep, cfg.clone(), link, watch) {
+                    Ok(ch) => channels.push((ep.to_string(), ch, Negotiated::default())),
                     Err(e) => tracing::warn!(peer = %member, error = %e, "unusable endpoint"),
                 }
             }
@@ -289,14 +326,22 @@ fn failure_of(status: &tonic::Status) -> crate::sync::Failure {
     }
 }
 
+/// Runs one request with its deadline, recording what the answer advertised (`Negotiated`).
 async fn call<T>(
     timeout: Duration,
+    negotiated: &Negotiated,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Outcome<T> {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(crate::sync::Failure::Timeout),
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(st)) => Err(failure_of(&st)),
+        Ok(Ok(r)) => {
+            negotiated.record(r.metadata());
+            Ok(r.into_inner())
+        }
+        Ok(Err(st)) => {
+            negotiated.record(st.metadata());
+            Err(failure_of(&st))
+        }
     }
 }
 
@@ -570,7 +615,7 @@ impl Driver {
             }
             self.links.insert(
                 m.id.clone(),
-                build_link(&self.tls, &m.id, &endpoints, self.request_timeout),
+                build_link(&self.tls, &m.id, &endpoints, &self.link),
             );
             tracing::info!(peer = %m.id, endpoints = %m.endpoints.join(","),
                 change = if is_new { "added" } else { "changed" }, "dialling member");
@@ -652,11 +697,10 @@ impl Driver {
             match action {
                 Action::WakeAt(_) => {} // read from `next_wakeup` in the loop
                 Action::Push { to, req, items } => {
-                    let Some((_, client)) = self.client(&to, req) else {
+                    let Some(((client, neg), timeout)) = self.client(&to, req) else {
                         continue;
                     };
-                    let (node, tx, timeout) =
-                        (self.node.clone(), self.tx.clone(), self.request_timeout);
+                    let (node, tx) = (self.node.clone(), self.tx.clone());
                     self.tasks.spawn(async move {
                         let loaded = node
                             .blocking(move |s| {
@@ -673,7 +717,7 @@ impl Driver {
                             Ok(envelopes) => {
                                 let msg = PushRequest { envelopes }.to_proto();
                                 let mut client = client;
-                                call(timeout, client.push(msg)).await
+                                call(timeout, &neg, client.push(msg)).await
                             }
                             Err(e) => {
                                 tracing::error!(peer = %to, error = %e, "cannot load items to push");
@@ -684,12 +728,12 @@ impl Driver {
                     });
                 }
                 Action::Reconcile { to, req, msg } => {
-                    let Some((_, mut client)) = self.client(&to, req) else {
+                    let Some(((mut client, neg), timeout)) = self.client(&to, req) else {
                         continue;
                     };
-                    let (tx, timeout) = (self.tx.clone(), self.request_timeout);
+                    let tx = self.tx.clone();
                     self.tasks.spawn(async move {
-                        let result = call(timeout, client.reconcile(msg.to_proto())).await;
+                        let result = call(timeout, &neg, client.reconcile(msg.to_proto())).await;
                         let _ = tx
                             .send(Input::ReconcileDone {
                                 peer: to,
@@ -700,13 +744,12 @@ impl Driver {
                     });
                 }
                 Action::Fetch { from, req, msg } => {
-                    let Some((_, mut client)) = self.client(&from, req) else {
+                    let Some(((mut client, neg), timeout)) = self.client(&from, req) else {
                         continue;
                     };
-                    let (node, tx, timeout) =
-                        (self.node.clone(), self.tx.clone(), self.request_timeout);
+                    let (node, tx) = (self.node.clone(), self.tx.clone());
                     self.tasks.spawn(async move {
-                        let result = match call(timeout, client.fetch(msg.to_proto())).await {
+                        let result = match call(timeout, &neg, client.fetch(msg.to_proto())).await {
                             Ok(resp) => fetched(&node, &tx, &from, resp).await,
                             Err(f) => Err(f),
                         };
@@ -723,12 +766,25 @@ impl Driver {
         }
     }
 
-    /// A client for `peer`'s current endpoint; a peer without endpoints fails the request at
-    /// once (unreachable).
-    fn client(&mut self, peer: &str, req: RequestId) -> Option<(String, PeerClient<Channel>)> {
-        let found = self.links.get(peer).and_then(|l| l.client(self.limit));
+    /// A client for `peer`'s current endpoint and the time the request may take (until the
+    /// deadline the core gave it, scaled to its bytes and `min_link_bytes_per_s`, plus a second
+    /// so the core's own timer fires first); a peer without endpoints fails the request at once
+    /// (unreachable).
+    fn client(&mut self, peer: &str, req: RequestId) -> Option<(Client, Duration)> {
+        let now = now_u64();
+        let found = self
+            .links
+            .get(peer)
+            .and_then(|l| l.client(self.limit, &self.link));
+        let deadline = self.machine.core().request_deadline(peer, req);
+        let timeout = Duration::from_millis(
+            deadline
+                .map_or(self.machine.core().config().request_timeout_ms, |d| {
+                    d.saturating_sub(now)
+                })
+                .saturating_add(1000),
+        );
         if found.is_none() {
-            let now = now_u64();
             self.machine.core_mut().on_request_failed(
                 now,
                 peer,
@@ -736,7 +792,7 @@ impl Driver {
                 crate::sync::Failure::Unreachable,
             );
         }
-        found
+        found.map(|c| (c, timeout))
     }
 }
 

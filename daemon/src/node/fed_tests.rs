@@ -523,6 +523,7 @@ async fn run_binds_the_peer_port_from_the_config() {
     let r = tanoa_proto::v1::peer_client::PeerClient::new(ch)
         .fetch(pb::FetchRequest {
             item_ids: vec![vec![1; 32]],
+            max_bytes: 0,
         })
         .await
         .unwrap()
@@ -968,18 +969,44 @@ impl http_body::Body for RawBody {
 
 /// Sends `body` as the request body of Push over `ch` and returns the gRPC status it answers.
 async fn raw_push(ch: &tonic::transport::Channel, body: &[u8]) -> tonic::Status {
+    raw_push_encoded(ch, body, None).await
+}
+
+/// `raw_push` with a `grpc-encoding` header; the answer's status (`Ok` when it succeeded).
+async fn raw_push_encoded(
+    ch: &tonic::transport::Channel,
+    body: &[u8],
+    encoding: Option<&str>,
+) -> tonic::Status {
     use tower::ServiceExt as _;
-    let req = http::Request::builder()
+    let mut req = http::Request::builder()
         .method("POST")
         .uri("/tanoa.v1.Peer/Push")
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
+        .header("te", "trailers");
+    if let Some(e) = encoding {
+        req = req.header("grpc-encoding", e);
+    }
+    let req = req
         .body(tonic::body::Body::new(RawBody(Some(
             bytes::Bytes::copy_from_slice(body),
         ))))
         .unwrap();
     let resp = ch.clone().oneshot(req).await.unwrap();
-    tonic::Status::from_header_map(resp.headers()).expect("a trailers-only error answer")
+    if let Some(st) = tonic::Status::from_header_map(resp.headers()) {
+        return st;
+    }
+    // A successful answer: its status is in the trailers.
+    use http_body_util::BodyExt as _;
+    let trailers = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .trailers()
+        .cloned()
+        .unwrap_or_default();
+    tonic::Status::from_header_map(&trailers).expect("a grpc-status")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1048,10 +1075,264 @@ async fn undecodable_frames_are_counted_against_the_peer_by_reason() {
     let r = driver::peer_client(ch.clone(), 1 << 20)
         .fetch(pb::FetchRequest {
             item_ids: vec![vec![1; 32]],
+            max_bytes: 0,
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(r.missing, vec![vec![1u8; 32]]);
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_frames_are_decoded_within_the_limit_and_bombs_are_counted() {
+    let mut fed = Fed::new(&["ws-cert", "to-cert"]).await;
+    fed.close(1);
+    let cfg = fed.config(0, |_| {});
+    let limit = driver::peer_message_limit(&cfg.sync, cfg.limits.max_payload_bytes);
+    let node = fed.start(0, cfg);
+    let tls = transport::PeerTls::new(
+        "to-cert",
+        fed.members[1].cert.cert_pem.as_bytes(),
+        fed.members[1].cert.key_pem.as_bytes(),
+        transport::roots_from_pem_bytes(fed.ca.cert_pem().as_bytes(), "ca").unwrap(),
+        ["ws-cert".to_string()],
+        transport::logging_hook(),
+    )
+    .unwrap();
+    let ch = driver::peer_channel(
+        &fed.endpoint(0),
+        tls.client_config("ws-cert").unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let frame = |flag: u8, data: &[u8]| {
+        let mut f = vec![flag];
+        f.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    };
+    // A well-formed compressed push (an empty PushRequest, zstd) is decoded and answered.
+    let ok = raw_push_encoded(
+        &ch,
+        &frame(1, &zstd::bulk::compress(&[], 3).unwrap()),
+        Some("zstd"),
+    )
+    .await;
+    assert_eq!(ok.code(), Code::Ok, "{ok:?}");
+    // A bomb: a few hundred bytes that inflate past the message limit.
+    let zeros = vec![0u8; limit + 4096];
+    let bomb = zstd::bulk::compress(&zeros, 19).unwrap();
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let st = raw_push_encoded(&ch, &frame(1, &bomb), Some("zstd")).await;
+    assert_eq!(st.code(), Code::ResourceExhausted, "{st:?}");
+    let reason = |st: &tonic::Status| {
+        st.metadata()
+            .get(crate::api::error::REASON_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    assert_eq!(reason(&st).as_deref(), Some("decompressed_too_large"));
+    // The same as gzip.
+    let gz = {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&zeros).unwrap();
+        e.finish().unwrap()
+    };
+    let st = raw_push_encoded(&ch, &frame(1, &gz), Some("gzip")).await;
+    assert_eq!(
+        reason(&st).as_deref(),
+        Some("decompressed_too_large"),
+        "{st:?}"
+    );
+    // Bytes that are not zstd at all.
+    let st = raw_push_encoded(&ch, &frame(1, &[0x55; 40]), Some("zstd")).await;
+    assert_eq!(st.code(), Code::InvalidArgument, "{st:?}");
+    assert_eq!(reason(&st).as_deref(), Some("bad_compressed_data"));
+    let text = node.scrape().await;
+    for (reason, n) in [("decompressed_too_large", 2), ("bad_compressed_data", 1)] {
+        let series =
+            format!("tanoa_peer_messages_rejected_total{{peer=\"to-cert\",reason=\"{reason}\"}}");
+        assert_eq!(metric(&text, &series), n, "{series} in\n{text}");
+    }
+    // Every answer advertises what the peer port decodes; the connection still serves.
+    let r = driver::peer_client(ch.clone(), 1 << 20)
+        .fetch(pb::FetchRequest {
+            item_ids: vec![vec![1; 32]],
+            max_bytes: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.metadata()
+            .get("grpc-accept-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("zstd,gzip")
+    );
+    node.stop().await;
+}
+
+/// Bytes relayed each way by `counting_relay`.
+struct Relay {
+    addr: SocketAddr,
+    /// Towards the target (requests of the dialling member).
+    up: Arc<std::sync::atomic::AtomicU64>,
+    /// Back from the target (answers).
+    down: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    fn total(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.up.load(Relaxed) + self.down.load(Relaxed)
+    }
+}
+
+/// A TCP relay on 127.0.0.1:0 to `target` that counts the bytes (TLS records, as on the wire)
+/// each way: a measuring shim for this module's tests, not a link emulator.
+async fn counting_relay(target: SocketAddr) -> Relay {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (u, d) = (up.clone(), down.clone());
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                continue;
+            };
+            let (mut ri, mut wi) = inbound.into_split();
+            let (mut ro, mut wo) = outbound.into_split();
+            async fn pump(
+                r: &mut tokio::net::tcp::OwnedReadHalf,
+                w: &mut tokio::net::tcp::OwnedWriteHalf,
+                n: &AtomicU64,
+            ) {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(k) = r.read(&mut buf).await {
+                    if k == 0 || w.write_all(&buf[..k]).await.is_err() {
+                        break;
+                    }
+                    n.fetch_add(k as u64, Relaxed);
+                }
+                let _ = w.shutdown().await;
+            }
+            let (u, d) = (u.clone(), d.clone());
+            tokio::spawn(async move { pump(&mut ri, &mut wo, &u).await });
+            tokio::spawn(async move { pump(&mut ro, &mut wi, &d).await });
+        }
+    });
+    Relay { addr, up, down }
+}
+
+/// Catch-up of `n` advisories by a fresh member through a counting relay, then one
+/// reconciliation with nothing changed: (catch-up bytes on the wire, stored envelope bytes,
+/// nothing-changed bytes up, down).
+async fn wire_bytes(n: usize, compression: &str) -> (u64, u64, u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut fed = Fed::new(&["ws-cert", "to-cert"]).await;
+    let relay = counting_relay(fed.members[0].peer_addr).await;
+    let sync = |x: &mut FederatedExample| {
+        x.sync
+            .retain(|(k, _)| k != "interval_ms" && k != "jitter_ms");
+        x.sync.push(("interval_ms".into(), "0".into()));
+        x.sync
+            .push(("compression".into(), format!("{compression:?}")));
+    };
+    // `a` cannot dial `b`: everything `b` gets crosses the relay, fetched by `b`.
+    let c0 = fed.config(0, |x| {
+        sync(x);
+        x.members[1].endpoints = vec!["127.0.0.1:1".into()];
+    });
+    let a = fed.start(0, c0);
+    let drafts: Vec<pb::AdvisoryDraft> = (0..n)
+        .map(|k| {
+            draft_pb(
+                &format!("ws-2026-{k:05}"),
+                &format!("APT40 activity report {k}: scanning of Pacific government networks"),
+                &format!("198.51.100.{}", k % 250),
+            )
+        })
+        .collect();
+    let published = a
+        .client()
+        .await
+        .publish_batch(pb::PublishBatchRequest { drafts })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(published.results.len(), n);
+    let c1 = fed.config(1, |x| {
+        sync(x);
+        x.members[0].endpoints = vec![relay.addr.to_string()];
+    });
+    let b = fed.start(1, c1);
+    eventually("the catch-up", || async {
+        b.client()
+            .await
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            == n as u64
+    })
+    .await;
+    eventually("b's session with a to end", || async {
+        !b.peer("ws-cert").await.syncing
+    })
+    .await;
+    let catch_up = relay.total();
+    let stored = b.peer("ws-cert").await.bytes_received;
+    // Nothing changed: one reconciliation started by b, over the connection already open.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = (relay.up.load(Relaxed), relay.down.load(Relaxed));
+    let ok = b.peer("ws-cert").await.sessions_ok;
+    b.client()
+        .await
+        .sync_now(pb::SyncNowRequest {
+            peer: "ws-cert".into(),
+        })
+        .await
+        .unwrap();
+    eventually("the reconciliation", || async {
+        b.peer("ws-cert").await.sessions_ok > ok
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let up = relay.up.load(Relaxed) - before.0;
+    let down = relay.down.load(Relaxed) - before.1;
+    stop_all(vec![a, b]).await;
+    (catch_up, stored, up, down)
+}
+
+/// Bytes on the wire (TLS included) of a catch-up with and without compression, and of a
+/// reconciliation with nothing changed. Prints the figures (`cargo test -p tanoa-daemon
+/// wire_bytes -- --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_bytes_of_a_catch_up_and_of_nothing_changed() {
+    let n = 300;
+    let (plain, stored, ..) = wire_bytes(n, "none").await;
+    let (zstd, stored_z, up, down) = wire_bytes(n, "zstd").await;
+    println!("catch-up of {n} advisories ({stored} envelope bytes stored):");
+    println!(
+        "  compression none: {plain} B on the wire ({:.3} of stored)",
+        plain as f64 / stored as f64
+    );
+    println!(
+        "  compression zstd: {zstd} B on the wire ({:.3} of stored)",
+        zstd as f64 / stored_z as f64
+    );
+    println!(
+        "nothing changed, one reconciliation: {up} B up + {down} B down = {} B",
+        up + down
+    );
+    assert!(stored > 0 && stored == stored_z);
+    assert!(
+        (zstd as f64) < 0.7 * plain as f64,
+        "zstd {zstd} B vs none {plain} B"
+    );
+    assert!(up + down < 2048, "{up} + {down}");
+    assert!(up > 0 && down > 0);
 }

@@ -146,7 +146,9 @@ pub(super) async fn serve(
         let peer_api = start_driver(&config, &ptls, &core, &metrics, &cancel, &mut tasks)?;
         let incoming =
             spawn_peer_accept(listener, &ptls, &hook, &metrics, &live, &cancel, &mut tasks).await;
-        let router = Server::builder()
+        let link = crate::peer_link::LinkSettings::from_sync(&config.sync);
+        let router = link
+            .server(Server::builder())
             .add_service(health.clone())
             .add_service(peer_api.into_server());
         spawn_grpc(&mut tasks, "peer port", router, incoming, &cancel);
@@ -266,7 +268,8 @@ fn start_driver(
         Arc::clone(metrics),
         config.sync.max_push_items,
         limit,
-    ))
+    )
+    .with_compression(crate::peer_link::encoding(config.sync.compression)))
 }
 
 /// The peer port's accept loop (TLS with identity from certificates; roster members' addresses

@@ -177,6 +177,7 @@ async fn run(
             .iter()
             .map(|b| tanoa_daemon::envelope::ItemId(b.as_slice().try_into().unwrap()))
             .collect(),
+        max_bytes: 0,
     };
     let r = client.fetch(probe.to_proto()).await.unwrap().into_inner();
     transcript.push(prost::Message::encode_to_vec(&r));

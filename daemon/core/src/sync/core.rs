@@ -13,6 +13,7 @@ use super::{
     ReconcileResponse, RequestId, Source, SyncConfig, SyncError,
 };
 use crate::envelope::ItemId;
+use crate::model::Tlp;
 use crate::policy;
 
 /// A timer; stale entries (whose state moved on) are skipped when they come due.
@@ -301,7 +302,7 @@ impl SyncCore {
             &self.prf,
         );
         for t in targets {
-            self.queue_push(t, meta.id);
+            self.queue_push(t, meta.id, true);
             self.pump(now_ms, t);
         }
         self.refresh_wake();
@@ -569,6 +570,7 @@ impl SyncCore {
             .as_ref()
             .is_none_or(|r| r.session != req.session);
         if fresh {
+            self.peers[i].pulls_at_ms = Some(now_ms);
             let storage = self
                 .index
                 .storage_for(&self.me, &peer_id)
@@ -635,6 +637,10 @@ impl SyncCore {
         let mut reply = FetchReply::default();
         let mut seen = HashSet::with_capacity(req.item_ids.len());
         let mut used: u64 = 0;
+        let limit = match req.max_bytes {
+            0 => self.cfg.max_batch_bytes as u64,
+            m => m.min(self.cfg.max_batch_bytes as u64),
+        };
         for id in &req.item_ids {
             if !seen.insert(*id) {
                 continue;
@@ -647,7 +653,7 @@ impl SyncCore {
             match allowed {
                 Some(bytes) => {
                     let bytes = u64::from(bytes);
-                    if !reply.serve.is_empty() && used + bytes > self.cfg.max_batch_bytes as u64 {
+                    if !reply.serve.is_empty() && used + bytes > limit {
                         reply.deferred.push(*id);
                     } else {
                         used += bytes;
@@ -656,6 +662,10 @@ impl SyncCore {
                 }
                 None => reply.missing.push(*id),
             }
+        }
+        // What the peer fetches itself is not pushed to it as well.
+        for id in &reply.serve {
+            self.peers[i].backlog.remove(id);
         }
         let st = &mut self.peers[i].stats;
         st.items_sent += reply.serve.len() as u64;
@@ -768,13 +778,13 @@ impl SyncCore {
                     p.stats.sessions_failed += 1;
                 }
             }
-            Pending::Push { ids } => {
-                // A push that timed out was probably lost: send it again (policy is re-checked
-                // by `queue_push`). Unreachable peers catch up by anti-entropy at reconnect, and
-                // a refused push is not repeated.
+            Pending::Push { ids, fresh } => {
+                // A push that timed out was probably lost: send it again in its lane (policy is
+                // re-checked by `queue_push`). Unreachable peers catch up by anti-entropy at
+                // reconnect, and a refused push is not repeated.
                 if matches!(failure, Failure::Timeout) {
                     for id in ids {
-                        self.queue_push(i, id);
+                        self.queue_push(i, id, fresh);
                     }
                 }
             }
@@ -982,7 +992,9 @@ impl SyncCore {
         let Some(session) = self.peers[i].initiator.as_ref().map(|s| s.session) else {
             return;
         };
-        let req = self.new_request(now_ms, i, Pending::Reconcile { session });
+        // A reply is about as large as the frame it answers (ranges split into as many).
+        let transfer = self.transfer_ms(2 * message.len() as u64);
+        let req = self.new_request(now_ms, i, Pending::Reconcile { session }, transfer);
         let p = &mut self.peers[i];
         if let Some(init) = p.initiator.as_mut() {
             init.outstanding = Some(req);
@@ -997,11 +1009,14 @@ impl SyncCore {
         });
     }
 
-    /// Registers a request in flight (with its timeout) and returns its id.
-    fn new_request(&mut self, now_ms: u64, i: usize, what: Pending) -> RequestId {
+    /// Registers a request in flight and returns its id. It times out `request_timeout_ms` plus
+    /// `transfer_ms` (the time its bytes take at `min_link_bytes_per_s`) from now.
+    fn new_request(&mut self, now_ms: u64, i: usize, what: Pending, transfer_ms: u64) -> RequestId {
         self.next_req += 1;
         let req = self.next_req;
-        let deadline = now_ms.saturating_add(self.cfg.request_timeout_ms);
+        let deadline = now_ms
+            .saturating_add(self.cfg.request_timeout_ms)
+            .saturating_add(transfer_ms);
         self.peers[i].in_flight.insert(
             req,
             InFlight {
@@ -1060,8 +1075,21 @@ impl SyncCore {
                 self.peers[i].enqueue_fetch(id, cap, false);
             }
         }
+        // What the peer lacks: pushed, unless the peer reconciles with us itself (it started a
+        // session within the last two intervals) and so fetches it at its own pace; sending it
+        // both ways would put each item on the link twice. RED and AMBER items are pushed in the
+        // fresh lane either way.
+        let pulls = self.peers[i].pulls_at_ms.is_some_and(|t| {
+            now_ms.saturating_sub(t) <= 2 * self.cfg.interval_ms.max(self.cfg.request_timeout_ms)
+        });
         for id in round.have {
-            self.queue_push(i, id);
+            let urgent = self
+                .index
+                .get(&id)
+                .is_some_and(|(_, c)| matches!(c.tlp, Tlp::Red | Tlp::Amber | Tlp::AmberStrict));
+            if urgent || !pulls {
+                self.queue_push(i, id, false);
+            }
         }
         let p = &mut self.peers[i];
         match round.next {
@@ -1082,15 +1110,40 @@ impl SyncCore {
     }
 
     /// Queues an item for `i` if policy lets us send it there (defence in depth: every caller
-    /// already chose it by policy).
-    fn queue_push(&mut self, i: usize, id: ItemId) {
+    /// already chose it by policy): in the fresh lane if `fresh` or the item is RED or AMBER,
+    /// else in the backlog lane.
+    fn queue_push(&mut self, i: usize, id: ItemId, fresh: bool) {
         let Some((_, class)) = self.index.get(&id) else {
             return;
         };
-        if !policy::may_send(&class.scope(), &self.me, &self.peers[i].id).allowed {
+        let scope = class.scope();
+        if !policy::may_send(&scope, &self.me, &self.peers[i].id).allowed {
             return;
         }
-        self.peers[i].enqueue_push(id, self.cfg.max_queue_items);
+        let urgent = fresh || matches!(class.tlp, Tlp::Red | Tlp::Amber | Tlp::AmberStrict);
+        self.peers[i].enqueue_push(id, self.cfg.max_queue_items, urgent);
+    }
+
+    /// When request `req` to `peer` times out (Unix ms), if it is in flight.
+    pub fn request_deadline(&self, peer: &str, req: RequestId) -> Option<u64> {
+        let &i = self.by_id.get(peer)?;
+        self.peers[i].in_flight.get(&req).map(|f| f.deadline_ms)
+    }
+
+    /// Time for `bytes` at `min_link_bytes_per_s`, in ms.
+    fn transfer_ms(&self, bytes: u64) -> u64 {
+        bytes.saturating_mul(1000) / self.cfg.min_link_bytes_per_s.max(1)
+    }
+
+    /// Ids asked for in one fetch: `backlog_batch_bytes` worth at the average size of the items
+    /// held (1 KiB while none is), between 16 and `max_fetch_ids`.
+    fn fetch_ids(&self) -> usize {
+        let avg = self.index.average_bytes().unwrap_or(1024).max(1);
+        (self.cfg.backlog_batch_bytes as u64 / avg)
+            .try_into()
+            .unwrap_or(usize::MAX)
+            .clamp(16, self.cfg.max_fetch_ids.max(16))
+            .min(self.cfg.max_fetch_ids)
     }
 
     /// Sends what the peer's queues and in-flight limits allow, and resumes a paused session.
@@ -1105,37 +1158,72 @@ impl SyncCore {
             cfg.max_fetch_ids,
             cfg.max_batch_bytes as u64,
         );
-        // Pushes and offers.
-        while self.peers[i].count_in_flight(|w| matches!(w, Pending::Push { .. })) < max_in_flight
-            && !self.peers[i].push_queue.is_empty()
-        {
-            let mut items = Vec::new();
-            let mut bytes = 0u64;
-            while items.len() < max_items {
-                let Some(&id) = self.peers[i].push_queue.front() else {
-                    break;
-                };
-                let b = self.index.get(&id).map_or(0, |(e, _)| u64::from(e.bytes));
-                if !items.is_empty() && bytes + b > max_bytes {
+        // Pushes: the fresh lane first, with its own requests in flight, so a new item never
+        // waits behind the backlog; then the backlog in `backlog_batch_bytes` batches.
+        for fresh in [true, false] {
+            let batch_bytes = if fresh {
+                max_bytes
+            } else {
+                max_bytes.min(self.cfg.backlog_batch_bytes as u64)
+            };
+            loop {
+                let p = &self.peers[i];
+                let lane = if fresh { &p.fresh } else { &p.backlog };
+                if lane.is_empty()
+                    || p.count_in_flight(
+                        |w| matches!(w, Pending::Push { fresh: f, .. } if *f == fresh),
+                    ) >= max_in_flight
+                {
                     break;
                 }
-                self.peers[i].push_queue.pop_front();
-                self.peers[i].push_queued.remove(&id);
-                bytes += b;
-                items.push(id);
+                let mut items = Vec::new();
+                let mut bytes = 0u64;
+                while items.len() < max_items {
+                    let p = &mut self.peers[i];
+                    let lane = if fresh { &mut p.fresh } else { &mut p.backlog };
+                    let Some(id) = lane.front() else {
+                        break;
+                    };
+                    let b = self.index.get(&id).map_or(0, |(e, _)| u64::from(e.bytes));
+                    if !items.is_empty() && bytes + b > batch_bytes {
+                        break;
+                    }
+                    lane.pop();
+                    if !fresh && self.peers[i].fresh.contains(&id) {
+                        continue;
+                    }
+                    bytes += b;
+                    items.push(id);
+                }
+                if items.is_empty() {
+                    continue;
+                }
+                let deadline = self.transfer_ms(bytes);
+                let req = self.new_request(
+                    now_ms,
+                    i,
+                    Pending::Push {
+                        ids: items.clone(),
+                        fresh,
+                    },
+                    deadline,
+                );
+                let p = &mut self.peers[i];
+                p.stats.items_sent += items.len() as u64;
+                p.stats.bytes_sent += bytes;
+                p.stats.pushes_sent += 1;
+                self.actions.push_back(Action::Push {
+                    to: p.id.clone(),
+                    req,
+                    items,
+                });
             }
-            let req = self.new_request(now_ms, i, Pending::Push { ids: items.clone() });
-            let p = &mut self.peers[i];
-            p.stats.items_sent += items.len() as u64;
-            p.stats.bytes_sent += bytes;
-            p.stats.pushes_sent += 1;
-            self.actions.push_back(Action::Push {
-                to: p.id.clone(),
-                req,
-                items,
-            });
         }
-        // Fetches.
+        // Fetches, each asking for `backlog_batch_bytes` of envelopes.
+        let (max_ids, want) = (
+            max_ids.min(self.fetch_ids()),
+            (self.cfg.backlog_batch_bytes as u64).min(max_bytes),
+        );
         while self.peers[i].count_in_flight(|w| matches!(w, Pending::Fetch { .. })) < max_in_flight
             && !self.peers[i].fetch_queue.is_empty()
         {
@@ -1153,21 +1241,28 @@ impl SyncCore {
                 continue;
             }
             self.fetching.extend(ids.iter().copied());
-            let req = self.new_request(now_ms, i, Pending::Fetch { ids: ids.clone() });
+            let extra = self.transfer_ms(32 * ids.len() as u64 + want);
+            let req = self.new_request(now_ms, i, Pending::Fetch { ids: ids.clone() }, extra);
             let p = &mut self.peers[i];
             p.stats.fetches_sent += 1;
             p.stats.bytes_sent += 32 * ids.len() as u64;
             self.actions.push_back(Action::Fetch {
                 from: p.id.clone(),
                 req,
-                msg: FetchRequest { item_ids: ids },
+                msg: FetchRequest {
+                    item_ids: ids,
+                    max_bytes: want,
+                },
             });
         }
         // A session paused by flow control goes on when another frame of ids fits.
         let room = self.cfg.max_queue_items - self.cfg.ids_per_frame();
         let p = &mut self.peers[i];
         let resume = p.initiator.as_mut().and_then(|s| {
-            (s.outstanding.is_none() && p.fetch_queue.len() <= room && p.push_queue.len() <= room)
+            (s.outstanding.is_none()
+                && p.fetch_queue.len() <= room
+                && p.fresh.len() <= room
+                && p.backlog.len() <= room)
                 .then(|| s.paused.take())
                 .flatten()
         });

@@ -41,6 +41,8 @@ pub(crate) struct ItemIndex {
     items: HashMap<ItemId, Entry>,
     classes: Vec<Class>,
     by_key: HashMap<(Tlp, String, Vec<String>), usize>,
+    /// Sum of the items' envelope bytes.
+    total_bytes: u64,
 }
 
 impl ItemIndex {
@@ -65,6 +67,7 @@ impl ItemIndex {
             }
         };
         self.classes[class].items.push((meta.timestamp, meta.id));
+        self.total_bytes = self.total_bytes.saturating_add(u64::from(meta.bytes));
         self.items.insert(
             meta.id,
             Entry {
@@ -73,6 +76,11 @@ impl ItemIndex {
             },
         );
         true
+    }
+
+    /// Average envelope bytes of the items held (`None` while empty).
+    pub(crate) fn average_bytes(&self) -> Option<u64> {
+        (!self.items.is_empty()).then(|| self.total_bytes / self.items.len() as u64)
     }
 
     pub(crate) fn contains(&self, id: &ItemId) -> bool {

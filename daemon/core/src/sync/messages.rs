@@ -138,6 +138,8 @@ pub struct ReconcileResponse {
 pub struct FetchRequest {
     /// Item ids.
     pub item_ids: Vec<ItemId>,
+    /// Most envelope bytes wanted in the answer (0: the answerer's `max_batch_bytes`).
+    pub max_bytes: u64,
 }
 
 /// Items returned by a fetch. An id the requester may not hold is answered exactly like an
@@ -253,6 +255,7 @@ impl FetchRequest {
     pub fn to_proto(&self) -> pb::FetchRequest {
         pb::FetchRequest {
             item_ids: ids_to(&self.item_ids),
+            max_bytes: self.max_bytes,
         }
     }
 
@@ -260,6 +263,7 @@ impl FetchRequest {
     pub fn from_proto(p: pb::FetchRequest) -> Result<Self, MessageError> {
         Ok(Self {
             item_ids: ids_from(p.item_ids, "FetchRequest", "item_ids")?,
+            max_bytes: p.max_bytes,
         })
     }
 }
@@ -434,6 +438,7 @@ mod tests {
             }),
             PeerMessage::FetchRequest(FetchRequest {
                 item_ids: vec![id, ItemId([8; 32])],
+                max_bytes: 65_536,
             }),
             PeerMessage::FetchResponse(FetchResponse {
                 envelopes: vec![env(3)],
@@ -456,6 +461,7 @@ mod tests {
     fn short_item_id_is_refused_naming_the_field() {
         let p = pb::FetchRequest {
             item_ids: vec![vec![0; 32], vec![0; 31]],
+            max_bytes: 0,
         };
         let err = FetchRequest::from_proto(p).unwrap_err();
         assert_eq!(

@@ -354,6 +354,50 @@ pub struct SyncConfig {
     /// Burst of the per-origin push quota: items an origin may push at once after being quiet
     /// (default 2,000; at least 1 when the quota is on).
     pub origin_push_burst: u32,
+    /// Envelope bytes asked for in one fetch (`FetchRequest.max_bytes`) and sent in one backlog
+    /// push (items found by reconciliation), default 262,144. Fresh items (published or gossiped
+    /// now, and RED/AMBER ones) go in their own pushes, never behind a backlog batch; with
+    /// `max_in_flight` batches in flight a 1 Mbit/s × 600 ms link (75 kB bandwidth-delay
+    /// product) stays busy, while a fresh push waits behind at most that much, and a dropped
+    /// link loses at most that much.
+    pub backlog_batch_bytes: usize,
+    /// The slowest link the federation supports, in bytes/s (default 4,000 = 32 kbit/s, a
+    /// quarter of `cable-cut`). A request's deadline is `request_timeout_ms` plus the time its
+    /// bytes (sent and expected back) take at this rate, so a request on a slow link is never
+    /// timed out for being slow; a dead peer is found by the HTTP/2 keepalive instead.
+    pub min_link_bytes_per_s: u64,
+    /// Compression of peer messages (`zstd`, `gzip` or `none`; default `zstd`): answers are
+    /// compressed for callers that accept it, requests only once the peer's answers advertised
+    /// it. Every encoding is always accepted.
+    pub compression: Compression,
+    /// HTTP/2 stream window this member advertises on peer connections (default 1 MiB; at
+    /// least 65,535, at most 2^31 - 1): with one window per request, at least the
+    /// bandwidth-delay product of the link (`fibre`: 100 Mbit/s × 20 ms = 250 kB).
+    pub stream_window_bytes: u32,
+    /// HTTP/2 connection window (default 4 MiB; at least `stream_window_bytes`).
+    pub connection_window_bytes: u32,
+    /// Let HTTP/2 grow the windows from its own bandwidth-delay estimate (default false: the
+    /// fixed windows above already cover the profiles of `docs/peer-link.md`).
+    pub adaptive_window: bool,
+    /// HTTP/2 PING interval on peer connections (default 20,000 ms; 0 disables keepalive).
+    pub keepalive_interval_ms: u64,
+    /// A PING unanswered this long closes the connection and the peer goes down (default
+    /// 60,000 ms: longer than a `cable-cut` outage of 10 s plus a full queue of data ahead of
+    /// the PING on a 128 kbit/s link, so a slow link is never declared down).
+    pub keepalive_timeout_ms: u64,
+}
+
+/// Compression of peer messages (see `SyncConfig::compression`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Nothing is compressed.
+    None,
+    /// gzip (flate2, level 6).
+    Gzip,
+    /// zstd (level 3): the better ratio on advisories (see `peer_link` tests).
+    #[default]
+    Zstd,
 }
 
 impl Default for SyncConfig {
@@ -379,6 +423,14 @@ impl Default for SyncConfig {
             backoff_max_ms: 300_000,
             origin_push_rate_per_s: 20,
             origin_push_burst: 2_000,
+            backlog_batch_bytes: 256 * 1024,
+            min_link_bytes_per_s: 4_000,
+            compression: Compression::Zstd,
+            stream_window_bytes: 1024 * 1024,
+            connection_window_bytes: 4 * 1024 * 1024,
+            adaptive_window: false,
+            keepalive_interval_ms: 20_000,
+            keepalive_timeout_ms: 60_000,
         }
     }
 }
@@ -422,7 +474,40 @@ impl SyncConfig {
                 return bad(field, "must be at least 1".to_string());
             }
         }
+        if !(65_535..=0x7fff_ffff).contains(&self.stream_window_bytes) {
+            return bad(
+                "stream_window_bytes",
+                format!(
+                    "{} is outside HTTP/2's 65535..=2147483647",
+                    self.stream_window_bytes
+                ),
+            );
+        }
+        if self.connection_window_bytes < self.stream_window_bytes
+            || self.connection_window_bytes > 0x7fff_ffff
+        {
+            return bad(
+                "connection_window_bytes",
+                format!(
+                    "{} must be between stream_window_bytes ({}) and 2147483647",
+                    self.connection_window_bytes, self.stream_window_bytes
+                ),
+            );
+        }
+        if self.keepalive_interval_ms > 0 && self.keepalive_timeout_ms < 1_000 {
+            return bad(
+                "keepalive_timeout_ms",
+                format!(
+                    "{} is below 1000 (a slow link would be declared down)",
+                    self.keepalive_timeout_ms
+                ),
+            );
+        }
+        if self.backlog_batch_bytes == 0 {
+            return bad("backlog_batch_bytes", "must be at least 1".to_string());
+        }
         for (field, v) in [
+            ("min_link_bytes_per_s", self.min_link_bytes_per_s),
             ("request_timeout_ms", self.request_timeout_ms),
             ("session_timeout_ms", self.session_timeout_ms),
             ("backoff_base_ms", self.backoff_base_ms),

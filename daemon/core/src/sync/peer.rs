@@ -1,5 +1,6 @@
 //! Per-peer state of the sync core: link state and backoff, reconciliation sessions, bounded
-//! outbound queues, requests in flight, and the counters operators see (`tanoa peers`).
+//! outbound queues (two push lanes: fresh items before the backlog found by reconciliation),
+//! requests in flight, and the counters operators see (`tanoa peers`).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
@@ -103,6 +104,8 @@ pub(crate) enum Pending {
     Push {
         /// Items carried, re-queued if the push times out (a lost push is sent again).
         ids: Vec<ItemId>,
+        /// From the fresh lane (not the backlog).
+        fresh: bool,
     },
     Fetch {
         ids: Vec<ItemId>,
@@ -135,8 +138,13 @@ pub(crate) struct Peer {
     pub(crate) session_counter: u64,
     pub(crate) initiator: Option<Initiator>,
     pub(crate) responder: Option<Responder>,
-    pub(crate) push_queue: VecDeque<ItemId>,
-    pub(crate) push_queued: HashSet<ItemId>,
+    /// Items accepted now (published, gossiped) and RED/AMBER items: pushed first.
+    pub(crate) fresh: Lane,
+    /// When the peer last started a reconciliation session with us (it pulls what it lacks).
+    pub(crate) pulls_at_ms: Option<u64>,
+    /// Items the peer lacks found by reconciliation: pushed in `backlog_batch_bytes` batches
+    /// after the fresh lane, and dropped from here when the peer fetches them itself.
+    pub(crate) backlog: Lane,
     pub(crate) fetch_queue: VecDeque<ItemId>,
     pub(crate) fetch_queued: HashSet<ItemId>,
     pub(crate) in_flight: BTreeMap<u64, InFlight>,
@@ -158,8 +166,9 @@ impl Peer {
             session_counter: 0,
             initiator: None,
             responder: None,
-            push_queue: VecDeque::new(),
-            push_queued: HashSet::new(),
+            fresh: Lane::default(),
+            pulls_at_ms: None,
+            backlog: Lane::default(),
             fetch_queue: VecDeque::new(),
             fetch_queued: HashSet::new(),
             in_flight: BTreeMap::new(),
@@ -179,18 +188,30 @@ impl Peer {
         *self.stats.rejections.entry(code.to_string()).or_insert(0) += 1;
     }
 
-    /// Enqueues an item to push; `false` (and counted) when the queue is full.
-    pub(crate) fn enqueue_push(&mut self, id: ItemId, cap: usize) -> bool {
-        if self.push_queued.contains(&id) {
+    /// Enqueues an item to push in the fresh or the backlog lane; `false` (and counted) when
+    /// that lane is full. An item already in the fresh lane is not queued again.
+    pub(crate) fn enqueue_push(&mut self, id: ItemId, cap: usize, fresh: bool) -> bool {
+        if self.fresh.contains(&id) || (!fresh && self.backlog.contains(&id)) {
             return true;
         }
-        if self.push_queue.len() >= cap {
+        let lane = if fresh {
+            // Sent from the fresh lane: not again from the backlog.
+            self.backlog.remove(&id);
+            &mut self.fresh
+        } else {
+            &mut self.backlog
+        };
+        if lane.push(id, cap) {
+            true
+        } else {
             self.stats.dropped_queue_full += 1;
-            return false;
+            false
         }
-        self.push_queued.insert(id);
-        self.push_queue.push_back(id);
-        true
+    }
+
+    /// Items queued in both push lanes.
+    pub(crate) fn queued_push(&self) -> usize {
+        self.fresh.len() + self.backlog.len()
     }
 
     /// Enqueues an id to fetch; `false` (and counted) when the queue is full.
@@ -212,8 +233,8 @@ impl Peer {
     }
 
     pub(crate) fn clear_queues(&mut self) {
-        self.push_queue.clear();
-        self.push_queued.clear();
+        self.fresh = Lane::default();
+        self.backlog = Lane::default();
         self.fetch_queue.clear();
         self.fetch_queued.clear();
     }
@@ -227,10 +248,74 @@ impl Peer {
             last_success_ms: self.last_success_ms,
             lag_ms: self.last_success_ms.map(|t| now_ms.saturating_sub(t)),
             syncing: self.initiator.is_some(),
-            queued_push: self.push_queue.len(),
+            queued_push: self.queued_push(),
             queued_fetch: self.fetch_queue.len(),
             in_flight: self.in_flight.len(),
             stats: self.stats.clone(),
         }
+    }
+}
+
+/// A bounded FIFO of item ids without duplicates. Removal is lazy: `remove` forgets the id and
+/// `pop` skips ids no longer queued, so taking out an id the peer fetched itself costs O(1).
+#[derive(Debug, Default)]
+pub(crate) struct Lane {
+    order: VecDeque<ItemId>,
+    queued: HashSet<ItemId>,
+}
+
+impl Lane {
+    pub(crate) fn contains(&self, id: &ItemId) -> bool {
+        self.queued.contains(id)
+    }
+
+    /// Ids queued.
+    pub(crate) fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// Appends `id` (already queued: nothing to do); `false` when `cap` ids are queued.
+    fn push(&mut self, id: ItemId, cap: usize) -> bool {
+        if self.queued.contains(&id) {
+            return true;
+        }
+        if self.queued.len() >= cap {
+            return false;
+        }
+        self.queued.insert(id);
+        self.order.push_back(id);
+        true
+    }
+
+    /// The next queued id, without taking it.
+    pub(crate) fn front(&mut self) -> Option<ItemId> {
+        while let Some(id) = self.order.front() {
+            if self.queued.contains(id) {
+                return Some(*id);
+            }
+            self.order.pop_front();
+        }
+        None
+    }
+
+    /// Takes the next queued id.
+    pub(crate) fn pop(&mut self) -> Option<ItemId> {
+        let id = self.front()?;
+        self.order.pop_front();
+        self.queued.remove(&id);
+        Some(id)
+    }
+
+    /// Forgets `id`; `true` if it was queued.
+    pub(crate) fn remove(&mut self, id: &ItemId) -> bool {
+        let was = self.queued.remove(id);
+        if self.queued.is_empty() {
+            self.order.clear();
+        }
+        was
     }
 }

@@ -6,3 +6,4 @@ mod net;
 mod network;
 mod pair;
 mod push;
+mod thin;

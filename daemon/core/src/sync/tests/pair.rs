@@ -275,7 +275,10 @@ fn fetch_of_an_id_the_peer_may_not_hold_is_answered_like_an_unknown_id() {
         b.item_accepted(T0, &it.meta, Source::Loaded);
     }
     let unknown = ItemId([0x42; 32]);
-    let ask = |ids: Vec<ItemId>| FetchRequest { item_ids: ids };
+    let ask = |ids: Vec<ItemId>| FetchRequest {
+        item_ids: ids,
+        max_bytes: 0,
+    };
     let r = b
         .handle_fetch(
             T0,
@@ -324,6 +327,7 @@ fn fetch_replies_are_bounded_and_defer_the_rest() {
             "ws-cert",
             &FetchRequest {
                 item_ids: ids.clone(),
+                max_bytes: 0,
             },
         )
         .unwrap();
@@ -333,6 +337,7 @@ fn fetch_replies_are_bounded_and_defer_the_rest() {
     // Too many ids in one request: refused and counted.
     let many = FetchRequest {
         item_ids: vec![ItemId([1; 32]); 513],
+        max_bytes: 0,
     };
     let e = b.handle_fetch(T0, "ws-cert", &many).unwrap_err();
     assert!(matches!(
@@ -613,14 +618,24 @@ fn three_timeouts_in_a_row_take_a_peer_down() {
     let mut now = T0;
     for k in 1..=3 {
         a.sync_now(now, Some("to-cert")).unwrap();
-        let wake = std::iter::from_fn(|| a.poll_action())
-            .filter_map(|x| match x {
-                Action::WakeAt(t) => Some(t),
+        let actions: Vec<Action> = std::iter::from_fn(|| a.poll_action()).collect();
+        let wake = actions
+            .iter()
+            .rev()
+            .find_map(|x| match x {
+                Action::WakeAt(t) => Some(*t),
                 _ => None,
             })
-            .last()
             .unwrap();
-        assert_eq!(wake, now + 1_000);
+        // The deadline: request_timeout_ms plus the frame and its answer at min_link_bytes_per_s.
+        let frame = actions
+            .iter()
+            .find_map(|x| match x {
+                Action::Reconcile { msg, .. } => Some(msg.message.len() as u64),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(wake, now + 1_000 + 2 * frame * 1000 / 4_000);
         a.handle_timeout(wake);
         now = wake;
         let st = a.peer(now, "to-cert").unwrap();
