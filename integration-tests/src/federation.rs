@@ -23,6 +23,7 @@ use tanoa_proto::v1 as pb;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::TestNode;
+use crate::linkemu::{Dir, EmuLink, Profile, Relay};
 use crate::proxy::{LinkProxy, Target};
 
 /// The five members of the tests, a..e.
@@ -41,15 +42,32 @@ pub const FAST_SYNC: &[(&str, &str)] = &[
     ("backoff_max_ms", "800"),
 ];
 
-/// A federation of real daemons with a proxy on every directed link.
+/// How a federation is built beyond its member ids.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `[sync]` settings (key, TOML value); `None` = `FAST_SYNC`; empty = the daemon's defaults.
+    pub sync: Option<Vec<(String, String)>>,
+    /// When set, every pair of members is joined by an emulated link of this profile
+    /// (`linkemu`) instead of the fault-injecting proxies.
+    pub profile: Option<Profile>,
+    /// TOML appended to member i's config (e.g. a `[taxii]` table); missing = nothing.
+    pub extra_config: Vec<String>,
+}
+
+/// A federation of real daemons with a proxy (or an emulated link) on every directed link.
 #[derive(Debug)]
 pub struct Federation {
     /// The members, in the order of `ids`.
     pub nodes: Vec<TestNode>,
     ids: Vec<String>,
     targets: Vec<Target>,
-    /// `links[i][j]`: the proxy member i dials to reach member j (`None` on the diagonal).
+    /// `links[i][j]`: the proxy member i dials to reach member j (`None` on the diagonal, and
+    /// everywhere when the links are emulated).
     links: Vec<Vec<Option<LinkProxy>>>,
+    /// `relays[i][j]`: the emulated link's relay member i dials to reach member j.
+    relays: Vec<Vec<Option<Relay>>>,
+    /// `emulated[(i, j)]` for i < j: the link between i (side A) and j (side B).
+    emulated: Vec<((usize, usize), EmuLink)>,
     _ca: Ca,
 }
 
@@ -75,21 +93,64 @@ impl Federation {
         ids: &[&str],
         fixed: &[Option<ed25519_dalek::SigningKey>],
     ) -> Federation {
+        Federation::create_with(tanoad, ids, fixed, &Options::default()).await
+    }
+
+    /// Creates and starts a federation built with `opts`.
+    pub async fn start_with(tanoad: &std::path::Path, ids: &[&str], opts: &Options) -> Federation {
+        let mut fed = Federation::create_with(tanoad, ids, &[], opts).await;
+        for i in 0..ids.len() {
+            fed.start_member(i).await;
+        }
+        fed
+    }
+
+    /// `create_with_keys` with `opts` (sync settings, emulated links, extra config).
+    #[allow(clippy::too_many_lines)]
+    pub async fn create_with(
+        tanoad: &std::path::Path,
+        ids: &[&str],
+        fixed: &[Option<ed25519_dalek::SigningKey>],
+        opts: &Options,
+    ) -> Federation {
         tanoa_daemon::transport::install_crypto_provider();
         let ca = Ca::new("Integration test federation CA", 2).expect("CA");
         let n = ids.len();
         let targets: Vec<Target> = (0..n).map(|_| Arc::new(Mutex::new(None))).collect();
         let mut links = Vec::new();
+        let mut relays = Vec::new();
+        let mut emulated = Vec::new();
+        if let Some(profile) = &opts.profile {
+            for i in 0..n {
+                for j in i + 1..n {
+                    emulated.push(((i, j), EmuLink::new(profile.clone())));
+                }
+            }
+        }
         for i in 0..n {
             let mut row = Vec::new();
+            let mut relay_row = Vec::new();
             for (j, target) in targets.iter().enumerate() {
-                row.push(if i == j {
-                    None
+                if i == j {
+                    row.push(None);
+                    relay_row.push(None);
+                } else if opts.profile.is_some() {
+                    let key = (i.min(j), i.max(j));
+                    let link = &emulated
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .expect("a link per pair")
+                        .1;
+                    let dialer = if i < j { Dir::AtoB } else { Dir::BtoA };
+                    row.push(None);
+                    relay_row.push(Some(link.relay(dialer, Arc::clone(target)).expect("relay")));
                 } else {
-                    Some(LinkProxy::start(Arc::clone(target)).await.expect("proxy"))
-                });
+                    row.push(Some(LinkProxy::start(Arc::clone(target)).await.expect("proxy")));
+                    relay_row.push(None);
+                }
             }
             links.push(row);
+            relays.push(relay_row);
         }
         // Keys first: every roster lists every member's public key.
         let mut dirs = Vec::new();
@@ -128,10 +189,12 @@ impl Federation {
                 tls_key: "member.key".into(),
                 trust_anchors: vec!["ca.pem".into()],
                 metrics_listen: Some("127.0.0.1:0".into()),
-                sync: FAST_SYNC
-                    .iter()
-                    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                    .collect(),
+                sync: opts.sync.clone().unwrap_or_else(|| {
+                    FAST_SYNC
+                        .iter()
+                        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                        .collect()
+                }),
                 members: ids
                     .iter()
                     .enumerate()
@@ -140,14 +203,21 @@ impl Federation {
                         name: format!("Test CERT {o}"),
                         endpoints: links[i][j]
                             .as_ref()
-                            .map(|p| vec![p.addr().to_string()])
+                            .map(LinkProxy::addr)
+                            .or_else(|| relays[i][j].as_ref().map(Relay::addr))
+                            .map(|a| vec![a.to_string()])
                             .unwrap_or_default(),
                         public_keys: vec![publics[j].clone()],
                     })
                     .collect(),
             };
             let config = dir.path().join("tanoad.toml");
-            std::fs::write(&config, Config::example_federated(&x)).expect("config");
+            let mut text = Config::example_federated(&x);
+            if let Some(extra) = opts.extra_config.get(i) {
+                text.push('\n');
+                text.push_str(extra);
+            }
+            std::fs::write(&config, text).expect("config");
             let mut node = TestNode::adopt(tanoad, dir, config);
             node.set_args(&["--log-format", "json"]);
             nodes.push(node);
@@ -157,8 +227,29 @@ impl Federation {
             ids: ids.iter().map(ToString::to_string).collect(),
             targets,
             links,
+            relays,
+            emulated,
             _ca: ca,
         }
+    }
+
+    /// The relay of the emulated link member `from` dials to reach member `to`.
+    pub fn relay_addr(&self, from: usize, to: usize) -> SocketAddr {
+        self.relays[from][to]
+            .as_ref()
+            .map(Relay::addr)
+            .unwrap_or_else(|| panic!("no emulated link from {from} to {to}"))
+    }
+
+    /// The emulated link between members `a` and `b` (side A is the lower index).
+    pub fn emulated(&self, a: usize, b: usize) -> &EmuLink {
+        let key = (a.min(b), a.max(b));
+        &self
+            .emulated
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("no emulated link between {a} and {b}"))
+            .1
     }
 
     /// Member ids, in order.
