@@ -295,7 +295,7 @@ fn backlog(prefix: &str, n: usize) -> Vec<pb::AdvisoryDraft> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs hE timeouts: today's 2 MiB fetch replies outlast the 15 s request timeout at 1 Mbit/s"]
+#[ignore = "needs hE timeouts: today requests to a peer 600 ms away time out during a catch-up"]
 async fn a_slow_link_is_never_reported_down() {
     let b = bins();
     let opts = Options {
@@ -304,21 +304,32 @@ async fn a_slow_link_is_never_reported_down() {
         extra_config: Vec::new(),
     };
     let fed = Federation::start_with(&b.tanoad, &["ws-cert", "to-cert"], &opts).await;
+    // The first member's reconciliation at start fails (the second was not running yet):
+    // wait until both completed one, then count only what happens from there on.
+    fed.settle(&[0, 1], 1).await;
+    let pairs = [(0, "to-cert"), (1, "ws-cert")];
+    let mut base = Vec::new();
+    for (me, peer) in pairs {
+        let p = peer_info(&fed.nodes[me], peer).await;
+        base.push((p.timeouts, p.sessions_failed));
+    }
     let drafts = backlog("slow", 500);
-    let total = drafts.len() as u64;
+    let total = drafts.len() as u64 + items_held(&fed.nodes[1]).await;
     corpus::publish_all(&fed.nodes[0], &drafts, 100).await;
     let deadline = Instant::now() + Duration::from_secs(150);
     let mut seen_down = Vec::new();
     loop {
-        for (me, peer) in [(0, "to-cert"), (1, "ws-cert")] {
-            let p = peer_info(&fed.nodes[me], peer).await;
-            if p.link == "down" || p.timeouts > 0 || p.sessions_failed > 0 {
+        for (k, (me, peer)) in pairs.iter().enumerate() {
+            let p = peer_info(&fed.nodes[*me], peer).await;
+            if p.link == "down" || p.timeouts > base[k].0 || p.sessions_failed > base[k].1 {
                 seen_down.push(format!(
-                    "{} saw {peer}: link {}, timeouts {}, sessions failed {}",
-                    fed.ids()[me],
+                    "{} saw {peer}: link {}, timeouts {} (before {}), sessions failed {} (before {})",
+                    fed.ids()[*me],
                     p.link,
                     p.timeouts,
-                    p.sessions_failed
+                    base[k].0,
+                    p.sessions_failed,
+                    base[k].1
                 ));
             }
         }
@@ -328,6 +339,7 @@ async fn a_slow_link_is_never_reported_down() {
         assert!(Instant::now() < deadline, "the backlog did not arrive in 150 s");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    seen_down.dedup();
     assert!(seen_down.is_empty(), "a slow link was reported down: {seen_down:?}");
 }
 
@@ -369,6 +381,7 @@ async fn a_publish_overtakes_a_backlog_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs hE resumption: today 1,072 items were sent for a 400-item catch-up cut once"]
 async fn a_drop_mid_catch_up_resumes_without_resending_acknowledged_items() {
     let b = bins();
     let opts = Options {
