@@ -93,7 +93,9 @@ fn pick<T: Copy>(items: &[T], h: u64) -> T {
 pub fn generated_draft(prefix: &str, i: u64) -> pb::AdvisoryDraft {
     let h = |k: u64| mix(i.wrapping_mul(1_000_003).wrapping_add(k));
     let sector = pick(&SECTORS, h(1));
-    let sentences: Vec<&str> = (0..3 + h(2) % 4).map(|k| pick(&SENTENCES, h(10 + k))).collect();
+    let sentences: Vec<&str> = (0..3 + h(2) % 4)
+        .map(|k| pick(&SENTENCES, h(10 + k)))
+        .collect();
     let summary = format!(
         "Samoa's national CERT warns that APT40 activity against {sector} in the Blue Pacific \
          continued in week {} (report {i}). {}",
@@ -145,7 +147,9 @@ pub fn generated_draft(prefix: &str, i: u64) -> pb::AdvisoryDraft {
                 ),
                 _ => ind(
                     pb::IndicatorKind::Sha256,
-                    hex::encode(Sha256::digest(format!("tanoa-thin-loader-{i}-{k}").as_bytes())),
+                    hex::encode(Sha256::digest(
+                        format!("tanoa-thin-loader-{i}-{k}").as_bytes(),
+                    )),
                     "loader DLL (patterned digest, not a real file)",
                     k,
                 ),
@@ -163,7 +167,9 @@ pub fn generated_draft(prefix: &str, i: u64) -> pb::AdvisoryDraft {
             .iter()
             .map(ToString::to_string)
             .collect(),
-        cves: (0..1 + h(6) % 3).map(|k| pick(&CVES, h(20 + k)).to_string()).collect(),
+        cves: (0..1 + h(6) % 3)
+            .map(|k| pick(&CVES, h(20 + k)).to_string())
+            .collect(),
         indicators,
         references: (0..1 + h(7) % 3)
             .map(|k| pick(&REFERENCES, h(30 + k)).to_string())
@@ -178,8 +184,7 @@ pub fn apt40_drafts() -> Vec<pb::AdvisoryDraft> {
     let path = testdata()
         .join("mitre-attack-apt40")
         .join("apt40-G0065-C0049.stix21-DERIVED.bundle.json");
-    let bytes =
-        std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let opts = ImportOptions {
         tlp: Some(Tlp::Green),
         id: Some("apt40-mitre".into()),
@@ -195,7 +200,11 @@ pub fn apt40_drafts() -> Vec<pb::AdvisoryDraft> {
 
 /// `n` advisories: the APT40 parts (when `with_apt40`), then generated ones up to `n`.
 pub fn corpus(prefix: &str, n: usize, with_apt40: bool) -> Vec<pb::AdvisoryDraft> {
-    let mut out = if with_apt40 { apt40_drafts() } else { Vec::new() };
+    let mut out = if with_apt40 {
+        apt40_drafts()
+    } else {
+        Vec::new()
+    };
     out.truncate(n);
     let mut i = 0u64;
     while out.len() < n {

@@ -145,7 +145,9 @@ impl Federation {
                     row.push(None);
                     relay_row.push(Some(link.relay(dialer, Arc::clone(target)).expect("relay")));
                 } else {
-                    row.push(Some(LinkProxy::start(Arc::clone(target)).await.expect("proxy")));
+                    row.push(Some(
+                        LinkProxy::start(Arc::clone(target)).await.expect("proxy"),
+                    ));
                     relay_row.push(None);
                 }
             }

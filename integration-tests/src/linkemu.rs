@@ -29,8 +29,9 @@
 //! - Manual control (`cut` / `stall` / `heal`): `cut` resets like `Reset`; `stall` holds every
 //!   byte not yet scheduled (nothing is lost) until `heal`, then it is sent at the link's pace.
 //!
-//! Counters per direction: bytes forwarded (each byte once), bytes retransmitted (loss and
-//! drops), and wire bytes (their sum: what the link carried).
+//! Counters per direction: bytes sent onto the link (each byte once), bytes retransmitted
+//! (loss and drops), wire bytes (their sum: what the link carried), and bytes delivered to
+//! the far end so far.
 //!
 //! Owns: its listeners (127.0.0.1, port 0), one accept thread per relay, two threads per
 //! direction of each connection, and a monitor thread for scheduled resets.
@@ -260,10 +261,13 @@ impl Dir {
 /// Counters of one direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirStats {
-    /// Bytes forwarded (each byte once).
+    /// Bytes sent onto the link (each byte once).
     pub forwarded: u64,
     /// Bytes sent again (loss, drops).
     pub retransmitted: u64,
+    /// Bytes handed to the far end so far (each byte once; bytes still on the link or lost
+    /// in a reset are not).
+    pub delivered: u64,
 }
 
 impl DirStats {
@@ -278,6 +282,7 @@ impl DirStats {
         DirStats {
             forwarded: self.forwarded.saturating_sub(earlier.forwarded),
             retransmitted: self.retransmitted.saturating_sub(earlier.retransmitted),
+            delivered: self.delivered.saturating_sub(earlier.delivered),
         }
     }
 }
@@ -318,6 +323,7 @@ struct Pipe {
     state: Mutex<PipeState>,
     forwarded: AtomicU64,
     retransmitted: AtomicU64,
+    delivered: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -468,6 +474,7 @@ impl EmuLink {
             }),
             forwarded: AtomicU64::new(0),
             retransmitted: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
         };
         let inner = Arc::new(Inner {
             pipes: [pipe(0), pipe(1)],
@@ -529,6 +536,7 @@ impl EmuLink {
         let d = |k: usize| DirStats {
             forwarded: self.inner.pipes[k].forwarded.load(Ordering::Relaxed),
             retransmitted: self.inner.pipes[k].retransmitted.load(Ordering::Relaxed),
+            delivered: self.inner.pipes[k].delivered.load(Ordering::Relaxed),
         };
         LinkStats {
             a_to_b: d(0),
@@ -547,7 +555,8 @@ impl EmuLink {
         let stop = Arc::new(AtomicBool::new(false));
         let inner = Arc::clone(&self.inner);
         let stop2 = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || accept_loop(&listener, &inner, dialer, &target, &stop2));
+        let thread =
+            std::thread::spawn(move || accept_loop(&listener, &inner, dialer, &target, &stop2));
         Ok(Relay {
             addr,
             stop,
@@ -629,8 +638,7 @@ fn accept_loop(
             }
         };
         let refused = inner.manual() == Manual::Cut
-            || (inner.profile.drop_mode == DropMode::Reset
-                && inner.scheduled_down(Instant::now()));
+            || (inner.profile.drop_mode == DropMode::Reset && inner.scheduled_down(Instant::now()));
         let to = *lock(target);
         let (Some(to), false) = (to, refused) else {
             drop(inbound);
@@ -733,6 +741,9 @@ fn spawn_direction(
                         let _ = dst.shutdown(Shutdown::Both);
                         return;
                     }
+                    inner.pipes[dir.idx()]
+                        .delivered
+                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 }
                 Msg::End => break,
             }
@@ -844,7 +855,10 @@ pub fn check_profile(profile: &Profile, bytes: u64) -> std::io::Result<LinkCheck
     let _ = server.join();
     let wire = link.stats().since(&before).a_to_b;
     let elapsed = t1.saturating_duration_since(t0);
-    let net = elapsed.saturating_sub(profile.one_way()).as_secs_f64().max(1e-9);
+    let net = elapsed
+        .saturating_sub(profile.one_way())
+        .as_secs_f64()
+        .max(1e-9);
     Ok(LinkCheck {
         profile: profile.clone(),
         rtt: rtts[rtts.len() / 2],

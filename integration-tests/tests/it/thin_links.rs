@@ -63,7 +63,10 @@ where
 {
     let deadline = Instant::now() + bound;
     while !f().await {
-        assert!(Instant::now() < deadline, "timed out after {bound:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -107,7 +110,10 @@ async fn emulated_links_reach_their_bandwidth_and_round_trip() {
             c.rtt,
             c.profile.rtt
         );
-        assert_eq!(c.wire.retransmitted, 0, "{name}: nothing lost, nothing resent");
+        assert_eq!(
+            c.wire.retransmitted, 0,
+            "{name}: nothing lost, nothing resent"
+        );
     }
 }
 
@@ -127,7 +133,11 @@ async fn emulated_loss_resends_about_its_share_of_segments() {
         c.wire.forwarded
     );
     // Every byte still arrived; the losses cost their resending and some stalls, not the link.
-    assert!(c.bandwidth_fraction() >= 0.6, "goodput {:.0}", c.goodput_bps);
+    assert!(
+        c.bandwidth_fraction() >= 0.6,
+        "goodput {:.0}",
+        c.goodput_bps
+    );
 }
 
 /// An echo server on 127.0.0.1:0 (one thread per connection).
@@ -175,7 +185,8 @@ async fn emulated_drops_stall_or_reset_connections() {
         let relay = link.relay_to(Dir::AtoB, echo).expect("relay");
         let origin = link.drops_origin();
         let mut c = TcpStream::connect(relay.addr()).expect("connect");
-        c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         ping(&mut c).expect("first ping");
         let fast = ping(&mut c).expect("ping before the outage");
         assert!(fast < Duration::from_millis(200), "{fast:?}");
@@ -191,7 +202,10 @@ async fn emulated_drops_stall_or_reset_connections() {
             "{:?}",
             sent_at.elapsed()
         );
-        assert!(link.stats().a_to_b.retransmitted > 0, "the lost byte counts as resent");
+        assert!(
+            link.stats().a_to_b.retransmitted > 0,
+            "the lost byte counts as resent"
+        );
         drop(relay);
         drop(link);
 
@@ -200,19 +214,22 @@ async fn emulated_drops_stall_or_reset_connections() {
         let relay = link.relay_to(Dir::AtoB, echo).expect("relay");
         let origin = link.drops_origin();
         let mut c = TcpStream::connect(relay.addr()).expect("connect");
-        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        c.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         ping(&mut c).expect("ping before the outage");
         let wait = (origin + Duration::from_millis(750)).saturating_duration_since(Instant::now());
         std::thread::sleep(wait);
         assert!(ping(&mut c).is_err(), "the connection was reset");
         let mut d = TcpStream::connect(relay.addr()).expect("the relay accepts, then closes");
-        d.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        d.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         assert!(ping(&mut d).is_err(), "refused during the outage");
         assert!(link.stats().resets >= 1);
         let wait = (origin + Duration::from_millis(1700)).saturating_duration_since(Instant::now());
         std::thread::sleep(wait);
         let mut e = TcpStream::connect(relay.addr()).expect("connect after the outage");
-        e.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        e.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         ping(&mut e).expect("a new connection works after the outage");
     })
     .await
@@ -258,21 +275,37 @@ async fn a_member_behind_a_cable_cut_ends_with_everything_it_may_hold() {
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
-    publish(&fed.nodes[ws], restricted("cc-amber-to", pb::Tlp::Amber, &["to-cert"])).await;
-    publish(&fed.nodes[ws], restricted("cc-red-to", pb::Tlp::Red, &["to-cert"])).await;
-    publish(&fed.nodes[ws], restricted("cc-amber-fj", pb::Tlp::Amber, &["fj-cert"])).await;
+    publish(
+        &fed.nodes[ws],
+        restricted("cc-amber-to", pb::Tlp::Amber, &["to-cert"]),
+    )
+    .await;
+    publish(
+        &fed.nodes[ws],
+        restricted("cc-red-to", pb::Tlp::Red, &["to-cert"]),
+    )
+    .await;
+    publish(
+        &fed.nodes[ws],
+        restricted("cc-amber-fj", pb::Tlp::Amber, &["fj-cert"]),
+    )
+    .await;
     let mut want_to: Vec<String> = green.iter().map(|g| format!("ws-cert/{g}")).collect();
     want_to.push("ws-cert/cc-amber-to".into());
     want_to.push("ws-cert/cc-red-to".into());
     let node = &fed.nodes[to];
-    within(Duration::from_secs(120), "to-cert to hold everything it may", || async {
-        for id in &want_to {
-            if !holds(node, id).await {
-                return false;
+    within(
+        Duration::from_secs(120),
+        "to-cert to hold everything it may",
+        || async {
+            for id in &want_to {
+                if !holds(node, id).await {
+                    return false;
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
     assert!(
         holds(&fed.nodes[fj], "ws-cert/cc-amber-fj").await,
@@ -280,8 +313,14 @@ async fn a_member_behind_a_cable_cut_ends_with_everything_it_may_hold() {
     );
     // Nothing it may not hold, after a few more reconciliations over the same links.
     fed.settle(&[ws, to, fj], 1).await;
-    assert!(!holds(node, "ws-cert/cc-amber-fj").await, "to-cert is not in that audience");
-    assert!(!holds(&fed.nodes[fj], "ws-cert/cc-red-to").await, "RED went to to-cert only");
+    assert!(
+        !holds(node, "ws-cert/cc-amber-fj").await,
+        "to-cert is not in that audience"
+    );
+    assert!(
+        !holds(&fed.nodes[fj], "ws-cert/cc-red-to").await,
+        "RED went to to-cert only"
+    );
     assert_eq!(
         items_held(node).await,
         want_to.len() as u64,
@@ -336,11 +375,17 @@ async fn a_slow_link_is_never_reported_down() {
         if items_held(&fed.nodes[1]).await >= total {
             break;
         }
-        assert!(Instant::now() < deadline, "the backlog did not arrive in 150 s");
+        assert!(
+            Instant::now() < deadline,
+            "the backlog did not arrive in 150 s"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     seen_down.dedup();
-    assert!(seen_down.is_empty(), "a slow link was reported down: {seen_down:?}");
+    assert!(
+        seen_down.is_empty(),
+        "a slow link was reported down: {seen_down:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,9 +402,11 @@ async fn a_publish_overtakes_a_backlog_in_flight() {
     let drafts = backlog("prio", 500);
     let total = drafts.len() as u64;
     corpus::publish_all(&fed.nodes[0], &drafts, 100).await;
-    within(Duration::from_secs(60), "the backlog to start arriving", || async {
-        items_held(&fed.nodes[1]).await > 0
-    })
+    within(
+        Duration::from_secs(60),
+        "the backlog to start arriving",
+        || async { items_held(&fed.nodes[1]).await > 0 },
+    )
     .await;
     let probe = sample_draft("prio-probe", "Published during the backlog", 9);
     let t0 = Instant::now();
@@ -377,7 +424,10 @@ async fn a_publish_overtakes_a_backlog_in_flight() {
     // Issue 12's target: three round trips plus its own transmission, with 0.5 s for the
     // publish itself and polling.
     let bound = p.rtt * 3 + p.tx_time(4096) + Duration::from_millis(500);
-    assert!(latency <= bound, "probe held after {latency:?} (bound {bound:?})");
+    assert!(
+        latency <= bound,
+        "probe held after {latency:?} (bound {bound:?})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,23 +449,33 @@ async fn a_drop_mid_catch_up_resumes_without_resending_acknowledged_items() {
     fed.start_member(1).await;
     let sent_before = peer_info(&fed.nodes[0], "to-cert").await.items_sent;
     fed.emulated(0, 1).heal();
-    within(Duration::from_secs(90), "a third of the backlog", || async {
-        items_held(&fed.nodes[1]).await >= total / 3
-    })
+    within(
+        Duration::from_secs(90),
+        "a third of the backlog",
+        || async { items_held(&fed.nodes[1]).await >= total / 3 },
+    )
     .await;
     // Drop mid-catch-up: every connection reset, 2 s without a link.
     fed.emulated(0, 1).cut();
     let sent_at_cut = peer_info(&fed.nodes[0], "to-cert").await.items_sent - sent_before;
     let held_at_cut = items_held(&fed.nodes[1]).await;
-    assert!(held_at_cut < total, "the catch-up was still running at the cut");
+    assert!(
+        held_at_cut < total,
+        "the catch-up was still running at the cut"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     fed.emulated(0, 1).heal();
-    within(Duration::from_secs(120), "the rest of the backlog", || async {
-        items_held(&fed.nodes[1]).await >= total
-    })
+    within(
+        Duration::from_secs(120),
+        "the rest of the backlog",
+        || async { items_held(&fed.nodes[1]).await >= total },
+    )
     .await;
     let far = peer_info(&fed.nodes[1], "ws-cert").await;
-    assert_eq!(far.duplicates_received, 0, "nothing to-cert held was sent again");
+    assert_eq!(
+        far.duplicates_received, 0,
+        "nothing to-cert held was sent again"
+    );
     let sent = peer_info(&fed.nodes[0], "to-cert").await.items_sent - sent_before;
     // Only what was in flight at the cut (sent, not yet stored) may be sent a second time.
     let in_flight = sent_at_cut.saturating_sub(held_at_cut);
