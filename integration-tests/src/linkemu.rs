@@ -757,8 +757,11 @@ fn spawn_direction(
 pub struct LinkCheck {
     /// The profile checked.
     pub profile: Profile,
-    /// Median of the measured round trips (1-byte ping-pong on an open connection).
+    /// Median of the measured round trips (1-byte ping-pong on an open connection; includes
+    /// the machine's thread wake-up latency, which a loaded machine adds on top of the link).
     pub rtt: Duration,
+    /// Smallest measured round trip (the link's own, scheduling noise mostly excluded).
+    pub rtt_min: Duration,
     /// Bytes of the bulk transfer.
     pub bytes: u64,
     /// From the first byte written to the last byte read.
@@ -775,13 +778,18 @@ impl LinkCheck {
         self.goodput_bps / self.profile.bandwidth_bps as f64
     }
 
-    /// Measured round trip ÷ nominal.
+    /// Median measured round trip ÷ nominal.
     pub fn rtt_ratio(&self) -> f64 {
         self.rtt.as_secs_f64() / self.profile.rtt.as_secs_f64()
     }
+
+    /// Smallest measured round trip ÷ nominal.
+    pub fn rtt_min_ratio(&self) -> f64 {
+        self.rtt_min.as_secs_f64() / self.profile.rtt.as_secs_f64()
+    }
 }
 
-/// Runs a plain bulk transfer of `bytes` and 5 ping-pongs through a fresh link of `profile`
+/// Runs a plain bulk transfer of `bytes` and 9 ping-pongs through a fresh link of `profile`
 /// (a sink on 127.0.0.1:0 behind it) and reports goodput and round trip. Bounded: fails after
 /// four times the transfer's expected time plus 10 s.
 pub fn check_profile(profile: &Profile, bytes: u64) -> std::io::Result<LinkCheck> {
@@ -827,7 +835,7 @@ pub fn check_profile(profile: &Profile, bytes: u64) -> std::io::Result<LinkCheck
     c.set_read_timeout(Some(bound))?;
     let mut rtts = Vec::new();
     let mut one = [0u8; 1];
-    for k in 0..6 {
+    for k in 0..10 {
         let t = Instant::now();
         c.write_all(b"p")?;
         c.read_exact(&mut one)?;
@@ -862,6 +870,7 @@ pub fn check_profile(profile: &Profile, bytes: u64) -> std::io::Result<LinkCheck
     Ok(LinkCheck {
         profile: profile.clone(),
         rtt: rtts[rtts.len() / 2],
+        rtt_min: rtts[0],
         bytes,
         elapsed,
         goodput_bps: bytes as f64 * 8.0 / net,

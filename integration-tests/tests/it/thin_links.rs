@@ -104,9 +104,12 @@ async fn emulated_links_reach_their_bandwidth_and_round_trip() {
             "{name}: {:.0} bit/s exceeds the link",
             c.goodput_bps
         );
+        // The link's round trip: the smallest of 9 ping-pongs (the median adds this shared
+        // machine's thread wake-ups, up to several ms when it is loaded).
         assert!(
-            (c.rtt_ratio() - 1.0).abs() <= 0.05,
-            "{name}: round trip {:?}, profile {:?}",
+            (c.rtt_min_ratio() - 1.0).abs() <= 0.05,
+            "{name}: round trip {:?} (median {:?}), profile {:?}",
+            c.rtt_min,
             c.rtt,
             c.profile.rtt
         );
@@ -307,10 +310,13 @@ async fn a_member_behind_a_cable_cut_ends_with_everything_it_may_hold() {
         },
     )
     .await;
-    assert!(
-        holds(&fed.nodes[fj], "ws-cert/cc-amber-fj").await,
-        "fj-cert holds its AMBER advisory"
-    );
+    let third = &fed.nodes[fj];
+    within(
+        Duration::from_secs(60),
+        "fj-cert to hold its AMBER advisory",
+        || async { holds(third, "ws-cert/cc-amber-fj").await },
+    )
+    .await;
     // Nothing it may not hold, after a few more reconciliations over the same links.
     fed.settle(&[ws, to, fj], 1).await;
     assert!(
