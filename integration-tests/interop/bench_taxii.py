@@ -126,13 +126,18 @@ def result(server, objects, pages, seconds, first, complete, loaded, per_request
 
 def bench_tanoa(args):
     want = latest_ids(bundle_objects(args.expect))
+    t0 = time.monotonic()
     server = Server(args.url, user=args.user, password=args.password)
     root = server.default or server.api_roots[0]
     colls = {c.alias: c for c in root.collections}
     check(args.collection in colls, f"tanoa: collection {args.collection} not listed ({sorted(colls)})")
     objects, pages, seconds, first, complete = page(colls[args.collection], args.per_request)
+    session = time.monotonic() - t0
     verify(objects, want, complete)
-    return result("tanoa", objects, pages, seconds, first, complete, len(want), args.per_request)
+    out = result("tanoa", objects, pages, seconds, first, complete, len(want), args.per_request)
+    # Discovery, API root and collection list included (what a SIEM's poll costs).
+    out["session_seconds"] = round(session, 3)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

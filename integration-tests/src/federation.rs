@@ -23,6 +23,7 @@ use tanoa_proto::v1 as pb;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::TestNode;
+use crate::linkemu::{Dir, EmuLink, Profile, Relay};
 use crate::proxy::{LinkProxy, Target};
 
 /// The five members of the tests, a..e.
@@ -41,15 +42,35 @@ pub const FAST_SYNC: &[(&str, &str)] = &[
     ("backoff_max_ms", "800"),
 ];
 
-/// A federation of real daemons with a proxy on every directed link.
+/// How a federation is built beyond its member ids.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `[sync]` settings (key, TOML value); `None` = `FAST_SYNC`; empty = the daemon's defaults.
+    pub sync: Option<Vec<(String, String)>>,
+    /// When set, every pair of members is joined by an emulated link of this profile
+    /// (`linkemu`) instead of the fault-injecting proxies.
+    pub profile: Option<Profile>,
+    /// TOML appended to member i's config (e.g. a `[taxii]` table); missing = nothing.
+    pub extra_config: Vec<String>,
+    /// Self-signed certificates pinned (SHA-256 of their public keys) in every roster, and no
+    /// CA at all.
+    pub pinned: bool,
+}
+
+/// A federation of real daemons with a proxy (or an emulated link) on every directed link.
 #[derive(Debug)]
 pub struct Federation {
     /// The members, in the order of `ids`.
     pub nodes: Vec<TestNode>,
     ids: Vec<String>,
     targets: Vec<Target>,
-    /// `links[i][j]`: the proxy member i dials to reach member j (`None` on the diagonal).
+    /// `links[i][j]`: the proxy member i dials to reach member j (`None` on the diagonal, and
+    /// everywhere when the links are emulated).
     links: Vec<Vec<Option<LinkProxy>>>,
+    /// `relays[i][j]`: the emulated link's relay member i dials to reach member j.
+    relays: Vec<Vec<Option<Relay>>>,
+    /// `emulated[(i, j)]` for i < j: the link between i (side A) and j (side B).
+    emulated: Vec<((usize, usize), EmuLink)>,
     _ca: Ca,
     /// Public signing keys (hex), by member.
     publics: Vec<String>,
@@ -57,6 +78,10 @@ pub struct Federation {
     pins: Vec<Vec<String>>,
     /// The members each member's `[[members]]` lists (itself included).
     rosters: Vec<Vec<usize>>,
+    /// `[sync]` settings written into every config.
+    sync: Vec<(String, String)>,
+    /// TOML appended to member i's config.
+    extra_config: Vec<String>,
     /// Self-signed pinned certificates and no CA (`create_pinned`).
     pinned: bool,
 }
@@ -83,36 +108,76 @@ impl Federation {
         ids: &[&str],
         fixed: &[Option<ed25519_dalek::SigningKey>],
     ) -> Federation {
-        Federation::build(tanoad, ids, fixed, false).await
+        Federation::create_with(tanoad, ids, fixed, &Options::default()).await
+    }
+
+    /// Creates and starts a federation built with `opts`.
+    pub async fn start_with(tanoad: &std::path::Path, ids: &[&str], opts: &Options) -> Federation {
+        let mut fed = Federation::create_with(tanoad, ids, &[], opts).await;
+        for i in 0..ids.len() {
+            fed.start_member(i).await;
+        }
+        fed
     }
 
     /// `create` with no CA at all: every member has a self-signed certificate pinned (SHA-256
     /// of its public key) in every roster, and no `trust_anchors`.
     pub async fn create_pinned(tanoad: &std::path::Path, ids: &[&str]) -> Federation {
-        Federation::build(tanoad, ids, &[], true).await
+        let opts = Options {
+            pinned: true,
+            ..Options::default()
+        };
+        Federation::create_with(tanoad, ids, &[], &opts).await
     }
 
-    async fn build(
+    /// `create_with_keys` with `opts` (sync settings, emulated links, extra config).
+    #[allow(clippy::too_many_lines)]
+    pub async fn create_with(
         tanoad: &std::path::Path,
         ids: &[&str],
         fixed: &[Option<ed25519_dalek::SigningKey>],
-        pinned: bool,
+        opts: &Options,
     ) -> Federation {
         tanoa_daemon::transport::install_crypto_provider();
         let ca = Ca::new("Integration test federation CA", 2).expect("CA");
         let n = ids.len();
         let targets: Vec<Target> = (0..n).map(|_| Arc::new(Mutex::new(None))).collect();
         let mut links = Vec::new();
+        let mut relays = Vec::new();
+        let mut emulated = Vec::new();
+        if let Some(profile) = &opts.profile {
+            for i in 0..n {
+                for j in i + 1..n {
+                    emulated.push(((i, j), EmuLink::new(profile.clone())));
+                }
+            }
+        }
         for i in 0..n {
             let mut row = Vec::new();
+            let mut relay_row = Vec::new();
             for (j, target) in targets.iter().enumerate() {
-                row.push(if i == j {
-                    None
+                if i == j {
+                    row.push(None);
+                    relay_row.push(None);
+                } else if opts.profile.is_some() {
+                    let key = (i.min(j), i.max(j));
+                    let link = &emulated
+                        .iter()
+                        .find(|(k, _)| *k == key)
+                        .expect("a link per pair")
+                        .1;
+                    let dialer = if i < j { Dir::AtoB } else { Dir::BtoA };
+                    row.push(None);
+                    relay_row.push(Some(link.relay(dialer, Arc::clone(target)).expect("relay")));
                 } else {
-                    Some(LinkProxy::start(Arc::clone(target)).await.expect("proxy"))
-                });
+                    row.push(Some(
+                        LinkProxy::start(Arc::clone(target)).await.expect("proxy"),
+                    ));
+                    relay_row.push(None);
+                }
             }
             links.push(row);
+            relays.push(relay_row);
         }
         // Keys first: every roster lists every member's public key.
         let mut dirs = Vec::new();
@@ -131,7 +196,7 @@ impl Federation {
             keys::write_key_file(&dir.path().join(format!("keys/{id}.key")), id, &key)
                 .expect("key file");
             publics.push(keys::public_hex(&key.verifying_key()));
-            let cert = if pinned {
+            let cert = if opts.pinned {
                 let c = tanoa_pki::self_signed_member(id, 2).expect("self-signed cert");
                 pins.push(vec![
                     tanoa_pki::spki_pin(&c.cert_pem).expect("pin").to_string(),
@@ -152,11 +217,20 @@ impl Federation {
             ids: ids.iter().map(ToString::to_string).collect(),
             targets,
             links,
+            relays,
+            emulated,
             _ca: ca,
             publics,
             pins,
             rosters: (0..n).map(|_| (0..n).collect()).collect(),
-            pinned,
+            sync: opts.sync.clone().unwrap_or_else(|| {
+                FAST_SYNC
+                    .iter()
+                    .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                    .collect()
+            }),
+            extra_config: opts.extra_config.clone(),
+            pinned: opts.pinned,
         };
         for (i, dir) in dirs.into_iter().enumerate() {
             let config = dir.path().join("tanoad.toml");
@@ -186,10 +260,7 @@ impl Federation {
                 vec!["ca.pem".into()]
             },
             metrics_listen: Some("127.0.0.1:0".into()),
-            sync: FAST_SYNC
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-                .collect(),
+            sync: self.sync.clone(),
             members: self.rosters[i]
                 .iter()
                 .map(|&j| {
@@ -199,7 +270,9 @@ impl Federation {
                         name: format!("Test CERT {o}"),
                         endpoints: self.links[i][j]
                             .as_ref()
-                            .map(|p| vec![p.addr().to_string()])
+                            .map(LinkProxy::addr)
+                            .or_else(|| self.relays[i][j].as_ref().map(Relay::addr))
+                            .map(|a| vec![a.to_string()])
                             .unwrap_or_default(),
                         public_keys: vec![self.publics[j].clone()],
                         tls_pins: self.pins[j].clone(),
@@ -207,7 +280,12 @@ impl Federation {
                 })
                 .collect(),
         };
-        Config::example_federated(&x)
+        let mut text = Config::example_federated(&x);
+        if let Some(extra) = self.extra_config.get(i) {
+            text.push('\n');
+            text.push_str(extra);
+        }
+        text
     }
 
     /// Sets the members member `i`'s roster lists and rewrites its config (not applied until
@@ -244,6 +322,25 @@ impl Federation {
         std::fs::rename(dir.join("member.pem.new"), dir.join("member.pem")).expect("cert");
         std::fs::rename(&tmp_key, dir.join("member.key")).expect("key");
         tanoa_pki::spki_pin(&c.cert_pem).expect("pin").to_string()
+    }
+
+    /// The relay of the emulated link member `from` dials to reach member `to`.
+    pub fn relay_addr(&self, from: usize, to: usize) -> SocketAddr {
+        self.relays[from][to]
+            .as_ref()
+            .map(Relay::addr)
+            .unwrap_or_else(|| panic!("no emulated link from {from} to {to}"))
+    }
+
+    /// The emulated link between members `a` and `b` (side A is the lower index).
+    pub fn emulated(&self, a: usize, b: usize) -> &EmuLink {
+        let key = (a.min(b), a.max(b));
+        &self
+            .emulated
+            .iter()
+            .find(|(k, _)| *k == key)
+            .unwrap_or_else(|| panic!("no emulated link between {a} and {b}"))
+            .1
     }
 
     /// Member ids, in order.

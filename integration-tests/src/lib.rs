@@ -11,8 +11,10 @@
 // Test support code: a failed step must fail the test at once, loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod corpus;
 pub mod federation;
 pub mod interop;
+pub mod linkemu;
 pub mod proxy;
 
 use std::fs::OpenOptions;

@@ -25,6 +25,7 @@ mod roundtrip;
 mod socket;
 mod stix;
 mod taxii;
+mod thin_links;
 mod warninglists;
 mod withdrawal;
 
