@@ -1151,6 +1151,25 @@ pub(crate) mod tests {
         assert_eq!(c.store().get(&id).unwrap().unwrap().source, SOURCE_IMPORT);
     }
 
+    /// The event channel keeps its last `EVENT_CAPACITY` events alive, so an event must not
+    /// carry the advisory: its summary, sized by the title and ids, whatever the payload.
+    #[tokio::test]
+    async fn events_carry_a_summary_whatever_the_payload_size() {
+        let c = core();
+        let mut rx = c.subscribe();
+        let mut d = draft("ws-2026-0010", "big", "192.0.2.1");
+        d.summary = "x".repeat(60_000);
+        d.extras = serde_json::to_vec(&serde_json::json!({ "note": "y".repeat(60_000) })).unwrap();
+        let p = c.publish(&d, "t").await.unwrap();
+        let ev = rx.try_recv().unwrap();
+        assert_eq!(ev.item_id, p.item_id);
+        let stored = c.store().get(&p.item_id).unwrap().unwrap();
+        assert_eq!(ev.advisory, ChangeSummary::of(&stored.advisory));
+        assert_eq!(ev.advisory.indicator_count, 2);
+        let carried = ev.advisory.id.len() + ev.advisory.origin.len() + ev.advisory.title.len();
+        assert!(carried < 100, "an event carries {carried} bytes of text");
+    }
+
     #[tokio::test]
     async fn events_report_new_updated_withdrawn() {
         let c = core();

@@ -761,7 +761,7 @@ async fn main() {
     let mut next_restart = restart_every;
     let mut wiped = false;
     // (t, per member (rss kB, fds, items held)) samples.
-    let mut samples: Vec<(Duration, Vec<(u64, usize, u64)>)> = Vec::new();
+    let mut samples: Vec<(Duration, Vec<Sample>)> = Vec::new();
     loop {
         let t = start.elapsed();
         if t >= fill_until && !shared.steady() {
@@ -772,7 +772,7 @@ async fn main() {
             );
         }
         if t >= next_sample || t >= total {
-            let mut per: Vec<(u64, usize, u64)> = Vec::new();
+            let mut per: Vec<Sample> = Vec::new();
             for (i, n) in fed.nodes.iter().enumerate() {
                 let (rss, fds) = n.pid().map_or((0, 0), rss_fds);
                 per.push((rss, fds, items_held(&shared, i).await));
@@ -990,6 +990,9 @@ async fn main() {
         std::process::exit(1);
     }
 }
+
+/// One member at one sample time: RSS (kB), open descriptors, items held.
+type Sample = (u64, usize, u64);
 
 /// Items (envelopes, every revision) member `i` holds, from Status; 0 if it does not answer.
 async fn items_held(shared: &Shared, i: usize) -> u64 {
