@@ -13,7 +13,8 @@
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
 //! - `node`: wiring, listeners, tasks and shutdown;
 //! - `taxii`: the TAXII 2.1 read endpoint (collections per visibility, exact paging);
-//! - `warninglist`: reading MISP warning lists from disk (matching is the core's).
+//! - `warninglist`: reading MISP warning lists from disk (matching is the core's);
+//! - `malloc`: the C allocator's arena limit, set once at start-up.
 
 pub use tanoa_core::{envelope, interop, machine, membership, model, policy, sync};
 pub use tanoa_keys as keys;
@@ -24,6 +25,7 @@ pub(crate) mod commit;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+pub(crate) mod malloc;
 pub(crate) mod metrics;
 pub mod node;
 pub mod peer_link;

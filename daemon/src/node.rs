@@ -799,6 +799,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    // First, before the runtime starts its threads (see `malloc`).
+    let _ = crate::malloc::limit_arenas();
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

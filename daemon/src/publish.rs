@@ -52,16 +52,63 @@ pub enum ChangeKind {
 }
 
 /// One stored item, announced to watchers after it is durable.
+///
+/// Carries a summary of the advisory, never the advisory itself: the broadcast channel keeps
+/// its last `EVENT_CAPACITY` events alive after every receiver has read them, so an event's
+/// size times `EVENT_CAPACITY` is memory held for as long as the node runs. With the whole
+/// advisory (STIX extras included) that was up to 1,024 advisories of up to the payload limit
+/// each, and it filled as the node stored data (the soak of issue 10 measured it).
 #[derive(Debug, Clone)]
 pub struct ChangeEvent {
     /// What happened.
     pub kind: ChangeKind,
     /// The item just stored.
     pub item_id: ItemId,
-    /// Its advisory.
-    pub advisory: Arc<Advisory>,
+    /// Its advisory, summarized.
+    pub advisory: ChangeSummary,
     /// Where it came from ("local", "import", or a peer id).
     pub source: String,
+}
+
+/// The fields of a stored advisory a change event reports (those of a summary line). Its size
+/// is bounded by the model's limits on ids and titles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSummary {
+    /// Advisory id.
+    pub id: String,
+    /// Origin member.
+    pub origin: String,
+    /// Revision.
+    pub revision: u64,
+    /// TLP.
+    pub tlp: model::Tlp,
+    /// Title.
+    pub title: String,
+    /// Severity.
+    pub severity: model::Severity,
+    /// Last modification (Unix ms).
+    pub modified_ms: i64,
+    /// Whether this revision is a withdrawal.
+    pub withdrawn: bool,
+    /// Number of indicators.
+    pub indicator_count: usize,
+}
+
+impl ChangeSummary {
+    /// The summary of an advisory.
+    pub fn of(a: &Advisory) -> ChangeSummary {
+        ChangeSummary {
+            id: a.id.clone(),
+            origin: a.origin.clone(),
+            revision: a.revision,
+            tlp: a.tlp,
+            title: a.title.clone(),
+            severity: a.severity,
+            modified_ms: a.modified_ms,
+            withdrawn: a.withdrawn,
+            indicator_count: a.indicators.len(),
+        }
+    }
 }
 
 /// Result of a publish or withdraw, returned once the item is durable.
@@ -597,7 +644,7 @@ impl NodeCore {
                 let _ = self.events.send(ChangeEvent {
                     kind,
                     item_id: item.item_id(),
-                    advisory: Arc::new(item.value().clone()),
+                    advisory: ChangeSummary::of(item.value()),
                     source: source.to_string(),
                 });
             }
@@ -1443,6 +1490,25 @@ pub(crate) mod tests {
         assert_eq!(outcome, ImportOutcome::Duplicate);
         assert_eq!(c.store().counts().unwrap().items, 1);
         assert_eq!(c.store().get(&id).unwrap().unwrap().source, SOURCE_IMPORT);
+    }
+
+    /// The event channel keeps its last `EVENT_CAPACITY` events alive, so an event must not
+    /// carry the advisory: its summary, sized by the title and ids, whatever the payload.
+    #[tokio::test]
+    async fn events_carry_a_summary_whatever_the_payload_size() {
+        let c = core();
+        let mut rx = c.subscribe();
+        let mut d = draft("ws-2026-0010", "big", "192.0.2.1");
+        d.summary = "x".repeat(60_000);
+        d.extras = serde_json::to_vec(&serde_json::json!({ "note": "y".repeat(60_000) })).unwrap();
+        let p = c.publish(&d, "t").await.unwrap();
+        let ev = rx.try_recv().unwrap();
+        assert_eq!(ev.item_id, p.item_id);
+        let stored = c.store().get(&p.item_id).unwrap().unwrap();
+        assert_eq!(ev.advisory, ChangeSummary::of(&stored.advisory));
+        assert_eq!(ev.advisory.indicator_count, 2);
+        let carried = ev.advisory.id.len() + ev.advisory.origin.len() + ev.advisory.title.len();
+        assert!(carried < 100, "an event carries {carried} bytes of text");
     }
 
     #[tokio::test]

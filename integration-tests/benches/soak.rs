@@ -8,10 +8,13 @@
 //! under `cargo test --benches`) it does nothing and exits 0.
 //!
 //! The load (loopback only, every task bounded in rate and stopped at the deadline):
-//! - publishes on a random member about once a second: new advisories (GREEN mostly, some
-//!   CLEAR, AMBER for one other member, RED for one recipient), revisions of earlier ones,
-//!   withdrawals;
-//! - a STIX import of a `testdata/` bundle with the real CLI every 30 s;
+//! - a fill phase (the first two thirds of the warm-up) that builds the data set: new
+//!   advisories on random members several times a second (GREEN mostly, some CLEAR, AMBER for
+//!   one other member, RED for one recipient) and each `testdata/` STIX bundle imported once
+//!   with the real CLI;
+//! - then a steady phase in which no write adds an advisory: about once a second a revision
+//!   or (every 13th write) a withdrawal of an advisory its member holds, and every 30 s a
+//!   re-import of a bundle on the member that first imported it;
 //! - operator queries (List, Search, Status, Peers, Get) about once a second, and one `Watch`
 //!   stream per member, reconnected when its member restarts;
 //! - TAXII paging (limit 50, following `next`) of to-cert's `green` collection every 20 s;
@@ -25,6 +28,21 @@
 //! restarted (a restart resets both), no ERROR line in any log, and exact convergence: every
 //! acknowledged advisory is held, at its acknowledged latest item, by exactly the members
 //! policy allows (CLEAR/GREEN: all five; AMBER, RED: origin and audience), and by no other.
+//!
+//! What the memory criterion means: growth that is not explained by data. Two rules make the
+//! run measure that. (1) The advisory set stops growing after the fill phase (revisions and
+//! withdrawals still add items, as the store keeps every revision: the table shows items held
+//! per member and the summary the RSS growth per added item). (2) Every member's sled cache
+//! and to-cert's TAXII object cache are configured small (`STORAGE_CACHE_MB`,
+//! `TAXII_CACHE_MB`) so that they reach their bounds during the fill phase: what grows after
+//! the warm-up is then neither a cache filling up to its configured bound nor new data.
+//!
+//! `--probe` (a diagnostic, not the soak): ONE member (to-cert, TAXII on) grows its data with
+//! the soak's write mix and nothing else (`--grow-to N` advisories, default 1,500; `--revise N`
+//! revisions after that), then holds it constant for `--hold-minutes M` (default 10) under the
+//! soak's queries, `Watch`, TAXII paging and hostile peer; it prints RSS, anonymous RSS, store
+//! size and RSS per item. `--cache-mb`, `--taxii-cache-mb` set the two caches; the environment
+//! variable `SOAK_TANOAD` names a wrapper to run the daemon under (e.g. heaptrack).
 
 // A benchmark driver: a failed step must stop the run at once, loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -62,6 +80,12 @@ const TAXII: usize = 1;
 const TAXII_TOKEN: &str = "soak-taxii-token-2f9c41";
 /// How long the final convergence may take.
 const CONVERGE: Duration = Duration::from_secs(180);
+/// `[storage] cache_mb` of every member and `[taxii] cache_mb` of to-cert: small enough that
+/// the soak's data (about 10 MB of sled, 15 MB of converted STIX at 1,500 advisories) fills
+/// both caches during the fill phase. The judged growth is then what no configured bound
+/// holds; with the defaults (32 and 128 MiB) a 30-minute run measures the caches filling.
+const STORAGE_CACHE_MB: u64 = 8;
+const TAXII_CACHE_MB: u64 = 4;
 
 /// What an acknowledged advisory must look like at the end.
 #[derive(Debug, Clone)]
@@ -83,6 +107,8 @@ struct Shared {
     gates: Vec<RwLock<()>>,
     peer_addrs: Mutex<Vec<SocketAddr>>,
     stop: AtomicBool,
+    /// Set when the fill phase ends: from then on no write adds an advisory (see `publisher`).
+    steady: AtomicBool,
     acked: Mutex<BTreeMap<(String, String), Expect>>,
     ops: Mutex<BTreeMap<String, u64>>,
 }
@@ -93,6 +119,9 @@ impl Shared {
     }
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+    fn steady(&self) -> bool {
+        self.steady.load(Ordering::Relaxed)
     }
     async fn client(
         &self,
@@ -122,7 +151,9 @@ fn tlp_name(t: i32) -> &'static str {
     }
 }
 
-/// Publishes, revises and withdraws on random members, about once a second.
+/// Writes on random members. Fill phase (`!steady`): new advisories only, several a second.
+/// Steady phase: about once a second, a revision (or, every 13th write, a withdrawal) of an
+/// advisory the member already holds: no write adds an advisory.
 async fn publisher(shared: Arc<Shared>) {
     let mut rng = StdRng::seed_from_u64(1);
     let mut n: u64 = 0;
@@ -145,7 +176,10 @@ async fn publisher(shared: Arc<Shared>) {
             .filter(|((o, _), e)| *o == origin && e.ours && !e.withdrawn)
             .map(|((_, id), e)| (id.clone(), e.clone()))
             .collect();
-        if n.is_multiple_of(13) && !mine.is_empty() {
+        let steady = shared.steady();
+        if steady && mine.is_empty() {
+            shared.count("steady: no advisory of this member to revise");
+        } else if steady && n.is_multiple_of(13) {
             let (id, e) = &mine[rng.random_range(0..mine.len())];
             match c
                 .withdraw(pb::WithdrawRequest {
@@ -168,7 +202,7 @@ async fn publisher(shared: Arc<Shared>) {
                 }
                 Err(s) => shared.count(format!("withdraw failed: {:?}", s.code())),
             }
-        } else if n.is_multiple_of(5) && !mine.is_empty() {
+        } else if steady {
             let (id, e) = &mine[rng.random_range(0..mine.len())];
             let mut d = sample_draft(id, "Soak revision", rng.random_range(1..250));
             d.tlp = e.tlp;
@@ -219,7 +253,8 @@ async fn publisher(shared: Arc<Shared>) {
             }
         }
         drop(gate);
-        pause(&shared, Duration::from_millis(rng.random_range(600..1400))).await;
+        let wait = if steady { 600..1400 } else { 20..60 };
+        pause(&shared, Duration::from_millis(rng.random_range(wait))).await;
     }
 }
 
@@ -236,14 +271,16 @@ fn bundles() -> Vec<PathBuf> {
     out
 }
 
-/// Imports a testdata bundle with the real CLI every 30 s.
+/// Imports the testdata bundles with the real CLI: each once during the fill phase, then one
+/// every 30 s, each again on the member that first imported it (a bundle it already holds).
 async fn importer(shared: Arc<Shared>, tanoa: PathBuf) {
     let files = bundles();
     let mut k = 0usize;
     pause(&shared, Duration::from_secs(5)).await;
     while !shared.stopped() {
-        let file = &files[k % files.len()];
-        let m = k % FIVE.len();
+        let i = k % files.len();
+        let file = &files[i];
+        let m = i % FIVE.len();
         k += 1;
         let gate = shared.gates[m].read().await;
         let out = run_command_for(
@@ -299,7 +336,8 @@ async fn importer(shared: Arc<Shared>, tanoa: PathBuf) {
                 _ => shared.count("stix import ok (not tracked: not CLEAR/GREEN)"),
             }
         }
-        pause(&shared, Duration::from_secs(30)).await;
+        let wait = if k < files.len() { 1 } else { 30 };
+        pause(&shared, Duration::from_secs(wait)).await;
     }
 }
 
@@ -307,7 +345,7 @@ async fn importer(shared: Arc<Shared>, tanoa: PathBuf) {
 async fn querier(shared: Arc<Shared>) {
     let mut rng = StdRng::seed_from_u64(2);
     while !shared.stopped() {
-        let m = rng.random_range(0..FIVE.len());
+        let m = rng.random_range(0..shared.sockets.len());
         let gate = shared.gates[m].read().await;
         if let Some(mut c) = shared.client(m).await {
             let some_id = {
@@ -444,7 +482,7 @@ async fn taxii_pager(shared: Arc<Shared>, addr: SocketAddr) {
 
 /// A hostile peer: garbage TCP on every peer port, and malformed messages over mutual TLS
 /// with nz-ncsc's valid certificate to ws-cert.
-async fn hostile(shared: Arc<Shared>, config: PathBuf) {
+async fn hostile(shared: Arc<Shared>, config: PathBuf, to: usize, target_id: &'static str) {
     let mut rng = StdRng::seed_from_u64(3);
     let cfg = Config::load(&config).expect("hostile config");
     let tls = node::peer_tls(&cfg, transport::logging_hook())
@@ -471,9 +509,9 @@ async fn hostile(shared: Arc<Shared>, config: PathBuf) {
         // Malformed gRPC as a valid member, to ws-cert.
         let endpoint = tanoa_daemon::config::PeerEndpoint {
             host: "127.0.0.1".into(),
-            port: addrs[0].port(),
+            port: addrs[to].port(),
         };
-        if let Ok(client_cfg) = tls.client_config("ws-cert")
+        if let Ok(client_cfg) = tls.client_config(target_id)
             && let Ok(channel) = driver::peer_channel(&endpoint, client_cfg, Duration::from_secs(5))
         {
             let mut c = driver::peer_client(channel, limit);
@@ -597,6 +635,30 @@ fn parse_minutes() -> Option<f64> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--probe") {
+        let num = |flag: &str, default: f64| {
+            args.iter()
+                .position(|a| a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map_or(default, |v| v.parse().expect("a number"))
+        };
+        probe(
+            num("--grow-to", 1500.0) as u64,
+            Duration::from_secs_f64(num("--hold-minutes", 10.0) * 60.0),
+            args.iter()
+                .position(|a| a == "--cache-mb")
+                .and_then(|i| args.get(i + 1))
+                .map(|v| v.parse().expect("--cache-mb: a number")),
+            args.iter()
+                .position(|a| a == "--taxii-cache-mb")
+                .and_then(|i| args.get(i + 1))
+                .map(|v| v.parse().expect("--taxii-cache-mb: a number")),
+            num("--revise", 0.0) as u64,
+        )
+        .await;
+        return;
+    }
     let Some(minutes) = parse_minutes() else {
         println!(
             "soak: run with `cargo bench -p tanoa-integration-tests --bench soak -- --minutes N`"
@@ -609,11 +671,31 @@ async fn main() {
     let restart_every = Duration::from_secs_f64((minutes * 60.0 / 8.0).clamp(60.0, 300.0));
     let wipe_at = total / 2;
 
+    // The data set grows only in the fill phase (the first two thirds of the warm-up); after
+    // it, writes revise, withdraw and re-import what is held (see `publisher`, `importer`).
+    let fill_until = warmup * 2 / 3;
+
     let b = binaries!();
     let mut fed = Federation::create(&b.tanoad, &FIVE).await;
+    for n in &fed.nodes {
+        let cfg = n.config_path().to_path_buf();
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(
+            text.contains("[storage]\n"),
+            "{}: no [storage]",
+            cfg.display()
+        );
+        let text = text.replacen(
+            "[storage]\n",
+            &format!("[storage]\ncache_mb = {STORAGE_CACHE_MB}\n"),
+            1,
+        );
+        std::fs::write(&cfg, text).unwrap();
+    }
     // [taxii] on to-cert, loopback, one client for the green collection.
     let taxii = format!(
-        "\n[taxii]\nlisten = \"127.0.0.1:0\"\nmax_page = 1000\n[[taxii.clients]]\nname = \"soak\"\n\
+        "\n[taxii]\nlisten = \"127.0.0.1:0\"\nmax_page = 1000\ncache_mb = {TAXII_CACHE_MB}\n\
+         [[taxii.clients]]\nname = \"soak\"\n\
          token_sha256 = \"{}\"\ncollections = [\"clear\", \"green\"]\n",
         hex::encode(Sha256::digest(TAXII_TOKEN.as_bytes()))
     );
@@ -633,6 +715,7 @@ async fn main() {
         gates: (0..FIVE.len()).map(|_| RwLock::new(())).collect(),
         peer_addrs: Mutex::new(fed.nodes.iter().map(|n| n.started_addr("peer")).collect()),
         stop: AtomicBool::new(false),
+        steady: AtomicBool::new(false),
         acked: Mutex::new(BTreeMap::new()),
         ops: Mutex::new(BTreeMap::new()),
     });
@@ -645,14 +728,18 @@ async fn main() {
     tasks.spawn(hostile(
         shared.clone(),
         fed.nodes[HOSTILE_AS].config_path().to_path_buf(),
+        0,
+        FIVE[0],
     ));
     for m in 0..FIVE.len() {
         tasks.spawn(watcher(shared.clone(), m));
     }
 
     println!(
-        "soak: {minutes} min, 5 members ({}), warm-up {:?}, sample every {:?}, {} restarted every {:?}, {} wiped at {:?}",
+        "soak: {minutes} min, 5 members ({}), fill phase {:?}, warm-up {:?}, sample every {:?}, {} restarted every {:?}, {} wiped at {:?}; \
+         storage.cache_mb = {STORAGE_CACHE_MB}, taxii.cache_mb = {TAXII_CACHE_MB}",
         FIVE.join(", "),
+        fill_until,
         warmup,
         sample_every,
         FIVE[RESTARTED],
@@ -662,7 +749,7 @@ async fn main() {
     );
     let mut header = "| t (s) |".to_string();
     for id in FIVE {
-        header.push_str(&format!(" {id} RSS MB / fds |"));
+        header.push_str(&format!(" {id} RSS MB / fds / items |"));
     }
     header.push_str(" WARN | ERROR | acked advisories | publishes+revisions+withdrawals | queries | hostile msgs |");
     println!("{header}");
@@ -674,16 +761,23 @@ async fn main() {
     let mut next_sample = Duration::ZERO;
     let mut next_restart = restart_every;
     let mut wiped = false;
-    // (t, per member (rss kB, fds)) samples.
-    let mut samples: Vec<(Duration, Vec<(u64, usize)>)> = Vec::new();
+    // (t, per member (rss kB, fds, items held)) samples.
+    let mut samples: Vec<(Duration, Vec<Sample>)> = Vec::new();
     loop {
         let t = start.elapsed();
+        if t >= fill_until && !shared.steady() {
+            shared.steady.store(true, Ordering::Relaxed);
+            println!(
+                "| {} | fill phase over: no new advisories from now on |",
+                t.as_secs()
+            );
+        }
         if t >= next_sample || t >= total {
-            let per: Vec<(u64, usize)> = fed
-                .nodes
-                .iter()
-                .map(|n| n.pid().map_or((0, 0), rss_fds))
-                .collect();
+            let mut per: Vec<Sample> = Vec::new();
+            for (i, n) in fed.nodes.iter().enumerate() {
+                let (rss, fds) = n.pid().map_or((0, 0), rss_fds);
+                per.push((rss, fds, items_held(&shared, i).await));
+            }
             for n in &fed.nodes {
                 logs.read(&n.dir().join("tanoad.stdout.log"));
                 logs.read(&n.dir().join("tanoad.stderr.log"));
@@ -697,9 +791,12 @@ async fn main() {
             let queries = sum(&|k| k.starts_with("query"));
             let hostile = sum(&|k| k.starts_with("hostile"));
             let mut row = format!("| {} |", t.as_secs());
-            for (i, (rss, fds)) in per.iter().enumerate() {
+            for (i, (rss, fds, items)) in per.iter().enumerate() {
                 let mark = if restarted[i] { "*" } else { "" };
-                row.push_str(&format!(" {:.1} / {fds}{mark} |", *rss as f64 / 1024.0));
+                row.push_str(&format!(
+                    " {:.1} / {fds} / {items}{mark} |",
+                    *rss as f64 / 1024.0
+                ));
             }
             row.push_str(&format!(
                 " {} | {} | {} | {writes} | {queries} | {hostile} |",
@@ -848,16 +945,29 @@ async fn main() {
             let g = |a: f64, b: f64| if a > 0.0 { (b - a) / a * 100.0 } else { 0.0 };
             let rss = g(base[i].0 as f64, last[i].0 as f64);
             let fds = g(base[i].1 as f64, last[i].1 as f64);
+            let items = g(base[i].2 as f64, last[i].2 as f64);
             let judged = !restarted[i];
             if judged && (rss >= 10.0 || fds >= 10.0) {
                 growth_ok = false;
             }
+            // Memory per stored item since the base sample: the data-proportional cost.
+            let per_item = if last[i].2 > base[i].2 {
+                format!(
+                    "{:.1} kB",
+                    (last[i].0 as f64 - base[i].0 as f64) / (last[i].2 - base[i].2) as f64
+                )
+            } else {
+                "-".into()
+            };
             println!(
-                "  {id}: RSS {:.1} -> {:.1} MB ({rss:+.1}%), fds {} -> {} ({fds:+.1}%){}",
+                "  {id}: RSS {:.1} -> {:.1} MB ({rss:+.1}%), fds {} -> {} ({fds:+.1}%), \
+                 items held {} -> {} ({items:+.1}%), RSS growth per added item {per_item}{}",
                 base[i].0 as f64 / 1024.0,
                 last[i].0 as f64 / 1024.0,
                 base[i].1,
                 last[i].1,
+                base[i].2,
+                last[i].2,
                 if judged {
                     ""
                 } else {
@@ -879,5 +989,216 @@ async fn main() {
     drop(fed);
     if !pass {
         std::process::exit(1);
+    }
+}
+
+/// One member at one sample time: RSS (kB), open descriptors, items held.
+type Sample = (u64, usize, u64);
+
+/// Items (envelopes, every revision) member `i` holds, from Status; 0 if it does not answer.
+async fn items_held(shared: &Shared, i: usize) -> u64 {
+    let Some(mut c) = shared.client(i).await else {
+        return 0;
+    };
+    tokio::time::timeout(Duration::from_secs(5), c.status(pb::StatusRequest {}))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map_or(0, |r| r.into_inner().items)
+}
+
+/// `Threads`, `RssAnon` (kB) of a process.
+fn threads_anon(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    };
+    (field("Threads:"), field("RssAnon:"))
+}
+
+/// The probe (`--probe`): ONE member (to-cert, with TAXII) grows its data with the soak's write
+/// mix and nothing else, then holds it constant under the soak's read and hostile load.
+async fn probe(
+    grow_to: u64,
+    hold: Duration,
+    cache_mb: Option<u64>,
+    taxii_mb: Option<u64>,
+    revise: u64,
+) {
+    let b = binaries!();
+    let ids = ["to-cert", "nz-ncsc"];
+    // SOAK_TANOAD: a wrapper to run the daemon under (e.g. a script running heaptrack).
+    let tanoad = std::env::var_os("SOAK_TANOAD").map_or(b.tanoad.clone(), PathBuf::from);
+    let mut fed = Federation::create(&tanoad, &ids).await;
+    let taxii = format!(
+        "\n[taxii]\nlisten = \"127.0.0.1:0\"\nmax_page = 1000\n{}[[taxii.clients]]\nname = \"soak\"\n\
+         token_sha256 = \"{}\"\ncollections = [\"clear\", \"green\"]\n",
+        taxii_mb.map_or(String::new(), |m| format!("cache_mb = {m}\n")),
+        hex::encode(Sha256::digest(TAXII_TOKEN.as_bytes()))
+    );
+    let cfg = fed.nodes[0].config_path().to_path_buf();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&taxii);
+    if let Some(mb) = cache_mb {
+        text = text.replacen("[storage]\n", &format!("[storage]\ncache_mb = {mb}\n"), 1);
+    }
+    std::fs::write(&cfg, text).unwrap();
+    fed.start_member(0).await;
+    let pid = fed.nodes[0].pid().unwrap();
+    let shared = Arc::new(Shared {
+        sockets: vec![fed.nodes[0].socket_path().to_path_buf()],
+        gates: vec![RwLock::new(())],
+        peer_addrs: Mutex::new(vec![fed.nodes[0].started_addr("peer")]),
+        stop: AtomicBool::new(false),
+        steady: AtomicBool::new(false),
+        acked: Mutex::new(BTreeMap::new()),
+        ops: Mutex::new(BTreeMap::new()),
+    });
+    let start = Instant::now();
+    let row = |phase: &str, st: &pb::StatusResponse| {
+        let (rss, fds) = rss_fds(pid);
+        let (threads, anon) = threads_anon(pid);
+        println!(
+            "| {} | {phase} | {} | {} | {:.1} | {:.1} | {:.1} | {fds} | {threads} | {:.1} |",
+            start.elapsed().as_secs(),
+            st.advisories,
+            st.items,
+            st.store_bytes as f64 / 1048576.0,
+            rss as f64 / 1024.0,
+            anon as f64 / 1024.0,
+            rss as f64 / st.items.max(1) as f64,
+        );
+    };
+    println!(
+        "probe: one member (to-cert, TAXII on), grow to {grow_to} advisories (the soak's write mix, \
+         no other load), then hold {hold:?} under queries, Watch, TAXII paging, hostile peer; \
+         MALLOC_ARENA_MAX={:?}, storage.cache_mb={}",
+        std::env::var("MALLOC_ARENA_MAX").ok(),
+        cache_mb.map_or("default".to_string(), |m| m.to_string())
+    );
+    println!(
+        "| t (s) | phase | advisories | items | store MB | RSS MB | RssAnon MB | fds | threads | RSS kB / item |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut c = shared.client(0).await.unwrap();
+    let status = |mut c: pb::operator_client::OperatorClient<tonic::transport::Channel>| async move {
+        c.status(pb::StatusRequest {}).await.unwrap().into_inner()
+    };
+    row("start", &status(c.clone()).await);
+    let files = bundles();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut n: u64 = 0;
+    let mut ours: Vec<(String, i32, Vec<String>)> = Vec::new();
+    let mut next_row = 150;
+    loop {
+        n += 1;
+        if n.is_multiple_of(30) {
+            let file = &files[(n / 30) as usize % files.len()];
+            let out = run_command_for(
+                &b.tanoa,
+                [
+                    "--socket",
+                    shared.sockets[0].to_str().unwrap(),
+                    "--json",
+                    "import",
+                    "--format",
+                    "stix",
+                    file.to_str().unwrap(),
+                    "--tlp",
+                    "green",
+                ],
+                Duration::from_secs(120),
+            )
+            .await;
+            // One testdata bundle is TLP:RED by its marking and refused, as in the soak.
+            shared.count(if out.code == Some(0) {
+                "grow: stix import ok"
+            } else {
+                "grow: stix import refused"
+            });
+        } else if n.is_multiple_of(13) && !ours.is_empty() {
+            let k = rng.random_range(0..ours.len());
+            let (id, _, _) = ours.swap_remove(k);
+            c.withdraw(pb::WithdrawRequest {
+                id,
+                reason: "probe".into(),
+            })
+            .await
+            .unwrap();
+        } else if n.is_multiple_of(5) && !ours.is_empty() {
+            let (id, tlp, audience) = &ours[rng.random_range(0..ours.len())];
+            let mut d = sample_draft(id, "Probe revision", rng.random_range(1..250));
+            d.tlp = *tlp;
+            d.audience.clone_from(audience);
+            c.publish(pb::PublishRequest { draft: Some(d) })
+                .await
+                .unwrap();
+        } else {
+            let id = format!("probe-{n:06}");
+            let mut d = sample_draft(&id, "Probe advisory", rng.random_range(1..250));
+            let (tlp, audience) = match n % 10 {
+                0..=5 => (pb::Tlp::Green, vec![]),
+                6 | 7 => (pb::Tlp::Clear, vec![]),
+                8 => (pb::Tlp::Amber, vec![ids[1].to_string()]),
+                _ => (pb::Tlp::Red, vec![ids[1].to_string()]),
+            };
+            d.tlp = tlp as i32;
+            d.audience.clone_from(&audience);
+            c.publish(pb::PublishRequest { draft: Some(d) })
+                .await
+                .unwrap();
+            ours.push((id, tlp as i32, audience));
+        }
+        let st = status(c.clone()).await;
+        if st.advisories >= next_row {
+            row("grow", &st);
+            next_row += 150;
+        }
+        if st.advisories >= grow_to {
+            break;
+        }
+    }
+    for k in 0..revise {
+        let (id, tlp, audience) = &ours[rng.random_range(0..ours.len())];
+        let mut d = sample_draft(id, "Probe revision", rng.random_range(1..250));
+        d.tlp = *tlp;
+        d.audience.clone_from(audience);
+        c.publish(pb::PublishRequest { draft: Some(d) })
+            .await
+            .unwrap();
+        if (k + 1) % 300 == 0 {
+            row("revise", &status(c.clone()).await);
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(querier(shared.clone()));
+    tasks.spawn(taxii_pager(
+        shared.clone(),
+        fed.nodes[0].started_addr("taxii"),
+    ));
+    tasks.spawn(hostile(
+        shared.clone(),
+        fed.nodes[1].config_path().to_path_buf(),
+        0,
+        "to-cert",
+    ));
+    tasks.spawn(watcher(shared.clone(), 0));
+    let hold_start = Instant::now();
+    while hold_start.elapsed() < hold {
+        tokio::time::sleep(Duration::from_secs(30).min(hold - hold_start.elapsed())).await;
+        row("hold", &status(c.clone()).await);
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    while tasks.join_next().await.is_some() {}
+    println!("\nLoad done:");
+    for (k, v) in shared.ops.lock().unwrap().iter() {
+        println!("  {v:>8}  {k}");
+    }
+    println!("member directory: {}", fed.nodes[0].dir().display());
+    if std::env::var_os("SOAK_PROBE_KEEP").is_some() {
+        std::mem::forget(fed);
     }
 }

@@ -185,9 +185,21 @@ pub fn watch_event(e: &ChangeEvent) -> pb::WatchEvent {
         ChangeKind::Withdrawn => pb::WatchEventKind::Withdrawn,
         ChangeKind::Equivocation => pb::WatchEventKind::Equivocation,
     };
+    let a = &e.advisory;
     pb::WatchEvent {
         kind: kind as i32,
-        advisory: Some(summary(&e.item_id, &e.advisory)),
+        advisory: Some(pb::AdvisorySummary {
+            item_id: e.item_id.to_hex(),
+            advisory_id: a.id.clone(),
+            origin: a.origin.clone(),
+            revision: a.revision,
+            tlp: wire::tlp_to_proto(a.tlp) as i32,
+            title: a.title.clone(),
+            severity: wire::severity_to_proto(a.severity) as i32,
+            modified_ms: a.modified_ms,
+            withdrawn: a.withdrawn,
+            indicator_count: u32::try_from(a.indicator_count).unwrap_or(u32::MAX),
+        }),
     }
 }
 

@@ -202,6 +202,12 @@ pub(super) async fn serve(
         );
     }
     drop(api);
+    // Free heap goes back to the OS now and then (see `malloc`).
+    let c = cancel.clone();
+    tasks.spawn(async move {
+        crate::malloc::trim_every(crate::malloc::TRIM_EVERY, c).await;
+        ("heap trim".to_string(), Ok(()))
+    });
 
     let counts = core.blocking(|s| s.counts()).await.unwrap_or_default();
     let shown = |a: Option<SocketAddr>| a.map_or_else(|| "-".to_string(), |a| a.to_string());
