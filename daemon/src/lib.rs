@@ -9,12 +9,13 @@
 //! - `publish`: the operator's write path (assign, sign, store, sync, notify);
 //! - `roster`: the signed roster at run time (admission, version in force, keyring, membership);
 //! - `api`: tonic services; proto <-> domain conversion and error -> `Status` in one place;
-//! - `transport`: rustls configurations and identity from certificates;
+//! - `transport`: rustls configurations and identity from certificates or roster pins;
+//! - `peer_link`: compression and HTTP/2 settings of the peer link;
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
 //! - `node`: wiring, listeners, tasks and shutdown;
 //! - `taxii`: the TAXII 2.1 read endpoint (collections per visibility, exact paging);
 //! - `warninglist`: reading MISP warning lists from disk (matching is the core's);
-//! - `malloc`: the C allocator's arena limit, set once at start-up.
+//! - `malloc`: the C allocator's arena limit at start-up and its periodic heap trim.
 
 pub use tanoa_core::{envelope, interop, machine, membership, model, policy, sync};
 pub use tanoa_keys as keys;
