@@ -3,11 +3,11 @@
 //! roster file checked by hash, then a fourth member joins by a 2-of-3 approval and a key
 //! revocation reaches every member — without any daemon restarting (pids never change).
 //!
-//! Not asserted here (waits for the live application of a membership change: dialling the new
-//! member, accepting its TLS connection): that ck-cert itself receives the GREEN advisories.
-//! What is asserted instead: the others accept ck-cert's items (its envelope imported on one
-//! member is verified with the roster's new keyring and replicates to the others) and refuse
-//! the items its revoked key signs after the revocation.
+//! ck-cert then starts from version 2 (checked by hash), the running founders connect with it
+//! receives what was published before it joined.
+//! The others accept ck-cert's items (its envelope imported on one member is verified with the
+//! roster's new keyring and replicates to the others) and refuse the items its revoked key
+//! signs after the revocation.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -152,7 +152,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
     // One stable endpoint per member (a proxy pointed at its OS-chosen peer port once started).
     let mut targets = Vec::new();
     let mut proxies = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let t = Arc::new(Mutex::new(None));
         proxies.push(LinkProxy::start(Arc::clone(&t)).await.unwrap());
         targets.push(t);
@@ -273,7 +273,7 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         "--name",
         "Cook Islands CERT",
         "--peer-endpoint",
-        "127.0.0.1:9",
+        &proxies[3].addr().to_string(),
         "--signing-key",
         &s(&ck_key_path),
         "-o",
@@ -343,6 +343,27 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         })
         .await;
     }
+
+    // ck-cert starts from version 2 (a roster file it got from a member, checked by its hash):
+    // the running founders connect with it and it receives what was published before it joined.
+    let v2 = roster_show(&members[2].node).await;
+    std::fs::write(
+        ck_dir.path().join("roster.json"),
+        serde_json::to_string_pretty(&v2["roster"]).unwrap(),
+    )
+    .unwrap();
+    let ck_config = write_config(ck_dir.path(), "ck-cert", v2["hash"].as_str().unwrap());
+    let mut ck_node = TestNode::adopt(&bins().tanoad, ck_dir, ck_config);
+    ck_node.set_args(&["--log-format", "json"]);
+    ck_node.start().await;
+    *targets[3].lock().unwrap() = Some(ck_node.started_addr("peer"));
+    for id in [green.item_id.as_str(), "ck-cert/ck-2026-0001"] {
+        Federation::eventually("what was published before the join on ck-cert", || {
+            holds(&ck_node, id)
+        })
+        .await;
+    }
+    assert_eq!(roster_show(&ck_node).await["version"], 2);
 
     // A second item of ck-cert, dated t1, reaches everyone before the revocation.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -445,5 +466,5 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
     let after: Vec<Option<u32>> = members.iter().map(|m| m.node.pid()).collect();
     assert_eq!(pids, after);
     assert!(pids.iter().all(Option::is_some));
-    drop(ck_dir);
+    drop(ck_node);
 }
