@@ -674,8 +674,7 @@ pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::builder()
-        .parse(level)
+    let filter = crate::config::parse_log_filter(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -841,8 +840,8 @@ where
         None => config.log.format,
     };
     let level = cli.log_level.unwrap_or_else(|| config.log.level.clone());
-    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
-        eprintln!("tanoad: --log-level {level:?} is not a log filter such as \"info\" ({e})");
+    if let Err(e) = crate::config::parse_log_filter(&level) {
+        eprintln!("tanoad: --log-level: {e}");
         return ExitCode::from(EXIT_USAGE);
     }
     init_logging(format, &level);

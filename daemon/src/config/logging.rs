@@ -35,16 +35,31 @@ pub struct LogConfig {
     pub level: String,
 }
 
+/// Parses a `tracing` filter directive (`[log] level`, `tanoad --log-level`). Directives are
+/// ASCII (levels, targets, span and field names); anything else is refused here, before
+/// `tracing-subscriber`'s parser, which panics on some non-ASCII input (found by the
+/// `config_toml` fuzz target; regression in `fuzz/regressions/config_toml/`).
+pub fn parse_log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    if let Some((at, c)) = level.char_indices().find(|(_, c)| !c.is_ascii()) {
+        return Err(format!(
+            "{level:?} is not a log filter such as \"info\" or \"tanoa_daemon=debug\" \
+             (non-ASCII character {c:?} at byte {at}; filters are ASCII)"
+        ));
+    }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(level)
+        .map_err(|e| {
+            format!(
+                "{level:?} is not a log filter such as \"info\" or \"tanoa_daemon=debug\" ({e})"
+            )
+        })
+}
+
 /// `[log]` resolved; a filter `tracing` cannot parse is a problem under `log.level`.
 pub(super) fn resolve_log(raw: RawLog, bad: &mut dyn FnMut(&str, String)) -> LogConfig {
     let level = raw.level.trim().to_string();
-    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&level) {
-        bad(
-            "log.level",
-            format!(
-                "{level:?} is not a log filter such as \"info\" or \"tanoa_daemon=debug\" ({e})"
-            ),
-        );
+    if let Err(e) = parse_log_filter(&level) {
+        bad("log.level", e);
     }
     LogConfig {
         format: raw.format,

@@ -76,7 +76,7 @@ mod tests;
 mod warninglists;
 
 pub use example::{ExampleMember, FederatedExample};
-pub use logging::{LogConfig, LogFormat};
+pub use logging::{LogConfig, LogFormat, parse_log_filter};
 pub use member::{MemberConfig, PeerEndpoint, RosterMember, parse_rfc3339_ms};
 pub use metrics::MetricsConfig;
 pub use operator::{MAX_SOCKET_PATH, OperatorConfig, OperatorTcpConfig};
