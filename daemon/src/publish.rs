@@ -276,20 +276,25 @@ pub struct ReloadReport {
 }
 
 /// The keyring of `identity`'s own key plus `trusted`.
+/// `trusted` plus this member's own key, unbounded. With `own_if_absent`, the own key is added
+/// only when `trusted` does not list it (a signed roster's window and revocation of it apply).
 fn keyring_of(
     identity: &SigningIdentity,
     trusted: impl IntoIterator<Item = PublicKeyRecord>,
+    own_if_absent: bool,
 ) -> Keyring {
     let mut keyring = Keyring::new();
     for k in trusted {
         keyring.insert(k);
     }
-    keyring.insert(PublicKeyRecord::new(
-        identity.member(),
-        identity.verifying_key(),
-        None,
-        None,
-    ));
+    if !own_if_absent || keyring.get(identity.key_id()).is_none() {
+        keyring.insert(PublicKeyRecord::new(
+            identity.member(),
+            identity.verifying_key(),
+            None,
+            None,
+        ));
+    }
     keyring
 }
 
@@ -322,7 +327,7 @@ impl NodeCore {
         limits: Limits,
         store: Arc<dyn Store>,
     ) -> NodeCore {
-        let keyring = keyring_of(&identity, trusted);
+        let keyring = keyring_of(&identity, trusted, false);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         NodeCore {
             identity,
@@ -373,19 +378,8 @@ impl NodeCore {
     /// Replaces the verification keyring (a new roster version): `records` plus this member's
     /// own key unless the roster lists it (its window and revocation then apply).
     fn set_keyring(&self, records: Vec<PublicKeyRecord>) {
-        let mut keyring = Keyring::new();
-        for k in records {
-            keyring.insert(k);
-        }
-        if keyring.get(self.identity.key_id()).is_none() {
-            keyring.insert(PublicKeyRecord::new(
-                self.identity.member(),
-                self.identity.verifying_key(),
-                None,
-                None,
-            ));
-        }
-        *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keyring);
+        let k = keyring_of(&self.identity, records, true);
+        *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(k);
     }
 
     /// Connects the sync driver: from now on locally accepted items are handed to it once
@@ -433,7 +427,7 @@ impl NodeCore {
     /// Replaces the trusted keys (a new membership or `[[trusted]]`); our own signing key is
     /// always kept. Verifications that already started finish with the keyring they began with.
     pub fn set_trusted_keys(&self, trusted: impl IntoIterator<Item = PublicKeyRecord>) {
-        let k = keyring_of(&self.identity, trusted);
+        let k = keyring_of(&self.identity, trusted, false);
         *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(k);
     }
 
