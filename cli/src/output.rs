@@ -355,6 +355,7 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
         "roster_version": s.roster_version,
         "config_reloads": s.config_reloads,
         "restart_required": s.restart_required,
+        "restoring_from": s.restoring_from,
         "roster": {
             "version": s.roster_version,
             "hash": s.roster_hash,
@@ -746,6 +747,15 @@ pub fn status_text(s: &pb::StatusResponse) -> String {
         ("Federation", federation_health_line(s)),
         ("Roster", roster_line(s)),
     ];
+    if !s.restoring_from.is_empty() {
+        rows.push((
+            "Restoring",
+            format!(
+                "own advisories from {} (revising or withdrawing by id waits until done)",
+                s.restoring_from.join(", ")
+            ),
+        ));
+    }
     if s.federation {
         rows.push((
             "Peer port",

@@ -37,6 +37,10 @@ pub const SOURCE_IMPORT: &str = "import";
 pub const EVENT_CAPACITY: usize = 1024;
 /// Number of lock stripes serializing publishes per advisory id.
 const LOCK_STRIPES: usize = 64;
+/// How long a revision by id waits for a restoring member to hold its history before it is
+/// refused (`CoreError::Restoring`), and how often it looks.
+const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const RESTORE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What a change event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +204,19 @@ pub enum CoreError {
     /// The federation is not configured, or its driver is not running.
     #[error("{0}")]
     Unavailable(String),
+    /// This member started without any advisory of its own (a lost data directory, or a new
+    /// member) and its peers have not yet given back what they hold of its history: signing a
+    /// revision of an explicit id now could reuse a revision number it signed before.
+    #[error(
+        "this member is restoring its own advisories from its peers (still waiting for {}); \
+         revising or withdrawing an advisory by id is refused until then, publishing a new \
+         advisory without an id works now; `tanoa status` shows when the restore is done",
+        .waiting_for.join(", ")
+    )]
+    Restoring {
+        /// Peers not yet caught up with.
+        waiting_for: Vec<String>,
+    },
     /// The sync core refused (unknown peer, busy, ...).
     #[error(transparent)]
     Sync(SyncError),
@@ -312,6 +329,8 @@ pub struct NodeCore {
     events: broadcast::Sender<ChangeEvent>,
     locks: Vec<Mutex<()>>,
     started: Instant,
+    /// Set once the sync driver reported this member's own history restored (or never lost).
+    restored: std::sync::atomic::AtomicBool,
     sync: std::sync::OnceLock<SyncHandle>,
     warninglists: std::sync::OnceLock<Arc<crate::warninglist::WarningLists>>,
     roster: std::sync::OnceLock<Arc<RosterRuntime>>,
@@ -341,6 +360,7 @@ impl NodeCore {
             events,
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             started: Instant::now(),
+            restored: std::sync::atomic::AtomicBool::new(false),
             sync: std::sync::OnceLock::new(),
             warninglists: std::sync::OnceLock::new(),
             roster: std::sync::OnceLock::new(),
@@ -727,6 +747,59 @@ impl NodeCore {
         Ok(published)
     }
 
+    /// Waits (at most `RESTORE_WAIT`) until this member holds its own history again, if it
+    /// started without it; then `Err(Restoring)` naming the peers still waited for. Called
+    /// before signing a revision of an explicit id (publish with an id, withdraw).
+    async fn ensure_restored(&self) -> Result<(), CoreError> {
+        use std::sync::atomic::Ordering;
+        if self.restored.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(sync) = self.sync.get() else {
+            // No federation attached (yet): there is no peer to restore from.
+            return Ok(());
+        };
+        let mut waiting = Vec::new();
+        let waited = tokio::time::timeout(RESTORE_WAIT, async {
+            loop {
+                waiting = sync.restore_pending().await?;
+                if waiting.is_empty() {
+                    return Ok::<(), CoreError>(());
+                }
+                tokio::time::sleep(RESTORE_POLL).await;
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => {
+                self.restored.store(true, Ordering::Release);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(CoreError::Restoring {
+                waiting_for: waiting,
+            }),
+        }
+    }
+
+    /// Peers this member still restores its own history from (empty when it holds it).
+    pub async fn restore_pending(&self) -> Result<Vec<String>, CoreError> {
+        use std::sync::atomic::Ordering;
+        if self.restored.load(Ordering::Acquire) {
+            return Ok(Vec::new());
+        }
+        match self.sync.get() {
+            None => Ok(Vec::new()),
+            Some(sync) => {
+                let waiting = sync.restore_pending().await?;
+                if waiting.is_empty() {
+                    self.restored.store(true, Ordering::Release);
+                }
+                Ok(waiting)
+            }
+        }
+    }
+
     /// The advisory id a draft publishes under: its own (checked), or a new random one.
     async fn draft_advisory_id(&self, draft: &Draft, now: i64) -> Result<String, CoreError> {
         let requested = draft.id.as_deref().unwrap_or_default().trim();
@@ -755,6 +828,7 @@ impl NodeCore {
                     ),
                 )));
             }
+            self.ensure_restored().await?;
             requested.to_string()
         };
         Ok(id)
@@ -860,6 +934,7 @@ impl NodeCore {
             });
         }
         let advisory_id = self.our_advisory_id(id).await?;
+        self.ensure_restored().await?;
         let _guard = self.lock_for(&advisory_id).lock().await;
         let Some(prev) = self.latest(&advisory_id).await? else {
             return Err(CoreError::NotFound(format!(

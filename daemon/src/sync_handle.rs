@@ -91,6 +91,8 @@ pub(crate) enum Input {
         reply: Reply<Result<FetchResponse, DriverError>>,
     },
     Peers(Reply<Vec<PeerView>>),
+    /// The peers this member still restores its own history from (empty: not restoring).
+    RestorePending(Reply<Vec<String>>),
     Explain {
         meta: ItemMeta,
         peer: String,
@@ -204,6 +206,12 @@ impl SyncHandle {
     /// Every peer's state.
     pub async fn peers(&self) -> Result<Vec<PeerView>, DriverError> {
         self.ask(Input::Peers).await
+    }
+
+    /// The peers this member is still restoring its own history from (sorted); empty once it
+    /// holds its history (or never lost it). Answered after the driver loaded its index.
+    pub async fn restore_pending(&self) -> Result<Vec<String>, DriverError> {
+        self.ask(Input::RestorePending).await
     }
 
     /// Why `meta` would or would not be sent to `peer`.

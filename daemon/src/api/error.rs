@@ -101,7 +101,8 @@ pub const REASON_METADATA: &str = "tanoa-reason";
 /// validation and bad arguments → `InvalidArgument` (with field paths); unknown ids →
 /// `NotFound`; envelope rejections → `InvalidArgument` (or `FailedPrecondition` when our keyring
 /// lacks or no longer accepts the key) with the reason code in the message and metadata;
-/// withdrawn or foreign advisories → `FailedPrecondition`; store and internal failures →
+/// withdrawn or foreign advisories → `FailedPrecondition`; a member still restoring its own
+/// history → `Unavailable` (retry later); store and internal failures →
 /// `Internal` (logged).
 pub fn to_status(e: CoreError) -> Status {
     let msg = e.to_string();
@@ -121,6 +122,7 @@ pub fn to_status(e: CoreError) -> Status {
             with_reason(Status::new(code, msg), r.reason())
         }
         CoreError::Unavailable(_) => Status::failed_precondition(msg),
+        CoreError::Restoring { .. } => Status::unavailable(msg),
         CoreError::Sync(s) => sync_status(s),
         CoreError::Store(_) | CoreError::Internal(_) => {
             tracing::error!(error = %e, "operator request failed");
@@ -184,6 +186,11 @@ mod tests {
             to_status(CoreError::Withdrawn { id: "a".into() }).code(),
             Code::FailedPrecondition
         );
+        let s = to_status(CoreError::Restoring {
+            waiting_for: vec!["to-cert".into(), "fj-cert".into()],
+        });
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("to-cert, fj-cert"), "{}", s.message());
         let s = to_status(CoreError::Rejected(EnvelopeError::BadSignature {
             key_id: "ed25519:00".into(),
         }));

@@ -454,6 +454,7 @@ impl OperatorApi {
                 .as_ref()
                 .map_or(0, |f| f.metrics.reloads("applied")),
             roster_version: self.core.membership().version,
+            restoring_from: self.core.restore_pending().await.unwrap_or_default(),
             ..Default::default()
         }
     }

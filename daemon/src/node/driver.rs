@@ -365,6 +365,18 @@ impl Driver {
         match loaded {
             Ok(metas) => {
                 self.machine.core_mut().load_items(metas.iter());
+                let me = self.node.member();
+                if !self.links.is_empty() && !metas.iter().any(|m| m.origin == me) {
+                    // Nothing of our own in the store: a new member, or one whose data
+                    // directory was lost. Until the peers have given back what they hold of
+                    // ours, the write path does not sign revisions of an explicit id.
+                    self.machine.core_mut().track_restore();
+                    tracing::info!(
+                        peers = self.links.len(),
+                        "no advisory of this member in the store: restoring its own history \
+                         from the peers before revising or withdrawing by id"
+                    );
+                }
                 tracing::info!(
                     items = metas.len(),
                     peers = self.links.len(),
@@ -501,6 +513,9 @@ impl Driver {
                         });
                     }
                 }
+            }
+            Input::RestorePending(reply) => {
+                let _ = reply.send(self.machine.core_mut().restore_pending());
             }
             Input::Peers(reply) => {
                 let views = self

@@ -1336,3 +1336,77 @@ async fn wire_bytes_of_a_catch_up_and_of_nothing_changed() {
     assert!(up + down < 2048, "{up} + {down}");
     assert!(up > 0 && down > 0);
 }
+
+impl Fed {
+    /// Binds member `i`'s peer and metrics listeners again (after its node stopped), on the
+    /// same peer port, so it can be started again.
+    async fn rebind(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        m.peer = Some(TcpListener::bind(m.peer_addr).await.unwrap());
+        m.metrics = Some(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+}
+
+async fn status_of(n: &Node) -> pb::StatusResponse {
+    n.client()
+        .await
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_lost_its_store_restores_its_history_before_revising_by_id() {
+    let (mut fed, mut nodes) = federation(&["ws-cert", "to-cert"]).await;
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(nodes[0].publish("ws-2026-0300", pb::Tlp::Green, &[]).await);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.revision, 3);
+    for n in 0..20 {
+        nodes[0]
+            .publish(&format!("ws-2026-04{n:02}"), pb::Tlp::Green, &[])
+            .await;
+    }
+    eventually("to-cert to hold revision 3", || {
+        nodes[1].holds(&last.item_id)
+    })
+    .await;
+    let a = nodes.remove(0);
+    a.stop().await;
+
+    // ws-cert starts again with an empty store (its data directory was lost). Revising the
+    // advisory by id at once must not sign revision 1 again (to-cert holds 1..3): the write
+    // waits until to-cert gave back ws-cert's history, then signs revision 4.
+    fed.rebind(0).await;
+    let config = fed.config(0, |_| {});
+    let a = fed.start(0, config);
+    let revised = a.publish("ws-2026-0300", pb::Tlp::Green, &[]).await;
+    assert_eq!(revised.revision, 4, "{revised:?}");
+    let st = status_of(&a).await;
+    assert!(st.restoring_from.is_empty(), "{:?}", st.restoring_from);
+    assert!(st.advisories >= 21, "restored: {}", st.advisories);
+    eventually("to-cert to hold revision 4", || {
+        nodes[0].holds(&revised.item_id)
+    })
+    .await;
+    // No equivocation anywhere: revision 4 was signed once.
+    assert_eq!(status_of(&nodes[0]).await.equivocations, 0);
+    assert_eq!(status_of(&a).await.equivocations, 0);
+    stop_all(vec![a, nodes.remove(0)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_starts_empty_does_not_wait_for_an_unreachable_peer() {
+    let mut fed = Fed::new(&["ws-cert", "to-cert"]).await;
+    fed.close(1);
+    let config = fed.config(0, |_| {});
+    let a = fed.start(0, config);
+    // Nothing to restore from: the only peer refuses connections, so it is not waited for.
+    let p = a.publish("ws-2026-0500", pb::Tlp::Green, &[]).await;
+    assert_eq!(p.revision, 1);
+    assert!(status_of(&a).await.restoring_from.is_empty());
+    a.stop().await;
+}

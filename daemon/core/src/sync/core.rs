@@ -111,6 +111,8 @@ pub struct SyncCore {
     last_wake: Option<u64>,
     /// Per-origin push quota buckets (origins are roster members: bounded).
     quotas: HashMap<String, TokenBucket>,
+    /// This member is restoring its own history from its peers (`track_restore`).
+    restoring: bool,
 }
 
 /// A token bucket in thousandths of a token (integer arithmetic, deterministic).
@@ -181,6 +183,7 @@ impl SyncCore {
             next_req: 0,
             last_wake: None,
             quotas: HashMap::new(),
+            restoring: false,
         };
         core.schedule_tick(now_ms);
         core.refresh_wake();
@@ -275,6 +278,13 @@ impl SyncCore {
             Source::Local | Source::Loaded => None,
         };
         let new = self.index.insert(meta);
+        if self.restoring {
+            for p in &mut self.peers {
+                if let Some(t) = p.restore.as_mut() {
+                    t.pending.remove(&meta.id);
+                }
+            }
+        }
         if let Some(s) = src {
             let st = &mut self.peers[s].stats;
             if new {
@@ -314,6 +324,45 @@ impl SyncCore {
         for m in items {
             self.index.insert(m);
         }
+    }
+
+    /// This member starts without its own history (a wiped or lost data directory, or a new
+    /// member): from now on, track what each current peer still has to give us, until
+    /// `restore_pending` reports nothing left. The write path uses it so that this member
+    /// never signs a revision number it may already have signed before it lost its store.
+    /// Peers added later are not waited for.
+    pub fn track_restore(&mut self) {
+        self.restoring = !self.peers.is_empty();
+        for p in &mut self.peers {
+            p.restore = Some(Default::default());
+        }
+    }
+
+    /// While restoring: the peers not yet caught up (sorted). A peer is caught up once a
+    /// reconciliation session we initiated with it completed and every id it found us lacking
+    /// was answered; a peer whose link is down is not waited for (it cannot give us anything;
+    /// what only it holds is the residual risk written in ARCHITECTURE.md). Returns an empty
+    /// list, and stops tracking for good, once every peer is caught up or down.
+    pub fn restore_pending(&mut self) -> Vec<String> {
+        if !self.restoring {
+            return Vec::new();
+        }
+        let waiting: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| {
+                let down = matches!(p.link, LinkState::Down { .. });
+                p.restore.as_ref().is_some_and(|t| !t.caught_up()) && !down
+            })
+            .map(|p| p.id.clone())
+            .collect();
+        if waiting.is_empty() {
+            self.restoring = false;
+            for p in &mut self.peers {
+                p.restore = None;
+            }
+        }
+        waiting
     }
 
     /// Policy check of an item received from `from` (push or fetch reply), after verification
@@ -723,6 +772,12 @@ impl SyncCore {
                 let cap = self.cfg.max_queue_items;
                 for id in ids.iter().rev() {
                     self.fetching.remove(id);
+                    if !deferred.contains(id)
+                        && let Some(t) = self.peers[i].restore.as_mut()
+                    {
+                        // Answered: stored, reported missing, or refused by admission.
+                        t.pending.remove(id);
+                    }
                     if self.index.contains(id) {
                         continue;
                     }
@@ -1072,6 +1127,9 @@ impl SyncCore {
         let cap = self.cfg.max_queue_items;
         for id in round.need {
             if !self.index.contains(&id) {
+                if let Some(t) = self.peers[i].restore.as_mut() {
+                    t.pending.insert(id);
+                }
                 self.peers[i].enqueue_fetch(id, cap, false);
             }
         }
@@ -1097,6 +1155,9 @@ impl SyncCore {
                 p.initiator = None;
                 p.stats.sessions_ok += 1;
                 p.last_success_ms = Some(now_ms);
+                if let Some(t) = p.restore.as_mut() {
+                    t.session_done = true;
+                }
             }
             Some(_) if rounds >= self.cfg.max_rounds => self.fail_session(i, "too_many_rounds"),
             Some(next) => {

@@ -149,6 +149,25 @@ pub(crate) struct Peer {
     pub(crate) fetch_queued: HashSet<ItemId>,
     pub(crate) in_flight: BTreeMap<u64, InFlight>,
     pub(crate) stats: PeerStats,
+    /// While this member restores its own history (`SyncCore::track_restore`): what this peer
+    /// still has to give us.
+    pub(crate) restore: Option<RestoreTrack>,
+}
+
+/// Restore progress with one peer: caught up once a reconciliation session we initiated has
+/// completed and every id it found us lacking was answered (stored, or reported missing).
+#[derive(Debug, Default)]
+pub(crate) struct RestoreTrack {
+    /// A session we initiated completed since tracking began.
+    pub(crate) session_done: bool,
+    /// Ids the peer's sessions found us lacking, not yet answered.
+    pub(crate) pending: HashSet<ItemId>,
+}
+
+impl RestoreTrack {
+    pub(crate) fn caught_up(&self) -> bool {
+        self.session_done && self.pending.is_empty()
+    }
 }
 
 impl Peer {
@@ -173,6 +192,7 @@ impl Peer {
             fetch_queued: HashSet::new(),
             in_flight: BTreeMap::new(),
             stats: PeerStats::default(),
+            restore: None,
         }
     }
 

@@ -864,3 +864,99 @@ fn set_peers_keeps_kept_peers_state_drops_removed_ones_and_adds_new_ones() {
         "{acts:?}"
     );
 }
+
+#[test]
+fn a_restoring_member_waits_for_each_peer_until_what_it_lacks_is_answered() {
+    // ws-cert lost its store: it holds nothing; to-cert holds 300 items (100 of ws-cert's own).
+    let mut a = core("ws-cert", &["to-cert"], no_timers());
+    let mut b = core("to-cert", &["ws-cert"], no_timers());
+    let mut b_items = HashMap::new();
+    for n in 0..300 {
+        let origin = if n < 100 { "ws-cert" } else { "fj-cert" };
+        let it = green(origin, n);
+        b.item_accepted(T0, &it.meta, Source::Loaded);
+        b_items.insert(it.meta.id, it);
+    }
+    assert!(
+        a.restore_pending().is_empty(),
+        "not tracking: nothing to wait for"
+    );
+    a.track_restore();
+    assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+
+    // The session completes, but the fetches it queued are not answered yet: still waiting.
+    a.sync_now(T0, Some("to-cert")).unwrap();
+    let mut fetches = Vec::new();
+    while let Some(action) = a.poll_action() {
+        match action {
+            Action::Reconcile { req, msg, .. } => {
+                let resp = b.handle_reconcile(T0, "ws-cert", &msg).unwrap();
+                a.on_reconcile_response(T0, "to-cert", req, &resp);
+            }
+            Action::Fetch { req, msg, .. } => fetches.push((req, msg)),
+            _ => {}
+        }
+    }
+    assert_eq!(a.peer(T0, "to-cert").unwrap().stats.sessions_ok, 1);
+    assert!(!fetches.is_empty());
+    assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+
+    // Every fetch answered, one id reported missing: caught up, and tracking stops for good.
+    let mut dropped = false;
+    while let Some((req, msg)) = fetches.pop() {
+        let mut reply = b.handle_fetch(T0, "ws-cert", &msg).unwrap();
+        if !dropped {
+            let gone = reply.serve.remove(0);
+            reply.missing.push(gone);
+            dropped = true;
+        }
+        let resp = reply.into_response(|id| b_items.get(id).map(|t| t.env.clone()));
+        for env in &resp.envelopes {
+            let meta = &b_items[&env.item_id()].meta;
+            a.admit(T0, "to-cert", meta).unwrap();
+            a.item_accepted(T0, meta, Source::Peer("to-cert"));
+        }
+        a.on_fetch_response(T0, "to-cert", req, &resp);
+        if !fetches.is_empty() {
+            assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+        }
+        while let Some(action) = a.poll_action() {
+            if let Action::Fetch { req, msg, .. } = action {
+                fetches.push((req, msg));
+            }
+        }
+    }
+    assert!(a.restore_pending().is_empty());
+    assert_eq!(a.item_count(), 299);
+    assert!(a.restore_pending().is_empty(), "stays done");
+}
+
+#[test]
+fn a_restoring_member_does_not_wait_for_a_peer_that_is_down() {
+    let mut a = core("ws-cert", &["to-cert", "fj-cert"], no_timers());
+    let mut b = core("to-cert", &["ws-cert", "fj-cert"], no_timers());
+    a.track_restore();
+    assert_eq!(
+        a.restore_pending(),
+        vec!["fj-cert".to_string(), "to-cert".to_string()]
+    );
+    // to-cert holds nothing: one session and it is caught up.
+    let x = exchange(&mut a, &mut b, &HashMap::new(), T0);
+    assert_eq!(x.rounds, 1);
+    assert_eq!(a.restore_pending(), vec!["fj-cert".to_string()]);
+    // fj-cert is unreachable: the link goes down and it is no longer waited for.
+    a.sync_now(T0, Some("fj-cert")).unwrap();
+    let mut failed = false;
+    while let Some(action) = a.poll_action() {
+        if let Action::Reconcile { req, .. } = action {
+            a.on_request_failed(T0, "fj-cert", req, Failure::Unreachable);
+            failed = true;
+        }
+    }
+    assert!(failed);
+    assert!(matches!(
+        a.peer(T0, "fj-cert").unwrap().link,
+        LinkState::Down { .. }
+    ));
+    assert!(a.restore_pending().is_empty());
+}
