@@ -340,8 +340,9 @@ impl SyncCore {
 
     /// While restoring: the peers not yet caught up (sorted). A peer is caught up once a
     /// reconciliation session we initiated with it completed and every id it found us lacking
-    /// was answered; a peer whose link is down is not waited for (it cannot give us anything;
-    /// what only it holds is the residual risk written in ARCHITECTURE.md). Returns an empty
+    /// was answered; a peer whose link is down, or that refused our reconciliation, is not
+    /// waited for (it cannot give us anything; what only it holds is the residual risk written
+    /// in ARCHITECTURE.md). Returns an empty
     /// list, and stops tracking for good, once every peer is caught up or down.
     pub fn restore_pending(&mut self) -> Vec<String> {
         if !self.restoring {
@@ -352,7 +353,7 @@ impl SyncCore {
             .iter()
             .filter(|p| {
                 let down = matches!(p.link, LinkState::Down { .. });
-                p.restore.as_ref().is_some_and(|t| !t.caught_up()) && !down
+                p.restore.as_ref().is_some_and(|t| !t.settled()) && !down
             })
             .map(|p| p.id.clone())
             .collect();
@@ -832,6 +833,9 @@ impl SyncCore {
                     p.initiator = None;
                     p.stats.sessions_failed += 1;
                 }
+                if let (Some(t), Failure::Refused(_)) = (p.restore.as_mut(), &failure) {
+                    t.refused = true;
+                }
             }
             Pending::Push { ids, fresh } => {
                 // A push that timed out was probably lost: send it again in its lane (policy is
@@ -1157,6 +1161,7 @@ impl SyncCore {
                 p.last_success_ms = Some(now_ms);
                 if let Some(t) = p.restore.as_mut() {
                     t.session_done = true;
+                    t.refused = false;
                 }
             }
             Some(_) if rounds >= self.cfg.max_rounds => self.fail_session(i, "too_many_rounds"),

@@ -162,11 +162,15 @@ pub(crate) struct RestoreTrack {
     pub(crate) session_done: bool,
     /// Ids the peer's sessions found us lacking, not yet answered.
     pub(crate) pending: HashSet<ItemId>,
+    /// The peer refused our last reconciliation (e.g. it does not know us yet): it cannot
+    /// give us anything, so it is not waited for.
+    pub(crate) refused: bool,
 }
 
 impl RestoreTrack {
-    pub(crate) fn caught_up(&self) -> bool {
-        self.session_done && self.pending.is_empty()
+    /// Nothing more to wait for from this peer.
+    pub(crate) fn settled(&self) -> bool {
+        self.refused || (self.session_done && self.pending.is_empty())
     }
 }
 

@@ -932,10 +932,30 @@ fn a_restoring_member_waits_for_each_peer_until_what_it_lacks_is_answered() {
 }
 
 #[test]
-fn a_restoring_member_does_not_wait_for_a_peer_that_is_down() {
-    let mut a = core("ws-cert", &["to-cert", "fj-cert"], no_timers());
+fn a_restoring_member_does_not_wait_for_a_peer_that_is_down_or_refuses_it() {
+    let mut a = core("ws-cert", &["to-cert", "fj-cert", "ck-cert"], no_timers());
     let mut b = core("to-cert", &["ws-cert", "fj-cert"], no_timers());
     a.track_restore();
+    assert_eq!(
+        a.restore_pending(),
+        vec![
+            "ck-cert".to_string(),
+            "fj-cert".to_string(),
+            "to-cert".to_string()
+        ]
+    );
+    // ck-cert refuses our reconciliation (it does not know us yet): not waited for.
+    a.sync_now(T0, Some("ck-cert")).unwrap();
+    while let Some(action) = a.poll_action() {
+        if let Action::Reconcile { req, .. } = action {
+            a.on_request_failed(
+                T0,
+                "ck-cert",
+                req,
+                Failure::Refused("permission_denied".into()),
+            );
+        }
+    }
     assert_eq!(
         a.restore_pending(),
         vec!["fj-cert".to_string(), "to-cert".to_string()]
