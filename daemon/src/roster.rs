@@ -161,7 +161,9 @@ impl RosterRuntime {
 
     /// Starts following `anchor`: every roster item already in `store` is recorded, so the
     /// version in force at start is the one the node had reached (the store is the roster's
-    /// only persistence). Reads the whole store once (roster items are found by id prefix).
+    /// only persistence). Roster items are published by members of some version, so only the
+    /// `tanoa-roster.` id range of each member (current and former, of every version reached,
+    /// until no new member appears) is read: never the whole store.
     pub fn start(
         anchor: SignedRoster,
         me: &str,
@@ -171,17 +173,46 @@ impl RosterRuntime {
         let mut engine = RosterEngine::new(anchor)
             .map_err(|e| format!("the roster file is not acceptable ({}): {e}", e.reason()))?;
         let mut carriers = 0usize;
-        store
-            .scan_latest(None, true, &mut |item| {
-                if let Some(Ok(r)) = RosterItem::from_advisory(&item.advisory) {
-                    engine.ingest(r);
-                    carriers += 1;
-                }
-                Ok(true)
-            })
-            .map_err(|e| format!("reading roster items from the store: {e}"))?;
+        let mut scanned = std::collections::BTreeSet::new();
+        loop {
+            let origins: Vec<String> = engine
+                .chain()
+                .iter()
+                .flat_map(|v| {
+                    let doc = &v.roster;
+                    doc.members
+                        .iter()
+                        .map(|m| m.id.clone())
+                        .chain(doc.former_members.iter().map(|m| m.id.clone()))
+                })
+                .filter(|id| !scanned.contains(id))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if origins.is_empty() {
+                break;
+            }
+            for origin in origins {
+                store
+                    .scan_latest_id_prefix(
+                        &origin,
+                        tanoa_core::roster::CARRIER_PREFIX,
+                        true,
+                        &mut |item| {
+                            if let Some(Ok(r)) = RosterItem::from_advisory(&item.advisory) {
+                                engine.ingest(r);
+                                carriers += 1;
+                            }
+                            Ok(true)
+                        },
+                    )
+                    .map_err(|e| format!("reading {origin}'s roster items from the store: {e}"))?;
+                scanned.insert(origin);
+            }
+        }
         tracing::info!(
             roster_items = carriers,
+            origins = scanned.len(),
             version = engine.current().roster.version,
             hash = %engine.current().hash(),
             "roster in force at start"
@@ -341,5 +372,101 @@ impl RosterRuntime {
         });
         e.check(&item, identity.member())?;
         Ok((item, doc.version, pick.required))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use ed25519_dalek::SigningKey;
+    use tanoa_core::membership::SpkiPin;
+    use tanoa_core::model::Limits;
+    use tanoa_core::roster::{Change, JoinRequest, RosterDoc, found, propose};
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn request(id: &str, seed: u8) -> JoinRequest {
+        JoinRequest::sign(
+            id,
+            &id.to_uppercase(),
+            vec![format!("127.0.0.{seed}:7400")],
+            vec![SpkiPin([seed; 32])],
+            &key(seed),
+        )
+    }
+
+    fn signed(doc: RosterDoc, by: &[(&str, u8)]) -> SignedRoster {
+        let h = doc.hash();
+        let signatures = by
+            .iter()
+            .map(|(m, s)| RosterSignature::sign(m, &key(*s), &h))
+            .collect();
+        SignedRoster {
+            roster: doc,
+            signatures,
+        }
+    }
+
+    /// Stores `item` as the carrier advisory `origin` (key seed `seed`) published.
+    fn store_carrier(store: &MemoryStore, item: &RosterItem, origin: &str, seed: u8, at: i64) {
+        let identity = SigningIdentity::new(origin, key(seed));
+        let verified = identity
+            .sign(item.to_advisory(origin, at), &Limits::default())
+            .unwrap();
+        store.put(&verified, "test", at).unwrap();
+    }
+
+    #[test]
+    fn start_reaches_the_latest_version_held_reading_only_roster_ids_of_members() {
+        let founders = [("ws-cert", 1u8), ("to-cert", 2), ("fj-cert", 3)];
+        let reqs: Vec<JoinRequest> = founders.iter().map(|(id, s)| request(id, *s)).collect();
+        let v1 = signed(found("pacific", 2, T0, &reqs).unwrap(), &founders);
+        // v2 adds ck-cert (published by ws-cert); v3, published by ck-cert itself (a member
+        // only from v2 on), removes fj-cert: start must follow the chain to members it learns.
+        let v2 = signed(
+            propose(
+                &v1.roster,
+                &Change::Add {
+                    request: request("ck-cert", 9),
+                },
+                T0 + 1_000,
+            )
+            .unwrap(),
+            &[("ws-cert", 1), ("to-cert", 2)],
+        );
+        let v3 = signed(
+            propose(
+                &v2.roster,
+                &Change::Remove {
+                    member: "fj-cert".into(),
+                },
+                T0 + 2_000,
+            )
+            .unwrap(),
+            &[("ck-cert", 9), ("to-cert", 2)],
+        );
+        let store = MemoryStore::new();
+        store_carrier(&store, &RosterItem::Version(v3), "ck-cert", 9, T0 + 2_000);
+        store_carrier(&store, &RosterItem::Version(v2), "ws-cert", 1, T0 + 1_000);
+        let rt = RosterRuntime::start(v1.clone(), "ws-cert", vec![], &store).unwrap();
+        assert_eq!(rt.current().roster.version, 3);
+        assert!(
+            rt.current()
+                .roster
+                .former_members
+                .iter()
+                .any(|m| m.id == "fj-cert")
+        );
+        // An empty store: the anchor is in force.
+        let rt = RosterRuntime::start(v1, "ws-cert", vec![], &MemoryStore::new()).unwrap();
+        assert_eq!(rt.current().roster.version, 1);
     }
 }

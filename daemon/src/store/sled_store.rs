@@ -521,6 +521,16 @@ impl Store for SledStore {
         engine::scan_latest(&self.trees, origin, include_withdrawn, f)
     }
 
+    fn scan_latest_id_prefix(
+        &self,
+        origin: &str,
+        id_prefix: &str,
+        include_withdrawn: bool,
+        f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        engine::scan_latest_id_prefix(&self.trees, origin, id_prefix, include_withdrawn, f)
+    }
+
     fn disk_bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }

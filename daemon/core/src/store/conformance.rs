@@ -1191,6 +1191,45 @@ pub fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
     assert_eq!(n, 1);
 }
 
+pub fn scan_latest_id_prefix_visits_only_matching_ids(store: &dyn Store) {
+    let r1 = signed(advisory(WS, "tanoa-roster.v1", 1));
+    let r2a = signed(advisory(WS, "tanoa-roster.v2", 1));
+    let r2b = signed(advisory(WS, "tanoa-roster.v2", 2));
+    let other = signed(advisory(WS, "tanoa-rostex", 1));
+    let before = signed(advisory(WS, "tanoa-rosteq.z", 1));
+    let foreign = signed(advisory(TO, "tanoa-roster.v1", 1));
+    let gone = signed(withdrawn(advisory(WS, "tanoa-roster.v3", 1)));
+    for item in [&r1, &r2a, &r2b, &other, &before, &foreign, &gone] {
+        put(store, item);
+    }
+    let scan = |origin: &str, prefix: &str, withdrawn: bool| {
+        let mut seen = Vec::new();
+        store
+            .scan_latest_id_prefix(origin, prefix, withdrawn, &mut |i| {
+                seen.push(i.item_id);
+                Ok(true)
+            })
+            .unwrap();
+        seen
+    };
+    assert_eq!(
+        scan(WS, "tanoa-roster.", false),
+        [r1.item_id(), r2b.item_id()]
+    );
+    assert_eq!(
+        scan(WS, "tanoa-roster.", true),
+        [r1.item_id(), r2b.item_id(), gone.item_id()]
+    );
+    assert_eq!(scan(TO, "tanoa-roster.", true), [foreign.item_id()]);
+    assert_eq!(scan(WS, "tanoa-roster.v2", true), [r2b.item_id()]);
+    assert_eq!(scan("ws", "tanoa-roster.", true), Vec::<ItemId>::new());
+    assert_eq!(
+        scan(WS, "", true).len(),
+        5,
+        "every advisory of ws-cert, latest only"
+    );
+}
+
 /// Instantiates the whole conformance suite (one `#[test]` per check, plus the arrival-order
 /// property) for a backend. `$open` is an expression callable as `$open()` that returns
 /// `(guard, store)`: the guard (a temporary directory, or `()`) lives as long as the test, and the
@@ -1198,7 +1237,7 @@ pub fn scan_latest_visits_latest_revisions_in_order(store: &dyn Store) {
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($open:expr) => {
-        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order);
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids);
 
         #[test]
         fn corrupt_records_are_errors() {

@@ -1271,6 +1271,31 @@ pub fn scan_latest(
     })
 }
 
+/// The latest revision of every advisory of `origin` whose id starts with `id_prefix`, in id
+/// order: one range of the `latest` tree (the key is `esc(origin) ++ esc(id)`, and `esc(id)`
+/// starts with the id's escaped bytes), so the cost is that of the matching advisories only.
+pub fn scan_latest_id_prefix(
+    kv: &(impl Kv + ?Sized),
+    origin: &str,
+    id_prefix: &str,
+    include_withdrawn: bool,
+    f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+) -> Result<(), StoreError> {
+    let t = Tree::Latest;
+    let mut prefix = Vec::new();
+    esc(origin, &mut prefix);
+    esc(id_prefix, &mut prefix);
+    // Drop the terminator: a prefix of the id, not the whole id.
+    prefix.truncate(prefix.len() - 2);
+    kv.scan(t, &prefix, false, &mut |_, v| {
+        let rec = LatestRec::decode(v)?;
+        if rec.withdrawn && !include_withdrawn {
+            return Ok(true);
+        }
+        f(must_get(kv, &rec.item, t)?)
+    })
+}
+
 /// Every stored item id, ascending.
 pub fn item_ids(kv: &(impl Kv + ?Sized)) -> Result<Vec<ItemId>, StoreError> {
     let mut out = Vec::new();

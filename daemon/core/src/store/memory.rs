@@ -253,6 +253,16 @@ impl Store for MemoryStore {
         engine::scan_latest(&*self.read(), origin, include_withdrawn, f)
     }
 
+    fn scan_latest_id_prefix(
+        &self,
+        origin: &str,
+        id_prefix: &str,
+        include_withdrawn: bool,
+        f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        engine::scan_latest_id_prefix(&*self.read(), origin, id_prefix, include_withdrawn, f)
+    }
+
     fn disk_bytes(&self) -> u64 {
         0
     }

@@ -277,6 +277,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         include_withdrawn: bool,
         f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError>;
+    /// `scan_latest` of `origin`'s advisories whose id starts with `id_prefix` only, at the cost
+    /// of those advisories (one key range), never of the whole store.
+    fn scan_latest_id_prefix(
+        &self,
+        origin: &str,
+        id_prefix: &str,
+        include_withdrawn: bool,
+        f: &mut dyn FnMut(StoredItem) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>;
     /// Bytes used on disk (0 for memory).
     fn disk_bytes(&self) -> u64;
 }
