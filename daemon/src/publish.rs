@@ -403,8 +403,26 @@ impl NodeCore {
     }
 
     /// Connects the sync driver: from now on locally accepted items are handed to it once
-    /// durable, and peers' items can be received. Only the first call has an effect.
-    pub fn attach_sync(&self, handle: SyncHandle) {
+    /// durable, and peers' items can be received. Only the first call has an effect. Call it
+    /// before the driver runs: a store that already holds an advisory of this member's own
+    /// (the same test the driver makes when it loads its index) marks the history as present,
+    /// so writes by id never wait for the driver's index to load.
+    pub async fn attach_sync(&self, handle: SyncHandle) {
+        use std::sync::atomic::Ordering;
+        let me = self.member().to_string();
+        let own = self
+            .blocking(move |s| {
+                let mut own = false;
+                s.scan_latest(Some(&me), true, &mut |_| {
+                    own = true;
+                    Ok(false)
+                })?;
+                Ok(own)
+            })
+            .await;
+        if matches!(own, Ok(true)) {
+            self.restored.store(true, Ordering::Release);
+        }
         let _ = self.sync.set(handle);
     }
 
@@ -776,6 +794,9 @@ impl NodeCore {
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
+            Err(_) if waiting.is_empty() => Err(CoreError::Unavailable(
+                "the sync driver is still loading its index; retry in a few seconds".into(),
+            )),
             Err(_) => Err(CoreError::Restoring {
                 waiting_for: waiting,
             }),

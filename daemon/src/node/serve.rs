@@ -143,7 +143,7 @@ pub(super) async fn serve(
             None => bind_tcp("peer.listen", pcfg.listen).await?,
         };
         peer_addr = listener.local_addr().ok();
-        let peer_api = start_driver(&config, &ptls, &core, &metrics, &cancel, &mut tasks)?;
+        let peer_api = start_driver(&config, &ptls, &core, &metrics, &cancel, &mut tasks).await?;
         let incoming =
             spawn_peer_accept(listener, &ptls, &hook, &metrics, &live, &cancel, &mut tasks).await;
         let link = crate::peer_link::LinkSettings::from_sync(&config.sync);
@@ -244,7 +244,7 @@ pub(super) async fn serve(
 }
 
 /// Starts the sync driver (its task joined with the others) and returns the peer service.
-fn start_driver(
+async fn start_driver(
     config: &Config,
     ptls: &PeerTls,
     core: &Arc<NodeCore>,
@@ -262,7 +262,7 @@ fn start_driver(
         metrics: Arc::clone(metrics),
     })
     .map_err(|e| NodeError::Sync(e.to_string()))?;
-    core.attach_sync(handle.clone());
+    core.attach_sync(handle.clone()).await;
     let c = cancel.clone();
     tasks.spawn(async move {
         drv.run(c).await;
