@@ -234,6 +234,74 @@ async fn publish(node: &TestNode, d: pb::AdvisoryDraft) -> pb::PublishResponse {
         .into_inner()
 }
 
+/// Roster items are not advisories on `node`'s operator surfaces: `tanoa list`, the JSON
+/// listing, the STIX, MISP and CSV exports never mention one; `tanoa show` by its id shows it.
+async fn roster_items_stay_off_the_advisory_surfaces(node: &TestNode) {
+    let audit = node
+        .client()
+        .await
+        .audit(pb::AuditRequest { limit: 1000 })
+        .await
+        .unwrap()
+        .into_inner();
+    let carrier = audit
+        .entries
+        .iter()
+        .find(|e| e.action == "roster" && e.subject.starts_with("tanoa-roster."))
+        .expect("a roster item applied here");
+    let shown = on(
+        node,
+        &[
+            "--json",
+            "show",
+            &format!("{}/{}", carrier.actor, carrier.subject),
+        ],
+    )
+    .await;
+    shown.expect_code(0, "show a roster item by id");
+    assert!(shown.stdout.contains(&carrier.subject));
+    let dir = node.dir().to_path_buf();
+    let stix = dir.join("surfaces.stix.json");
+    let misp = dir.join("surfaces-misp");
+    let runs: Vec<Vec<String>> = vec![
+        vec!["list".into(), "--withdrawn".into()],
+        vec!["--json".into(), "list".into(), "--withdrawn".into()],
+        vec![
+            "export".into(),
+            "--format".into(),
+            "stix".into(),
+            "--include-withdrawn".into(),
+            "-o".into(),
+            s(&stix),
+        ],
+        vec![
+            "export".into(),
+            "--format".into(),
+            "misp".into(),
+            "-o".into(),
+            s(&misp),
+        ],
+        vec!["export".into(), "--format".into(), "csv".into()],
+    ];
+    let mut seen = String::new();
+    for args in &runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = on(node, &args).await;
+        out.expect_code(0, &args.join(" "));
+        seen.push_str(&out.stdout);
+    }
+    seen.push_str(&std::fs::read_to_string(&stix).unwrap());
+    let mut misp_files = 0;
+    for e in std::fs::read_dir(&misp).unwrap() {
+        seen.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+        misp_files += 1;
+    }
+    assert!(misp_files > 0);
+    // The surfaces do list the member's advisories.
+    assert!(seen.contains("fj-2026-0001"), "{seen}");
+    assert!(!seen.contains("tanoa-roster."), "{seen}");
+}
+
 const NOT_IN_ROSTER: &str = "tanoa_peer_refusals_total{reason=\"not_in_roster\"}";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,6 +556,7 @@ async fn a_member_removed_by_roster_is_cut_off_everywhere_and_keeps_what_it_publ
             n.member()
         );
     }
+    roster_items_stay_off_the_advisory_surfaces(ws).await;
     let now: Vec<Option<u32>> = f.members.iter().map(|m| m.node.pid()).collect();
     assert_eq!(pids, now, "no daemon restarted");
     assert!(pids.iter().all(Option::is_some));
