@@ -361,6 +361,8 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
             "hash": s.roster_hash,
             "signed": !s.roster_hash.is_empty(),
             "fork": s.roster_fork.then_some(s.roster_fork_version),
+            "peers_behind": s.roster_peers_behind,
+            "peers_ahead": s.roster_peers_ahead,
         },
     })
 }
@@ -722,14 +724,27 @@ pub fn duration_text(secs: u64) -> String {
 
 /// The roster row of `status`: version and hash, or the fork alarm.
 fn roster_line(s: &pb::StatusResponse) -> String {
-    if s.roster_hash.is_empty() {
-        return "version 0 (local [[members]] list, not signed)".to_string();
+    let mut t = if s.roster_hash.is_empty() {
+        "version 0 (local [[members]] list, not signed)".to_string()
+    } else {
+        format!(
+            "version {} ({})",
+            s.roster_version,
+            s.roster_hash.get(..16).unwrap_or(&s.roster_hash)
+        )
+    };
+    if !s.roster_peers_behind.is_empty() {
+        t.push_str(&format!(
+            "  BEHIND: {} (reported an older version; `tanoa peers`)",
+            s.roster_peers_behind.join(", ")
+        ));
     }
-    let mut t = format!(
-        "version {} ({})",
-        s.roster_version,
-        s.roster_hash.get(..16).unwrap_or(&s.roster_hash)
-    );
+    if !s.roster_peers_ahead.is_empty() {
+        t.push_str(&format!(
+            "  AHEAD of this member: {} (a newer version is on its way)",
+            s.roster_peers_ahead.join(", ")
+        ));
+    }
     if s.roster_fork {
         t.push_str(&format!(
             "  FORK at version {}: roster changes frozen (`tanoa roster show`)",
@@ -1087,6 +1102,31 @@ mod tests {
         let v = event_json(&e);
         assert_eq!(v["kind"], "new");
         assert!(!v.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn status_flags_peers_behind_on_the_roster() {
+        let mut s = pb::StatusResponse {
+            member_id: "ws-cert".into(),
+            federation: true,
+            roster_version: 4,
+            roster_hash: "cd".repeat(32),
+            roster_peers_behind: vec!["to-cert".into()],
+            ..Default::default()
+        };
+        let text = status_text(&s);
+        assert!(
+            text.contains("version 4 (cdcdcdcdcdcdcdcd)  BEHIND: to-cert"),
+            "{text}"
+        );
+        let v = status_json(&s);
+        assert_eq!(v["roster"]["peers_behind"], json!(["to-cert"]));
+        assert_eq!(v["federation"]["roster_peers_behind"], json!(["to-cert"]));
+        s.roster_peers_behind.clear();
+        s.roster_peers_ahead = vec!["fj-cert".into()];
+        let text = status_text(&s);
+        assert!(!text.contains("BEHIND"), "{text}");
+        assert!(text.contains("AHEAD of this member: fj-cert"), "{text}");
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - `api`: tonic services; proto <-> domain conversion and error -> `Status` in one place;
 //! - `transport`: rustls configurations and identity from certificates or roster pins;
 //! - `peer_link`: compression and HTTP/2 settings of the peer link;
+//! - `peer_roster`: the roster version each peer reports (header `tanoa-roster-version`);
 //! - `client`: connecting to a daemon's operator API (used by the CLI and tests);
 //! - `node`: wiring, listeners, tasks and shutdown;
 //! - `taxii`: the TAXII 2.1 read endpoint (collections per visibility, exact paging);
@@ -30,6 +31,7 @@ pub(crate) mod malloc;
 pub(crate) mod metrics;
 pub mod node;
 pub mod peer_link;
+pub(crate) mod peer_roster;
 pub mod publish;
 pub mod roster;
 pub mod store;

@@ -334,6 +334,8 @@ pub struct NodeCore {
     sync: std::sync::OnceLock<SyncHandle>,
     warninglists: std::sync::OnceLock<Arc<crate::warninglist::WarningLists>>,
     roster: std::sync::OnceLock<Arc<RosterRuntime>>,
+    /// The roster version this member sends its peers and the versions they report.
+    peer_rosters: crate::peer_roster::PeerRosters,
 }
 
 impl NodeCore {
@@ -364,6 +366,7 @@ impl NodeCore {
             sync: std::sync::OnceLock::new(),
             warninglists: std::sync::OnceLock::new(),
             roster: std::sync::OnceLock::new(),
+            peer_rosters: crate::peer_roster::PeerRosters::default(),
         }
     }
 
@@ -380,6 +383,11 @@ impl NodeCore {
     /// The signed roster runtime, when this node follows one.
     pub fn roster(&self) -> Option<&Arc<RosterRuntime>> {
         self.roster.get()
+    }
+
+    /// The roster version this member sends its peers and the versions they reported.
+    pub(crate) fn peer_rosters(&self) -> &crate::peer_roster::PeerRosters {
+        &self.peer_rosters
     }
 
     /// When this node follows a signed roster, makes the keyring the roster's (former members'
@@ -491,6 +499,24 @@ impl NodeCore {
 
     /// Records the membership in force (called by the applier once it applied it).
     pub fn set_membership(&self, m: crate::membership::Membership) {
+        // The stamp sent to peers: the version applied, with its hash when the runtime's
+        // version in force is that one (it may already be ahead; the next apply catches up).
+        let hash = self
+            .roster
+            .get()
+            .map(|r| r.current())
+            .filter(|c| c.roster.version == m.version)
+            .map(|c| c.hash().to_hex());
+        self.peer_rosters
+            .set_ours(crate::peer_roster::RosterStamp::new(
+                m.version,
+                hash.as_deref(),
+            ));
+        for gone in self.membership().members.keys() {
+            if !m.members.contains_key(gone) {
+                self.peer_rosters.forget(gone);
+            }
+        }
         *self
             .membership
             .write()

@@ -99,7 +99,64 @@ pub fn peer_json(p: &pb::PeerInfo, now_ms: i64) -> Value {
         "rejections_total": p.rejections_total,
         "refused_by_peer": reasons_json(&p.refused_by_peer),
         "reconcile_set_size": p.reconcile_set_size,
+        "roster": peer_roster_json(p),
+        "tls_pins": p.tls_pins,
     })
+}
+
+/// The roster version a peer reported (`null` when it never did), for `peers --json`.
+fn peer_roster_json(p: &pb::PeerInfo) -> Value {
+    json!({
+        "version": p.roster_reported.then_some(p.roster_version),
+        "hash_prefix": (!p.roster_hash_prefix.is_empty()).then_some(&p.roster_hash_prefix),
+        "reported": time_json(p.roster_reported_ms),
+        "reported_ms": p.roster_reported_ms,
+        "behind": p.roster_behind,
+        "header_malformed": p.roster_header_malformed,
+    })
+}
+
+/// The ROSTER cell of `peers`: the version the peer reported (BEHIND when older than ours) and
+/// its pinned TLS identities from the roster in force (shortened; `--json` has them whole).
+fn roster_cell(p: &pb::PeerInfo) -> String {
+    let mut s = if p.roster_reported {
+        let mut v = format!("v{}", p.roster_version);
+        if !p.roster_hash_prefix.is_empty() {
+            v.push_str(&format!(
+                " ({})",
+                p.roster_hash_prefix
+                    .get(..8)
+                    .unwrap_or(&p.roster_hash_prefix)
+            ));
+        }
+        if p.roster_behind {
+            v.push_str(" BEHIND");
+        }
+        v
+    } else {
+        "not reported".to_string()
+    };
+    if p.roster_header_malformed > 0 {
+        s.push_str(&format!(
+            "
+{} malformed",
+            p.roster_header_malformed
+        ));
+    }
+    if p.tls_pins.is_empty() {
+        s.push_str(
+            "
+pin: - (CA)",
+        );
+    }
+    for pin in &p.tls_pins {
+        let short = pin.get(..23).unwrap_or(pin);
+        s.push_str(&format!(
+            "
+pin {short}…"
+        ));
+    }
+    s
 }
 
 /// JSON of `peers`.
@@ -187,6 +244,7 @@ pub fn peers_text(r: &pb::PeersResponse) -> String {
         "RECEIVED",
         "REJECTED (by reason)",
         "LAG",
+        "ROSTER",
     ]);
     for p in &r.peers {
         let mut received = traffic_cell(p.items_received, p.bytes_received);
@@ -216,6 +274,7 @@ pub fn peers_text(r: &pb::PeersResponse) -> String {
             received,
             rejected,
             backlog_cell(p),
+            roster_cell(p),
         ]);
     }
     let up = r.peers.iter().filter(|p| p.link == "up").count();
@@ -226,6 +285,18 @@ pub fn peers_text(r: &pb::PeersResponse) -> String {
         r.peers.len(),
         r.peers.len() - up - down
     );
+    let behind: Vec<&str> = r
+        .peers
+        .iter()
+        .filter(|p| p.roster_behind)
+        .map(|p| p.member_id.as_str())
+        .collect();
+    if !behind.is_empty() {
+        out.push_str(&format!(
+            "\nroster: {} reported an older version than ours (behind)",
+            behind.join(", ")
+        ));
+    }
     for p in r.peers.iter().filter(|p| p.equivocating) {
         out.push_str(&format!(
             "\n{} signed two different payloads for one revision (equivocation; `tanoa status` \
@@ -364,6 +435,8 @@ pub fn federation_status_json(s: &pb::StatusResponse) -> Value {
         "last_sync_age_ms": (s.last_sync_ms > 0).then_some(s.last_sync_age_ms),
         "rejections_total": s.rejections_total,
         "peer_refusals_total": s.peer_refusals_total,
+        "roster_peers_behind": s.roster_peers_behind,
+        "roster_peers_ahead": s.roster_peers_ahead,
         "healthy": federation_healthy(s),
     })
 }
@@ -453,6 +526,12 @@ mod tests {
             count: 5,
         }];
         up.queued_push = 7;
+        up.roster_reported = true;
+        up.roster_version = 3;
+        up.roster_hash_prefix = "0123456789abcdef".into();
+        up.roster_reported_ms = NOW - 100;
+        up.roster_behind = true;
+        up.tls_pins = vec![format!("sha256:{}", "ab".repeat(32))];
         let mut down = peer("fj-cert", "down");
         down.retry_at_ms = NOW + 4_000;
         down.consecutive_failures = 3;
@@ -486,6 +565,11 @@ mod tests {
             "never",
             "not yet",
             "3 peers: 1 up, 1 down, 1 not contacted yet; 3 rejected from peers",
+            "v3 (01234567) BEHIND",
+            "pin sha256:abababababababab…",
+            "not reported",
+            "pin: - (CA)",
+            "roster: to-cert reported an older version than ours (behind)",
         ] {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
@@ -512,6 +596,12 @@ mod tests {
         assert_eq!(never["last_sync_age_ms"], Value::Null);
         assert_eq!(never["lag_ms"], Value::Null);
         assert_eq!(v["peers"][1]["retry_at_ms"], NOW + 4_000);
+        assert_eq!(p["roster"]["version"], 3);
+        assert_eq!(p["roster"]["hash_prefix"], "0123456789abcdef");
+        assert_eq!(p["roster"]["behind"], true);
+        assert_eq!(p["tls_pins"][0], format!("sha256:{}", "ab".repeat(32)));
+        assert_eq!(never["roster"]["version"], Value::Null);
+        assert_eq!(never["roster"]["behind"], false);
     }
 
     fn explanation(would_send: bool) -> pb::ExplainResponse {

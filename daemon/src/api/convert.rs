@@ -310,6 +310,27 @@ pub fn peer_info(
         rejections_total: s.stats.rejections.values().sum(),
         reconcile_set_size: v.reconcile_set as u64,
         equivocating: false,
+        tls_pins: entry
+            .map(|e| e.tls_pins.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// The roster fields of a peer: the version it last reported (for display only) and whether
+/// that is older than `ours`.
+pub(crate) fn peer_roster_fields(
+    info: &mut pb::PeerInfo,
+    reported: &crate::peer_roster::PeerRoster,
+    ours: u64,
+) {
+    info.roster_header_malformed = reported.malformed;
+    if let Some(st) = &reported.stamp {
+        info.roster_reported = true;
+        info.roster_version = st.version;
+        info.roster_hash_prefix = st.hash_prefix.clone().unwrap_or_default();
+        info.roster_reported_ms = reported.seen_ms;
+        info.roster_behind = st.version < ours;
     }
 }
 

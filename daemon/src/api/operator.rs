@@ -455,8 +455,31 @@ impl OperatorApi {
                 .map_or(0, |f| f.metrics.reloads("applied")),
             roster_version: self.core.membership().version,
             restoring_from: self.core.restore_pending().await.unwrap_or_default(),
+            roster_peers_behind: self.roster_peers(&views, std::cmp::Ordering::Less),
+            roster_peers_ahead: self.roster_peers(&views, std::cmp::Ordering::Greater),
             ..Default::default()
         }
+    }
+
+    /// The roster peers whose reported roster version compares with ours as `ord` (`Less`:
+    /// they are behind).
+    fn roster_peers(
+        &self,
+        views: &[crate::sync_handle::PeerView],
+        ord: std::cmp::Ordering,
+    ) -> Vec<String> {
+        let ours = self.core.membership().version;
+        let reported = self.core.peer_rosters().snapshot();
+        views
+            .iter()
+            .filter(|v| {
+                reported
+                    .get(&v.status.peer)
+                    .and_then(|r| r.stamp.as_ref())
+                    .is_some_and(|st| st.version.cmp(&ours) == ord)
+            })
+            .map(|v| v.status.peer.clone())
+            .collect()
     }
 
     fn sync(&self) -> Result<&crate::sync_handle::SyncHandle, CoreError> {
@@ -482,14 +505,19 @@ impl OperatorApi {
         let equivocating = self.core.blocking(|s| s.equivocating_origins()).await?;
         // The membership in force now (it changes live), never a copy taken at start.
         let membership = self.core.membership();
+        let reported = self.core.peer_rosters().snapshot();
         let peers = views
             .iter()
             .map(|v| {
                 let entry = membership.members.get(&v.status.peer);
-                pb::PeerInfo {
+                let mut info = pb::PeerInfo {
                     equivocating: equivocating.iter().any(|o| o.origin == v.status.peer),
                     ..convert::peer_info(v, entry)
+                };
+                if let Some(r) = reported.get(&v.status.peer) {
+                    convert::peer_roster_fields(&mut info, r, membership.version);
                 }
+                info
             })
             .collect();
         Ok(pb::PeersResponse {
@@ -962,6 +990,10 @@ fn export_stream(
                             return Ok(false);
                         }
                         let a = &item.advisory;
+                        // Roster items are not advisories: never exported.
+                        if tanoa_core::roster::is_carrier_id(&a.id) {
+                            return Ok(true);
+                        }
                         let mut summary = None;
                         for (_, ind) in filter.select(a, now) {
                             let warning_lists: Vec<String> = lists

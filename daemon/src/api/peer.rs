@@ -89,7 +89,7 @@ impl PeerApi {
     /// The tonic server of this service with the message limits, wrapped in `PeerGuard`.
     pub fn into_server(self) -> PeerGuard {
         let limit = self.limit;
-        let (sync, metrics) = (self.sync.clone(), self.metrics.clone());
+        let (sync, metrics, node) = (self.sync.clone(), self.metrics.clone(), self.node.clone());
         let compression = self.compression;
         let mut inner = PeerServer::new(self)
             .max_decoding_message_size(limit)
@@ -104,6 +104,7 @@ impl PeerApi {
             inner,
             sync,
             metrics,
+            node,
             limit,
         }
     }
@@ -229,6 +230,7 @@ pub struct PeerGuard {
     inner: PeerServer<PeerApi>,
     sync: SyncHandle,
     metrics: Arc<Metrics>,
+    node: Arc<NodeCore>,
     limit: usize,
 }
 
@@ -364,12 +366,15 @@ impl http_body::Body for ObservedBody {
 }
 
 /// Adds the encodings the peer port decodes to an answer (`peer_link`): a caller compresses its
-/// requests only after an answer listed the encoding.
-fn advertise<B>(resp: &mut http::Response<B>) {
+/// requests only after an answer listed the encoding; and this member's roster version
+/// (`peer_roster`).
+fn advertise<B>(resp: &mut http::Response<B>, roster: &http::HeaderValue) {
     resp.headers_mut().insert(
         crate::peer_link::ACCEPT_ENCODING,
         crate::peer_link::LinkSettings::advertised(),
     );
+    resp.headers_mut()
+        .insert(crate::peer_roster::HEADER, roster.clone());
 }
 
 /// The answer to a request tonic refused for `reason`.
@@ -393,6 +398,20 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
             .get::<PeerIdentity>()
             .map(|p| p.member.clone());
         let method = req.uri().path().to_string();
+        // The caller's roster version, for display only, recorded under the verified identity.
+        if let Some(p) = &peer
+            && self.node.peer_rosters().record(
+                p,
+                req.headers()
+                    .get(crate::peer_roster::HEADER)
+                    .map(http::HeaderValue::as_bytes),
+                crate::now_ms(),
+            ) == crate::peer_roster::Recorded::Malformed
+        {
+            self.metrics
+                .peer_message_rejected(p, crate::peer_roster::MALFORMED_HEADER);
+        }
+        let ours = self.node.peer_rosters().our_value();
         let seen = Observed::default();
         let encoding = req
             .headers()
@@ -410,7 +429,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
         let (sync, metrics) = (self.sync.clone(), self.metrics.clone());
         Box::pin(async move {
             let mut resp = fut.await?;
-            advertise(&mut resp);
+            advertise(&mut resp, &ours);
             let Some(status) = Status::from_header_map(resp.headers()) else {
                 return Ok(resp);
             };
@@ -445,7 +464,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for PeerGuard {
                 oversized: code == OVERSIZED || code == INFLATES_TOO_LARGE,
             });
             let mut resp = st.into_http();
-            advertise(&mut resp);
+            advertise(&mut resp, &ours);
             Ok(resp)
         })
     }

@@ -155,6 +155,9 @@ struct PeerLink {
 /// A client for one request and the negotiation state it reports the answer to.
 type Client = (PeerClient<Channel>, Negotiated);
 
+/// A client for one request and where its answer is recorded.
+type Dialled = (PeerClient<Channel>, Answers);
+
 impl PeerLink {
     fn client(&self, limit: usize, link: &LinkSettings) -> Option<Client> {
         let (_, ch, neg) = self.channels.get(self.current)?;
@@ -326,20 +329,59 @@ fn failure_of(status: &tonic::Status) -> crate::sync::Failure {
     }
 }
 
-/// Runs one request with its deadline, recording what the answer advertised (`Negotiated`).
+/// Where the answers of one peer are recorded: what it advertised (`Negotiated`) and the
+/// roster version it reports (`peer_roster`), under the member dialled (our TLS client config
+/// accepts only that member's certificate).
+#[derive(Clone)]
+struct Answers {
+    negotiated: Negotiated,
+    node: Arc<NodeCore>,
+    metrics: Arc<Metrics>,
+    peer: String,
+}
+
+impl Answers {
+    fn record(&self, md: &tonic::metadata::MetadataMap) {
+        self.negotiated.record(md);
+        let value = md
+            .get(crate::peer_roster::HEADER)
+            .map(tonic::metadata::MetadataValue::as_encoded_bytes);
+        if self
+            .node
+            .peer_rosters()
+            .record(&self.peer, value, crate::now_ms())
+            == crate::peer_roster::Recorded::Malformed
+        {
+            self.metrics
+                .peer_message_rejected(&self.peer, crate::peer_roster::MALFORMED_HEADER);
+        }
+    }
+
+    /// A request carrying this member's roster version.
+    fn request<T>(&self, msg: T) -> tonic::Request<T> {
+        let mut r = tonic::Request::new(msg);
+        let ours = self.node.peer_rosters().our_value();
+        if let Ok(v) = tonic::metadata::AsciiMetadataValue::try_from(ours.as_bytes()) {
+            r.metadata_mut().insert(crate::peer_roster::HEADER, v);
+        }
+        r
+    }
+}
+
+/// Runs one request with its deadline, recording what the answer carried (`Answers`).
 async fn call<T>(
     timeout: Duration,
-    negotiated: &Negotiated,
+    answers: &Answers,
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Outcome<T> {
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(crate::sync::Failure::Timeout),
         Ok(Ok(r)) => {
-            negotiated.record(r.metadata());
+            answers.record(r.metadata());
             Ok(r.into_inner())
         }
         Ok(Err(st)) => {
-            negotiated.record(st.metadata());
+            answers.record(st.metadata());
             Err(failure_of(&st))
         }
     }
@@ -730,7 +772,7 @@ impl Driver {
                             .await;
                         let result = match loaded {
                             Ok(envelopes) => {
-                                let msg = PushRequest { envelopes }.to_proto();
+                                let msg = neg.request(PushRequest { envelopes }.to_proto());
                                 let mut client = client;
                                 call(timeout, &neg, client.push(msg)).await
                             }
@@ -748,7 +790,8 @@ impl Driver {
                     };
                     let tx = self.tx.clone();
                     self.tasks.spawn(async move {
-                        let result = call(timeout, &neg, client.reconcile(msg.to_proto())).await;
+                        let msg = neg.request(msg.to_proto());
+                        let result = call(timeout, &neg, client.reconcile(msg)).await;
                         let _ = tx
                             .send(Input::ReconcileDone {
                                 peer: to,
@@ -764,7 +807,8 @@ impl Driver {
                     };
                     let (node, tx) = (self.node.clone(), self.tx.clone());
                     self.tasks.spawn(async move {
-                        let result = match call(timeout, &neg, client.fetch(msg.to_proto())).await {
+                        let msg = neg.request(msg.to_proto());
+                        let result = match call(timeout, &neg, client.fetch(msg)).await {
                             Ok(resp) => fetched(&node, &tx, &from, resp).await,
                             Err(f) => Err(f),
                         };
@@ -785,7 +829,7 @@ impl Driver {
     /// deadline the core gave it, scaled to its bytes and `min_link_bytes_per_s`, plus a second
     /// so the core's own timer fires first); a peer without endpoints fails the request at once
     /// (unreachable).
-    fn client(&mut self, peer: &str, req: RequestId) -> Option<(Client, Duration)> {
+    fn client(&mut self, peer: &str, req: RequestId) -> Option<(Dialled, Duration)> {
         let now = now_u64();
         let found = self
             .links
@@ -807,7 +851,15 @@ impl Driver {
                 crate::sync::Failure::Unreachable,
             );
         }
-        found.map(|c| (c, timeout))
+        found.map(|(c, negotiated)| {
+            let answers = Answers {
+                negotiated,
+                node: Arc::clone(&self.node),
+                metrics: Arc::clone(&self.metrics),
+                peer: peer.to_string(),
+            };
+            ((c, answers), timeout)
+        })
     }
 }
 

@@ -1410,3 +1410,91 @@ async fn a_member_that_starts_empty_does_not_wait_for_an_unreachable_peer() {
     assert!(status_of(&a).await.restoring_from.is_empty());
     a.stop().await;
 }
+
+/// Every peer request and answer carries the sender's roster version (`peer_roster`): two
+/// members on a `[[members]]` roster see each other at version 0; a version a peer claims is
+/// shown (ahead of ours) but changes nothing; a malformed value is ignored and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_report_their_roster_version_and_a_malformed_one_is_counted_not_trusted() {
+    let mut fed = Fed::new(&["ws-cert", "to-cert", "fj-cert"]).await;
+    fed.close(2);
+    let c0 = fed.config(0, |_| {});
+    let limit = driver::peer_message_limit(&c0.sync, c0.limits.max_payload_bytes);
+    let ws = fed.start(0, c0);
+    let c1 = fed.config(1, |_| {});
+    let to = fed.start(1, c1);
+    for (a, b) in [(&ws, "to-cert"), (&to, "ws-cert")] {
+        eventually("the peer's roster version", || async {
+            let p = a.peer(b).await;
+            p.roster_reported && p.roster_version == 0 && !p.roster_behind
+        })
+        .await;
+    }
+    let p = ws.peer("to-cert").await;
+    assert!(p.roster_hash_prefix.is_empty() && p.roster_reported_ms > 0);
+    assert_eq!(p.roster_header_malformed, 0);
+    assert!(p.tls_pins.is_empty(), "CA-authenticated: no pins");
+    // fj-cert never ran: nothing reported.
+    assert!(!ws.peer("fj-cert").await.roster_reported);
+    to.stop().await;
+
+    // fj-cert's certificate, by hand: a raw Push carrying chosen header values.
+    let tls = transport::PeerTls::new(
+        "fj-cert",
+        fed.members[2].cert.cert_pem.as_bytes(),
+        fed.members[2].cert.key_pem.as_bytes(),
+        transport::roots_from_pem_bytes(fed.ca.cert_pem().as_bytes(), "ca").unwrap(),
+        ["ws-cert".to_string()],
+        transport::logging_hook(),
+    )
+    .unwrap();
+    let ch = driver::peer_channel(
+        &fed.endpoint(0),
+        tls.client_config("ws-cert").unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let push = |value: &'static str| {
+        let mut peer = driver::peer_client(ch.clone(), limit);
+        async move {
+            let mut req = tonic::Request::new(pb::PushRequest { envelopes: vec![] });
+            req.metadata_mut()
+                .insert("tanoa-roster-version", value.parse().unwrap());
+            peer.push(req).await.unwrap()
+        }
+    };
+    let answer = push("7:0123456789abcdef").await;
+    // The answer carries ws-cert's own version.
+    assert_eq!(
+        answer.metadata().get("tanoa-roster-version").unwrap(),
+        "0",
+        "{:?}",
+        answer.metadata()
+    );
+    let p = ws.peer("fj-cert").await;
+    assert!(p.roster_reported && !p.roster_behind);
+    assert_eq!(p.roster_version, 7);
+    assert_eq!(p.roster_hash_prefix, "0123456789abcdef");
+    let st = status_of(&ws).await;
+    assert_eq!(st.roster_peers_ahead, ["fj-cert"]);
+    assert!(st.roster_peers_behind.is_empty());
+    // Display only: the roster in force is still version 0.
+    assert_eq!(st.roster_version, 0);
+
+    for bad in ["8:XYZ", "-1", "08", "9:0123"] {
+        push(bad).await;
+    }
+    let p = ws.peer("fj-cert").await;
+    assert_eq!(p.roster_header_malformed, 4);
+    assert_eq!(p.roster_version, 7, "the last well-formed value stays");
+    let text = ws.scrape().await;
+    assert_eq!(
+        metric(
+            &text,
+            "tanoa_peer_messages_rejected_total{peer=\"fj-cert\",reason=\"malformed_roster_header\"}"
+        ),
+        4,
+        "{text}"
+    );
+    ws.stop().await;
+}

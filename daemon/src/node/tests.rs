@@ -895,3 +895,94 @@ fn main_entry_exit_codes() {
         ExitCode::from(EXIT_USAGE)
     );
 }
+
+/// Roster items (GREEN advisories under `tanoa-roster.`) are not advisories for operators:
+/// `List` (every order), `SearchIndicator` and `ExportIndicators` never return one, even when it
+/// carries an indicator; `Get` by its id still shows it.
+#[tokio::test]
+async fn roster_items_are_not_listed_searched_or_exported_but_shown_by_id() {
+    let m = member(None);
+    let identity = keys::load_key_file(&m.dir.path().join("keys/ws-cert.key")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let mut carrier = tanoa_core::store::conformance::advisory(
+        MEMBER,
+        "tanoa-roster.proposal.0123456789abcdef",
+        1,
+    );
+    carrier.title = "Roster carrier with an indicator".into();
+    carrier.indicators = vec![tanoa_core::store::conformance::indicator(
+        crate::model::IndicatorKind::Ipv4,
+        "192.0.2.99",
+    )];
+    let carrier = identity.sign(carrier, &Limits::default()).unwrap();
+    store.put(&carrier, "local", crate::now_ms()).unwrap();
+    let r = start(&m, Some(store)).await;
+    let mut c = r.client().await;
+    c.publish(publish_req("ws-2026-0100", "Plain advisory", "192.0.2.7"))
+        .await
+        .unwrap();
+    for order in [pb::ListOrder::NewestFirst, pb::ListOrder::AdvisoryKey] {
+        let l = c
+            .list(pb::ListRequest {
+                include_withdrawn: true,
+                order: order as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let ids: Vec<&str> = l
+            .advisories
+            .iter()
+            .map(|a| a.advisory_id.as_str())
+            .collect();
+        assert_eq!(ids, ["ws-2026-0100"], "{order:?}");
+    }
+    for value in ["192.0.2.99", "APT40"] {
+        let hits = c
+            .search_indicator(pb::SearchIndicatorRequest {
+                value: value.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hits;
+        assert!(
+            hits.iter().all(|h| h
+                .advisory
+                .as_ref()
+                .is_none_or(|a| !a.advisory_id.starts_with("tanoa-roster."))),
+            "{value}: {hits:?}"
+        );
+    }
+    let mut stream = c
+        .export_indicators(pb::ExportIndicatorsRequest {
+            include_warninglisted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut exported = Vec::new();
+    while let Some(chunk) = stream.message().await.unwrap() {
+        exported.extend(chunk.indicators);
+    }
+    assert!(!exported.is_empty(), "the plain advisory's indicators");
+    assert!(
+        exported.iter().all(|e| e
+            .advisory
+            .as_ref()
+            .is_some_and(|a| a.advisory_id == "ws-2026-0100")),
+        "{exported:?}"
+    );
+    let shown = c
+        .get(pb::GetRequest {
+            id: "tanoa-roster.proposal.0123456789abcdef".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(shown.item_id, carrier.item_id().to_hex());
+    r.stop().await.unwrap();
+}

@@ -231,6 +231,11 @@ impl Shared {
     }
 
     fn convert_item(&self, item: &StoredItem) -> Vec<ParsedObject> {
+        // Roster items are not advisories: known to the index (so it is complete), in no
+        // collection.
+        if tanoa_core::roster::is_carrier_id(&item.advisory.id) {
+            return Vec::new();
+        }
         if !super::Visibility::ALL
             .iter()
             .any(|v| v.includes(item.advisory.tlp))

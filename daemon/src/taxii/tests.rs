@@ -651,6 +651,47 @@ async fn tlp_decides_the_collections_and_red_is_never_served() {
     }
 }
 
+/// Roster items (GREEN, id prefix `tanoa-roster.`) are in no collection, in objects or in the
+/// manifest; the advisory next to them is.
+#[tokio::test]
+async fn roster_items_are_in_no_collection() {
+    let fx = fixture();
+    let carrier = tlp_item("tanoa-roster.version.0002", Tlp::Green, 1);
+    let green = tlp_item("g1", Tlp::Green, 1);
+    fx.put(&carrier, T0);
+    fx.put(&green, T0 + 1);
+    let carrier_ids: BTreeSet<String> = expected_ids(&[&carrier])
+        .into_iter()
+        .filter(|i| !i.starts_with("identity--"))
+        .collect();
+    assert!(!carrier_ids.is_empty());
+    for coll in ["clear", "green", "amber"] {
+        let all = fx
+            .all_pages(coll, AMBER_TOKEN, 1000, "&match[version]=all")
+            .await;
+        let got = ids_of(&all);
+        assert!(
+            got.iter().all(|i| !carrier_ids.contains(i)),
+            "{coll}: {got:?}"
+        );
+        if coll != "clear" {
+            assert_eq!(got, expected_ids(&[&green]), "{coll}");
+        }
+        let manifest = fx
+            .get(&format!("/tanoa/collections/{coll}/manifest/"), AMBER_TOKEN)
+            .await;
+        // An empty manifest has no `objects` (the clear collection here).
+        let objects = manifest.body["objects"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(objects.is_empty(), coll == "clear", "{coll}");
+        for m in objects {
+            assert!(!carrier_ids.contains(m["id"].as_str().unwrap()));
+        }
+    }
+}
+
 #[tokio::test]
 async fn revisions_are_versions_and_withdrawal_is_the_last_version() {
     let fx = fixture();

@@ -21,6 +21,7 @@ mod noninterference;
 mod partition;
 mod rejected;
 mod roster;
+mod roster_flow;
 mod roundtrip;
 mod socket;
 mod stix;

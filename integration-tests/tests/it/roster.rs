@@ -24,23 +24,23 @@ use tanoa_proto::v1 as pb;
 
 use crate::bins;
 
-const FOUNDERS: [&str; 3] = ["ws-cert", "to-cert", "fj-cert"];
+pub(crate) const FOUNDERS: [&str; 3] = ["ws-cert", "to-cert", "fj-cert"];
 
-async fn tanoa(args: &[&str]) -> RunOutput {
+pub(crate) async fn tanoa(args: &[&str]) -> RunOutput {
     run_command(&bins().tanoa, args).await
 }
 
-async fn on(node: &TestNode, args: &[&str]) -> RunOutput {
+pub(crate) async fn on(node: &TestNode, args: &[&str]) -> RunOutput {
     let mut all = vec!["--socket", node.socket_path().to_str().unwrap()];
     all.extend_from_slice(args);
     tanoa(&all).await
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
-async fn roster_show(node: &TestNode) -> serde_json::Value {
+pub(crate) async fn roster_show(node: &TestNode) -> serde_json::Value {
     let out = on(node, &["--json", "roster", "show"]).await;
     out.expect_code(0, "roster show");
     out.json()
@@ -48,11 +48,11 @@ async fn roster_show(node: &TestNode) -> serde_json::Value {
 
 /// A member directory with key, certificate and a config following `roster.json` (whose hash
 /// is filled in later), its peer port behind `proxy`.
-struct Member {
-    node: TestNode,
+pub(crate) struct Member {
+    pub(crate) node: TestNode,
 }
 
-fn member_dir(ca: &Ca, id: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn member_dir(ca: &Ca, id: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::Builder::new()
         .prefix("tanoa-roster-")
         .tempdir()
@@ -68,7 +68,7 @@ fn member_dir(ca: &Ca, id: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, key_path)
 }
 
-fn write_config(dir: &Path, id: &str, roster_hash: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, id: &str, roster_hash: &str) -> PathBuf {
     let x = FederatedExample {
         member_id: id.to_string(),
         name: format!("Test CERT {id}"),
@@ -96,7 +96,7 @@ fn write_config(dir: &Path, id: &str, roster_hash: &str) -> PathBuf {
 }
 
 /// An envelope signed by `identity`, GREEN, dated `modified_ms`.
-fn envelope(identity: &SigningIdentity, id: &str, modified_ms: i64) -> pb::Envelope {
+pub(crate) fn envelope(identity: &SigningIdentity, id: &str, modified_ms: i64) -> pb::Envelope {
     let a = Advisory {
         id: id.into(),
         origin: identity.member().into(),
@@ -124,7 +124,7 @@ fn envelope(identity: &SigningIdentity, id: &str, modified_ms: i64) -> pb::Envel
         .to_proto()
 }
 
-async fn import(node: &TestNode, env: pb::Envelope) -> Result<(), tonic::Status> {
+pub(crate) async fn import(node: &TestNode, env: pb::Envelope) -> Result<(), tonic::Status> {
     node.client()
         .await
         .import_envelope(pb::ImportEnvelopeRequest {
@@ -134,7 +134,7 @@ async fn import(node: &TestNode, env: pb::Envelope) -> Result<(), tonic::Status>
         .map(|_| ())
 }
 
-async fn wait_version(members: &[&Member], version: u64) {
+pub(crate) async fn wait_version(members: &[&Member], version: u64) {
     for m in members {
         Federation::eventually(
             &format!("{} at roster version {version}", m.node.member()),

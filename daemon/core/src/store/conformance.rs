@@ -660,6 +660,81 @@ pub fn equivocation_recorded_and_resolved_to_lowest(store: &dyn Store) {
     assert_eq!(per_origin[0].last_detected_ms, NOW + 40);
 }
 
+/// Roster items (GREEN, id prefix `tanoa-roster.`) are stored and found by id and by
+/// `scan_latest`, but `list` (every order, every page) and `search` never return them.
+pub fn roster_items_are_not_listed_or_searched(store: &dyn Store) {
+    let mut carrier = advisory(WS, "tanoa-roster.version.0001", 1);
+    carrier.title = "APT40 roster carrier".to_string();
+    let carrier = signed(carrier);
+    let plain = signed(advisory(WS, "ws-2026-0001", 2));
+    let late = signed(advisory(TO, "to-2026-0001", 3));
+    for i in [&carrier, &plain, &late] {
+        put(store, i);
+    }
+    assert_eq!(
+        latest_id(store, WS, "tanoa-roster.version.0001"),
+        Some(carrier.item_id())
+    );
+    let mut scanned = Vec::new();
+    store
+        .scan_latest(None, true, &mut |it| {
+            scanned.push(it.item_id);
+            Ok(true)
+        })
+        .unwrap();
+    assert!(scanned.contains(&carrier.item_id()));
+    for order in [ListOrder::NewestFirst, ListOrder::AdvisoryKey] {
+        let all = ListFilter {
+            order,
+            include_withdrawn: true,
+            ..ListFilter::default()
+        };
+        let (ids, more) = list_ids(store, &all);
+        assert!(!more);
+        assert_eq!(ids.len(), 2, "{order:?}");
+        assert!(!ids.contains(&carrier.item_id()), "{order:?}");
+        let text = ListFilter {
+            text: Some("apt40".into()),
+            origin: Some(WS.into()),
+            ..all.clone()
+        };
+        assert_eq!(list_ids(store, &text).0, vec![plain.item_id()], "{order:?}");
+        // Page by page, one at a time: still never the carrier, nothing skipped.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let (page, more) = store
+                .list(&ListFilter {
+                    limit: 1,
+                    after: after.clone(),
+                    ..all.clone()
+                })
+                .unwrap();
+            if let Some(last) = page.last() {
+                after = Some(super::list_cursor(order, last));
+            }
+            seen.extend(page.iter().map(|s| s.item_id));
+            if !more {
+                break;
+            }
+        }
+        seen.sort();
+        let mut want = vec![plain.item_id(), late.item_id()];
+        want.sort();
+        assert_eq!(seen, want, "{order:?}");
+    }
+    let hits = store.search(&ip("192.0.2.7")).unwrap();
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter().all(|h| h.item_id != carrier.item_id()),
+        "{hits:?}"
+    );
+    let actor = store
+        .search(&IndicatorQuery::Actor("APT40".into()))
+        .unwrap();
+    assert!(actor.iter().all(|h| h.item_id != carrier.item_id()));
+}
+
 pub fn list_filters(store: &dyn Store) {
     // Modified times: a=T0+1s, b=T0+2s, c=T0+3s, d=T0+4s (withdrawn), e=T0+5s (other origin).
     let a = signed(advisory(WS, "ws-2026-0001", 1));
@@ -1237,7 +1312,7 @@ pub fn scan_latest_id_prefix_visits_only_matching_ids(store: &dyn Store) {
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($open:expr) => {
-        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids);
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, roster_items_are_not_listed_or_searched, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids);
 
         #[test]
         fn corrupt_records_are_errors() {

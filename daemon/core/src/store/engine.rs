@@ -414,6 +414,10 @@ fn is_indicator_key(k: &[u8]) -> bool {
 /// Index keys of an advisory's indicators, with their CIDR prefix lengths, then of its CVE
 /// and actor lists (position in `cves` / `actors` as the index).
 fn indicator_keys(item: &ItemId, a: &Advisory) -> Vec<IndexEntry> {
+    // Roster items are never search results (they carry nothing to search for anyway).
+    if crate::roster::is_carrier_id(&a.id) {
+        return Vec::new();
+    }
     let suffixed = |mut k: Vec<u8>, n: usize| {
         k.extend_from_slice(&item.0);
         k.extend_from_slice(&(n as u32).to_be_bytes());
@@ -1063,6 +1067,10 @@ pub fn list(
         }
         let id = item_of(item, t)?;
         let item = must_get(kv, &id, t)?;
+        // Roster items are not advisories (`tanoa roster show`, `tanoa show <id>` show them).
+        if crate::roster::is_carrier_id(&item.advisory.id) {
+            return Ok(Some(true));
+        }
         if let Some(text) = &text
             && !item.advisory.title.to_lowercase().contains(text.as_str())
         {

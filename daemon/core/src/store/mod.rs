@@ -7,7 +7,12 @@
 //! with different payloads is equivocation, resolved to the lowest item id); durability (`sync`).
 //! Must never: accept anything but a `Verified<Advisory>`, decide TLP policy, or talk to the
 //! network. Implementations: `MemoryStore` here (tests, simulator) and the daemon's
-//! durable `SledStore`; both pass the same `conformance` suite. Both run the same rules and
+//! durable `SledStore`; both pass the same `conformance` suite. Roster items (advisory ids with
+//! the `roster::CARRIER_PREFIX`) are stored like any item and found by id, history and
+//! `scan_latest`, but `list` and `search` never return them: the one place that keeps them off
+//! every operator surface built on those queries (`tanoa list`, `search`, the JSON, STIX and
+//! MISP exports); the two surfaces that scan the store (the blocklist export and the TAXII
+//! collections) skip them with the same `roster::is_carrier_id`. Both run the same rules and
 //! record layouts (`engine`, which documents every tree and key) over their own ordered trees.
 
 #[cfg(any(test, feature = "conformance"))]
@@ -244,11 +249,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Latest revisions matching the filter, in `filter.order` (by default newest `modified_ms`
     /// first, ties by origin, then advisory id), after `filter.after` when set; `bool` =
     /// truncated (more matched than `limit`: resume after the last item's `list_cursor`).
+    /// Roster items are never listed.
     fn list(&self, filter: &ListFilter) -> Result<(Vec<StoredItem>, bool), StoreError>;
     /// Indicator index lookup (active indicators of latest, non-withdrawn revisions only).
     /// Exact matches come first, then CIDR matches from the most specific prefix; within a group
     /// by (item id, index). An `Exact` value is first normalized (`model::normalize_indicator`,
-    /// falling back to the value as given).
+    /// falling back to the value as given). Roster items are never indexed.
     fn search(&self, query: &IndicatorQuery) -> Result<Vec<IndicatorMatch>, StoreError>;
     /// Equivocation evidence of an advisory, by revision.
     fn equivocations(
