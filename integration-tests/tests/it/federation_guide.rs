@@ -273,7 +273,7 @@ async fn the_federation_guide_runs_as_written() {
         hosts.insert(
             *host,
             Host {
-                member: *member,
+                member,
                 root: dir.path().to_path_buf(),
                 dir: Some(dir),
                 node: None,
