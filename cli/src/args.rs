@@ -101,8 +101,9 @@ pub enum Command {
     /// Federation PKI: CA, member and operator certificates.
     #[command(subcommand)]
     Pki(cmd::pki::PkiCommand),
-    /// Run a local federation of five Pacific CERT daemons in this process (dev PKI), publish a
-    /// GREEN and an AMBER advisory and show live who holds what.
+    /// Run a local federation of five Pacific CERT daemons in this process (dev PKI, signed
+    /// roster), publish a GREEN and an AMBER advisory, let a sixth member (ck-cert) join by two
+    /// approvals, and show live who holds what.
     Demo(cmd::demo::DemoArgs),
 }
 

@@ -12,6 +12,7 @@ mod crash;
 mod equivocation;
 mod export_paging;
 mod federation;
+mod federation_guide;
 mod fuzz_corpus;
 mod lifecycle;
 mod live_membership;

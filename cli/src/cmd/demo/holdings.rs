@@ -107,10 +107,14 @@ impl Matrix {
             return;
         };
         m.items = list.advisories.iter().map(|s| s.item_id.clone()).collect();
+        // Roster items (proposals, approvals, versions) are the membership, not advisories.
         m.others = list
             .advisories
             .iter()
-            .filter(|s| !known.contains(s.item_id.as_str()))
+            .filter(|s| {
+                !known.contains(s.item_id.as_str())
+                    && !tanoa_core::roster::is_carrier_id(&s.advisory_id)
+            })
             .map(|s| format!("{}/{} r{}", s.origin, s.advisory_id, s.revision))
             .collect();
         m.error = None;

@@ -1,13 +1,16 @@
 //! `tanoa demo [--dir DIR] [--once] [--timeout SECS]`: a local federation of five Pacific CERT
-//! daemons in this process (dev PKI, loopback only), a TLP:GREEN and a TLP:AMBER advisory
-//! published by ws-cert, and a live view of which member holds what.
+//! daemons in this process (dev PKI, loopback only) on a signed roster, a TLP:GREEN and a
+//! TLP:AMBER advisory published by ws-cert, a sixth member (ck-cert, Cook Islands) joining by a
+//! proposal and two approvals and receiving the GREEN advisory published before it joined, and
+//! a live view of which member holds what.
 //!
 //! Owns: the demo directory (recreated fresh each run, only if it is a previous demo's), the
 //! embedded example advisories, publishing them, the live holdings matrix (refreshed from each
 //! member's List until it matches TLP policy), the commands printed to inspect each member, the
-//! `--once` verdict (exit 0 only if every member holds exactly what policy allows), and running
+//! `--once` verdict (exit 0 only if every member, the joined one included, holds exactly what
+//! policy allows and every member is at the roster version that added ck-cert), and running
 //! until Ctrl-C otherwise.
-//! Must never: delete a directory that is not a demo directory, or return while one of the five
+//! Must never: delete a directory that is not a demo directory, or return while one of the
 //! members still runs (every path goes through `Federation::shutdown`).
 
 pub mod federation;
@@ -30,7 +33,7 @@ use crate::connect::Client;
 use crate::exit::Failure;
 use crate::output;
 
-use federation::{Federation, MEMBERS};
+use federation::{Federation, JOINER, Join, MEMBERS};
 use holdings::{DemoAdvisory, Matrix};
 
 /// The seed's APT40 advisory, TLP:GREEN (also `examples/apt40-advisory.toml`).
@@ -88,6 +91,7 @@ pub fn prepare_dir(dir: &Path) -> Result<(), Failure> {
         let sockets = std::iter::once(dir.join("data").join("tanoad.sock")).chain(
             MEMBERS
                 .iter()
+                .chain([&JOINER])
                 .map(|(id, _)| dir.join(id).join("data").join("tanoad.sock")),
         );
         for sock in sockets {
@@ -233,7 +237,7 @@ pub struct DemoReport {
     pub dir: PathBuf,
     /// The CA certificate (trust anchor of every member).
     pub ca_cert: PathBuf,
-    /// The five members.
+    /// The members: the five founders, then the one that joined.
     pub members: Vec<federation::DemoMember>,
     /// Holdings when the wait ended (advisories published = its columns).
     pub matrix: Matrix,
@@ -243,6 +247,10 @@ pub struct DemoReport {
     pub anti_entropy: Option<AntiEntropyRound>,
     /// Commands to inspect each member.
     pub commands: Vec<DemoCommand>,
+    /// The join of `JOINER` (`None` = it did not happen).
+    pub join: Option<Join>,
+    /// Each member's roster in force at the end: (member, version, hash); empty if not read.
+    pub rosters: Vec<(String, u64, String)>,
 }
 
 impl DemoReport {
@@ -250,6 +258,20 @@ impl DemoReport {
     /// ran) every reconciliation of the anti-entropy round completed without changing that.
     pub fn problems(&self) -> Vec<String> {
         let mut out = self.matrix.problems();
+        match &self.join {
+            None => out.push(format!("{} did not join", JOINER.0)),
+            Some(j) => {
+                for (member, version, hash) in &self.rosters {
+                    if *version != j.version || *hash != j.hash {
+                        out.push(format!(
+                            "{member} is at roster version {version} ({hash}), not version {} \
+                             ({}) that added {}",
+                            j.version, j.hash, j.member
+                        ));
+                    }
+                }
+            }
+        }
         if self.converged_after_ms.is_none() && out.is_empty() {
             out.push("the wait for convergence ended early".into());
         }
@@ -295,6 +317,17 @@ impl DemoReport {
             })),
             "checks": {"ok": problems.is_empty(), "problems": problems},
             "commands": self.commands.iter().map(|c| c.command.clone()).collect::<Vec<_>>(),
+            "join": self.join.as_ref().map(|j| json!({
+                "member": j.member,
+                "proposer": j.proposer,
+                "approvers": j.approvers,
+                "required": j.required,
+                "version": j.version,
+                "hash": j.hash,
+            })),
+            "rosters": self.rosters.iter().map(|(m, v, h)| json!({
+                "member": m, "version": v, "hash": h,
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -372,7 +405,7 @@ pub async fn run_report(a: DemoArgs, g: &GlobalArgs) -> anyhow::Result<DemoRepor
     let amber = embedded_draft(AMBER_TOML, AMBER_NAME)?;
     spinner.say("preparing the demo directory");
     prepare_dir(&a.dir)?;
-    spinner.say("generating a dev PKI and starting five members");
+    spinner.say("generating a dev PKI and a signed roster, starting five members");
     let mut fed = Federation::launch(&a.dir).await?;
     let outcome = drive(&a, &out, &mut fed, [green, amber], &mut interrupt).await;
     spinner.done();
@@ -514,6 +547,27 @@ async fn anti_entropy_round(
     round
 }
 
+/// Every member's roster in force: (member, version, hash); version 0 and the error as the
+/// hash when it did not answer.
+async fn read_rosters(
+    clients: &mut [Client],
+    members: &[federation::DemoMember],
+) -> Vec<(String, u64, String)> {
+    let mut out = Vec::new();
+    for (c, m) in clients.iter_mut().zip(members) {
+        let r = tokio::time::timeout(LIST_TIMEOUT, c.roster_show(pb::RosterShowRequest {})).await;
+        out.push(match r {
+            Ok(Ok(r)) => {
+                let r = r.into_inner();
+                (m.id.clone(), r.version, r.hash)
+            }
+            Ok(Err(s)) => (m.id.clone(), 0, crate::exit::status_message(&s)),
+            Err(_) => (m.id.clone(), 0, "no answer".into()),
+        });
+    }
+    out
+}
+
 /// Reads every member's holdings into a copy of `m`.
 async fn read_holdings(clients: &mut [Client], m: &Matrix) -> Matrix {
     let mut next = m.clone();
@@ -534,9 +588,15 @@ async fn read_holdings(clients: &mut [Client], m: &Matrix) -> Matrix {
 fn intro(out: &Out<'_>, fed: &Federation, dir: &Path) {
     out.line(&format!(
         "Tanoa demo: a federation of {} Pacific CERT daemons running in this process, on \
-         loopback, with a dev PKI (CA {}).",
-        fed.members.len(),
-        shown(&fed.ca_cert)
+         loopback, with a dev PKI (CA {}), founded on a signed roster (version 1, threshold {} \
+         of {}, hash {}); {} ({}) joins it below.",
+        MEMBERS.len(),
+        shown(&fed.ca_cert),
+        federation::THRESHOLD,
+        MEMBERS.len(),
+        output::short_id(&fed.founding_hash),
+        JOINER.0,
+        JOINER.1
     ));
     out.line(&format!(
         "Directory: {} (recreated at every run; dev keys only)\n",
@@ -584,7 +644,7 @@ async fn drive(
         .index_of(ORIGIN)
         .ok_or_else(|| Failure::failed(format!("no demo member {ORIGIN}")))?;
     let mut clients = Vec::new();
-    for i in 0..fed.members.len() {
+    for i in 0..MEMBERS.len() {
         clients.push(fed.client(i).await?);
     }
     out.spinner.say("publishing the advisories");
@@ -612,6 +672,28 @@ async fn drive(
         ));
         published.push(adv);
     }
+    out.spinner
+        .say(&format!("{} joins the federation", JOINER.0));
+    let join = fed.join().await?;
+    out.line(&format!(
+        "\nJoin: {} ({}) asks to join with a signed request; {} proposes roster version {}, \
+         {} approve ({} signatures needed); version {} is in force, hash {}.\n      {} starts \
+         from that roster file, checked by its hash, and catches up on what was published \
+         before it joined.",
+        join.member,
+        JOINER.1,
+        join.proposer,
+        join.version,
+        join.approvers.join(" and "),
+        join.required,
+        join.version,
+        output::short_id(&join.hash),
+        join.member,
+    ));
+    let j = fed
+        .index_of(JOINER.0)
+        .ok_or_else(|| Failure::failed(format!("no demo member {}", JOINER.0)))?;
+    clients.push(fed.client(j).await?);
     let names: Vec<(String, String)> = fed
         .members
         .iter()
@@ -697,6 +779,11 @@ async fn drive(
         ));
         anti_entropy = Some(round);
     }
+    let rosters = if interrupted {
+        Vec::new()
+    } else {
+        read_rosters(&mut clients, &fed.members).await
+    };
     out.spinner.done();
     let commands = inspect_commands(&fed.members, &matrix);
     let report = DemoReport {
@@ -707,6 +794,8 @@ async fn drive(
         converged_after_ms,
         anti_entropy,
         commands,
+        join: Some(join),
+        rosters,
     };
     if interrupted {
         return Ok(report);
@@ -716,6 +805,26 @@ async fn drive(
         out.line(&format!(
             "Check: {text}: {}",
             if ok { "ok" } else { "FAILED" }
+        ));
+    }
+    if let Some(j) = &report.join {
+        let behind: Vec<&str> = report
+            .rosters
+            .iter()
+            .filter(|(_, v, h)| *v != j.version || *h != j.hash)
+            .map(|(m, _, _)| m.as_str())
+            .collect();
+        out.line(&format!(
+            "Check: {} joined; all {} members at roster version {} ({}): {}",
+            j.member,
+            report.rosters.len(),
+            j.version,
+            output::short_id(&j.hash),
+            if behind.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("FAILED ({} behind)", behind.join(", "))
+            }
         ));
     }
     if a.once {
@@ -896,11 +1005,40 @@ mod tests {
             converged_after_ms: None,
             anti_entropy: None,
             commands: Vec::new(),
+            join: None,
+            rosters: Vec::new(),
         };
+        assert_eq!(
+            report.problems(),
+            [
+                "ws-cert: its holdings are unknown (not asked yet)",
+                "ck-cert did not join"
+            ]
+        );
+        let join = Join {
+            member: "ck-cert".into(),
+            proposer: "ws-cert".into(),
+            approvers: vec!["to-cert".into(), "fj-cert".into()],
+            required: 3,
+            version: 2,
+            hash: "cd".repeat(32),
+        };
+        report.join = Some(join.clone());
+        report.rosters = vec![("ws-cert".into(), 1, "ef".repeat(32))];
+        assert_eq!(
+            report.problems()[1],
+            format!(
+                "ws-cert is at roster version 1 ({}), not version 2 ({}) that added ck-cert",
+                "ef".repeat(32),
+                "cd".repeat(32)
+            )
+        );
+        report.rosters = vec![("ws-cert".into(), 2, "cd".repeat(32))];
         assert_eq!(
             report.problems(),
             ["ws-cert: its holdings are unknown (not asked yet)"]
         );
+        assert_eq!(report.to_json()["join"]["approvers"][1], "fj-cert");
         assert_eq!(report.to_json()["checks"]["ok"], false);
         assert_eq!(report.to_json()["converged"], false);
         matrix.record(
@@ -959,29 +1097,58 @@ mod tests {
         assert!(report.converged_after_ms.is_some());
         assert!(report.problems().is_empty(), "{:?}", report.problems());
         let round = report.anti_entropy.clone().unwrap();
-        assert_eq!(round.started, 20, "every member with every peer");
-        assert_eq!(round.completed, 20);
+        assert_eq!(round.started, 30, "every member with every peer");
+        assert_eq!(round.completed, 30);
         let m = &report.matrix;
         let ids: Vec<&str> = m.members.iter().map(|x| x.member.as_str()).collect();
-        assert_eq!(ids, ["ws-cert", "to-cert", "fj-cert", "au-acsc", "nz-ncsc"]);
+        assert_eq!(
+            ids,
+            [
+                "ws-cert", "to-cert", "fj-cert", "au-acsc", "nz-ncsc", "ck-cert"
+            ]
+        );
         assert_eq!(m.advisories[0].advisory_id, "apt40-blue-pacific");
         assert_eq!(m.advisories[0].tlp, Tlp::Green);
         assert_eq!(m.advisories[1].tlp, Tlp::Amber);
-        let green: Vec<bool> = (0..5).map(|i| m.held(i, 0)).collect();
-        let amber: Vec<bool> = (0..5).map(|i| m.held(i, 1)).collect();
-        assert_eq!(green, [true; 5], "GREEN on every member");
+        let green: Vec<bool> = (0..6).map(|i| m.held(i, 0)).collect();
+        let amber: Vec<bool> = (0..6).map(|i| m.held(i, 1)).collect();
+        assert_eq!(
+            green, [true; 6],
+            "GREEN on every member, ck-cert included (published before it joined)"
+        );
         assert_eq!(
             amber,
-            [true, false, false, true, true],
+            [true, false, false, true, true, false],
             "AMBER on ws-cert, au-acsc and nz-ncsc only"
         );
+        // The join: proposed by ws-cert, approved by to-cert and fj-cert (3 of 5 signatures),
+        // version 2 in force on all six members with one hash.
+        let join = report.join.clone().unwrap();
+        assert_eq!(join.member, "ck-cert");
+        assert_eq!(join.proposer, "ws-cert");
+        assert_eq!(join.approvers, ["to-cert", "fj-cert"]);
+        assert_eq!(join.required, 3);
+        assert_eq!(join.version, 2);
+        assert_eq!(report.rosters.len(), 6);
+        for (member, version, hash) in &report.rosters {
+            assert_eq!((*version, hash), (2, &join.hash), "{member}");
+        }
+        let ck = std::fs::read_to_string(dir.join("ck-cert/tanoad.toml")).unwrap();
+        assert!(ck.contains(&format!("sha256 = \"{}\"", join.hash)), "{ck}");
+        assert!(!ck.contains("[[members]]"), "{ck}");
+        let founding = std::fs::read_to_string(dir.join(federation::FOUNDING_ROSTER)).unwrap();
+        let founding = tanoa_core::roster::SignedRoster::from_json(&founding).unwrap();
+        assert_eq!(founding.roster.version, 1);
+        assert_eq!(founding.signatures.len(), 5);
+        assert!(founding.roster.member("ck-cert").is_none());
         for x in &m.members {
             assert!(x.others.is_empty() && x.error.is_none(), "{x:?}");
         }
         let doc = report.to_json();
         assert_eq!(doc["checks"]["ok"], true);
         assert_eq!(doc["converged"], true);
-        assert_eq!(doc["anti_entropy"]["completed"], 20);
+        assert_eq!(doc["anti_entropy"]["completed"], 30);
+        assert_eq!(doc["join"]["member"], "ck-cert");
         assert_eq!(
             doc["holdings"][1]["holds"]["apt40-forum-lures-amber"],
             false
