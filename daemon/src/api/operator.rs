@@ -155,17 +155,23 @@ impl Stream for EventStream {
                 what: "; watch again once it is back",
             }))));
         }
-        match Pin::new(&mut self.rx).poll_next(cx) {
-            Poll::Ready(Some(Ok(ev))) => Poll::Ready(Some(Ok(convert::watch_event(&ev)))),
-            Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
-                self.done = true;
-                Poll::Ready(Some(Err(status(ApiError::WatchLagged(n)))))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
+        loop {
+            return match Pin::new(&mut self.rx).poll_next(cx) {
+                // Roster items are not advisories (`tanoa roster show` follows them).
+                Poll::Ready(Some(Ok(ev))) if tanoa_core::roster::is_carrier_id(&ev.advisory.id) => {
+                    continue;
+                }
+                Poll::Ready(Some(Ok(ev))) => Poll::Ready(Some(Ok(convert::watch_event(&ev)))),
+                Poll::Ready(Some(Err(BroadcastStreamRecvError::Lagged(n)))) => {
+                    self.done = true;
+                    Poll::Ready(Some(Err(status(ApiError::WatchLagged(n)))))
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }
@@ -1063,4 +1069,50 @@ fn query_of(kind: IndicatorKind, normalized: &str) -> Result<IndicatorQuery, Str
         ),
         _ => IndicatorQuery::Exact(kind, normalized.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio::sync::broadcast;
+    use tokio_stream::StreamExt as _;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::publish::{ChangeKind, ChangeSummary};
+
+    fn event(id: &str) -> ChangeEvent {
+        let a = tanoa_core::store::conformance::advisory("ws-cert", id, 1);
+        ChangeEvent {
+            kind: ChangeKind::New,
+            item_id: crate::envelope::ItemId([7; 32]),
+            advisory: ChangeSummary::of(&a),
+            source: "local".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_streams_advisories_but_never_roster_items() {
+        let (tx, rx) = broadcast::channel(16);
+        let mut stream = EventStream {
+            rx: BroadcastStream::new(rx),
+            shutdown: Box::pin(CancellationToken::new().cancelled_owned()),
+            done: false,
+        };
+        for id in [
+            "tanoa-roster.v2.0123456789abcdef",
+            "ws-2026-0001",
+            "tanoa-roster.v2.approval.0123456789abcdef",
+            "ws-2026-0002",
+        ] {
+            tx.send(event(id)).unwrap();
+        }
+        drop(tx);
+        let mut seen = Vec::new();
+        while let Some(ev) = stream.next().await {
+            seen.push(ev.unwrap().advisory.unwrap().advisory_id);
+        }
+        assert_eq!(seen, ["ws-2026-0001", "ws-2026-0002"]);
+    }
 }
