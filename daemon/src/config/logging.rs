@@ -38,7 +38,11 @@ pub struct LogConfig {
 /// Parses a `tracing` filter directive (`[log] level`, `tanoad --log-level`). Directives are
 /// ASCII (levels, targets, span and field names); anything else is refused here, before
 /// `tracing-subscriber`'s parser, which panics on some non-ASCII input (found by the
-/// `config_toml` fuzz target; regression in `fuzz/regressions/config_toml/`).
+/// `config_toml` fuzz target; regression in `fuzz/regressions/config_toml/`). Field values in
+/// span filters (`[span{field=value}]`) are matched as literal strings, never compiled as
+/// regular expressions: a value such as `c` followed by sixty `.` made the regex engine build a
+/// DFA exponential in the value's length, and tanoad hung at start (also a `config_toml` fuzz
+/// finding, `timeout-…` in the same folder).
 pub fn parse_log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     if let Some((at, c)) = level.char_indices().find(|(_, c)| !c.is_ascii()) {
         return Err(format!(
@@ -47,6 +51,7 @@ pub fn parse_log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, St
         ));
     }
     tracing_subscriber::EnvFilter::builder()
+        .with_regex(false)
         .parse(level)
         .map_err(|e| {
             format!(

@@ -655,3 +655,24 @@ fn a_non_ascii_log_level_is_a_problem_not_a_panic() {
     }
     assert!(super::parse_log_filter("tanoa_daemon=debug,info").is_ok());
 }
+
+#[test]
+fn a_span_field_value_in_the_log_filter_is_a_literal_not_a_regex() {
+    // config_toml fuzz finding (`fuzz/regressions/config_toml/log-level-regex-dfa-timeout`):
+    // compiled as a regular expression, this field value (`c` and 55 `.`) made the regex
+    // engine build an exponential DFA and parsing did not return for minutes.
+    let level = format!(
+        "in1line01:[0 Zo%a{{ame1= c{}JJJJJJJJJwJJ}}}}}}}}}}}}}}}}}}}}}}{{",
+        ".".repeat(55)
+    );
+    let parsed = super::parse_log_filter(&level);
+    assert!(
+        parsed
+            .as_ref()
+            .is_err_and(|e| e.contains("invalid filter directive")),
+        "{parsed:?}"
+    );
+    // Field filters still work, matched literally.
+    let f = super::parse_log_filter("tanoa_daemon[sync{peer=to-cert}]=debug,info").unwrap();
+    assert!(f.to_string().contains("peer=to-cert"), "{f}");
+}
