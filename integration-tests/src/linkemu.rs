@@ -789,7 +789,9 @@ impl LinkCheck {
     }
 }
 
-/// Runs a plain bulk transfer of `bytes` and 9 ping-pongs through a fresh link of `profile`
+/// Runs a plain bulk transfer of `bytes` and 9 to 40 ping-pongs (as many as fit in about a
+/// second: a short round trip needs more samples for its minimum to escape a loaded machine's
+/// scheduling delays, which are a larger fraction of it) through a fresh link of `profile`
 /// (a sink on 127.0.0.1:0 behind it) and reports goodput and round trip. Bounded: fails after
 /// four times the transfer's expected time plus 10 s.
 pub fn check_profile(profile: &Profile, bytes: u64) -> std::io::Result<LinkCheck> {
@@ -835,7 +837,8 @@ pub fn check_profile(profile: &Profile, bytes: u64) -> std::io::Result<LinkCheck
     c.set_read_timeout(Some(bound))?;
     let mut rtts = Vec::new();
     let mut one = [0u8; 1];
-    for k in 0..10 {
+    let pings = (1000 / profile.rtt.as_millis().max(1)).clamp(9, 40);
+    for k in 0..=pings {
         let t = Instant::now();
         c.write_all(b"p")?;
         c.read_exact(&mut one)?;

@@ -104,7 +104,7 @@ async fn emulated_links_reach_their_bandwidth_and_round_trip() {
             "{name}: {:.0} bit/s exceeds the link",
             c.goodput_bps
         );
-        // The link's round trip: the smallest of 9 ping-pongs (the median adds this shared
+        // The link's round trip: the smallest of 9 to 40 ping-pongs (the median adds this shared
         // machine's thread wake-ups, up to several ms when it is loaded).
         assert!(
             (c.rtt_min_ratio() - 1.0).abs() <= 0.05,
