@@ -432,6 +432,10 @@ async fn accept_peers(
     let on_closed = limits.on_closed.clone();
     let acceptor = TlsAcceptor::from(tls.server_config());
     crate::tcp_accept::accept_each(listener, "peer", limits, cancel, |tcp, remote, deadline| {
+        if let Err(e) = crate::peer_link::limit_unsent(&tcp, crate::peer_link::NOTSENT_LOWAT_BYTES)
+        {
+            tracing::debug!(%remote, error = %e, "TCP_NOTSENT_LOWAT not set");
+        }
         let (acceptor, tx, hook, tls) = (acceptor.clone(), tx.clone(), hook.clone(), tls.clone());
         let on_closed = on_closed.clone();
         async move {

@@ -13,6 +13,11 @@
 //!
 //! Answers (fetch replies, reconciliation frames) need no state here: tonic compresses an answer
 //! only with an encoding the request listed in its own `grpc-accept-encoding`.
+//!
+//! Also owns `limit_unsent`: `TCP_NOTSENT_LOWAT` on every peer socket (dialled and accepted), so
+//! the kernel keeps at most [`NOTSENT_LOWAT_BYTES`] not yet sent; the rest waits in HTTP/2,
+//! which can still put a fresh push's frames before a backlog batch's (issue 12). How many
+//! bytes are in flight at all is the sync core's flow window.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -22,6 +27,60 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::{Endpoint, Server};
 
 use crate::sync::{Compression, SyncConfig};
+
+/// Unsent bytes the kernel may hold per peer socket (`TCP_NOTSENT_LOWAT`): 16 KiB, about
+/// 130 ms of a 1 Mbit/s link, enough to keep a fast link busy between two writes.
+pub const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
+
+/// Sets `TCP_NOTSENT_LOWAT` on a peer socket (see the module doc).
+#[allow(unsafe_code)]
+pub fn limit_unsent(socket: &impl std::os::fd::AsRawFd, bytes: u32) -> std::io::Result<()> {
+    let value = libc::c_int::try_from(bytes).map_err(std::io::Error::other)?;
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(std::io::Error::other)?;
+    // SAFETY: setsockopt(2) reads `len` bytes from the pointer, which points at `value`, a
+    // c_int that lives until the call returns; the descriptor is borrowed from a live socket.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&raw const value).cast::<libc::c_void>(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// What a peer socket has set for `TCP_NOTSENT_LOWAT` (tests).
+#[cfg(test)]
+#[allow(unsafe_code)]
+pub(crate) fn unsent_limit(socket: &impl std::os::fd::AsRawFd) -> std::io::Result<u32> {
+    let mut value: libc::c_int = 0;
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(std::io::Error::other)?;
+    // SAFETY: getsockopt(2) writes at most `len` bytes to `value` (a live c_int) and updates
+    // `len` (a live socklen_t); the descriptor is borrowed from a live socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&raw mut value).cast::<libc::c_void>(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        // The kernel keeps it as an unsigned int (its default, "no limit", is u32::MAX).
+        Ok(u32::from_ne_bytes(value.to_ne_bytes()))
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
 
 /// The gRPC header listing the encodings a side accepts.
 pub const ACCEPT_ENCODING: &str = "grpc-accept-encoding";

@@ -105,6 +105,11 @@ fn channel_with(
         async move {
             let tcp = tokio::net::TcpStream::connect(&target).await?;
             tcp.set_nodelay(true)?;
+            if let Err(e) =
+                crate::peer_link::limit_unsent(&tcp, crate::peer_link::NOTSENT_LOWAT_BYTES)
+            {
+                tracing::debug!(peer = %target, error = %e, "TCP_NOTSENT_LOWAT not set");
+            }
             let remote = tcp.peer_addr().ok();
             let tls =
                 crate::transport::with_remote(remote, connector.connect(server_name, tcp)).await?;

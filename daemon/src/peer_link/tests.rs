@@ -370,3 +370,19 @@ async fn an_older_member_gets_no_compressed_request_and_a_newer_one_does() {
     let zstd = Some("zstd".to_string());
     assert_eq!(*new.seen.lock().unwrap(), vec![None, zstd.clone(), zstd]);
 }
+
+#[test]
+fn peer_sockets_hold_at_most_the_unsent_limit_in_the_kernel() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dialled = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, _) = listener.accept().unwrap();
+    for s in [&dialled, &accepted] {
+        let before = unsent_limit(s).unwrap();
+        assert_ne!(
+            before, NOTSENT_LOWAT_BYTES,
+            "the kernel's default is not ours"
+        );
+        limit_unsent(s, NOTSENT_LOWAT_BYTES).unwrap();
+        assert_eq!(unsent_limit(s).unwrap(), NOTSENT_LOWAT_BYTES);
+    }
+}

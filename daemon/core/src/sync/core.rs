@@ -3,6 +3,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 
+use super::flow::{self, Dir};
 use super::index::ItemIndex;
 use super::peer::{InFlight, LinkState, Peer, PeerStatus, Pending};
 use super::prf::{self, Prf, domain};
@@ -15,6 +16,10 @@ use super::{
 use crate::envelope::ItemId;
 use crate::model::Tlp;
 use crate::policy;
+
+/// Fresh pushes in flight per `max_in_flight`: fresh items are sent as soon as the flow window
+/// has room, and this bounds how many requests a stream of small fresh groups may open.
+const FRESH_REQUESTS_PER_SLOT: usize = 4;
 
 /// A timer; stale entries (whose state moved on) are skipped when they come due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -113,6 +118,9 @@ pub struct SyncCore {
     quotas: HashMap<String, TokenBucket>,
     /// This member is restoring its own history from its peers (`track_restore`).
     restoring: bool,
+    /// Peers with items newly queued for push, pumped at the next `poll_action` (with the time
+    /// of their last `item_accepted`), so that items accepted together go out together.
+    to_pump: Vec<(usize, u64)>,
 }
 
 /// A token bucket in thousandths of a token (integer arithmetic, deterministic).
@@ -184,6 +192,7 @@ impl SyncCore {
             last_wake: None,
             quotas: HashMap::new(),
             restoring: false,
+            to_pump: Vec::new(),
         };
         core.schedule_tick(now_ms);
         core.refresh_wake();
@@ -224,6 +233,14 @@ impl SyncCore {
 
     /// Next output, if any. Drain after every input.
     pub fn poll_action(&mut self) -> Option<Action> {
+        if !self.to_pump.is_empty() {
+            for (i, now_ms) in std::mem::take(&mut self.to_pump) {
+                if i < self.peers.len() {
+                    self.pump(now_ms, i);
+                }
+            }
+            self.refresh_wake();
+        }
         self.actions.pop_front()
     }
 
@@ -313,7 +330,12 @@ impl SyncCore {
         );
         for t in targets {
             self.queue_push(t, meta.id, true);
-            self.pump(now_ms, t);
+            // Pumped at the next `poll_action`: the items of one input (a commit group, a
+            // received push) leave in one request per peer instead of one each.
+            match self.to_pump.iter_mut().find(|(p, _)| *p == t) {
+                Some(e) => e.1 = e.1.max(now_ms),
+                None => self.to_pump.push((t, now_ms)),
+            }
         }
         self.refresh_wake();
         true
@@ -508,6 +530,12 @@ impl SyncCore {
         list.sort();
         list.dedup();
         list.retain(|p| *p != self.me);
+        // Peer indices change below: send what is waiting first.
+        for (i, now_ms) in std::mem::take(&mut self.to_pump) {
+            if i < self.peers.len() {
+                self.pump(now_ms, i);
+            }
+        }
         let old: Vec<Peer> = std::mem::take(&mut self.peers);
         let mut removed = Vec::new();
         let mut slots: Vec<Option<Peer>> = Vec::with_capacity(old.len());
@@ -727,10 +755,28 @@ impl SyncCore {
 
     // ----- outcomes of our requests --------------------------------------------------------
 
-    fn take_request(&mut self, peer: &str, req: RequestId) -> Option<(usize, Pending)> {
+    /// Takes request `req` out of the flight. `answered`: the envelope bytes it delivered (for
+    /// the flow estimate), or `None` when it failed.
+    fn take_request(
+        &mut self,
+        now_ms: u64,
+        peer: &str,
+        req: RequestId,
+        answered: Option<u64>,
+    ) -> Option<(usize, Pending)> {
         let &i = self.by_id.get(peer)?;
         match self.peers[i].in_flight.remove(&req) {
-            Some(f) => Some((i, f.what)),
+            Some(f) => {
+                let p = &mut self.peers[i];
+                match (answered, f.flow) {
+                    (Some(bytes), Some((dir, _, mark))) => {
+                        p.flow.on_answer(now_ms, dir, mark, bytes);
+                    }
+                    (Some(_), None) => p.flow.on_round_trip(now_ms, f.sent_ms),
+                    (None, _) => p.abandoned(&f),
+                }
+                Some((i, f.what))
+            }
             None => {
                 self.peers[i].stats.stale_responses += 1;
                 None
@@ -746,7 +792,14 @@ impl SyncCore {
         req: RequestId,
         resp: &PushResponse,
     ) {
-        if let Some((i, _)) = self.take_request(peer, req) {
+        let bytes = self.by_id.get(peer).map_or(0, |&i| {
+            self.peers[i]
+                .in_flight
+                .get(&req)
+                .and_then(|f| f.flow)
+                .map_or(0, |(_, b, _)| b)
+        });
+        if let Some((i, _)) = self.take_request(now_ms, peer, req, Some(bytes)) {
             self.mark_alive(i);
             let st = &mut self.peers[i].stats;
             for r in resp.results.iter().filter(|r| !r.accepted) {
@@ -766,7 +819,22 @@ impl SyncCore {
         req: RequestId,
         resp: &FetchResponse,
     ) {
-        if let Some((i, what)) = self.take_request(peer, req) {
+        // Delivered: the ids asked for, not deferred, and held now.
+        let delivered = self.by_id.get(peer).map_or(0, |&i| {
+            let Some(InFlight {
+                what: Pending::Fetch { ids },
+                ..
+            }) = self.peers[i].in_flight.get(&req)
+            else {
+                return 0;
+            };
+            let deferred: HashSet<&ItemId> = resp.deferred.iter().collect();
+            ids.iter()
+                .filter(|id| !deferred.contains(id))
+                .filter_map(|id| self.index.get(id).map(|(m, _)| u64::from(m.bytes)))
+                .sum()
+        });
+        if let Some((i, what)) = self.take_request(now_ms, peer, req, Some(delivered)) {
             self.mark_alive(i);
             if let Pending::Fetch { ids } = what {
                 let deferred: HashSet<&ItemId> = resp.deferred.iter().collect();
@@ -802,7 +870,7 @@ impl SyncCore {
         req: RequestId,
         resp: &ReconcileResponse,
     ) {
-        if let Some((i, what)) = self.take_request(peer, req) {
+        if let Some((i, what)) = self.take_request(now_ms, peer, req, Some(0)) {
             self.mark_alive(i);
             if let Pending::Reconcile { session } = what {
                 self.continue_session(now_ms, i, session, resp);
@@ -814,7 +882,7 @@ impl SyncCore {
 
     /// A request failed (see `Failure`).
     pub fn on_request_failed(&mut self, now_ms: u64, peer: &str, req: RequestId, failure: Failure) {
-        if let Some((i, what)) = self.take_request(peer, req) {
+        if let Some((i, what)) = self.take_request(now_ms, peer, req, None) {
             self.request_failed(now_ms, i, what, failure);
         }
         self.refresh_wake();
@@ -885,6 +953,7 @@ impl SyncCore {
                 Timer::Tick => self.anti_entropy_tick(now_ms),
                 Timer::Request { peer, req } => {
                     if let Some(f) = self.peers[peer].in_flight.remove(&req) {
+                        self.peers[peer].abandoned(&f);
                         self.request_failed(now_ms, peer, f.what, Failure::Timeout);
                     }
                 }
@@ -998,6 +1067,7 @@ impl SyncCore {
         }
         p.responder = None;
         for (_, f) in std::mem::take(&mut p.in_flight) {
+            p.abandoned(&f);
             if let Pending::Fetch { ids } = f.what {
                 for id in &ids {
                     self.fetching.remove(id);
@@ -1053,7 +1123,7 @@ impl SyncCore {
         };
         // A reply is about as large as the frame it answers (ranges split into as many).
         let transfer = self.transfer_ms(2 * message.len() as u64);
-        let req = self.new_request(now_ms, i, Pending::Reconcile { session }, transfer);
+        let req = self.new_request(now_ms, i, Pending::Reconcile { session }, transfer, None);
         let p = &mut self.peers[i];
         if let Some(init) = p.initiator.as_mut() {
             init.outstanding = Some(req);
@@ -1069,18 +1139,40 @@ impl SyncCore {
     }
 
     /// Registers a request in flight and returns its id. It times out `request_timeout_ms` plus
-    /// `transfer_ms` (the time its bytes take at `min_link_bytes_per_s`) from now.
-    fn new_request(&mut self, now_ms: u64, i: usize, what: Pending, transfer_ms: u64) -> RequestId {
+    /// `transfer_ms` (the time its bytes take at `min_link_bytes_per_s`) from now, plus the time
+    /// of the envelope bytes in flight ahead of it in its direction. `bytes`: the envelope bytes
+    /// it carries or asks for, and their direction (flow control).
+    fn new_request(
+        &mut self,
+        now_ms: u64,
+        i: usize,
+        what: Pending,
+        transfer_ms: u64,
+        bytes: Option<(Dir, u64)>,
+    ) -> RequestId {
         self.next_req += 1;
         let req = self.next_req;
         let deadline = now_ms
             .saturating_add(self.cfg.request_timeout_ms)
             .saturating_add(transfer_ms);
-        self.peers[i].in_flight.insert(
+        // A request waits behind the envelope bytes already in flight in its direction: they
+        // count in its deadline too.
+        let ahead = bytes.map_or(0, |(dir, _)| self.peers[i].bytes_in_flight(dir));
+        let deadline = deadline.saturating_add(self.transfer_ms(ahead));
+        let limits = self.flow_limits();
+        let p = &mut self.peers[i];
+        let flow = bytes.map(|(dir, b)| {
+            let in_flight = p.bytes_in_flight(dir).saturating_add(b);
+            let window = p.flow.window(dir, limits);
+            (dir, b, p.flow.on_send(now_ms, dir, in_flight, window))
+        });
+        p.in_flight.insert(
             req,
             InFlight {
                 what,
                 deadline_ms: deadline,
+                sent_ms: now_ms,
+                flow,
             },
         );
         self.timers
@@ -1091,8 +1183,10 @@ impl SyncCore {
     fn fail_session(&mut self, i: usize, code: &str) {
         let p = &mut self.peers[i];
         if let Some(s) = p.initiator.take() {
-            if let Some(req) = s.outstanding {
-                p.in_flight.remove(&req);
+            if let Some(req) = s.outstanding
+                && let Some(f) = p.in_flight.remove(&req)
+            {
+                p.abandoned(&f);
             }
             p.stats.sessions_failed += 1;
             p.reject(code);
@@ -1201,45 +1295,76 @@ impl SyncCore {
         bytes.saturating_mul(1000) / self.cfg.min_link_bytes_per_s.max(1)
     }
 
-    /// Ids asked for in one fetch: `backlog_batch_bytes` worth at the average size of the items
+    /// Ids asked for in one fetch of `want` bytes: that many at the average size of the items
     /// held (1 KiB while none is), between 16 and `max_fetch_ids`.
-    fn fetch_ids(&self) -> usize {
+    fn fetch_ids(&self, want: u64) -> usize {
         let avg = self.index.average_bytes().unwrap_or(1024).max(1);
-        (self.cfg.backlog_batch_bytes as u64 / avg)
+        (want / avg)
             .try_into()
             .unwrap_or(usize::MAX)
             .clamp(16, self.cfg.max_fetch_ids.max(16))
             .min(self.cfg.max_fetch_ids)
     }
 
-    /// Sends what the peer's queues and in-flight limits allow, and resumes a paused session.
+    /// The flow windows' settings: `max_in_flight` batches of `backlog_batch_bytes` before
+    /// anything is measured, at most `max_in_flight` of `max_batch_bytes`.
+    fn flow_limits(&self) -> flow::Limits {
+        let max_batch = self.cfg.backlog_batch_bytes.min(self.cfg.max_batch_bytes) as u64;
+        let n = self.cfg.max_in_flight.max(1) as u64;
+        flow::Limits {
+            initial: n.saturating_mul(max_batch),
+            ceiling: n.saturating_mul(self.cfg.max_batch_bytes as u64),
+            max_batch,
+        }
+    }
+
+    /// Sends what the peer's queues, in-flight limits and flow windows allow, and resumes a
+    /// paused session.
+    ///
+    /// Pushes share one byte window (about twice the link's bandwidth-delay product, `flow`):
+    /// the fresh lane goes first, while the window has room (at most
+    /// `FRESH_REQUESTS_PER_SLOT` × `max_in_flight` requests), and one fresh push may be in
+    /// flight whatever the window, so a new item never waits for a backlog batch to be
+    /// answered; the backlog follows while the window and `max_in_flight` allow. Fetches ask
+    /// for one batch each while the inbound window allows. So a fresh push queues behind about
+    /// one round trip of backlog on the link, wherever that backlog comes from.
     fn pump(&mut self, now_ms: u64, i: usize) {
         if self.peers[i].is_down() {
             return;
         }
-        let cfg = &self.cfg;
+        let limits = self.flow_limits();
         let (max_in_flight, max_items, max_ids, max_bytes) = (
-            cfg.max_in_flight,
-            cfg.max_push_items,
-            cfg.max_fetch_ids,
-            cfg.max_batch_bytes as u64,
+            self.cfg.max_in_flight.max(1),
+            self.cfg.max_push_items,
+            self.cfg.max_fetch_ids,
+            self.cfg.max_batch_bytes as u64,
         );
-        // Pushes: the fresh lane first, with its own requests in flight, so a new item never
-        // waits behind the backlog; then the backlog in `backlog_batch_bytes` batches.
+        let (window, batch_bytes) = {
+            let f = &self.peers[i].flow;
+            (
+                f.window(Dir::Out, limits),
+                f.batch(Dir::Out, limits).min(max_bytes),
+            )
+        };
         for fresh in [true, false] {
-            let batch_bytes = if fresh {
-                max_bytes
-            } else {
-                max_bytes.min(self.cfg.backlog_batch_bytes as u64)
-            };
             loop {
                 let p = &self.peers[i];
                 let lane = if fresh { &p.fresh } else { &p.backlog };
-                if lane.is_empty()
-                    || p.count_in_flight(
-                        |w| matches!(w, Pending::Push { fresh: f, .. } if *f == fresh),
-                    ) >= max_in_flight
-                {
+                if lane.is_empty() {
+                    break;
+                }
+                let in_lane = p.count_in_flight(
+                    |w| matches!(w, Pending::Push { fresh: f, .. } if *f == fresh),
+                );
+                let bytes_out = p.bytes_in_flight(Dir::Out);
+                let room = bytes_out < window;
+                let allowed = if fresh {
+                    // One fresh push may always be in flight; more while the window has room.
+                    in_lane == 0 || (room && in_lane < FRESH_REQUESTS_PER_SLOT * max_in_flight)
+                } else {
+                    in_lane < max_in_flight && room
+                };
+                if !allowed {
                     break;
                 }
                 let mut items = Vec::new();
@@ -1273,6 +1398,7 @@ impl SyncCore {
                         fresh,
                     },
                     deadline,
+                    Some((Dir::Out, bytes)),
                 );
                 let p = &mut self.peers[i];
                 p.stats.items_sent += items.len() as u64;
@@ -1285,14 +1411,35 @@ impl SyncCore {
                 });
             }
         }
-        // Fetches, each asking for `backlog_batch_bytes` of envelopes.
-        let (max_ids, want) = (
-            max_ids.min(self.fetch_ids()),
-            (self.cfg.backlog_batch_bytes as u64).min(max_bytes),
-        );
-        while self.peers[i].count_in_flight(|w| matches!(w, Pending::Fetch { .. })) < max_in_flight
-            && !self.peers[i].fetch_queue.is_empty()
+        // What still waits in the fresh lane beyond one batch becomes backlog: the next new item
+        // goes in the next fresh push, not behind a flood of earlier ones.
         {
+            let index = &self.index;
+            let cap = self.cfg.max_queue_items;
+            self.peers[i].demote_fresh(
+                batch_bytes,
+                |id| index.get(id).map_or(0, |(e, _)| u64::from(e.bytes)),
+                cap,
+            );
+        }
+        // Fetches, each asking for one inbound batch, while the inbound window allows.
+        let (in_window, want) = {
+            let f = &self.peers[i].flow;
+            (
+                f.window(Dir::In, limits),
+                f.batch(Dir::In, limits).min(max_bytes),
+            )
+        };
+        let max_ids = max_ids.min(self.fetch_ids(want));
+        loop {
+            let p = &self.peers[i];
+            let bytes_in = p.bytes_in_flight(Dir::In);
+            if p.fetch_queue.is_empty()
+                || p.count_in_flight(|w| matches!(w, Pending::Fetch { .. })) >= max_in_flight
+                || (bytes_in >= in_window && bytes_in > 0)
+            {
+                break;
+            }
             let mut ids = Vec::new();
             while ids.len() < max_ids {
                 let Some(id) = self.peers[i].fetch_queue.pop_front() else {
@@ -1308,7 +1455,13 @@ impl SyncCore {
             }
             self.fetching.extend(ids.iter().copied());
             let extra = self.transfer_ms(32 * ids.len() as u64 + want);
-            let req = self.new_request(now_ms, i, Pending::Fetch { ids: ids.clone() }, extra);
+            let req = self.new_request(
+                now_ms,
+                i,
+                Pending::Fetch { ids: ids.clone() },
+                extra,
+                Some((Dir::In, want)),
+            );
             let p = &mut self.peers[i];
             p.stats.fetches_sent += 1;
             p.stats.bytes_sent += 32 * ids.len() as u64;

@@ -51,6 +51,7 @@
 //! another later.
 
 mod core;
+mod flow;
 mod index;
 pub mod messages;
 mod peer;
@@ -328,7 +329,9 @@ pub struct SyncConfig {
     /// Most envelope bytes in one push request or fetch response; a single larger item still goes
     /// alone (default 2 MiB).
     pub max_batch_bytes: usize,
-    /// Requests of each kind (push, fetch) in flight per peer (default 2).
+    /// Requests of each kind (push, fetch) in flight per peer (default 2). Within it, the
+    /// envelope bytes in flight follow the link's measured bandwidth-delay product (`flow`);
+    /// the fresh lane may use its own requests when that window is full.
     pub max_in_flight: usize,
     /// Items queued per peer for push and ids queued for fetch, each (default 16,384; at least
     /// twice the ids in a frame). When full, new entries are dropped and counted; anti-entropy
@@ -354,12 +357,12 @@ pub struct SyncConfig {
     /// Burst of the per-origin push quota: items an origin may push at once after being quiet
     /// (default 2,000; at least 1 when the quota is on).
     pub origin_push_burst: u32,
-    /// Envelope bytes asked for in one fetch (`FetchRequest.max_bytes`) and sent in one backlog
-    /// push (items found by reconciliation), default 262,144. Fresh items (published or gossiped
-    /// now, and RED/AMBER ones) go in their own pushes, never behind a backlog batch; with
-    /// `max_in_flight` batches in flight a 1 Mbit/s × 600 ms link (75 kB bandwidth-delay
-    /// product) stays busy, while a fresh push waits behind at most that much, and a dropped
-    /// link loses at most that much.
+    /// The largest envelope bytes asked for in one fetch (`FetchRequest.max_bytes`) and sent in
+    /// one push, default 262,144. A batch is half the flow window of the link (twice its
+    /// measured bandwidth-delay product), at most this; before the link is measured the window
+    /// is `max_in_flight` of these. Fresh items (published or gossiped now, and RED/AMBER ones)
+    /// go first, so a fresh push waits behind about one round trip of backlog on the link, and
+    /// a dropped link loses at most a window.
     pub backlog_batch_bytes: usize,
     /// The slowest link the federation supports, in bytes/s (default 4,000 = 32 kbit/s, a
     /// quarter of `cable-cut`). A request's deadline is `request_timeout_ms` plus the time its

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use super::flow::{self, Flow, SendMark};
 use super::reconcile::{Initiator, Responder};
 use crate::envelope::ItemId;
 
@@ -119,6 +120,10 @@ pub(crate) enum Pending {
 pub(crate) struct InFlight {
     pub(crate) what: Pending,
     pub(crate) deadline_ms: u64,
+    pub(crate) sent_ms: u64,
+    /// Envelope bytes it carries (push) or asks for (fetch), counted against the window of
+    /// their direction, and what the flow estimate noted when it was sent.
+    pub(crate) flow: Option<(flow::Dir, u64, SendMark)>,
 }
 
 /// Internal per-peer state.
@@ -148,6 +153,8 @@ pub(crate) struct Peer {
     pub(crate) fetch_queue: VecDeque<ItemId>,
     pub(crate) fetch_queued: HashSet<ItemId>,
     pub(crate) in_flight: BTreeMap<u64, InFlight>,
+    /// Bandwidth-delay estimate of the link to this peer: the byte windows of pushes and fetches.
+    pub(crate) flow: Flow,
     pub(crate) stats: PeerStats,
     /// While this member restores its own history (`SyncCore::track_restore`): what this peer
     /// still has to give us.
@@ -195,6 +202,7 @@ impl Peer {
             fetch_queue: VecDeque::new(),
             fetch_queued: HashSet::new(),
             in_flight: BTreeMap::new(),
+            flow: Flow::default(),
             stats: PeerStats::default(),
             restore: None,
         }
@@ -206,6 +214,61 @@ impl Peer {
 
     pub(crate) fn count_in_flight(&self, f: impl Fn(&Pending) -> bool) -> usize {
         self.in_flight.values().filter(|p| f(&p.what)).count()
+    }
+
+    /// Envelope bytes in flight in `dir` (pushes out, fetches in).
+    pub(crate) fn bytes_in_flight(&self, dir: flow::Dir) -> u64 {
+        self.in_flight
+            .values()
+            .filter_map(|f| f.flow.filter(|(d, _, _)| *d == dir).map(|(_, b, _)| b))
+            .sum()
+    }
+
+    /// A request left the flight without an answer (failed, timed out, abandoned).
+    pub(crate) fn abandoned(&mut self, f: &InFlight) {
+        if let Some((dir, _, _)) = f.flow {
+            self.flow.on_failure(dir);
+        }
+    }
+
+    /// Keeps at most `keep` envelope bytes (the newest items, at least one) waiting in the fresh
+    /// lane and moves the older ones to the front of the backlog (newest first): a flood of
+    /// fresh items is sent as backlog, under the byte window, and the next new item is never
+    /// queued behind more than one batch. Returns how many moved.
+    pub(crate) fn demote_fresh(
+        &mut self,
+        keep: u64,
+        bytes: impl Fn(&ItemId) -> u64,
+        cap: usize,
+    ) -> usize {
+        if self.fresh.len() <= 1 {
+            return 0;
+        }
+        let mut kept = 0u64;
+        let mut n = 0usize;
+        let mut older = Vec::new();
+        for id in self.fresh.newest_first() {
+            if n > 0 && kept >= keep {
+                older.push(id);
+            } else {
+                kept += bytes(&id);
+                n += 1;
+            }
+        }
+        for id in &older {
+            self.fresh.remove(id);
+        }
+        // `older` runs newest → oldest; each goes to the front, so the oldest ends first: the
+        // backlog's order stays oldest-first and the demoted items come before it.
+        let mut moved = 0;
+        for id in older {
+            if self.backlog.push_front(id, cap) {
+                moved += 1;
+            } else {
+                self.stats.dropped_queue_full += 1;
+            }
+        }
+        moved
     }
 
     pub(crate) fn reject(&mut self, code: &str) {
@@ -324,6 +387,30 @@ impl Lane {
             self.order.pop_front();
         }
         None
+    }
+
+    /// Puts `id` first (already queued: nothing to do); `false` when `cap` ids are queued.
+    fn push_front(&mut self, id: ItemId, cap: usize) -> bool {
+        if self.queued.contains(&id) {
+            return true;
+        }
+        if self.queued.len() >= cap {
+            return false;
+        }
+        self.queued.insert(id);
+        self.order.push_front(id);
+        true
+    }
+
+    /// The queued ids, newest first (each once).
+    fn newest_first(&self) -> Vec<ItemId> {
+        let mut seen = HashSet::with_capacity(self.queued.len());
+        self.order
+            .iter()
+            .rev()
+            .filter(|id| self.queued.contains(id) && seen.insert(**id))
+            .copied()
+            .collect()
     }
 
     /// Takes the next queued id.

@@ -2,6 +2,7 @@
 //! and a small deterministic network of cores (`net`, scenarios in `network`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod flow;
 mod net;
 mod network;
 mod pair;

@@ -537,7 +537,7 @@ fn per_peer_queue_is_bounded_and_drops_are_counted() {
         ..no_timers()
     };
     let mut a = core("ws-cert", &["to-cert"], cfg);
-    let mut pushes = 0;
+    let mut pushes = 0u64;
     for n in 0..400 {
         let it = green("ws-cert", n);
         a.item_accepted(T0, &it.meta, Source::Local);
@@ -547,12 +547,18 @@ fn per_peer_queue_is_bounded_and_drops_are_counted() {
             }
         }
     }
-    // One push in flight (never answered), 300 queued, the rest dropped and counted.
+    // Pushes in flight (never answered): the fresh lane's 4 × max_in_flight (the flow window
+    // has room for them); the rest queued, each lane bounded by max_queue_items (300), the
+    // rest dropped and counted.
     let st = a.peer(T0, "to-cert").unwrap();
-    assert_eq!(pushes, 1);
-    assert_eq!(st.queued_push, 300);
-    assert_eq!(st.stats.dropped_queue_full, 99);
-    assert_eq!(st.in_flight, 1);
+    assert_eq!(pushes, 4);
+    assert_eq!(st.in_flight, 4);
+    assert!(st.queued_push <= 2 * 300, "{}", st.queued_push);
+    assert!(st.stats.dropped_queue_full > 0);
+    assert_eq!(
+        st.stats.dropped_queue_full,
+        400 - pushes - st.queued_push as u64
+    );
 }
 
 #[test]
