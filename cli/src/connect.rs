@@ -109,9 +109,12 @@ pub fn resolve_target(g: &GlobalArgs, tanoa_home: Option<OsString>) -> Result<Ta
         .config
         .clone()
         .unwrap_or_else(|| default_config_path(tanoa_home));
-    let config = load_config(&config_path)?;
+    // Only the socket is read: a command whose output replaces a file the config names (the
+    // roster file, say) must not depend on that file.
+    let socket =
+        Config::operator_socket(&config_path).map_err(|e| config_failure(&config_path, &e))?;
     Ok(Target::Unix {
-        path: config.operator.socket.clone(),
+        path: socket,
         config: Some(config_path),
     })
 }
@@ -261,6 +264,36 @@ mod tests {
         let f = resolve_target(&g, None).unwrap_err();
         assert_eq!(f.code, crate::exit::USAGE);
         assert!(f.message.contains("bogus"), "{}", f.message);
+    }
+
+    /// Finding the socket reads only `[storage]` and `[operator]`: a roster file being
+    /// replaced (empty now, as `tanoa … > roster.json` leaves it) or a wrong hash does not stop
+    /// a command; the daemon checks those at start.
+    #[test]
+    fn the_socket_is_found_without_checking_the_roster_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("node");
+        crate::cmd::init::create_member(&dir, "ws-cert", "Samoa CERT").unwrap();
+        std::fs::write(dir.join("roster.json"), "").unwrap();
+        let cfg = dir.join("tanoad.toml");
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&format!(
+            "\n[roster]\nfile = \"roster.json\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ));
+        std::fs::write(&cfg, text).unwrap();
+        assert!(
+            load_config(&cfg).is_err(),
+            "the full load checks the roster file"
+        );
+        let g = GlobalArgs {
+            config: Some(cfg),
+            ..GlobalArgs::default()
+        };
+        let Target::Unix { path, .. } = resolve_target(&g, None).unwrap() else {
+            panic!("not unix")
+        };
+        assert_eq!(path, dir.join("data").join("tanoad.sock"));
     }
 
     #[tokio::test]

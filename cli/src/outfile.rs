@@ -15,12 +15,21 @@ use std::path::{Path, PathBuf};
 
 use crate::exit::Failure;
 
-/// Mode of every file written.
+/// Mode of every file written (except `PUBLIC_MODE` documents).
 pub const MODE: u32 = 0o600;
+/// Mode of a document meant to be handed to others and read by other local users (a roster
+/// file: public keys, pins, endpoints and signatures, no secret; its integrity comes from the
+/// hash read out of band, not from who can read it).
+pub const PUBLIC_MODE: u32 = 0o644;
 
 /// Writes `bytes` to `path` (see the module doc). Without `force`, an existing `path` (file,
 /// directory or symlink, dangling or not) is refused with a hint naming `--force`.
 pub fn write(path: &Path, bytes: &[u8], force: bool) -> Result<(), Failure> {
+    write_mode(path, bytes, force, MODE)
+}
+
+/// `write` with the file's mode (`MODE` or `PUBLIC_MODE`).
+pub fn write_mode(path: &Path, bytes: &[u8], force: bool, mode: u32) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure::failed(format!("cannot write {}: {e}", path.display()));
     if !force && std::fs::symlink_metadata(path).is_ok() {
         return Err(exists(path));
@@ -33,8 +42,9 @@ pub fn write(path: &Path, bytes: &[u8], force: bool) -> Result<(), Failure> {
             .mode(MODE)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
-        // The umask may have narrowed the mode; never widened it, but make it exact.
-        f.set_permissions(std::fs::Permissions::from_mode(MODE))?;
+        // The umask may have narrowed the mode; make it exact (a public document is widened
+        // only once it is ours, created 0600).
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
         f.sync_all()
     })();

@@ -323,12 +323,17 @@ pub fn operator_tls_with_hook(
     }
 }
 
-/// Checks the roster against this member: if it lists this member with keys, the signing key
-/// must be one of them (so peers verify what we sign).
+/// Checks a local `[[members]]` roster against this member: if it lists this member with keys,
+/// the signing key must be one of them (so peers verify what we sign). With `[roster]` the
+/// check is `check_own_key_in_force`, once the store gave the version in force (the roster file
+/// is only the anchor: a rotation of this member's key is in a later version).
 pub fn check_roster(
     config: &Config,
     identity: &crate::envelope::SigningIdentity,
 ) -> Result<(), NodeError> {
+    if config.roster.is_some() {
+        return Ok(());
+    }
     if let Some(own) = config.own_roster_entry()
         && !own.keys.is_empty()
         && !own.keys.iter().any(|k| k.key_id == identity.key_id())
@@ -347,6 +352,44 @@ pub fn check_roster(
         )));
     }
     Ok(())
+}
+
+/// With `[roster]`: the signing key must be valid for this member now in `in_force`, the
+/// version reached from the roster file and the roster items in the store. A member the
+/// version does not list (not yet added, or removed) starts with a warning: nobody accepts
+/// what it signs, but its store stays readable.
+pub fn check_own_key_in_force(
+    config: &Config,
+    identity: &crate::envelope::SigningIdentity,
+    in_force: &tanoa_core::roster::SignedRoster,
+    now_ms: i64,
+) -> Result<(), NodeError> {
+    let Some(rc) = &config.roster else {
+        return Ok(());
+    };
+    match crate::roster::own_key_in(
+        &in_force.roster,
+        &config.member.id,
+        identity.key_id(),
+        now_ms,
+    ) {
+        Ok(()) => Ok(()),
+        Err(crate::roster::OwnKeyProblem::NotMember) => {
+            tracing::warn!(member = %config.member.id, version = in_force.roster.version,
+                "this member is not in the roster version in force: peers refuse what it signs");
+            Ok(())
+        }
+        Err(crate::roster::OwnKeyProblem::Invalid(why)) => Err(NodeError::Roster(format!(
+            "{}: the signing key of {} in member.key_file {} cannot sign: {why} (the version in \
+             force, hash {}, reached from roster file {} and the roster items in the store); \
+             point member.key_file at the key the roster lists",
+            config.path.display(),
+            config.member.id,
+            config.member.key_file.display(),
+            in_force.hash(),
+            rc.file.display()
+        ))),
+    }
 }
 
 /// Loads the peer port's TLS material of the config (`None` without `[peer]`).

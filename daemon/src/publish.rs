@@ -318,7 +318,10 @@ fn keyring_of(
 /// The node's state shared by every API handler: identity, keyring, limits, store, events.
 #[derive(Debug)]
 pub struct NodeCore {
-    identity: SigningIdentity,
+    /// Swapped by a reload that finds a new valid `member.key_file` (`set_identity`).
+    identity: std::sync::RwLock<Arc<SigningIdentity>>,
+    /// This member's id (never changes: a key of another member is refused).
+    member: String,
     display_name: String,
     keyring: std::sync::RwLock<Arc<Keyring>>,
     limits: std::sync::RwLock<Arc<Limits>>,
@@ -351,7 +354,8 @@ impl NodeCore {
         let keyring = keyring_of(&identity, trusted, false);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         NodeCore {
-            identity,
+            member: identity.member().to_string(),
+            identity: std::sync::RwLock::new(Arc::new(identity)),
             display_name: display_name.into(),
             keyring: std::sync::RwLock::new(Arc::new(keyring)),
             limits: std::sync::RwLock::new(Arc::new(limits)),
@@ -406,7 +410,7 @@ impl NodeCore {
     /// Replaces the verification keyring (a new roster version): `records` plus this member's
     /// own key unless the roster lists it (its window and revocation then apply).
     fn set_keyring(&self, records: Vec<PublicKeyRecord>) {
-        let k = keyring_of(&self.identity, records, true);
+        let k = keyring_of(&self.identity(), records, true);
         *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(k);
     }
 
@@ -452,7 +456,7 @@ impl NodeCore {
 
     /// This member's id.
     pub fn member(&self) -> &str {
-        self.identity.member()
+        &self.member
     }
 
     /// Display name.
@@ -460,9 +464,21 @@ impl NodeCore {
         &self.display_name
     }
 
-    /// The signing identity (public parts are what callers need).
-    pub fn identity(&self) -> &SigningIdentity {
-        &self.identity
+    /// The signing identity in force (public parts are what callers need). A publish signs
+    /// with the one it read here, even if a reload swaps it meanwhile.
+    pub fn identity(&self) -> Arc<SigningIdentity> {
+        Arc::clone(&self.identity.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Signs from now on with `identity` (a reload found a new valid `member.key_file`; the
+    /// caller checked it belongs to this member and is valid in the roster in force). The
+    /// keyring keeps the old key's record (its window decides) and gains the new one unless
+    /// listed.
+    pub(crate) fn set_identity(&self, identity: Arc<SigningIdentity>) {
+        *self
+            .identity
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = identity;
     }
 
     /// Every trusted public key, ours included (the keyring in force now).
@@ -473,7 +489,7 @@ impl NodeCore {
     /// Replaces the trusted keys (a new membership or `[[trusted]]`); our own signing key is
     /// always kept. Verifications that already started finish with the keyring they began with.
     pub fn set_trusted_keys(&self, trusted: impl IntoIterator<Item = PublicKeyRecord>) {
-        let k = keyring_of(&self.identity, trusted, false);
+        let k = keyring_of(&self.identity(), trusted, false);
         *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(k);
     }
 
@@ -915,7 +931,7 @@ impl NodeCore {
         .map_err(CoreError::Invalid)?;
         model::normalize_advisory(&mut advisory);
         let verified = self
-            .identity
+            .identity()
             .sign(advisory, &self.limits())
             .map_err(sign_error)?;
         let published = Published {
@@ -1003,7 +1019,7 @@ impl NodeCore {
         tomb.withdrawn_reason = reason.to_string();
         let revision = tomb.revision;
         let verified = self
-            .identity
+            .identity()
             .sign(tomb, &self.limits())
             .map_err(sign_error)?;
         let published = Published {
@@ -1262,7 +1278,7 @@ impl NodeCore {
     ) -> Result<ItemId, CoreError> {
         let advisory = item.to_advisory(self.member(), crate::now_ms());
         let verified = self
-            .identity
+            .identity()
             .sign(advisory, &self.limits())
             .map_err(sign_error)?;
         let item_id = verified.item_id();

@@ -138,6 +138,61 @@ pub fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, S
         .collect()
 }
 
+/// Why this member's signing key may not sign now under a roster version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnKeyProblem {
+    /// The version does not list this member (not yet added, or removed).
+    NotMember,
+    /// The member is listed but the key is not valid for it now (the message says why).
+    Invalid(String),
+}
+
+/// Whether `key_id` may sign for `me` at `now_ms` under `doc`: listed among `me`'s keys,
+/// its window (closed by a rotation) containing `now_ms`, and not revoked by then.
+pub fn own_key_in(
+    doc: &tanoa_core::roster::RosterDoc,
+    me: &str,
+    key_id: &str,
+    now_ms: i64,
+) -> Result<(), OwnKeyProblem> {
+    let Some(m) = doc.member(me) else {
+        return Err(OwnKeyProblem::NotMember);
+    };
+    let listed: Vec<String> = m.keys.iter().filter_map(|k| k.key_id().ok()).collect();
+    let Some(k) = m
+        .keys
+        .iter()
+        .find(|k| k.key_id().is_ok_and(|id| id == key_id))
+    else {
+        return Err(OwnKeyProblem::Invalid(format!(
+            "roster version {} lists {me} with keys {}; {key_id} is not among them",
+            doc.version,
+            listed.join(", ")
+        )));
+    };
+    if k.valid_at(now_ms) {
+        return Ok(());
+    }
+    let why = match (k.revoked_as_of_ms, k.valid_from_ms, k.valid_until_ms) {
+        (Some(r), _, _) if now_ms >= r => format!("it is revoked as of {r} (Unix ms)"),
+        (_, Some(f), _) if now_ms < f => format!("it signs only from {f} (Unix ms)"),
+        (_, _, Some(u)) => format!(
+            "its window ended at {u} (Unix ms; rotated: the newer key is {})",
+            listed
+                .iter()
+                .filter(|id| id.as_str() != key_id)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        _ => "it is not valid now".to_string(),
+    };
+    Err(OwnKeyProblem::Invalid(format!(
+        "in roster version {}, key {key_id} of {me} may not sign now: {why}",
+        doc.version
+    )))
+}
+
 /// The roster runtime of one node.
 #[derive(Debug)]
 pub struct RosterRuntime {
@@ -468,5 +523,52 @@ mod tests {
         // An empty store: the anchor is in force.
         let rt = RosterRuntime::start(v1, "ws-cert", vec![], &MemoryStore::new()).unwrap();
         assert_eq!(rt.current().roster.version, 1);
+    }
+
+    #[test]
+    fn own_key_in_accepts_only_a_listed_key_valid_now() {
+        let founders = [("ws-cert", 1u8), ("to-cert", 2)];
+        let reqs: Vec<JoinRequest> = founders.iter().map(|(id, s)| request(id, *s)).collect();
+        let v1 = found("pacific", 2, T0, &reqs).unwrap();
+        let kid = |seed: u8| tanoa_core::envelope::key_id_of(&key(seed).verifying_key());
+        assert_eq!(own_key_in(&v1, "to-cert", &kid(2), T0 + 1), Ok(()));
+        assert_eq!(
+            own_key_in(&v1, "ck-cert", &kid(2), T0 + 1),
+            Err(OwnKeyProblem::NotMember)
+        );
+        let Err(OwnKeyProblem::Invalid(why)) = own_key_in(&v1, "to-cert", &kid(1), T0 + 1) else {
+            panic!("ws-cert's key accepted for to-cert");
+        };
+        assert!(
+            why.contains("not among them") && why.contains(&kid(2)),
+            "{why}"
+        );
+        // Rotated from T0 + 1000: the new key from then on, the old one only before.
+        let new = tanoa_core::envelope::SigningIdentity::new("to-cert", key(7));
+        let v2 = propose(
+            &v1,
+            &Change::RotateKey {
+                member: "to-cert".into(),
+                public_key: crate::keys::public_hex(&key(7).verifying_key()),
+                from_ms: T0 + 1_000,
+            },
+            T0 + 500,
+        )
+        .unwrap();
+        assert_eq!(own_key_in(&v2, "to-cert", new.key_id(), T0 + 2_000), Ok(()));
+        assert_eq!(own_key_in(&v2, "to-cert", &kid(2), T0 + 999), Ok(()));
+        let Err(OwnKeyProblem::Invalid(why)) = own_key_in(&v2, "to-cert", &kid(2), T0 + 2_000)
+        else {
+            panic!("the rotated-away key accepted");
+        };
+        assert!(
+            why.contains("window ended") && why.contains(new.key_id()),
+            "{why}"
+        );
+        let Err(OwnKeyProblem::Invalid(why)) = own_key_in(&v2, "to-cert", new.key_id(), T0 + 10)
+        else {
+            panic!("the new key accepted before its window");
+        };
+        assert!(why.contains("signs only from"), "{why}");
     }
 }

@@ -43,6 +43,20 @@ pub enum RosterCommand {
     History,
     /// What changed between two versions (numbers from `tanoa roster history`).
     Diff(DiffArgs),
+    /// Write the signed version in force as a roster file (usable as `[roster] file`, or to
+    /// hand a new member) and print its hash.
+    Export(ExportArgs),
+}
+
+/// `tanoa roster export` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Output roster file (mode 0644: a public document, checked by its hash).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `tanoa roster init` arguments.
@@ -198,7 +212,58 @@ pub async fn run(c: RosterCommand, g: &GlobalArgs) -> anyhow::Result<()> {
         RosterCommand::Show => show(g).await,
         RosterCommand::History => history(g).await,
         RosterCommand::Diff(a) => diff(a, g).await,
+        RosterCommand::Export(a) => export(a, g).await,
     }
+}
+
+/// `tanoa roster export`: the version in force as the daemon holds it (signatures verified
+/// there), checked here again against the hash the daemon reports before it is written.
+async fn export(a: ExportArgs, g: &GlobalArgs) -> anyhow::Result<()> {
+    let mut client = connect::connect(g).await?;
+    let r = client
+        .roster_show(pb::RosterShowRequest {})
+        .await
+        .context("roster show")?
+        .into_inner();
+    if !r.signed {
+        return Err(Failure::usage(
+            "this node follows a local [[members]] roster (version 0): there is no signed \
+             roster to export",
+        )
+        .into());
+    }
+    let s = SignedRoster::from_json(&r.roster_json)
+        .map_err(|e| Failure::failed(format!("the daemon sent an unreadable roster: {e}")))?;
+    let h = s.hash();
+    if tanoa_core::roster::RosterHash::from_hex(&r.hash) != Some(h) {
+        return Err(Failure::failed(format!(
+            "the daemon reports hash {} for a roster whose hash is {h}; not written",
+            r.hash
+        ))
+        .into());
+    }
+    outfile::write_mode(
+        &a.output,
+        (s.to_json() + "\n").as_bytes(),
+        a.force,
+        outfile::PUBLIC_MODE,
+    )?;
+    if g.json {
+        output::print_json(&json!({
+            "file": a.output, "hash": h.to_hex(), "version": s.roster.version,
+            "signatures": s.signatures.len(),
+        }));
+    } else {
+        // The hash alone on stdout (like `roster hash`), so `hash=$(tanoa roster export …)`.
+        outln!("{h}");
+        eprintln!(
+            "roster version {} ({} signatures) written to {}",
+            s.roster.version,
+            s.signatures.len(),
+            a.output.display()
+        );
+    }
+    Ok(())
 }
 
 fn init(a: InitArgs, g: &GlobalArgs) -> anyhow::Result<()> {

@@ -76,10 +76,23 @@ pub async fn reload(g: &GlobalArgs) -> anyhow::Result<()> {
             outln!("  {a}");
         }
     }
-    if !r.restart_required.is_empty() {
+    // A new signing key the daemon could not take is reported with the settings that need a
+    // restart, as "member.key_file not applied: why"; a restart would not take it either.
+    let (not_applied, restart): (Vec<&String>, Vec<&String>) = r
+        .restart_required
+        .iter()
+        .partition(|k| k.contains(" not applied: "));
+    for k in not_applied {
+        outln!("Not applied (the running value stays): {k}");
+    }
+    if !restart.is_empty() {
         outln!(
             "Needs a restart to take effect: {}",
-            r.restart_required.join(", ")
+            restart
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())

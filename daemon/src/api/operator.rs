@@ -358,7 +358,8 @@ impl OperatorApi {
             .core
             .blocking(|s| Ok((s.counts()?, s.disk_bytes(), s.equivocating_origins()?)))
             .await?;
-        let active = self.core.identity().key_id();
+        let identity = self.core.identity();
+        let active = identity.key_id();
         let keys = self
             .core
             .keyring()

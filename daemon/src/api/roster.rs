@@ -90,7 +90,7 @@ pub(super) async fn propose(
 ) -> Result<pb::RosterProposeResponse, CoreError> {
     let r = runtime(core)?;
     let (item, required) = r
-        .propose(change_json, core.identity(), crate::now_ms())
+        .propose(change_json, &core.identity(), crate::now_ms())
         .map_err(op_error)?;
     let (hash, version) = (item.roster_hash(), item.version());
     core.publish_roster_item(item, actor).await?;
@@ -108,7 +108,7 @@ pub(super) async fn approve(
     actor: &str,
 ) -> Result<pb::RosterApproveResponse, CoreError> {
     let r = runtime(core)?;
-    let (item, version, required) = r.approve(proposal, core.identity()).map_err(op_error)?;
+    let (item, version, required) = r.approve(proposal, &core.identity()).map_err(op_error)?;
     let hash = item.roster_hash();
     core.publish_roster_item(item, actor).await?;
     let view = r.view();

@@ -236,6 +236,40 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Only the operator socket of a config file (`[operator] socket`, default
+    /// `<data_dir>/tanoad.sock`): what a client needs to reach the daemon, without reading or
+    /// checking anything else the file names (the roster file, certificates, keys). A file
+    /// that does not parse, or a bad `[storage]`/`[operator]` key, is still an error.
+    pub fn operator_socket(path: impl AsRef<Path>) -> Result<PathBuf, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = path.display().to_string();
+        let raw = parse_raw(&text, &file)?;
+        let base = base_dir(path);
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                file: file.clone(),
+                key: key.to_string(),
+                message,
+                line: None,
+            });
+        };
+        let storage = storage::resolve_storage(raw.storage, &base, &mut bad);
+        let mut op = raw.operator;
+        // The TCP listener's files are not needed to find the socket.
+        op.tcp_listen = None;
+        let operator = operator::resolve_operator(op, &storage.data_dir, &base, &mut bad);
+        if problems.is_empty() {
+            Ok(operator.socket)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
     /// Parses config text as if read from `path` (relative paths resolve against its
     /// directory), then validates it.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {

@@ -8,14 +8,21 @@
 //! re-dialled), the reserved capacity of the peer port's accept loop, the snapshot the operator
 //! API shows — with a log line and a metric for each change; and `reload`, which re-reads
 //! `tanoad.toml` and the TLS files, applies what can change live (`[[members]]`, `[[trusted]]`,
-//! `[limits]` but `max_payload_bytes`, `peer.tls_cert`/`tls_key`/`trust_anchors`) and reports
-//! every other changed setting as needing a restart (WARN naming the key, `tanoa status`).
+//! `[limits]` but `max_payload_bytes`, `peer.tls_cert`/`tls_key`/`trust_anchors`, the signing
+//! key of `member.key_file`) and reports every other changed setting as needing a restart
+//! (WARN naming the key, `tanoa status`).
 //!
 //! Rules written down: a config that does not load is refused whole (its problems logged with
 //! file and key) and nothing changes; TLS files are read before anything is applied, so a bad
 //! certificate also refuses the reload; `[[members]]` from the file is applied only while the
 //! membership in force is the local one (version 0): once a signed roster is in force, the
-//! roster decides and a changed `[[members]]` is reported, not applied.
+//! roster decides and a changed `[[members]]` is reported, not applied. The key of
+//! `member.key_file` is re-read on every reload (same checks as at start: a file group or
+//! others can read is refused) and, when it differs from the one signing, becomes the signing
+//! identity only if it belongs to this member and may sign now in the roster in force (with
+//! `[roster]`) or in the reloaded `[[members]]`/`[[trusted]]` (version 0); otherwise the old
+//! key keeps signing and the problem is logged and reported like a setting needing a restart
+//! (`member.key_file not applied: …`), never refusing the rest of the reload.
 //! Must never: apply half a reload, hold a copy of the member list that outlives an apply, or
 //! ignore a changed setting silently.
 
@@ -77,10 +84,6 @@ pub(crate) fn restart_keys(running: &Config, new: &Config) -> Vec<String> {
     };
     check("member.id", running.member.id != new.member.id);
     check("member.name", running.member.name != new.member.name);
-    check(
-        "member.key_file",
-        running.member.key_file != new.member.key_file,
-    );
     check(
         "storage.data_dir",
         running.storage.data_dir != new.storage.data_dir,
@@ -341,8 +344,23 @@ impl Live {
             applied.push("limits".to_string());
         }
         let in_force = core.membership();
-        drop(core);
         let mut restart = restart_keys(&st.started, &new);
+        let old_identity = core.identity();
+        let mut switched = None;
+        match new_signing_key(&core, &new) {
+            Ok(None) => {}
+            Ok(Some(id)) => {
+                switched = Some(id.key_id().to_string());
+                core.set_identity(Arc::new(id));
+            }
+            Err(why) => {
+                tracing::warn!(file = %new.member.key_file.display(), problem = %why,
+                    key = %old_identity.key_id(),
+                    "member.key_file not applied; the running signing key stays");
+                restart.push(format!("member.key_file not applied: {why}"));
+            }
+        }
+        drop(core);
         let next = if in_force.version == 0 {
             new.membership()
         } else {
@@ -355,7 +373,23 @@ impl Live {
             }
             (*in_force).clone()
         };
-        let diff = self.apply_locked(&st, next).await?;
+        let diff = match self.apply_locked(&st, next).await {
+            Ok(d) => d,
+            Err(e) => {
+                if switched.is_some()
+                    && let Ok(core) = self.core()
+                {
+                    core.set_identity(Arc::clone(&old_identity));
+                }
+                return Err(e);
+            }
+        };
+        if let Some(key) = &switched {
+            tracing::info!(old = %old_identity.key_id(), new = %key,
+                file = %new.member.key_file.display(),
+                "signing key switched: new publishes are signed with the new key");
+            applied.push(format!("member.key_file (signing key {key})"));
+        }
         for id in &diff.added {
             applied.push(format!("member {id} added"));
         }
@@ -378,6 +412,63 @@ impl Live {
             applied,
             restart_required: restart,
         })
+    }
+}
+
+/// The key `new`'s `member.key_file` holds, when it differs from the one signing and may sign
+/// for this member now (see the module doc); `Ok(None)` when it is the same key; the problem
+/// otherwise (the caller keeps the running key).
+fn new_signing_key(
+    core: &NodeCore,
+    new: &Config,
+) -> Result<Option<crate::envelope::SigningIdentity>, String> {
+    let path = &new.member.key_file;
+    let id = crate::keys::load_key_file(path).map_err(|e| e.to_string())?;
+    let me = core.member();
+    if id.member() != me {
+        return Err(format!(
+            "{} belongs to member {:?}, not {me:?}",
+            path.display(),
+            id.member()
+        ));
+    }
+    if id.key_id() == core.identity().key_id() {
+        return Ok(None);
+    }
+    let kid = id.key_id().to_string();
+    if let Some(r) = core.roster() {
+        let current = r.current();
+        return match crate::roster::own_key_in(&current.roster, me, &kid, crate::now_ms()) {
+            Ok(()) => Ok(Some(id)),
+            Err(crate::roster::OwnKeyProblem::NotMember) => Err(format!(
+                "{}: {me} is not a member of roster version {} in force",
+                path.display(),
+                current.roster.version
+            )),
+            Err(crate::roster::OwnKeyProblem::Invalid(why)) => {
+                Err(format!("{}: {why}", path.display()))
+            }
+        };
+    }
+    let trusted = new
+        .trusted
+        .iter()
+        .any(|k| k.member == me && k.key_id == kid);
+    match new.own_roster_entry() {
+        Some(own)
+            if !own.keys.is_empty() && !own.keys.iter().any(|k| k.key_id == kid) && !trusted =>
+        {
+            Err(format!(
+                "{}: key {kid} is in neither [[members]] {me}'s keys ({}) nor [[trusted]]",
+                path.display(),
+                own.keys
+                    .iter()
+                    .map(|k| k.key_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }
+        _ => Ok(Some(id)),
     }
 }
 
@@ -588,5 +679,71 @@ mod tests {
         assert_eq!(f.tls.peers().into_iter().collect::<Vec<_>>(), ["fj-cert"]);
         assert_eq!(f.metrics.reloads("refused"), 1);
         assert_eq!(f.metrics.reloads("applied"), 1);
+    }
+
+    /// `member.key_file` applies live: a new key of this member becomes the signing identity
+    /// (and is in the keyring); a key file group/others can read, or a key of another member,
+    /// is not applied, the running key stays and the problem is reported, the rest of the
+    /// reload still applies.
+    #[tokio::test]
+    async fn a_reload_switches_to_a_new_valid_signing_key_and_keeps_the_old_one_otherwise() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let f = fixture();
+        let path = f.dir.path().join("ws.key");
+        let old = f.core.identity().key_id().to_string();
+        // Same key: nothing to apply, nothing to report.
+        let report = f.live.reload().await.unwrap();
+        assert!(report.restart_required.is_empty(), "{report:?}");
+        assert_eq!(f.core.identity().key_id(), old);
+        // A readable-by-others new key: refused, the old key signs.
+        let replace = |member: &str, mode: u32| {
+            let key = crate::keys::generate().unwrap();
+            std::fs::remove_file(&path).unwrap();
+            crate::keys::write_key_file(&path, member, &key).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            crate::envelope::key_id_of(&key.verifying_key())
+        };
+        let loose = replace("ws-cert", 0o644);
+        let report = f.live.reload().await.unwrap();
+        assert_eq!(f.core.identity().key_id(), old);
+        assert!(
+            report.restart_required.len() == 1
+                && report.restart_required[0].starts_with("member.key_file not applied")
+                && report.restart_required[0].contains("ws.key"),
+            "{report:?}"
+        );
+        assert_eq!(f.metrics.restart_required(), report.restart_required);
+        assert!(f.core.keyring().get(&loose).is_none());
+        // Another member's key: refused.
+        replace("to-cert", 0o600);
+        let report = f.live.reload().await.unwrap();
+        assert_eq!(f.core.identity().key_id(), old);
+        assert!(
+            report.restart_required[0].contains("belongs to member \"to-cert\""),
+            "{report:?}"
+        );
+        // A new key of this member, 0600: it signs from now on, and peers' keys stay.
+        let new = replace("ws-cert", 0o600);
+        let report = f.live.reload().await.unwrap();
+        assert_eq!(f.core.identity().key_id(), new);
+        assert!(report.restart_required.is_empty(), "{report:?}");
+        assert!(
+            report
+                .applied
+                .contains(&format!("member.key_file (signing key {new})")),
+            "{report:?}"
+        );
+        assert!(f.core.keyring().get(&new).is_some());
+        assert!(f.metrics.restart_required().is_empty());
+        let p = f
+            .core
+            .publish(
+                &crate::publish::tests::draft("", "after the switch", "192.0.2.7"),
+                "test",
+            )
+            .await
+            .unwrap();
+        let item = f.core.store().get(&p.item_id).unwrap().unwrap();
+        assert_eq!(item.envelope.key_id, new);
     }
 }

@@ -23,8 +23,8 @@ use tonic::transport::server::{Connected, Router};
 
 use super::{
     Listeners, MetricsSource, NetListeners, NodeError, ROSTER_REFRESH, SHUTDOWN_GRACE,
-    accept_limits, accept_peers, accept_tls, bind_tcp, check_roster, driver, live, load_identity,
-    operator_tls_with_hook, peer_tls, refusal_hook, warninglists,
+    accept_limits, accept_peers, accept_tls, bind_tcp, check_own_key_in_force, check_roster,
+    driver, live, load_identity, operator_tls_with_hook, peer_tls, refusal_hook, warninglists,
 };
 use crate::api::OperatorApi;
 use crate::config::Config;
@@ -80,6 +80,9 @@ pub(super) async fn serve(
     let identity = load_identity(&config)?;
     let roster = start_roster(&mut config, &store).await?;
     check_roster(&config, &identity)?;
+    if let Some(r) = &roster {
+        check_own_key_in_force(&config, &identity, &r.current(), crate::now_ms())?;
+    }
     let metrics = Arc::new(Metrics::new());
     let hook = refusal_hook(&metrics);
     let peer_tls = peer_tls(&config, hook.clone())?;

@@ -561,3 +561,168 @@ async fn a_member_removed_by_roster_is_cut_off_everywhere_and_keeps_what_it_publ
     assert_eq!(pids, now, "no daemon restarted");
     assert!(pids.iter().all(Option::is_some));
 }
+
+/// `to-cert`'s signed envelope of `item_id` as `node` holds it: its key id.
+async fn key_id_on(node: &TestNode, item_id: &str) -> String {
+    node.client()
+        .await
+        .get(pb::GetRequest { id: item_id.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .envelope
+        .unwrap()
+        .key_id
+}
+
+/// Sends SIGHUP to `node` and waits until it applied the reload; returns `restart_required`.
+async fn sighup_reload(node: &TestNode) -> Vec<String> {
+    let status = || async {
+        node.client()
+            .await
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let before = status().await.config_reloads;
+    tanoa_integration_tests::sighup(node.pid().unwrap()).unwrap();
+    Federation::eventually("the reload applied", || async {
+        status().await.config_reloads > before
+    })
+    .await;
+    status().await.restart_required
+}
+
+/// A key rotation by roster without a restart (issue 11): `to-cert`'s new key file is refused
+/// on SIGHUP while the roster in force does not list it (the old key keeps signing, the
+/// problem is reported); once `rotate-key` is in force it is taken on SIGHUP, `to-cert`
+/// publishes with it and the others accept it, with no pid changed. Then `to-cert` restarts
+/// from its founding roster file (which lists only the old key): it starts, since its key is
+/// checked against the version in force in its store, and a key that version does not allow
+/// is refused at start naming the key file and the member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_by_roster_is_taken_on_sighup_and_checked_at_start_against_the_version_in_force()
+ {
+    let mut f = found(0).await;
+    let pids: Vec<Option<u32>> = f.members.iter().map(|m| m.node.pid()).collect();
+    let (ws, fj) = (&f.members[0].node, &f.members[2].node);
+    let to = &f.members[1].node;
+    let old_key = tanoa_daemon::keys::load_key_file(&f.key_paths[1]).unwrap();
+    let dir = to.dir().to_path_buf();
+    let next = tanoa_daemon::keys::generate().unwrap();
+    let next_path = dir.join("keys/to-cert.next.key");
+    tanoa_daemon::keys::write_key_file(&next_path, "to-cert", &next).unwrap();
+    let next_id = tanoa_core::envelope::key_id_of(&next.verifying_key());
+    let config = to.config_path().to_path_buf();
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("keys/to-cert.key"));
+    std::fs::write(
+        &config,
+        text.replace("keys/to-cert.key", "keys/to-cert.next.key"),
+    )
+    .unwrap();
+
+    // Before the rotation: the new key is not in the roster in force, so it is not taken.
+    let restart = sighup_reload(to).await;
+    assert!(
+        restart.len() == 1
+            && restart[0].starts_with("member.key_file not applied")
+            && restart[0].contains("to-cert.next.key")
+            && restart[0].contains("not among them"),
+        "{restart:?}"
+    );
+    let before = publish(
+        to,
+        draft(
+            "to-2026-0001",
+            "Before the rotation",
+            61,
+            pb::Tlp::Green,
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(key_id_on(to, &before.item_id).await, old_key.key_id());
+
+    // The rotation by roster, from now; then SIGHUP takes the new key.
+    let now = tanoa_daemon::now_ms().to_string();
+    let public = tanoa_daemon::keys::public_hex(&next.verifying_key());
+    propose_and_approve(
+        ws,
+        &[
+            "rotate-key",
+            "to-cert",
+            "--public-key",
+            &public,
+            "--from",
+            &now,
+        ],
+        &[fj],
+        fj,
+    )
+    .await;
+    let all: Vec<&crate::roster::Member> = f.members.iter().collect();
+    wait_version(&all, 2).await;
+    let restart = sighup_reload(to).await;
+    assert!(restart.is_empty(), "{restart:?}");
+    assert!(to.logs().contains("signing key switched"), "{}", to.logs());
+    let after = publish(
+        to,
+        draft(
+            "to-2026-0002",
+            "After the rotation",
+            62,
+            pb::Tlp::Green,
+            &[],
+        ),
+    )
+    .await;
+    for n in [ws, fj] {
+        Federation::eventually("to-cert's advisory signed by its new key", || {
+            holds(n, &after.item_id)
+        })
+        .await;
+        assert_eq!(key_id_on(n, &after.item_id).await, next_id);
+        assert!(holds(n, &before.item_id).await, "the old key's item stays");
+    }
+    let now_pids: Vec<Option<u32>> = f.members.iter().map(|m| m.node.pid()).collect();
+    assert_eq!(pids, now_pids, "nobody restarted");
+
+    // A restart from the founding roster file (version 1, the old key only): the version in
+    // force (2, from the store) lists the new key, so to-cert starts.
+    let to = &mut f.members[1].node;
+    to.restart().await;
+    *f.targets[1].lock().unwrap() = Some(to.started_addr("peer"));
+    let third = publish(
+        to,
+        draft("to-2026-0003", "After a restart", 63, pb::Tlp::Green, &[]),
+    )
+    .await;
+    let ws = &f.members[0].node;
+    Federation::eventually("to-cert's advisory after its restart", || {
+        holds(ws, &third.item_id)
+    })
+    .await;
+    assert_eq!(key_id_on(ws, &third.item_id).await, next_id);
+
+    // Back to the old key, whose window the rotation closed: refused at start, naming the
+    // key file and the member.
+    let to = &mut f.members[1].node;
+    to.stop().await;
+    std::fs::write(&config, text).unwrap();
+    let out = tanoa_integration_tests::run_command(
+        &bins().tanoad,
+        ["--config", config.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("keys/to-cert.key")
+            && out.stderr.contains("to-cert")
+            && out.stderr.contains("window ended")
+            && out.stderr.contains(&next_id),
+        "{}",
+        out.stderr
+    );
+}
