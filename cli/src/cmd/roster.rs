@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
+use tanoa_core::membership::SpkiPin;
 use tanoa_core::roster::{
     Change, JoinRequest, RosterDoc, RosterMember, RosterSignature, SignedRoster, found,
 };
@@ -32,7 +33,8 @@ pub enum RosterCommand {
     /// Print the roster hash of a roster file (what `[roster] sha256` must say).
     Hash(HashArgs),
     /// Propose a change: add REQUEST.json | remove MEMBER | rotate-key MEMBER --public-key HEX
-    /// --from TIME | revoke MEMBER --revoke HEX --as-of TIME | set-threshold N.
+    /// --from TIME | revoke MEMBER --revoke HEX --as-of TIME | set-threshold N | set-pins
+    /// MEMBER --pin sha256:HEX [--pin …].
     #[command(subcommand)]
     Propose(ProposeCommand),
     /// Approve a pending proposal (its hash, or a prefix of at least 8 hex digits).
@@ -141,6 +143,22 @@ pub enum ProposeCommand {
     SetThreshold {
         /// New threshold.
         threshold: u32,
+    },
+    /// Replace a member's TLS pins (certificate renewal: first the old and the new pin, once
+    /// the member presents its new certificate only the new one). `tanoa pki pin CERT` prints a
+    /// certificate's pin.
+    SetPins {
+        /// Member id.
+        member: String,
+        /// SHA-256 pin of a certificate's public key (`sha256:` + 64 hex digits; repeatable,
+        /// at least one).
+        #[arg(
+            long = "pin",
+            alias = "tls-pin",
+            value_name = "sha256:HEX",
+            required = true
+        )]
+        pins: Vec<String>,
     },
 }
 
@@ -358,6 +376,13 @@ async fn propose(p: ProposeCommand, g: &GlobalArgs) -> anyhow::Result<()> {
             as_of_ms: parse_time(&as_of, "--as-of")?,
         },
         ProposeCommand::SetThreshold { threshold } => Change::SetThreshold { threshold },
+        ProposeCommand::SetPins { member, pins } => {
+            for (j, p) in pins.iter().enumerate() {
+                SpkiPin::from_hex(p)
+                    .map_err(|e| Failure::usage(format!("--pin (#{}): {e}", j + 1)))?;
+            }
+            Change::SetPins { member, pins }
+        }
     };
     let what = change.describe();
     let mut client = connect::connect(g).await?;

@@ -23,6 +23,7 @@ mod partition;
 mod rejected;
 mod roster;
 mod roster_flow;
+mod roster_pins;
 mod roundtrip;
 mod socket;
 mod stix;

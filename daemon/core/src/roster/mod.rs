@@ -5,8 +5,8 @@
 //!   `RosterDoc::key_records` the verification keys (former members' included, windows closed).
 //! - `rules`: when version n+1 may follow version n (TUF root rotation), the threshold-lowering
 //!   rule, the founding rule, the refusal reasons.
-//! - `change`: proposed changes (add, remove, rotate-key, revoke, set-threshold) and the next
-//!   document each one yields.
+//! - `change`: proposed changes (add, remove, rotate-key, revoke, set-threshold, set-pins) and
+//!   the next document each one yields.
 //! - `item`: versions, proposals and approvals as roster items, carried by GREEN advisories
 //!   with the reserved id prefix `tanoa-roster.` through the ordinary envelopes, gossip,
 //!   reconciliation and store.

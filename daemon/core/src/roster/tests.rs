@@ -811,3 +811,187 @@ fn roster_items_travel_as_valid_green_advisories_and_come_back_intact() {
     plain.id = "ws-2026-0001".into();
     assert!(RosterItem::from_advisory(&plain).is_none());
 }
+
+fn pin_hex(byte: u8) -> String {
+    hex::encode([byte; 32])
+}
+
+#[test]
+fn set_pins_table() {
+    let v1 = founded(&FOUNDERS, 2).roster;
+    let old = pin_hex(1); // ws-cert's founding pin
+    let new = pin_hex(0xab);
+    let five: Vec<String> = (0xa0..0xa5)
+        .map(|b| format!("sha256:{}", pin_hex(b)))
+        .collect();
+    // (case, member, pins, Ok(the member's pins after) | Err(text the error must contain))
+    type Case = (
+        &'static str,
+        &'static str,
+        Vec<String>,
+        Result<Vec<String>, &'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "renewal: old and new",
+            "ws-cert",
+            vec![format!("sha256:{old}"), format!("sha256:{new}")],
+            Ok(vec![old.clone(), new.clone()]),
+        ),
+        (
+            "only the new one, mixed forms deduplicated",
+            "ws-cert",
+            vec![
+                format!("sha256:{}", new.to_uppercase()),
+                format!(" {new} "),
+                new.clone(),
+            ],
+            Ok(vec![new.clone()]),
+        ),
+        (
+            "sorted whatever the order given",
+            "ws-cert",
+            vec![new.clone(), pin_hex(0x05)],
+            Ok(vec![pin_hex(0x05), new.clone()]),
+        ),
+        (
+            "unknown member",
+            "xx-cert",
+            vec![new.clone()],
+            Err("\"xx-cert\" is not a member"),
+        ),
+        (
+            "malformed: too short",
+            "ws-cert",
+            vec![new.clone(), "sha256:12".into()],
+            Err("pins[1]: \"sha256:12\" is 1 bytes"),
+        ),
+        (
+            "malformed: not hex",
+            "ws-cert",
+            vec![format!("sha256:{}", "zz".repeat(32))],
+            Err("pins[0]"),
+        ),
+        ("empty list", "ws-cert", vec![], Err("at least one pin")),
+        (
+            "too many",
+            "ws-cert",
+            five,
+            Err("5 distinct pins; at most 4"),
+        ),
+        (
+            "another member's pin",
+            "ws-cert",
+            vec![new.clone(), pin_hex(2)],
+            Err("is a pin of to-cert"),
+        ),
+        (
+            "unchanged",
+            "ws-cert",
+            vec![format!("sha256:{old}")],
+            Err("no change"),
+        ),
+    ];
+    for (case, member, pins, want) in cases {
+        let change = Change::SetPins {
+            member: member.into(),
+            pins,
+        };
+        let got = propose(&v1, &change, T0 + 1_000);
+        match want {
+            Ok(expected) => {
+                let v2 = got.unwrap_or_else(|e| panic!("{case}: {e}"));
+                assert_eq!(v2.member(member).unwrap().tls_pins, expected, "{case}");
+                assert_eq!((v2.version, v2.threshold), (2, v1.threshold), "{case}");
+                assert_eq!(v2.previous, v1.hash().to_hex(), "{case}");
+                // Nothing else changes: the other members, the keys, the member list.
+                for other in FOUNDERS.iter().filter(|o| **o != member) {
+                    assert_eq!(v2.member(other), v1.member(other), "{case}");
+                }
+                assert_eq!(
+                    v2.member(member).unwrap().keys,
+                    v1.member(member).unwrap().keys,
+                    "{case}"
+                );
+                v2.check().unwrap();
+                // It is the canonical form a receiving node decodes.
+                assert_eq!(
+                    RosterDoc::decode_canonical(&v2.canonical_bytes()).unwrap(),
+                    v2
+                );
+            }
+            Err(text) => {
+                let e = got.expect_err(case).to_string();
+                assert!(e.contains(text), "{case}: {e:?} does not say {text:?}");
+            }
+        }
+    }
+    // A former member's pins cannot be set.
+    let v2 = propose(
+        &v1,
+        &Change::Remove {
+            member: "fj-cert".into(),
+        },
+        T0 + 1_000,
+    )
+    .unwrap();
+    let gone = Change::SetPins {
+        member: "fj-cert".into(),
+        pins: vec![new.clone()],
+    };
+    assert_eq!(
+        propose(&v2, &gone, T0 + 2_000).unwrap_err(),
+        ChangeError::NoSuchMember("fj-cert".into())
+    );
+    assert_eq!(gone.describe(), "set-pins fj-cert (1 pin(s))");
+    // The wire form: kebab-case op, like the other changes.
+    let json = serde_json::to_value(&gone).unwrap();
+    assert_eq!(json["op"], "set-pins");
+    assert_eq!(serde_json::from_value::<Change>(json).unwrap(), gone);
+}
+
+#[test]
+fn a_certificate_renewal_by_set_pins_needs_the_threshold_and_reaches_the_membership() {
+    let f = Fed::new();
+    let v1 = &f.v1.roster;
+    let old = SpkiPin([1; 32]);
+    let new = SpkiPin([0xab; 32]);
+    let both = Change::SetPins {
+        member: "ws-cert".into(),
+        pins: vec![old.to_string(), new.to_string()],
+    };
+    let v2 = propose(v1, &both, T0 + 1_000).unwrap();
+    assert_ne!(v2.hash(), v1.hash());
+    // Same rule as every change: one signature is not enough, the threshold (2) is.
+    assert_eq!(
+        check_successor(v1, &v2, &sign_by(&v2, &[("to-cert", 2)]))
+            .unwrap_err()
+            .reason(),
+        "roster_under_threshold"
+    );
+    assert_eq!(required_signatures(v1, &v2), 2);
+    let items = vec![
+        f.proposal("to-cert", &v2, both.clone()),
+        f.approval("fj-cert", &v2),
+    ];
+    for order in permutations(&items) {
+        let mut e = RosterEngine::new(f.v1.clone()).unwrap();
+        assert!(feed(&mut e, &order).is_empty());
+        assert_eq!(e.current().hash(), v2.hash());
+        let m = e.current().roster.membership();
+        assert_eq!(m.members["ws-cert"].tls_pins, vec![old, new]);
+        assert_eq!(m.member_by_pin(&new).unwrap().id, "ws-cert");
+        assert_eq!(m.member_by_pin(&old).unwrap().id, "ws-cert");
+    }
+    // Then only the new pin: the old one names nobody any more.
+    let only_new = Change::SetPins {
+        member: "ws-cert".into(),
+        pins: vec![new.to_string()],
+    };
+    let v3 = propose(&v2, &only_new, T0 + 2_000).unwrap();
+    check_successor(&v2, &v3, &sign_by(&v3, &[("ws-cert", 1), ("fj-cert", 3)])).unwrap();
+    let m = v3.membership();
+    assert_eq!(m.members["ws-cert"].tls_pins, vec![new]);
+    assert!(m.member_by_pin(&old).is_none());
+    assert_eq!(m.members["to-cert"].tls_pins, vec![SpkiPin([2; 32])]);
+}
