@@ -30,11 +30,11 @@ use crate::sync::{Compression, SyncConfig};
 
 /// Unsent bytes the kernel may hold per peer socket (`TCP_NOTSENT_LOWAT`): 16 KiB, about
 /// 130 ms of a 1 Mbit/s link, enough to keep a fast link busy between two writes.
-pub const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
+pub(crate) const NOTSENT_LOWAT_BYTES: u32 = 16 * 1024;
 
 /// Sets `TCP_NOTSENT_LOWAT` on a peer socket (see the module doc).
 #[allow(unsafe_code)]
-pub fn limit_unsent(socket: &impl std::os::fd::AsRawFd, bytes: u32) -> std::io::Result<()> {
+pub(crate) fn limit_unsent(socket: &impl std::os::fd::AsRawFd, bytes: u32) -> std::io::Result<()> {
     let value = libc::c_int::try_from(bytes).map_err(std::io::Error::other)?;
     let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
         .map_err(std::io::Error::other)?;
@@ -83,15 +83,15 @@ pub(crate) fn unsent_limit(socket: &impl std::os::fd::AsRawFd) -> std::io::Resul
 }
 
 /// The gRPC header listing the encodings a side accepts.
-pub const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
+pub(crate) const ACCEPT_ENCODING: &str = "grpc-accept-encoding";
 
 /// Every encoding this build decodes, in order of preference (always accepted, whatever
 /// `compression` says, so a peer configured differently can still be understood).
-pub const DECODABLE: [CompressionEncoding; 2] =
+pub(crate) const DECODABLE: [CompressionEncoding; 2] =
     [CompressionEncoding::Zstd, CompressionEncoding::Gzip];
 
 /// The tonic encoding of a configured compression.
-pub fn encoding(c: Compression) -> Option<CompressionEncoding> {
+pub(crate) fn encoding(c: Compression) -> Option<CompressionEncoding> {
     match c {
         Compression::None => None,
         Compression::Gzip => Some(CompressionEncoding::Gzip),
@@ -169,7 +169,7 @@ impl LinkSettings {
 }
 
 /// Parses a `grpc-accept-encoding` value: the encodings of `DECODABLE` it lists.
-pub fn parse_accept(value: Option<&str>) -> Vec<CompressionEncoding> {
+pub(crate) fn parse_accept(value: Option<&str>) -> Vec<CompressionEncoding> {
     let Some(v) = value else {
         return Vec::new();
     };

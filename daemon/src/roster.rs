@@ -88,7 +88,7 @@ pub struct RosterView {
 
 /// The roster's Prometheus lines: `tanoa_roster_version`, `tanoa_roster_fork` (the alarm) and
 /// `tanoa_roster_refusals_total{reason}` (labels are fixed reason codes).
-pub fn metrics_text(r: &RosterRuntime) -> String {
+pub(crate) fn metrics_text(r: &RosterRuntime) -> String {
     let v = r.view();
     let mut out = format!(
         "# HELP tanoa_roster_version Signed roster version in force.\n\
@@ -112,7 +112,7 @@ pub fn metrics_text(r: &RosterRuntime) -> String {
 /// Held items the version in force voids: signed by a key of `origin` whose window (closed by
 /// a revocation, a rotation or a removal) does not contain the item's `modified` time. The
 /// same rule every member applies on arrival, so the set is the same on every member.
-pub fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, String)> {
+pub(crate) fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, String)> {
     items
         .iter()
         .filter(|it| {
@@ -140,7 +140,7 @@ pub fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, S
 
 /// Why this member's signing key may not sign now under a roster version.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OwnKeyProblem {
+pub(crate) enum OwnKeyProblem {
     /// The version does not list this member (not yet added, or removed).
     NotMember,
     /// The member is listed but the key is not valid for it now (the message says why).
@@ -149,7 +149,7 @@ pub enum OwnKeyProblem {
 
 /// Whether `key_id` may sign for `me` at `now_ms` under `doc`: listed among `me`'s keys,
 /// its window (closed by a rotation) containing `now_ms`, and not revoked by then.
-pub fn own_key_in(
+pub(crate) fn own_key_in(
     doc: &tanoa_core::roster::RosterDoc,
     me: &str,
     key_id: &str,
