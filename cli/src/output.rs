@@ -298,6 +298,7 @@ pub fn event_json(e: &pb::WatchEvent) -> Value {
     json!({
         "kind": event_kind_name(e.kind),
         "advisory": e.advisory.as_ref().map(summary_json),
+        "source": e.source,
     })
 }
 
@@ -672,17 +673,23 @@ pub fn search_text(query: &str, r: &pb::SearchIndicatorResponse) -> String {
 pub fn event_line(e: &pb::WatchEvent) -> String {
     let kind = event_kind_name(e.kind).to_ascii_uppercase();
     match &e.advisory {
-        Some(s) => format!(
-            "{}  {:<12} {}/{} r{} {} {} [{}]",
-            time_text(s.modified_ms),
-            kind,
-            s.origin,
-            s.advisory_id,
-            s.revision,
-            tlp_name(s.tlp),
-            s.title,
-            short_id(&s.item_id),
-        ),
+        Some(s) => {
+            let mut line = format!(
+                "{}  {:<12} {}/{} r{} {} {} [{}]",
+                time_text(s.modified_ms),
+                kind,
+                s.origin,
+                s.advisory_id,
+                s.revision,
+                tlp_name(s.tlp),
+                s.title,
+                short_id(&s.item_id),
+            );
+            if !e.source.is_empty() {
+                line.push_str(&format!(" via {}", e.source));
+            }
+            line
+        }
         None => format!("{kind} (no advisory)"),
     }
 }
@@ -1095,12 +1102,15 @@ mod tests {
         let e = pb::WatchEvent {
             kind: pb::WatchEventKind::New as i32,
             advisory: Some(summary(false)),
+            source: "to-cert".into(),
         };
         let line = event_line(&e);
         assert!(line.starts_with("2026-01-01T00:00:00Z  NEW"), "{line}");
         assert!(line.contains("ws-cert/ws-2026-0001 r2"));
+        assert!(line.ends_with(" via to-cert"), "{line}");
         let v = event_json(&e);
         assert_eq!(v["kind"], "new");
+        assert_eq!(v["source"], "to-cert");
         assert!(!v.to_string().contains('\n'));
     }
 

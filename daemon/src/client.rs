@@ -16,10 +16,10 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use crate::transport::{self, TransportError};
 
 /// How long a connection attempt may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest message the client accepts or sends (payload limit headroom).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
 /// Why the operator API could not be reached; each message says what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +98,7 @@ fn unix_error(path: &Path, e: &(dyn std::error::Error + 'static)) -> ClientError
 
 /// A channel to the operator API on a Unix socket. Connects at once, so a missing daemon is
 /// reported here.
-pub async fn unix_channel(path: impl AsRef<Path>) -> Result<Channel, ClientError> {
+pub(crate) async fn unix_channel(path: impl AsRef<Path>) -> Result<Channel, ClientError> {
     let path: PathBuf = path.as_ref().to_path_buf();
     // The URI is required by tonic but unused: the connector ignores it.
     let endpoint = Endpoint::from_static("http://tanoad.local")
@@ -153,7 +153,7 @@ fn parse_endpoint(endpoint: &str) -> Result<(String, u16), ClientError> {
 
 /// A channel to an operator TCP listener with mutual TLS (TLS 1.3, server verified against
 /// `ca_pem` and the endpoint's host name or IP address).
-pub async fn tls_channel(
+pub(crate) async fn tls_channel(
     endpoint: &str,
     ca_pem: &[u8],
     cert_pem: &[u8],

@@ -50,7 +50,7 @@ pub(crate) struct Entry {
 
 /// Why a write was not made durable.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CommitError {
+pub(crate) enum CommitError {
     /// The store failed (names the tree or I/O error).
     #[error("{0}")]
     Store(String),

@@ -35,7 +35,7 @@ use crate::store::{self, Store, StoreError};
 use crate::transport::{self, OperatorTlsStream, TransportError};
 
 /// How long in-flight requests may take to finish after shutdown begins.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long a client may take to complete the TLS handshake (shorter under pressure: see
 /// `tcp_accept::AcceptLimits`).
 pub const HANDSHAKE_TIMEOUT: Duration = crate::tcp_accept::DEADLINE;
@@ -286,7 +286,9 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, NodeError> {
 }
 
 /// Loads the signing key named by the config and checks it belongs to `member.id`.
-pub fn load_identity(config: &Config) -> Result<crate::envelope::SigningIdentity, NodeError> {
+pub(crate) fn load_identity(
+    config: &Config,
+) -> Result<crate::envelope::SigningIdentity, NodeError> {
     let identity = keys::load_key_file(&config.member.key_file)?;
     if identity.member() != config.member.id {
         return Err(NodeError::KeyMember {
@@ -299,13 +301,15 @@ pub fn load_identity(config: &Config) -> Result<crate::envelope::SigningIdentity
 }
 
 /// Builds the rustls config of the TCP operator listener from the config's TLS files, if set.
-pub fn operator_tls(config: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
+pub(crate) fn operator_tls(
+    config: &Config,
+) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
     operator_tls_with_hook(config, None)
 }
 
 /// `operator_tls` reporting refused identities (a peer certificate on the operator port) to
 /// `hook`.
-pub fn operator_tls_with_hook(
+pub(crate) fn operator_tls_with_hook(
     config: &Config,
     hook: Option<transport::RefusalHook>,
 ) -> Result<Option<Arc<rustls::ServerConfig>>, NodeError> {
@@ -327,7 +331,7 @@ pub fn operator_tls_with_hook(
 /// the signing key must be one of them (so peers verify what we sign). With `[roster]` the
 /// check is `check_own_key_in_force`, once the store gave the version in force (the roster file
 /// is only the anchor: a rotation of this member's key is in a later version).
-pub fn check_roster(
+pub(crate) fn check_roster(
     config: &Config,
     identity: &crate::envelope::SigningIdentity,
 ) -> Result<(), NodeError> {
@@ -358,7 +362,7 @@ pub fn check_roster(
 /// version reached from the roster file and the roster items in the store. A member the
 /// version does not list (not yet added, or removed) starts with a warning: nobody accepts
 /// what it signs, but its store stays readable.
-pub fn check_own_key_in_force(
+pub(crate) fn check_own_key_in_force(
     config: &Config,
     identity: &crate::envelope::SigningIdentity,
     in_force: &tanoa_core::roster::SignedRoster,
@@ -521,7 +525,7 @@ pub async fn roster_addresses(config: &Config) -> std::collections::HashSet<std:
 }
 
 /// The addresses the peer endpoints of a membership resolve to (`me` excluded).
-pub async fn membership_addresses(
+pub(crate) async fn membership_addresses(
     m: &crate::membership::Membership,
     me: &str,
 ) -> std::collections::HashSet<std::net::IpAddr> {
@@ -714,11 +718,11 @@ enum Command {
 }
 
 /// Exit code of a clean shutdown.
-pub const EXIT_OK: u8 = 0;
+pub(crate) const EXIT_OK: u8 = 0;
 /// Exit code of a runtime failure.
-pub const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_FAILURE: u8 = 1;
 /// Exit code of a bad config or bad usage.
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 
 fn init_logging(format: LogFormat, level: &str) {
     let filter = crate::config::parse_log_filter(level)
@@ -735,7 +739,7 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 /// Completes on SIGINT or SIGTERM.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     // Register both handlers NOW (not on first poll): once registered, a SIGTERM that arrives
     // before the future is polled is queued instead of killing the process with the default

@@ -109,7 +109,7 @@ fn name(e: CompressionEncoding) -> &'static str {
 
 /// HTTP/2 and compression settings of peer connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkSettings {
+pub(crate) struct LinkSettings {
     /// Initial HTTP/2 stream window (bytes) we advertise.
     pub stream_window: u32,
     /// Initial HTTP/2 connection window (bytes) we advertise.
@@ -126,7 +126,7 @@ pub struct LinkSettings {
 
 impl LinkSettings {
     /// From `[sync]`.
-    pub fn from_sync(s: &SyncConfig) -> Self {
+    pub(crate) fn from_sync(s: &SyncConfig) -> Self {
         Self {
             stream_window: s.stream_window_bytes,
             connection_window: s.connection_window_bytes,
@@ -139,7 +139,7 @@ impl LinkSettings {
     }
 
     /// The dialling side.
-    pub fn endpoint(&self, ep: Endpoint) -> Endpoint {
+    pub(crate) fn endpoint(&self, ep: Endpoint) -> Endpoint {
         let ep = ep
             .initial_stream_window_size(self.stream_window)
             .initial_connection_window_size(self.connection_window)
@@ -154,7 +154,7 @@ impl LinkSettings {
     }
 
     /// The peer port.
-    pub fn server<L>(&self, b: Server<L>) -> Server<L> {
+    pub(crate) fn server<L>(&self, b: Server<L>) -> Server<L> {
         b.initial_stream_window_size(self.stream_window)
             .initial_connection_window_size(self.connection_window)
             .http2_adaptive_window(Some(self.adaptive_window))
@@ -163,7 +163,7 @@ impl LinkSettings {
     }
 
     /// The `grpc-accept-encoding` value the peer port advertises in every answer.
-    pub fn advertised() -> http::HeaderValue {
+    pub(crate) fn advertised() -> http::HeaderValue {
         http::HeaderValue::from_static("zstd,gzip")
     }
 }
@@ -182,7 +182,7 @@ pub(crate) fn parse_accept(value: Option<&str>) -> Vec<CompressionEncoding> {
 /// What the latest answer of one peer advertised (shared by the requests to it): 0 nothing,
 /// 1 gzip, 2 zstd, 3 both.
 #[derive(Debug, Clone, Default)]
-pub struct Negotiated(Arc<AtomicU8>);
+pub(crate) struct Negotiated(Arc<AtomicU8>);
 
 fn bit(e: CompressionEncoding) -> u8 {
     match e {
@@ -195,14 +195,17 @@ fn bit(e: CompressionEncoding) -> u8 {
 impl Negotiated {
     /// Records the `grpc-accept-encoding` of an answer (successful or not). An answer without
     /// it (an older member, or one restarted without compression) turns compression off again.
-    pub fn record(&self, headers: &tonic::metadata::MetadataMap) {
+    pub(crate) fn record(&self, headers: &tonic::metadata::MetadataMap) {
         let v = headers.get(ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
         let bits = parse_accept(v).into_iter().fold(0u8, |b, e| b | bit(e));
         self.0.store(bits, Ordering::Relaxed);
     }
 
     /// The encoding to send requests with: `wanted` if the peer's latest answer advertised it.
-    pub fn send_with(&self, wanted: Option<CompressionEncoding>) -> Option<CompressionEncoding> {
+    pub(crate) fn send_with(
+        &self,
+        wanted: Option<CompressionEncoding>,
+    ) -> Option<CompressionEncoding> {
         let w = wanted?;
         (self.0.load(Ordering::Relaxed) & bit(w) != 0).then_some(w)
     }

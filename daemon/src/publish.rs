@@ -30,11 +30,11 @@ use crate::sync::{ItemMeta, SyncError};
 use crate::sync_handle::{CheckedItems, DriverError, SyncHandle};
 
 /// `source` of items this node published.
-pub const SOURCE_LOCAL: &str = "local";
+pub(crate) const SOURCE_LOCAL: &str = "local";
 /// `source` of items stored by `ImportEnvelope`.
-pub const SOURCE_IMPORT: &str = "import";
+pub(crate) const SOURCE_IMPORT: &str = "import";
 /// Capacity of the change-event channel; a watcher further behind than this is cut off.
-pub const EVENT_CAPACITY: usize = 1024;
+pub(crate) const EVENT_CAPACITY: usize = 1024;
 /// Number of lock stripes serializing publishes per advisory id.
 const LOCK_STRIPES: usize = 64;
 /// How long a revision by id waits for a restoring member to hold its history before it is
@@ -44,7 +44,7 @@ const RESTORE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What a change event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     /// First revision of an advisory this node holds.
     New,
     /// A newer revision of an advisory this node held.
@@ -63,7 +63,7 @@ pub enum ChangeKind {
 /// advisory (STIX extras included) that was up to 1,024 advisories of up to the payload limit
 /// each, and it filled as the node stored data (the soak of issue 10 measured it).
 #[derive(Debug, Clone)]
-pub struct ChangeEvent {
+pub(crate) struct ChangeEvent {
     /// What happened.
     pub kind: ChangeKind,
     /// The item just stored.
@@ -77,7 +77,7 @@ pub struct ChangeEvent {
 /// The fields of a stored advisory a change event reports (those of a summary line). Its size
 /// is bounded by the model's limits on ids and titles.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangeSummary {
+pub(crate) struct ChangeSummary {
     /// Advisory id.
     pub id: String,
     /// Origin member.
@@ -100,7 +100,7 @@ pub struct ChangeSummary {
 
 impl ChangeSummary {
     /// The summary of an advisory.
-    pub fn of(a: &Advisory) -> ChangeSummary {
+    pub(crate) fn of(a: &Advisory) -> ChangeSummary {
         ChangeSummary {
             id: a.id.clone(),
             origin: a.origin.clone(),
@@ -146,7 +146,7 @@ pub enum ImportOutcome {
 
 impl ImportOutcome {
     /// The API spelling: "inserted", "duplicate", "superseded", "equivocation".
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ImportOutcome::Inserted => "inserted",
             ImportOutcome::Duplicate => "duplicate",
@@ -261,7 +261,7 @@ fn sign_error(e: EnvelopeError) -> CoreError {
 /// (`node::live`), which owns the TLS state, the sync driver and the listeners; `NodeCore` only
 /// holds it so that whoever decides a new roster (the roster rules, SIGHUP, an operator) can
 /// reach it from below the wiring.
-pub trait ApplyMembership: Send + Sync + std::fmt::Debug {
+pub(crate) trait ApplyMembership: Send + Sync + std::fmt::Debug {
     /// Applies `next`; the error says what could not be applied (nothing else changed then).
     fn apply(
         &self,
@@ -377,7 +377,7 @@ impl NodeCore {
     /// Follows a signed roster: roster items are admitted, recorded and applied through
     /// `roster`, and the keyring becomes the one of the version in force. Only the first call
     /// has an effect.
-    pub fn attach_roster(&self, roster: Arc<RosterRuntime>) {
+    pub(crate) fn attach_roster(&self, roster: Arc<RosterRuntime>) {
         let records = roster.keyring_records();
         if self.roster.set(roster).is_ok() {
             self.set_keyring(records);
@@ -419,7 +419,7 @@ impl NodeCore {
     /// before the driver runs: a store that already holds an advisory of this member's own
     /// (the same test the driver makes when it loads its index) marks the history as present,
     /// so writes by id never wait for the driver's index to load.
-    pub async fn attach_sync(&self, handle: SyncHandle) {
+    pub(crate) async fn attach_sync(&self, handle: SyncHandle) {
         use std::sync::atomic::Ordering;
         let me = self.member().to_string();
         let own = self
@@ -439,13 +439,13 @@ impl NodeCore {
     }
 
     /// The sync driver, when this node federates.
-    pub fn sync_handle(&self) -> Option<&SyncHandle> {
+    pub(crate) fn sync_handle(&self) -> Option<&SyncHandle> {
         self.sync.get()
     }
 
     /// Sets the warning lists indicators are screened with (`[warninglists]`, loaded at start
     /// by `warninglist::attach`). Only the first call has an effect.
-    pub fn set_warninglists(&self, lists: Arc<crate::warninglist::WarningLists>) {
+    pub(crate) fn set_warninglists(&self, lists: Arc<crate::warninglist::WarningLists>) {
         let _ = self.warninglists.set(lists);
     }
 
@@ -488,7 +488,7 @@ impl NodeCore {
 
     /// Replaces the trusted keys (a new membership or `[[trusted]]`); our own signing key is
     /// always kept. Verifications that already started finish with the keyring they began with.
-    pub fn set_trusted_keys(&self, trusted: impl IntoIterator<Item = PublicKeyRecord>) {
+    pub(crate) fn set_trusted_keys(&self, trusted: impl IntoIterator<Item = PublicKeyRecord>) {
         let k = keyring_of(&self.identity(), trusted, false);
         *self.keyring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(k);
     }
@@ -499,7 +499,7 @@ impl NodeCore {
     }
 
     /// Replaces the validation limits (a SIGHUP changing `[limits]`).
-    pub fn set_limits(&self, limits: Limits) {
+    pub(crate) fn set_limits(&self, limits: Limits) {
         *self.limits.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(limits);
     }
 
@@ -514,7 +514,7 @@ impl NodeCore {
     }
 
     /// Records the membership in force (called by the applier once it applied it).
-    pub fn set_membership(&self, m: crate::membership::Membership) {
+    pub(crate) fn set_membership(&self, m: crate::membership::Membership) {
         // The stamp sent to peers: the version applied, with its hash when the runtime's
         // version in force is that one (it may already be ahead; the next apply catches up).
         let hash = self
@@ -541,7 +541,7 @@ impl NodeCore {
 
     /// Connects what applies a new membership to the running node (the node's wiring). Only
     /// the first call has an effect.
-    pub fn attach_live(&self, live: Arc<dyn ApplyMembership>) {
+    pub(crate) fn attach_live(&self, live: Arc<dyn ApplyMembership>) {
         let _ = self.live.set(live);
     }
 
@@ -565,7 +565,7 @@ impl NodeCore {
     /// Applies a new membership without restarting: keyring, TLS pins, peers dialled or
     /// disconnected, reserved capacity of the peer port (see `node::live`). The one entry point
     /// for roster updates and SIGHUP. Returns what changed.
-    pub async fn apply_membership(
+    pub(crate) async fn apply_membership(
         &self,
         next: crate::membership::Membership,
     ) -> Result<crate::membership::MembershipDiff, CoreError> {
@@ -592,7 +592,7 @@ impl NodeCore {
     }
 
     /// A receiver of change events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
         self.events.subscribe()
     }
 
@@ -846,7 +846,7 @@ impl NodeCore {
     }
 
     /// Peers this member still restores its own history from (empty when it holds it).
-    pub async fn restore_pending(&self) -> Result<Vec<String>, CoreError> {
+    pub(crate) async fn restore_pending(&self) -> Result<Vec<String>, CoreError> {
         use std::sync::atomic::Ordering;
         if self.restored.load(Ordering::Acquire) {
             return Ok(Vec::new());
@@ -1110,7 +1110,7 @@ impl NodeCore {
     /// Step 1 of the node machine's receive pipeline: verifies envelopes received from a peer
     /// with the keyring (strict signatures, key windows, full validation) on the blocking pool,
     /// so the driver's loop never spends CPU on signatures.
-    pub async fn verify_received(
+    pub(crate) async fn verify_received(
         &self,
         envelopes: Vec<Envelope>,
     ) -> Result<CheckedItems, CoreError> {
@@ -1135,7 +1135,7 @@ impl NodeCore {
     /// history; the latest does not regress), an audit entry for each equivocation, one `sync`
     /// (group commit) — then tells watchers. Returns one outcome per item, in order. The caller
     /// (the sync driver) reports them to the machine only after this returned `Ok`.
-    pub async fn store_received(
+    pub(crate) async fn store_received(
         &self,
         peer: &str,
         items: Vec<Verified<Advisory>>,
@@ -1271,7 +1271,7 @@ impl NodeCore {
 
     /// Signs a roster item as a carrier advisory of this member and stores it like a publish
     /// (then it replicates like any GREEN item). Returns the carrier's item id.
-    pub async fn publish_roster_item(
+    pub(crate) async fn publish_roster_item(
         &self,
         item: tanoa_core::roster::RosterItem,
         actor: &str,

@@ -27,7 +27,7 @@ use crate::store::{Store, StoredItem};
 
 /// Why an operator's roster request fails.
 #[derive(Debug, thiserror::Error)]
-pub enum RosterOpError {
+pub(crate) enum RosterOpError {
     /// This node follows a local `[[members]]` roster (version 0): nothing to sign.
     #[error(
         "this node follows a local [[members]] roster (version 0); start it with a [roster] file to use signed roster updates"
@@ -58,7 +58,7 @@ pub enum RosterOpError {
 
 /// What the node must do after an item changed the version in force.
 #[derive(Debug, Clone)]
-pub struct Applied {
+pub(crate) struct Applied {
     /// Versions (from, to).
     pub from: u64,
     /// Version now in force.
@@ -73,7 +73,7 @@ pub struct Applied {
 
 /// A view of the roster for the operator API.
 #[derive(Debug, Clone)]
-pub struct RosterView {
+pub(crate) struct RosterView {
     /// Version in force.
     pub current: SignedRoster,
     /// Versions from the anchor to the one in force.
@@ -204,7 +204,11 @@ pub struct RosterRuntime {
 
 impl RosterRuntime {
     /// A runtime following `engine` for member `me`; `trusted` are the `[[trusted]]` keys.
-    pub fn new(engine: RosterEngine, me: &str, trusted: Vec<PublicKeyRecord>) -> RosterRuntime {
+    pub(crate) fn new(
+        engine: RosterEngine,
+        me: &str,
+        trusted: Vec<PublicKeyRecord>,
+    ) -> RosterRuntime {
         let (membership, _) = watch::channel(engine.current().roster.membership());
         RosterRuntime {
             engine: Mutex::new(engine),
@@ -219,7 +223,7 @@ impl RosterRuntime {
     /// only persistence). Roster items are published by members of some version, so only the
     /// `tanoa-roster.` id range of each member (current and former, of every version reached,
     /// until no new member appears) is read: never the whole store.
-    pub fn start(
+    pub(crate) fn start(
         anchor: SignedRoster,
         me: &str,
         trusted: Vec<PublicKeyRecord>,
@@ -282,13 +286,13 @@ impl RosterRuntime {
     }
 
     /// The version in force.
-    pub fn current(&self) -> SignedRoster {
+    pub(crate) fn current(&self) -> SignedRoster {
         self.engine().current().clone()
     }
 
     /// Every verification key of the version in force (former members' included, windows
     /// closed by rotation, revocation and removal) plus the `[[trusted]]` keys.
-    pub fn keyring_records(&self) -> Vec<PublicKeyRecord> {
+    pub(crate) fn keyring_records(&self) -> Vec<PublicKeyRecord> {
         let mut out = self.trusted.clone();
         out.extend(self.engine().current().roster.key_records());
         out
@@ -296,7 +300,7 @@ impl RosterRuntime {
 
     /// The membership of the version in force, and every later one (the node's live
     /// application watches this).
-    pub fn membership_updates(&self) -> watch::Receiver<Membership> {
+    pub(crate) fn membership_updates(&self) -> watch::Receiver<Membership> {
         self.membership.subscribe()
     }
 
@@ -307,7 +311,7 @@ impl RosterRuntime {
 
     /// Step 1 hook: whether a verified carrier advisory signed by `signer` may be stored. A
     /// refusal is counted and returned as its reason code. Non-carriers pass.
-    pub fn check(&self, a: &Advisory, signer: &str) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, a: &Advisory, signer: &str) -> Result<(), &'static str> {
         let Some(parsed) = RosterItem::from_advisory(a) else {
             return Ok(());
         };
@@ -322,7 +326,7 @@ impl RosterRuntime {
 
     /// Records a stored carrier; when the version in force changed, hands the new membership
     /// to the node and says what else to do. Non-carriers and malformed ones are ignored.
-    pub fn ingest(&self, a: &Advisory) -> Option<Applied> {
+    pub(crate) fn ingest(&self, a: &Advisory) -> Option<Applied> {
         let item = RosterItem::from_advisory(a)?.ok()?;
         let mut e = self.engine();
         let adv: Advanced = e.ingest(item);
@@ -353,7 +357,7 @@ impl RosterRuntime {
     }
 
     /// For the operator: everything `tanoa roster show` and `history` print.
-    pub fn view(&self) -> RosterView {
+    pub(crate) fn view(&self) -> RosterView {
         let e = self.engine();
         RosterView {
             current: e.current().clone(),
@@ -366,7 +370,7 @@ impl RosterRuntime {
 
     /// This member's proposal of `change` over the version in force, issued at `now_ms`,
     /// signed by `identity` (its own approval). Returns the item and the signatures needed.
-    pub fn propose(
+    pub(crate) fn propose(
         &self,
         change_json: &str,
         identity: &SigningIdentity,
@@ -395,7 +399,7 @@ impl RosterRuntime {
     }
 
     /// This member's approval of the pending proposal whose hash starts with `prefix`.
-    pub fn approve(
+    pub(crate) fn approve(
         &self,
         prefix: &str,
         identity: &SigningIdentity,

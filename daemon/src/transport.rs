@@ -91,7 +91,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Parses every certificate in a PEM buffer; `what` names its source in errors.
-pub fn certs_from_pem(
+pub(crate) fn certs_from_pem(
     pem: &[u8],
     what: &str,
 ) -> Result<Vec<CertificateDer<'static>>, TransportError> {
@@ -111,7 +111,10 @@ pub fn certs_from_pem(
 }
 
 /// Parses the private key in a PEM buffer (PKCS#8, SEC1 or PKCS#1).
-pub fn key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, TransportError> {
+pub(crate) fn key_from_pem(
+    pem: &[u8],
+    what: &str,
+) -> Result<PrivateKeyDer<'static>, TransportError> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| TransportError::Pem {
         what: what.into(),
         detail: format!("no usable PRIVATE KEY block ({e})"),
@@ -119,7 +122,7 @@ pub fn key_from_pem(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, Tr
 }
 
 /// Reads a file for a named setting.
-pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
     std::fs::read(path).map_err(|source| TransportError::Io {
         what: what.into(),
         path: path.to_path_buf(),
@@ -129,7 +132,7 @@ pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
 
 /// Reads a private key file for a named setting, refusing it (like the signing key) when group
 /// or others may read or write it.
-pub fn read_private_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
+pub(crate) fn read_private_file(path: &Path, what: &str) -> Result<Vec<u8>, TransportError> {
     let body = read_file(path, what)?;
     crate::keys::check_private_mode(path)?;
     Ok(body)
@@ -148,7 +151,7 @@ fn roots_from_pem(pem: &[u8], what: &str) -> Result<RootCertStore, TransportErro
 
 /// The identity a verified certificate carries in its `tanoa://` URI SAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertIdentity {
+pub(crate) enum CertIdentity {
     /// `tanoa://operator/<name>`: an operator of this member.
     Operator(String),
     /// `tanoa://member/<id>`: a federation member (peer).
@@ -163,7 +166,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// Every URI subject alternative name of a DER certificate, in order.
-pub fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
+pub(crate) fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| format!("certificate does not parse ({e})"))?;
     let san = cert
@@ -185,7 +188,7 @@ pub fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
 
 /// Reads the `tanoa://` identity of a DER certificate. A certificate with both kinds, two
 /// identities, or none is refused.
-pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, String> {
+pub(crate) fn cert_identity(der: &[u8]) -> Result<CertIdentity, String> {
     let mut found = Vec::new();
     for uri in uri_sans(der)? {
         if let Some(n) = uri.strip_prefix(OPERATOR_URI_PREFIX) {
@@ -214,7 +217,7 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, String> {
 }
 
 /// Decides whether a verified certificate may use the operator API; the error explains why not.
-pub fn operator_name_of(der: &[u8]) -> Result<String, String> {
+pub(crate) fn operator_name_of(der: &[u8]) -> Result<String, String> {
     match cert_identity(der)? {
         CertIdentity::Operator(name) => Ok(name),
         CertIdentity::Member(id) => Err(format!(
@@ -226,32 +229,32 @@ pub fn operator_name_of(der: &[u8]) -> Result<String, String> {
 /// Stable reason codes of refused TLS connections (label of `tanoa_peer_refusals_total`).
 pub mod refusal {
     /// The certificate does not chain to a configured trust anchor.
-    pub const UNKNOWN_CA: &str = "unknown_ca";
+    pub(crate) const UNKNOWN_CA: &str = "unknown_ca";
     /// The certificate's validity ended.
-    pub const EXPIRED: &str = "expired";
+    pub(crate) const EXPIRED: &str = "expired";
     /// The certificate's validity has not started.
-    pub const NOT_YET_VALID: &str = "not_yet_valid";
+    pub(crate) const NOT_YET_VALID: &str = "not_yet_valid";
     /// A member certificate whose id is not in the roster (or is our own).
     pub const NOT_IN_ROSTER: &str = "not_in_roster";
     /// An operator certificate presented on the peer port.
-    pub const OPERATOR_CERT: &str = "operator_cert";
+    pub(crate) const OPERATOR_CERT: &str = "operator_cert";
     /// A member certificate presented on the operator port.
-    pub const PEER_CERT_ON_OPERATOR: &str = "peer_cert_on_operator_port";
+    pub(crate) const PEER_CERT_ON_OPERATOR: &str = "peer_cert_on_operator_port";
     /// The server we dialled presented the certificate of another member.
-    pub const WRONG_MEMBER: &str = "wrong_member";
+    pub(crate) const WRONG_MEMBER: &str = "wrong_member";
     /// No usable `tanoa://` identity in the certificate.
-    pub const NO_IDENTITY: &str = "no_identity";
+    pub(crate) const NO_IDENTITY: &str = "no_identity";
     /// Any other certificate problem (bad signature, wrong key usage, ...).
-    pub const BAD_CERTIFICATE: &str = "bad_certificate";
+    pub(crate) const BAD_CERTIFICATE: &str = "bad_certificate";
     /// The client sent no certificate.
-    pub const NO_CLIENT_CERT: &str = "no_client_cert";
+    pub(crate) const NO_CLIENT_CERT: &str = "no_client_cert";
     /// The handshake failed for another reason (protocol version, garbage, ...).
-    pub const HANDSHAKE: &str = "handshake_failed";
+    pub(crate) const HANDSHAKE: &str = "handshake_failed";
     /// A pinned member presented a certificate whose key is not among its pins (or a
     /// CA-issued certificate for a member that is authenticated by pins only).
-    pub const PIN_MISMATCH: &str = "pin_mismatch";
+    pub(crate) const PIN_MISMATCH: &str = "pin_mismatch";
     /// No trust anchor is configured and no member pins the certificate's key.
-    pub const UNKNOWN_PIN: &str = "unknown_pin";
+    pub(crate) const UNKNOWN_PIN: &str = "unknown_pin";
 }
 
 /// A refused TLS connection, reported to the `RefusalHook`.
@@ -271,7 +274,7 @@ pub struct Refusal {
 }
 
 /// Called for every refused connection (the node logs it and counts it).
-pub type RefusalHook = Arc<dyn Fn(&Refusal) + Send + Sync>;
+pub(crate) type RefusalHook = Arc<dyn Fn(&Refusal) + Send + Sync>;
 
 /// A hook that only logs (used when nobody counts, e.g. by the CLI).
 pub fn logging_hook() -> RefusalHook {
@@ -282,7 +285,7 @@ pub fn logging_hook() -> RefusalHook {
 }
 
 /// `addr`, or `unknown`.
-pub fn remote_text(addr: Option<SocketAddr>) -> String {
+pub(crate) fn remote_text(addr: Option<SocketAddr>) -> String {
     addr.map_or_else(|| "unknown".to_string(), |a| a.to_string())
 }
 
@@ -293,7 +296,7 @@ tokio::task_local! {
 }
 
 /// Runs `handshake` with `remote` known to the certificate verifiers (for refusal reports).
-pub async fn with_remote<F: std::future::Future>(
+pub(crate) async fn with_remote<F: std::future::Future>(
     remote: Option<SocketAddr>,
     handshake: F,
 ) -> F::Output {
@@ -306,7 +309,7 @@ fn handshake_remote() -> Option<SocketAddr> {
 }
 
 /// Describes a certificate whose chain did not verify: its identity is only claimed.
-pub fn describe_unverified(der: &[u8]) -> String {
+pub(crate) fn describe_unverified(der: &[u8]) -> String {
     format!("unverified certificate claiming {}", describe_cert(der))
 }
 
@@ -316,7 +319,7 @@ fn describe_verified(der: &[u8]) -> String {
 }
 
 /// The refusal reason of a rustls certificate error.
-pub fn refusal_reason(e: &rustls::Error) -> &'static str {
+pub(crate) fn refusal_reason(e: &rustls::Error) -> &'static str {
     use rustls::CertificateError as C;
     match e {
         rustls::Error::InvalidCertificate(c) => match c {
@@ -331,7 +334,7 @@ pub fn refusal_reason(e: &rustls::Error) -> &'static str {
 }
 
 /// Describes a certificate for logs: its subject and `tanoa://` URI SANs.
-pub fn describe_cert(der: &[u8]) -> String {
+pub(crate) fn describe_cert(der: &[u8]) -> String {
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return "an unparsable certificate".to_string();
     };
@@ -478,7 +481,7 @@ pub fn operator_server_config(
 
 /// `operator_server_config` that also reports refused identities (e.g. a peer certificate on
 /// the operator port) to `hook`.
-pub fn operator_server_config_with_hook(
+pub(crate) fn operator_server_config_with_hook(
     cert_pem: &[u8],
     key_pem: &[u8],
     client_ca_pem: &[u8],
@@ -515,7 +518,7 @@ pub fn operator_server_config_from_files(
 }
 
 /// `operator_server_config_from_files` reporting refusals to `hook`.
-pub fn operator_server_config_from_files_with_hook(
+pub(crate) fn operator_server_config_from_files_with_hook(
     cert: &Path,
     key: &Path,
     client_ca: &Path,
@@ -531,7 +534,7 @@ pub fn operator_server_config_from_files_with_hook(
 
 /// rustls client config for reaching an operator TCP listener: TLS 1.3, server verified against
 /// `ca_pem`, client certificate `cert_pem`/`key_pem`, ALPN `h2`.
-pub fn operator_client_config(
+pub(crate) fn operator_client_config(
     ca_pem: &[u8],
     cert_pem: &[u8],
     key_pem: &[u8],
@@ -552,7 +555,7 @@ pub fn operator_client_config(
 /// Who is calling the operator API over TCP, from the verified client certificate. Available
 /// to handlers as a request extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperatorIdentity {
+pub(crate) struct OperatorIdentity {
     /// `<name>` of the certificate's `tanoa://operator/<name>` URI SAN.
     pub name: String,
     /// Remote address.
@@ -570,7 +573,7 @@ pub struct VerifiedTlsStream<I> {
 
 impl<I> VerifiedTlsStream<I> {
     /// The verified identity.
-    pub fn identity(&self) -> &I {
+    pub(crate) fn identity(&self) -> &I {
         &self.identity
     }
 }
@@ -586,7 +589,7 @@ impl<I: Clone + Send + Sync + 'static> tonic::transport::server::Connected
 }
 
 /// A TLS connection on the operator listener carrying a verified operator identity.
-pub type OperatorTlsStream = VerifiedTlsStream<OperatorIdentity>;
+pub(crate) type OperatorTlsStream = VerifiedTlsStream<OperatorIdentity>;
 
 /// Forwards `AsyncRead`/`AsyncWrite` of a wrapper to its `inner` TLS stream.
 macro_rules! forward_io {
@@ -640,7 +643,7 @@ forward_io!(VerifiedTlsStream<I>);
 
 /// Runs the TLS handshake of an accepted operator connection and reads the operator identity
 /// from the verified client certificate.
-pub async fn accept_operator(
+pub(crate) async fn accept_operator(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
 ) -> Result<OperatorTlsStream, TransportError> {
@@ -681,7 +684,10 @@ pub use peer_trust::{
 };
 
 /// Roots from in-memory PEM (one or more CA certificates).
-pub fn roots_from_pem_bytes(pem: &[u8], what: &str) -> Result<RootCertStore, TransportError> {
+pub(crate) fn roots_from_pem_bytes(
+    pem: &[u8],
+    what: &str,
+) -> Result<RootCertStore, TransportError> {
     roots_from_pem(pem, what)
 }
 
@@ -697,7 +703,7 @@ pub struct PeerIdentity {
 }
 
 /// A TLS connection on the peer port whose client certificate verified and names a roster peer.
-pub type PeerTlsStream = VerifiedTlsStream<PeerIdentity>;
+pub(crate) type PeerTlsStream = VerifiedTlsStream<PeerIdentity>;
 
 /// Test PKI generated with rcgen: a CA and certificates signed by it.
 #[cfg(test)]

@@ -18,13 +18,13 @@ use crate::publish::{
 use crate::store::{AuditEntry, Equivocation, ListFilter, ListOrder, MatchKind, StoredItem};
 
 /// Default `List` limit when the request says 0.
-pub const DEFAULT_LIST_LIMIT: usize = 1000;
+pub(crate) const DEFAULT_LIST_LIMIT: usize = 1000;
 /// Largest `List` limit honoured.
-pub const MAX_LIST_LIMIT: usize = 100_000;
+pub(crate) const MAX_LIST_LIMIT: usize = 100_000;
 /// Default `Audit` limit when the request says 0.
-pub const DEFAULT_AUDIT_LIMIT: usize = 100;
+pub(crate) const DEFAULT_AUDIT_LIMIT: usize = 100;
 /// Largest `Audit` limit honoured.
-pub const MAX_AUDIT_LIMIT: usize = 10_000;
+pub(crate) const MAX_AUDIT_LIMIT: usize = 10_000;
 
 /// The draft of a `Publish` request; enum and range errors name their field (`tlp`,
 /// `indicators[2].kind`, …).
@@ -58,7 +58,7 @@ pub fn summary(item_id: &ItemId, a: &Advisory) -> pb::AdvisorySummary {
 }
 
 /// Summary line of a stored item.
-pub fn summary_of(item: &StoredItem) -> pb::AdvisorySummary {
+pub(crate) fn summary_of(item: &StoredItem) -> pb::AdvisorySummary {
     summary(&item.item_id, &item.advisory)
 }
 
@@ -73,7 +73,7 @@ pub fn advisory(a: &Advisory) -> pb::Advisory {
 }
 
 /// `ListRequest` -> store filter (TLP_UNSPECIFIED = any; limit 0 = 1000, capped at 100,000).
-pub fn list_filter(r: &pb::ListRequest) -> Result<ListFilter, CoreError> {
+pub(crate) fn list_filter(r: &pb::ListRequest) -> Result<ListFilter, CoreError> {
     let tlp = match r.tlp {
         0 => None,
         v => Some(
@@ -148,7 +148,7 @@ pub fn next_page_token(order: ListOrder, last: &StoredItem) -> Vec<u8> {
 }
 
 /// `AuditRequest.limit` -> entries to return (0 = 100, capped at 10,000).
-pub fn audit_limit(limit: u32) -> usize {
+pub(crate) fn audit_limit(limit: u32) -> usize {
     match usize::try_from(limit).unwrap_or(MAX_AUDIT_LIMIT) {
         0 => DEFAULT_AUDIT_LIMIT,
         n => n.min(MAX_AUDIT_LIMIT),
@@ -166,7 +166,7 @@ pub fn equivocation(e: &Equivocation) -> pb::EquivocationEvidence {
 }
 
 /// An audit entry as protobuf.
-pub fn audit_record(e: &AuditEntry) -> pb::AuditRecord {
+pub(crate) fn audit_record(e: &AuditEntry) -> pb::AuditRecord {
     pb::AuditRecord {
         at_ms: e.at_ms,
         action: e.action.clone(),
@@ -178,7 +178,7 @@ pub fn audit_record(e: &AuditEntry) -> pb::AuditRecord {
 }
 
 /// A change event as a watch event.
-pub fn watch_event(e: &ChangeEvent) -> pb::WatchEvent {
+pub(crate) fn watch_event(e: &ChangeEvent) -> pb::WatchEvent {
     let kind = match e.kind {
         ChangeKind::New => pb::WatchEventKind::New,
         ChangeKind::Updated => pb::WatchEventKind::Updated,
@@ -200,11 +200,12 @@ pub fn watch_event(e: &ChangeEvent) -> pb::WatchEvent {
             withdrawn: a.withdrawn,
             indicator_count: u32::try_from(a.indicator_count).unwrap_or(u32::MAX),
         }),
+        source: e.source.clone(),
     }
 }
 
 /// How a search hit matched: "exact" or "cidr".
-pub fn match_kind(m: MatchKind) -> &'static str {
+pub(crate) fn match_kind(m: MatchKind) -> &'static str {
     match m {
         MatchKind::Exact => "exact",
         MatchKind::Cidr => "cidr",
@@ -214,7 +215,7 @@ pub fn match_kind(m: MatchKind) -> &'static str {
 }
 
 /// A signing key as protobuf.
-pub fn key_info(k: &PublicKeyRecord, active: bool) -> pb::KeyInfo {
+pub(crate) fn key_info(k: &PublicKeyRecord, active: bool) -> pb::KeyInfo {
     pb::KeyInfo {
         key_id: k.key_id.clone(),
         public_key: crate::keys::public_hex(&k.key),
@@ -225,7 +226,7 @@ pub fn key_info(k: &PublicKeyRecord, active: bool) -> pb::KeyInfo {
 }
 
 /// A publish result as protobuf, with the warning-list hits of its indicators.
-pub fn publish_response(p: &Published) -> pb::PublishResponse {
+pub(crate) fn publish_response(p: &Published) -> pb::PublishResponse {
     pb::PublishResponse {
         item_id: p.item_id.to_hex(),
         advisory_id: p.advisory_id.clone(),
@@ -236,7 +237,7 @@ pub fn publish_response(p: &Published) -> pb::PublishResponse {
 }
 
 /// Warning-list hits as protobuf.
-pub fn warning_hits(hits: Vec<crate::warninglist::Hit>) -> Vec<pb::WarningHit> {
+pub(crate) fn warning_hits(hits: Vec<crate::warninglist::Hit>) -> Vec<pb::WarningHit> {
     hits.into_iter()
         .map(|h| pb::WarningHit {
             indicator_index: u32::try_from(h.index).unwrap_or(u32::MAX),
@@ -247,7 +248,7 @@ pub fn warning_hits(hits: Vec<crate::warninglist::Hit>) -> Vec<pb::WarningHit> {
 }
 
 /// A withdraw result as protobuf.
-pub fn withdraw_response(p: &Published) -> pb::WithdrawResponse {
+pub(crate) fn withdraw_response(p: &Published) -> pb::WithdrawResponse {
     pb::WithdrawResponse {
         item_id: p.item_id.to_hex(),
         revision: p.revision,
@@ -255,7 +256,7 @@ pub fn withdraw_response(p: &Published) -> pb::WithdrawResponse {
 }
 
 /// An import result as protobuf.
-pub fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::ImportEnvelopeResponse {
+pub(crate) fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::ImportEnvelopeResponse {
     pb::ImportEnvelopeResponse {
         item_id: id.to_hex(),
         outcome: outcome.as_str().to_string(),
@@ -336,7 +337,7 @@ pub(crate) fn peer_roster_fields(
 
 /// What a `Get` id names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GetTarget {
+pub(crate) enum GetTarget {
     /// An item id (64 hex digits); may also be an advisory id of ours that looks like one.
     Item(ItemId),
     /// `origin/advisory-id`.
@@ -349,7 +350,7 @@ pub enum GetTarget {
 }
 
 /// Parses a `Get` id: 64 hex digits, `origin/advisory-id`, or an advisory id of `member`.
-pub fn get_target(id: &str, member: &str) -> Result<GetTarget, CoreError> {
+pub(crate) fn get_target(id: &str, member: &str) -> Result<GetTarget, CoreError> {
     let id = id.trim();
     if id.is_empty() {
         return Err(CoreError::BadRequest {

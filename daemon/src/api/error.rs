@@ -104,7 +104,7 @@ pub const REASON_METADATA: &str = "tanoa-reason";
 /// withdrawn or foreign advisories → `FailedPrecondition`; a member still restoring its own
 /// history → `Unavailable` (retry later); store and internal failures →
 /// `Internal` (logged).
-pub fn to_status(e: CoreError) -> Status {
+pub(crate) fn to_status(e: CoreError) -> Status {
     let msg = e.to_string();
     match &e {
         CoreError::Invalid(_) | CoreError::BadRequest { .. } => Status::invalid_argument(msg),
@@ -135,7 +135,7 @@ pub fn to_status(e: CoreError) -> Status {
 /// already running → `FailedPrecondition`; an oversized frame or too many ids →
 /// `ResourceExhausted`; an undecodable reconciliation message → `InvalidArgument`; a bad setting
 /// → `Internal`. The reason code goes in the `tanoa-reason` metadata.
-pub fn sync_status(e: &SyncError) -> Status {
+pub(crate) fn sync_status(e: &SyncError) -> Status {
     let msg = e.to_string();
     let status = match e {
         SyncError::UnknownPeer { .. } => Status::not_found(msg),

@@ -39,7 +39,7 @@ use crate::transport::OperatorIdentity;
 
 /// What the operator API reports about the federation besides the sync core's state.
 #[derive(Debug, Clone)]
-pub struct FederationInfo {
+pub(crate) struct FederationInfo {
     /// The peer listener's address, when federating.
     pub peer_listen: Option<std::net::SocketAddr>,
     /// The node's counters (TLS refusals in Status).
@@ -69,14 +69,14 @@ impl OperatorApi {
 
     /// Adds what Status and Peers report about the federation (roster, peer listener,
     /// refusal counters).
-    pub fn with_federation(mut self, info: FederationInfo) -> Self {
+    pub(crate) fn with_federation(mut self, info: FederationInfo) -> Self {
         self.federation = Some(Arc::new(info));
         self
     }
 
     /// The tonic server of this service, with message limits derived from the payload limit
     /// and room for one `PublishBatch` of an import (`MAX_BATCH_REQUEST_BYTES`).
-    pub fn into_server(self) -> OperatorServer<OperatorApi> {
+    pub(crate) fn into_server(self) -> OperatorServer<OperatorApi> {
         let max = self
             .core
             .limits()
@@ -91,9 +91,9 @@ impl OperatorApi {
 }
 
 /// Largest operator request accepted (a `PublishBatch` of an import): 128 MiB.
-pub const MAX_BATCH_REQUEST_BYTES: usize = 128 * 1024 * 1024;
+pub(crate) const MAX_BATCH_REQUEST_BYTES: usize = 128 * 1024 * 1024;
 /// Most drafts in one `PublishBatch`.
-pub const MAX_BATCH_DRAFTS: usize = 10_000;
+pub(crate) const MAX_BATCH_DRAFTS: usize = 10_000;
 
 /// Who is calling, for the audit log.
 fn actor<T>(req: &Request<T>) -> String {

@@ -28,25 +28,25 @@ use crate::sync_handle::{DriverError, SyncHandle};
 use crate::transport::PeerIdentity;
 
 /// Reason code of a message larger than the peer message limit.
-pub const OVERSIZED: &str = "oversized_message";
+pub(crate) const OVERSIZED: &str = "oversized_message";
 /// Reason code of a message that does not decode.
-pub const MALFORMED: &str = "malformed";
+pub(crate) const MALFORMED: &str = "malformed";
 /// Reason code of a request whose body ends inside a gRPC frame.
-pub const TRUNCATED: &str = "truncated_message";
+pub(crate) const TRUNCATED: &str = "truncated_message";
 /// Reason code of a unary request without any message.
-pub const MISSING: &str = "missing_message";
+pub(crate) const MISSING: &str = "missing_message";
 /// Reason code of a frame with the compressed flag set but no `grpc-encoding` header (or a
 /// flag other than 0 and 1).
-pub const BAD_COMPRESSION_FLAG: &str = "bad_compression_flag";
+pub(crate) const BAD_COMPRESSION_FLAG: &str = "bad_compression_flag";
 /// Reason code of a request stream that failed at the HTTP/2 layer (reset, protocol error).
-pub const HTTP2_ERROR: &str = "http2_error";
+pub(crate) const HTTP2_ERROR: &str = "http2_error";
 /// Reason code of a push with more envelopes than `max_push_items`.
-pub const TOO_MANY_ITEMS: &str = "too_many_items";
+pub(crate) const TOO_MANY_ITEMS: &str = "too_many_items";
 /// Reason code of a compressed frame that inflates past the peer message limit (a
 /// decompression bomb): refused while decompressing, answered `RESOURCE_EXHAUSTED`.
-pub const INFLATES_TOO_LARGE: &str = "decompressed_too_large";
+pub(crate) const INFLATES_TOO_LARGE: &str = "decompressed_too_large";
 /// Reason code of a compressed frame that does not decompress.
-pub const BAD_COMPRESSED: &str = "bad_compressed_data";
+pub(crate) const BAD_COMPRESSED: &str = "bad_compressed_data";
 
 /// The peer service over a shared `NodeCore` and the sync driver.
 #[derive(Debug, Clone)]
@@ -81,13 +81,16 @@ impl PeerApi {
 
     /// Answers compressed with `encoding` to callers that accept it (`peer_link`); requests
     /// compressed with any encoding of `peer_link::DECODABLE` are always accepted.
-    pub fn with_compression(mut self, encoding: Option<tonic::codec::CompressionEncoding>) -> Self {
+    pub(crate) fn with_compression(
+        mut self,
+        encoding: Option<tonic::codec::CompressionEncoding>,
+    ) -> Self {
         self.compression = encoding;
         self
     }
 
     /// The tonic server of this service with the message limits, wrapped in `PeerGuard`.
-    pub fn into_server(self) -> PeerGuard {
+    pub(crate) fn into_server(self) -> PeerGuard {
         let limit = self.limit;
         let (sync, metrics, node) = (self.sync.clone(), self.metrics.clone(), self.node.clone());
         let compression = self.compression;
@@ -226,7 +229,7 @@ impl Peer for PeerApi {
 /// The connection keeps serving. (HTTP/2 violations that kill the whole connection never reach
 /// a service and are not counted here.)
 #[derive(Debug, Clone)]
-pub struct PeerGuard {
+pub(crate) struct PeerGuard {
     inner: PeerServer<PeerApi>,
     sync: SyncHandle,
     metrics: Arc<Metrics>,

@@ -102,7 +102,7 @@ pub struct RosterMember {
 
 impl RosterMember {
     /// This entry as the core's membership type.
-    pub fn to_member(&self) -> Member {
+    pub(crate) fn to_member(&self) -> Member {
         Member {
             id: self.id.clone(),
             name: self.name.clone(),

@@ -41,7 +41,7 @@ use crate::sync_handle::{
 use crate::transport::PeerTls;
 
 /// How long a connection to a peer may take (TCP + TLS).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest gRPC message on the peer port, sent or accepted: the largest legitimate message
 /// (a reconciliation frame, a push batch or fetch reply of `max_batch_bytes`, or one envelope
@@ -69,7 +69,7 @@ pub fn peer_channel(
 /// connections registered with the peer port's live trust (`watch` = the trust and the member
 /// dialled), so they are closed when the member is removed or its pins no longer admit the
 /// server's certificate.
-pub fn peer_channel_watched(
+pub(crate) fn peer_channel_watched(
     endpoint: &PeerEndpoint,
     tls: Arc<rustls::ClientConfig>,
     link: &LinkSettings,
@@ -136,7 +136,7 @@ pub fn peer_client(channel: Channel, limit: usize) -> PeerClient<Channel> {
 
 /// A peer client that accepts compressed answers and compresses its requests with `wanted`
 /// once the peer's latest answer advertised it (`peer_link::Negotiated`).
-pub fn negotiated_client(
+pub(crate) fn negotiated_client(
     channel: Channel,
     limit: usize,
     negotiated: &Negotiated,
@@ -180,7 +180,7 @@ impl PeerLink {
 }
 
 /// Everything the driver needs.
-pub struct DriverSetup {
+pub(crate) struct DriverSetup {
     /// Sync settings.
     pub sync: SyncConfig,
     /// The roster (this member may be in it; it is skipped).
@@ -205,7 +205,7 @@ impl std::fmt::Debug for DriverSetup {
 }
 
 /// The driver task's state.
-pub struct Driver {
+pub(crate) struct Driver {
     machine: NodeMachine,
     rx: mpsc::Receiver<Input>,
     tx: mpsc::Sender<Input>,
@@ -241,7 +241,7 @@ fn os_seed() -> u64 {
 }
 
 /// Builds the driver and its handle. The index is loaded in `Driver::run`.
-pub fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverError> {
+pub(crate) fn new_driver(setup: DriverSetup) -> Result<(SyncHandle, Driver), DriverError> {
     let me = setup.node.member().to_string();
     let peers: Vec<&RosterMember> = setup.roster.iter().filter(|m| m.id != me).collect();
     let core = SyncCore::new(
@@ -395,7 +395,7 @@ async fn call<T>(
 impl Driver {
     /// Runs until `cancel`: loads the index, reconciles with every peer once, then serves
     /// inputs, timers and request outcomes. Joins every task it spawned before returning.
-    pub async fn run(mut self, cancel: CancellationToken) {
+    pub(crate) async fn run(mut self, cancel: CancellationToken) {
         let started = std::time::Instant::now();
         let loaded = self
             .node

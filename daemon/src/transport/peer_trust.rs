@@ -710,7 +710,7 @@ impl PeerTls {
     }
 
     /// Like `new`, with pins per peer (a peer with pins is authenticated by them only).
-    pub fn with_trust(
+    pub(crate) fn with_trust(
         me: &str,
         cert_pem: &[u8],
         key_pem: &[u8],
@@ -763,7 +763,7 @@ impl PeerTls {
 
     /// From the `[peer]` files of the config: certificate, key (refused when others may read
     /// it), trust anchors (possibly none when every peer is pinned) and the peers with pins.
-    pub fn from_files(
+    pub(crate) fn from_files(
         me: &str,
         cert: &std::path::Path,
         key: &std::path::Path,
@@ -782,7 +782,7 @@ impl PeerTls {
     }
 
     /// The server config of the peer port (TLS 1.3, ALPN h2, roster peers' certificates only).
-    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+    pub(crate) fn server_config(&self) -> Arc<rustls::ServerConfig> {
         self.server.clone()
     }
 
@@ -802,7 +802,7 @@ impl PeerTls {
     }
 
     /// The pin of the certificate this member presents now.
-    pub fn own_pin(&self) -> Option<SpkiPin> {
+    pub(crate) fn own_pin(&self) -> Option<SpkiPin> {
         let id = self.shared.identity();
         id.cert.first().and_then(|c| spki_pin_of_der(c).ok())
     }
@@ -842,7 +842,11 @@ impl PeerTls {
 
     /// Replaces this member's certificate and key for every handshake from now on (a renewal);
     /// connections already open keep the certificate they were set up with.
-    pub fn set_identity(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), TransportError> {
+    pub(crate) fn set_identity(
+        &self,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<(), TransportError> {
         let id = load_identity(&self.shared.me, cert_pem, key_pem, &self.shared.provider)?;
         *self
             .shared
@@ -855,7 +859,7 @@ impl PeerTls {
     /// Checks every open connection against the current trust and closes those it no longer
     /// admits (member removed, pin withdrawn, member now pinned, ...). Returns `(member,
     /// reason)` for each connection closed.
-    pub fn recheck(&self) -> Vec<(String, String)> {
+    pub(crate) fn recheck(&self) -> Vec<(String, String)> {
         self.recheck_at(UnixTime::now())
     }
 
@@ -950,7 +954,7 @@ impl PeerTls {
 
     /// Registers a connection we dialled to `member` (after its handshake), so it is closed when
     /// the trust no longer admits the server's certificate.
-    pub fn watch_outbound<IO>(
+    pub(crate) fn watch_outbound<IO>(
         &self,
         tls: tokio_rustls::client::TlsStream<IO>,
         member: &str,
@@ -1002,7 +1006,7 @@ impl<S> std::fmt::Debug for LiveStream<S> {
 
 impl<S> LiveStream<S> {
     /// The wrapped stream.
-    pub fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         &self.inner
     }
 
