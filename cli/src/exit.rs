@@ -91,9 +91,11 @@ pub fn status_exit_code(code: Code) -> u8 {
 /// not-found hint).
 pub fn status_hint(code: Code, what: &str) -> Option<String> {
     match code {
+        // The daemon answered (a lost connection is a transport failure, hinted apart): it is
+        // shutting down, or still restoring its own advisories from its peers.
         Code::Unavailable => Some(
-            "is tanoad running? start it with `tanoad --config <dir>/tanoad.toml` \
-             (or try `tanoa demo`), then check --socket/--config"
+            "tanoad cannot do this right now (shutting down, or still restoring this member's \
+             own advisories from its peers: `tanoa status` shows Restoring); try again shortly"
                 .into(),
         ),
         Code::NotFound => Some(format!(
@@ -273,6 +275,19 @@ mod tests {
         assert!(f.hint.unwrap().contains("operator certificate"));
         let e = anyhow::Error::new(tonic::Status::unavailable("tanoad is shutting down"));
         assert!(classify(&e).message.starts_with("daemon refused: "));
+    }
+
+    #[test]
+    fn a_daemon_that_is_restoring_is_not_called_not_running() {
+        let err = anyhow::Error::new(tonic::Status::unavailable(
+            "this member is restoring its own advisories from its peers (still waiting for to-cert)",
+        ));
+        let f = classify(&err);
+        assert_eq!(f.code, FAILED);
+        assert!(f.message.starts_with("daemon refused: "), "{}", f.message);
+        let hint = f.hint.unwrap();
+        assert!(hint.contains("tanoa status"), "{hint}");
+        assert!(!hint.contains("is tanoad running"), "{hint}");
     }
 
     #[test]

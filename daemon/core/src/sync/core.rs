@@ -1049,11 +1049,19 @@ impl SyncCore {
         p.consecutive_timeouts = 0;
     }
 
-    /// Traffic from the peer: it is reachable. If it was down, that is a reconnect.
+    /// Traffic from the peer: it is reachable. If it was down, that is a reconnect. While this
+    /// member restores its own history, a reachable peer it has not yet completed a session
+    /// with gets one at once (even when the peer is reconciling with us: its session pulls what
+    /// *it* lacks, not what we lack), so the restore does not wait for the next interval.
     fn mark_inbound(&mut self, now_ms: u64, i: usize, is_reconcile: bool) {
         let was_down = self.peers[i].is_down();
         self.mark_alive(i);
-        if was_down && !is_reconcile && self.cfg.reconcile_on_connect {
+        let p = &self.peers[i];
+        let restore_needs_session = p.initiator.is_none()
+            && p.restore
+                .as_ref()
+                .is_some_and(|t| !t.session_done && !t.refused);
+        if (was_down && !is_reconcile && self.cfg.reconcile_on_connect) || restore_needs_session {
             self.start_session(now_ms, i);
         }
     }

@@ -986,3 +986,47 @@ fn a_restoring_member_does_not_wait_for_a_peer_that_is_down_or_refuses_it() {
     ));
     assert!(a.restore_pending().is_empty());
 }
+
+#[test]
+fn a_restoring_member_reconciles_at_once_with_a_peer_that_comes_back() {
+    // ws-cert restores; its first attempt with to-cert failed (to-cert was not up yet).
+    let mut a = core("ws-cert", &["to-cert"], no_timers());
+    let mut b = core("to-cert", &["ws-cert"], no_timers());
+    a.track_restore();
+    a.sync_now(T0, Some("to-cert")).unwrap();
+    while let Some(action) = a.poll_action() {
+        if let Action::Reconcile { req, .. } = action {
+            a.on_request_failed(T0, "to-cert", req, Failure::Unreachable);
+        }
+    }
+    assert!(
+        a.restore_pending().is_empty(),
+        "a peer that is down is not waited for"
+    );
+
+    // Tracking again (a new start): to-cert comes up and reconciles with us first. Its
+    // session pulls what it lacks; ours must start at once to pull what we lack.
+    let mut a = core("ws-cert", &["to-cert"], no_timers());
+    a.track_restore();
+    a.sync_now(T0, Some("to-cert")).unwrap();
+    while let Some(action) = a.poll_action() {
+        if let Action::Reconcile { req, .. } = action {
+            a.on_request_failed(T0, "to-cert", req, Failure::Unreachable);
+        }
+    }
+    b.sync_now(T0 + 10, Some("ws-cert")).unwrap();
+    let mut ours = false;
+    while let Some(action) = b.poll_action() {
+        if let Action::Reconcile { msg, .. } = action {
+            a.handle_reconcile(T0 + 10, "to-cert", &msg).unwrap();
+            while let Some(mine) = a.poll_action() {
+                ours |= matches!(mine, Action::Reconcile { .. });
+            }
+        }
+    }
+    assert!(
+        ours,
+        "the restoring member started its own session on inbound traffic"
+    );
+    assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+}
