@@ -40,6 +40,47 @@ pub(crate) fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// Founds a federation the way the guide does: `roster init` (threshold 2) of `requests` into
+/// `roster`, then every founder signs it with `--expect` the hash. Returns the hash.
+pub(crate) async fn sign_founding_roster(
+    roster: &Path,
+    federation: &str,
+    requests: &[String],
+    keys: &[PathBuf],
+) -> String {
+    let roster_s = s(roster);
+    let mut init = vec![
+        "roster",
+        "init",
+        "--federation",
+        federation,
+        "--threshold",
+        "2",
+        "-o",
+        &roster_s,
+    ];
+    init.extend(requests.iter().map(String::as_str));
+    tanoa(&init).await.expect_code(0, "roster init");
+    let hash = tanoa(&["--json", "roster", "hash", &roster_s]).await.json()["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for key in keys {
+        tanoa(&[
+            "roster",
+            "sign",
+            &roster_s,
+            "--expect",
+            &hash,
+            "--signing-key",
+            &s(key),
+        ])
+        .await
+        .expect_code(0, "roster sign");
+    }
+    hash
+}
+
 pub(crate) async fn roster_show(node: &TestNode) -> serde_json::Value {
     let out = on(node, &["--json", "roster", "show"]).await;
     out.expect_code(0, "roster show");

@@ -22,8 +22,8 @@ use tanoa_proto::v1 as pb;
 use crate::bins;
 use crate::federation::draft;
 use crate::roster::{
-    FOUNDERS, Member, envelope, import, member_dir, on, roster_show, s, tanoa, wait_version,
-    write_config,
+    FOUNDERS, Member, envelope, import, member_dir, on, roster_show, s, sign_founding_roster,
+    tanoa, wait_version, write_config,
 };
 
 /// A founded federation: three founders at version 1, one proxy (stable endpoint) per member
@@ -60,36 +60,8 @@ async fn found(extra: usize) -> Founded {
         dirs.push((dir, key));
     }
     let roster = work.path().join("roster.json");
-    let roster_s = s(&roster);
-    let mut init = vec![
-        "roster",
-        "init",
-        "--federation",
-        "pacific-flow",
-        "--threshold",
-        "2",
-        "-o",
-        &roster_s,
-    ];
-    init.extend(requests.iter().map(String::as_str));
-    tanoa(&init).await.expect_code(0, "roster init");
-    let hash = tanoa(&["--json", "roster", "hash", &roster_s]).await.json()["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (_, key) in &dirs {
-        tanoa(&[
-            "roster",
-            "sign",
-            &roster_s,
-            "--expect",
-            &hash,
-            "--signing-key",
-            &s(key),
-        ])
-        .await
-        .expect_code(0, "roster sign");
-    }
+    let keys: Vec<PathBuf> = dirs.iter().map(|(_, k)| k.clone()).collect();
+    let hash = sign_founding_roster(&roster, "pacific-flow", &requests, &keys).await;
     let mut members = Vec::new();
     let mut key_paths = Vec::new();
     for (i, (dir, key)) in dirs.into_iter().enumerate() {

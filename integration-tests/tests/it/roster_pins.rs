@@ -5,7 +5,7 @@
 //! certificate (a connection presenting it fails, counted as `unknown_pin`) while the new one
 //! is admitted — and no daemon's process id changes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +19,9 @@ use tanoa_integration_tests::{TestNode, sample_draft};
 use tanoa_proto::v1 as pb;
 
 use crate::bins;
-use crate::roster::{FOUNDERS, Member, on, roster_show, s, tanoa, wait_version};
+use crate::roster::{
+    FOUNDERS, Member, on, roster_show, s, sign_founding_roster, tanoa, wait_version,
+};
 
 /// The renewing member (to-cert).
 const X: usize = 1;
@@ -203,37 +205,12 @@ async fn a_member_renews_its_certificate_by_roster_updates_without_downtime() {
         dirs.push(dir);
     }
     let roster = work.path().join("roster.json");
-    let roster_s = s(&roster);
-    let mut init = vec![
-        "roster",
-        "init",
-        "--federation",
-        "pacific-renewal",
-        "--threshold",
-        "2",
-        "-o",
-        &roster_s,
-    ];
-    init.extend(requests.iter().map(String::as_str));
-    tanoa(&init).await.expect_code(0, "roster init");
-    let hash = tanoa(&["--json", "roster", "hash", &roster_s]).await.json()["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    for (i, dir) in dirs.iter().enumerate() {
-        let key = dir.path().join(format!("keys/{}.key", FOUNDERS[i]));
-        tanoa(&[
-            "roster",
-            "sign",
-            &roster_s,
-            "--expect",
-            &hash,
-            "--signing-key",
-            &s(&key),
-        ])
-        .await
-        .expect_code(0, "roster sign");
-    }
+    let keys: Vec<PathBuf> = dirs
+        .iter()
+        .zip(FOUNDERS)
+        .map(|(d, id)| d.path().join(format!("keys/{id}.key")))
+        .collect();
+    let hash = sign_founding_roster(&roster, "pacific-renewal", &requests, &keys).await;
     let mut members = Vec::new();
     for (i, dir) in dirs.into_iter().enumerate() {
         std::fs::copy(&roster, dir.path().join("roster.json")).unwrap();
