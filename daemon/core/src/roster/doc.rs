@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::envelope::{PublicKeyRecord, SigningIdentity, key_id_of};
 use crate::membership::{Member, Membership, SpkiPin};
 use crate::model::validate::check_member_id;
+use crate::roster::change::MAX_TLS_PINS;
 
 /// Domain separation of a signature over a roster hash.
 const ROSTER_SIG_DOMAIN: &str = "tanoa-roster-v1";
@@ -287,6 +288,7 @@ impl RosterDoc {
         }
         let mut ids = BTreeSet::new();
         let mut keys = BTreeSet::new();
+        let mut pins = BTreeSet::new();
         for (i, m) in self.members.iter().enumerate() {
             let f = format!("members[{i}]");
             check_member_id(&m.id).map_err(|e| doc_err(format!("{f}.id"), e))?;
@@ -311,8 +313,21 @@ impl RosterDoc {
                 return Err(doc_err(format!("{f}.keys"), "a member needs a signing key"));
             }
             check_keys(&m.keys, &format!("{f}.keys"), &mut keys)?;
+            if m.tls_pins.len() > MAX_TLS_PINS {
+                return Err(doc_err(
+                    format!("{f}.tls_pins"),
+                    format!("{} pins; at most {MAX_TLS_PINS}", m.tls_pins.len()),
+                ));
+            }
             for (j, p) in m.tls_pins.iter().enumerate() {
-                SpkiPin::from_hex(p).map_err(|e| doc_err(format!("{f}.tls_pins[{j}]"), e))?;
+                let pin =
+                    SpkiPin::from_hex(p).map_err(|e| doc_err(format!("{f}.tls_pins[{j}]"), e))?;
+                if !pins.insert(pin.0) {
+                    return Err(doc_err(
+                        format!("{f}.tls_pins[{j}]"),
+                        "is listed twice (a pin names one member)",
+                    ));
+                }
             }
         }
         for (i, m) in self.former_members.iter().enumerate() {

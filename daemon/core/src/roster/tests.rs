@@ -105,6 +105,17 @@ fn structural_faults_name_their_field() {
             "members[2].tls_pins[0]",
         ),
         (
+            |d| d.members[2].tls_pins = (1..=5u8).map(|b| hex::encode([b; 32])).collect(),
+            "members[2].tls_pins",
+        ),
+        (
+            |d| {
+                d.members[0].tls_pins = vec![hex::encode([7u8; 32])];
+                d.members[1].tls_pins = vec![hex::encode([7u8; 32])];
+            },
+            "members[1].tls_pins[0]",
+        ),
+        (
             |d| d.members[0].endpoints = vec!["nohost".into()],
             "members[0].endpoints[0]",
         ),
