@@ -30,7 +30,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Counters of one node. Cheap to update from any task.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     accepted_local: AtomicU64,
     accepted_peer: AtomicU64,
@@ -49,28 +49,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Metrics {
     /// Empty registry.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A TLS connection was refused (`transport::refusal` code).
-    pub fn refusal(&self, reason: &'static str) {
+    pub(crate) fn refusal(&self, reason: &'static str) {
         *lock(&self.refusals).entry(reason).or_insert(0) += 1;
     }
 
     /// Refusals counted for `reason` so far.
-    pub fn refusals(&self, reason: &str) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn refusals(&self, reason: &str) -> u64 {
         lock(&self.refusals).get(reason).copied().unwrap_or(0)
     }
 
     /// All refusals so far.
-    pub fn refusals_total(&self) -> u64 {
+    pub(crate) fn refusals_total(&self) -> u64 {
         lock(&self.refusals).values().sum()
     }
 
     /// Items newly accepted (stored and indexed) from a local publish/import (`peer` None) or
     /// from a peer.
-    pub fn accepted(&self, from_peer: bool, n: u64) {
+    pub(crate) fn accepted(&self, from_peer: bool, n: u64) {
         if from_peer {
             self.accepted_peer.fetch_add(n, Ordering::Relaxed);
         } else {
@@ -80,7 +81,7 @@ impl Metrics {
 
     /// A whole message from `peer` was refused before reaching the sync core (oversized,
     /// undecodable).
-    pub fn peer_message_rejected(&self, peer: &str, reason: &'static str) {
+    pub(crate) fn peer_message_rejected(&self, peer: &str, reason: &'static str) {
         *lock(&self.peer_messages_rejected)
             .entry((peer.to_string(), reason))
             .or_insert(0) += 1;
@@ -88,40 +89,27 @@ impl Metrics {
 
     /// A TCP connection was closed by a listener's accept loop before or during its set-up
     /// (`tcp_accept::closed` code).
-    pub fn listener_refused(&self, listener: &'static str, reason: &'static str) {
+    pub(crate) fn listener_refused(&self, listener: &'static str, reason: &'static str) {
         *lock(&self.listener_refused)
             .entry((listener, reason))
             .or_insert(0) += 1;
     }
 
-    /// Connections closed so far by `listener` for `reason`.
-    pub fn listener_refusals(&self, listener: &str, reason: &str) -> u64 {
-        lock(&self.listener_refused)
-            .iter()
-            .filter(|((l, r), _)| *l == listener && *r == reason)
-            .map(|(_, v)| *v)
-            .sum()
-    }
-
     /// A TAXII request failed to authenticate (`invalid_credentials`) or was refused because
     /// its source failed too often (`rate_limited`).
-    pub fn taxii_login_failure(&self, reason: &'static str) {
+    pub(crate) fn taxii_login_failure(&self, reason: &'static str) {
         *lock(&self.taxii_logins).entry(reason).or_insert(0) += 1;
-    }
-
-    /// TAXII login failures counted so far for `reason`.
-    pub fn taxii_login_failures(&self, reason: &str) -> u64 {
-        lock(&self.taxii_logins).get(reason).copied().unwrap_or(0)
     }
 
     /// A membership change was applied live: `change` is `member_added`, `member_removed`,
     /// `member_changed` or `connection_closed`; `n` how many.
-    pub fn membership_change(&self, change: &'static str, n: u64) {
+    pub(crate) fn membership_change(&self, change: &'static str, n: u64) {
         *lock(&self.membership_changes).entry(change).or_insert(0) += n;
     }
 
     /// Membership changes counted so far of kind `change`.
-    pub fn membership_changes(&self, change: &str) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn membership_changes(&self, change: &str) -> u64 {
         lock(&self.membership_changes)
             .get(change)
             .copied()
@@ -129,33 +117,33 @@ impl Metrics {
     }
 
     /// The version of the membership in force.
-    pub fn set_roster_version(&self, v: u64) {
+    pub(crate) fn set_roster_version(&self, v: u64) {
         self.roster_version.store(v, Ordering::Relaxed);
     }
 
     /// A config reload ended: `applied` or `refused` (the file did not load; nothing changed).
-    pub fn reload(&self, outcome: &'static str) {
+    pub(crate) fn reload(&self, outcome: &'static str) {
         *lock(&self.reloads).entry(outcome).or_insert(0) += 1;
     }
 
     /// Config reloads counted so far with `outcome`.
-    pub fn reloads(&self, outcome: &str) -> u64 {
+    pub(crate) fn reloads(&self, outcome: &str) -> u64 {
         lock(&self.reloads).get(outcome).copied().unwrap_or(0)
     }
 
     /// The settings changed in the config file that need a restart (dotted keys).
-    pub fn set_restart_required(&self, keys: Vec<String>) {
+    pub(crate) fn set_restart_required(&self, keys: Vec<String>) {
         *lock(&self.restart_required) = keys;
     }
 
     /// Settings waiting for a restart.
-    pub fn restart_required(&self) -> Vec<String> {
+    pub(crate) fn restart_required(&self) -> Vec<String> {
         lock(&self.restart_required).clone()
     }
 
     /// Renders the exposition text from these counters, the sync core's per-peer status (empty
     /// for a single node) and the store counts.
-    pub fn render(
+    pub(crate) fn render(
         &self,
         peers: &[PeerStatus],
         counts: Option<&Counts>,

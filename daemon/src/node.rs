@@ -36,12 +36,6 @@ use crate::transport::{self, OperatorTlsStream, TransportError};
 
 /// How long in-flight requests may take to finish after shutdown begins.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long a client may take to complete the TLS handshake (shorter under pressure: see
-/// `tcp_accept::AcceptLimits`).
-pub const HANDSHAKE_TIMEOUT: Duration = crate::tcp_accept::DEADLINE;
-/// Most TLS handshakes in progress at once on one listener from addresses without reserved
-/// capacity; more connections are closed (see `tcp_accept::AcceptLimits`).
-pub const MAX_HANDSHAKES: usize = crate::tcp_accept::MAX_SETUPS;
 
 /// Why the node could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -429,8 +423,9 @@ pub async fn run(
     run_with(config, None, listeners, NetListeners::default(), shutdown).await
 }
 
-/// Same as `run` over a store the caller opened (e.g. `MemoryStore` in tests).
-pub async fn run_with_store(
+/// Same as `run` over a store the caller opened (`MemoryStore` in the node's tests).
+#[cfg(test)]
+pub(crate) async fn run_with_store(
     config: Config,
     store: Arc<dyn Store>,
     listeners: Listeners,
@@ -516,12 +511,6 @@ async fn accept_peers(
         }
     })
     .await;
-}
-
-/// The addresses the roster's peer endpoints resolve to (host names looked up, each bounded in
-/// time; a failed lookup is logged and skipped).
-pub async fn roster_addresses(config: &Config) -> std::collections::HashSet<std::net::IpAddr> {
-    membership_addresses(&config.membership(), &config.member.id).await
 }
 
 /// The addresses the peer endpoints of a membership resolve to (`me` excluded).

@@ -24,7 +24,7 @@ pub(crate) type CheckedItems = Checked<Verified<Advisory>>;
 pub(crate) const INPUT_CAPACITY: usize = 4096;
 /// Why the driver could not answer.
 #[derive(Debug, thiserror::Error)]
-pub enum DriverError {
+pub(crate) enum DriverError {
     /// The driver task is not running (shutting down).
     #[error("the sync driver is not running (tanoad is shutting down)")]
     Stopped,
@@ -47,11 +47,11 @@ pub(crate) enum AfterStore {
 
 /// One peer as the operator sees it.
 #[derive(Debug, Clone)]
-pub struct PeerView {
+pub(crate) struct PeerView {
     /// The core's state of the peer.
-    pub status: PeerStatus,
+    pub(crate) status: PeerStatus,
     /// Items in the set reconciled with it.
-    pub reconcile_set: usize,
+    pub(crate) reconcile_set: usize,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -129,7 +129,7 @@ pub(crate) enum Input {
 
 /// A cheap handle to the driver, used by the write path, the peer service and the operator API.
 #[derive(Debug, Clone)]
-pub struct SyncHandle {
+pub(crate) struct SyncHandle {
     tx: mpsc::Sender<Input>,
 }
 
@@ -150,13 +150,13 @@ impl SyncHandle {
     }
 
     /// Items published or imported here were stored durably: index them and push them.
-    pub async fn local_accepted(&self, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
+    pub(crate) async fn local_accepted(&self, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
         self.send(Input::LocalAccepted(metas)).await
     }
 
     /// A push from `peer`, its envelopes verified: the driver admits them by policy, stores the
     /// admitted ones durably and answers one result per envelope, in order.
-    pub async fn receive(
+    pub(crate) async fn receive(
         &self,
         peer: &str,
         checked: CheckedItems,
@@ -170,7 +170,7 @@ impl SyncHandle {
     }
 
     /// Counts a rejection of something `peer` sent.
-    pub async fn note_rejection(&self, peer: &str, code: &str) -> Result<(), DriverError> {
+    pub(crate) async fn note_rejection(&self, peer: &str, code: &str) -> Result<(), DriverError> {
         self.send(Input::NoteRejection {
             peer: peer.to_string(),
             code: code.to_string(),
@@ -179,7 +179,7 @@ impl SyncHandle {
     }
 
     /// Answers a reconciliation round from `peer`.
-    pub async fn reconcile(
+    pub(crate) async fn reconcile(
         &self,
         peer: &str,
         req: ReconcileRequest,
@@ -194,7 +194,11 @@ impl SyncHandle {
     }
 
     /// Answers a fetch from `peer`: what it may have, loaded from the store.
-    pub async fn fetch(&self, peer: &str, req: FetchRequest) -> Result<FetchResponse, DriverError> {
+    pub(crate) async fn fetch(
+        &self,
+        peer: &str,
+        req: FetchRequest,
+    ) -> Result<FetchResponse, DriverError> {
         self.ask(|reply| Input::Fetch {
             peer: peer.to_string(),
             req,
@@ -204,18 +208,22 @@ impl SyncHandle {
     }
 
     /// Every peer's state.
-    pub async fn peers(&self) -> Result<Vec<PeerView>, DriverError> {
+    pub(crate) async fn peers(&self) -> Result<Vec<PeerView>, DriverError> {
         self.ask(Input::Peers).await
     }
 
     /// The peers this member is still restoring its own history from (sorted); empty once it
     /// holds its history (or never lost it). Answered after the driver loaded its index.
-    pub async fn restore_pending(&self) -> Result<Vec<String>, DriverError> {
+    pub(crate) async fn restore_pending(&self) -> Result<Vec<String>, DriverError> {
         self.ask(Input::RestorePending).await
     }
 
     /// Why `meta` would or would not be sent to `peer`.
-    pub async fn explain(&self, meta: ItemMeta, peer: &str) -> Result<Explanation, DriverError> {
+    pub(crate) async fn explain(
+        &self,
+        meta: ItemMeta,
+        peer: &str,
+    ) -> Result<Explanation, DriverError> {
         Ok(self
             .ask(|reply| Input::Explain {
                 meta,
@@ -228,7 +236,7 @@ impl SyncHandle {
     /// Applies a new membership to the sync core and the peer links: added members are dialled
     /// and reconciled with, removed ones dropped (their links and queues), `redial` members get
     /// new channels (changed endpoints or pins). Returns the ids (added, removed).
-    pub async fn set_roster(
+    pub(crate) async fn set_roster(
         &self,
         members: Vec<crate::membership::Member>,
         redial: std::collections::BTreeSet<String>,
@@ -242,7 +250,7 @@ impl SyncHandle {
     }
 
     /// Starts a reconciliation now; returns the peer chosen.
-    pub async fn sync_now(&self, peer: Option<&str>) -> Result<String, DriverError> {
+    pub(crate) async fn sync_now(&self, peer: Option<&str>) -> Result<String, DriverError> {
         Ok(self
             .ask(|reply| Input::SyncNow {
                 peer: peer.map(str::to_string),

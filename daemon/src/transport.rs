@@ -471,7 +471,8 @@ impl ClientGate for OperatorGate {
 
 /// rustls server config of the TCP operator listener from in-memory PEM: TLS 1.3 only, ALPN
 /// `h2`, client certificate required, chained to `client_ca_pem` and carrying an operator SAN.
-pub fn operator_server_config(
+#[cfg(test)]
+pub(crate) fn operator_server_config(
     cert_pem: &[u8],
     key_pem: &[u8],
     client_ca_pem: &[u8],
@@ -508,16 +509,7 @@ pub(crate) fn operator_server_config_with_hook(
     Ok(Arc::new(cfg))
 }
 
-/// Same as `operator_server_config`, reading the three PEM files.
-pub fn operator_server_config_from_files(
-    cert: &Path,
-    key: &Path,
-    client_ca: &Path,
-) -> Result<Arc<rustls::ServerConfig>, TransportError> {
-    operator_server_config_from_files_with_hook(cert, key, client_ca, None)
-}
-
-/// `operator_server_config_from_files` reporting refusals to `hook`.
+/// `operator_server_config` from the three PEM files, reporting refusals to `hook`.
 pub(crate) fn operator_server_config_from_files_with_hook(
     cert: &Path,
     key: &Path,
@@ -678,10 +670,9 @@ fn app_refusal() -> rustls::Error {
 }
 
 mod peer_trust;
+pub(crate) use peer_trust::accept_peer;
 pub(crate) use peer_trust::anchors_from_files;
-pub use peer_trust::{
-    LiveStream, PeerTls, PeerTrustUpdate, accept_peer, spki_pin_of_der, spki_pin_of_pem,
-};
+pub use peer_trust::{LiveStream, PeerTls, PeerTrustUpdate};
 
 /// Roots from in-memory PEM (one or more CA certificates).
 pub(crate) fn roots_from_pem_bytes(

@@ -264,7 +264,7 @@ pub(crate) fn import_response(id: &ItemId, outcome: ImportOutcome) -> pb::Import
 }
 
 /// One peer's state as protobuf; `entry` is its roster entry (name, endpoints).
-pub fn peer_info(
+pub(crate) fn peer_info(
     v: &crate::sync_handle::PeerView,
     entry: Option<&crate::membership::Member>,
 ) -> pb::PeerInfo {

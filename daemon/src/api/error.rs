@@ -17,7 +17,7 @@ use crate::sync_handle::DriverError;
 
 /// An error of the API layer, whatever its source; [`status`] is its one mapping to gRPC.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The node refused or failed (see [`to_status`]).
     #[error(transparent)]
     Core(#[from] CoreError),
@@ -56,7 +56,7 @@ pub enum ApiError {
 }
 
 /// The gRPC status of any API error (the one mapping used by both services).
-pub fn status(e: ApiError) -> Status {
+pub(crate) fn status(e: ApiError) -> Status {
     match e {
         ApiError::Core(c) => to_status(c),
         ApiError::Sync(s) => sync_status(&s),

@@ -8,9 +8,9 @@
 
 pub mod convert;
 pub mod error;
-pub mod operator;
-pub mod peer;
+pub(crate) mod operator;
+pub(crate) mod peer;
 mod roster;
 
-pub use operator::OperatorApi;
-pub use peer::PeerApi;
+pub(crate) use operator::OperatorApi;
+pub(crate) use peer::PeerApi;

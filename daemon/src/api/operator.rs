@@ -48,7 +48,7 @@ pub(crate) struct FederationInfo {
 
 /// The operator service over a shared `NodeCore`.
 #[derive(Debug, Clone)]
-pub struct OperatorApi {
+pub(crate) struct OperatorApi {
     core: Arc<NodeCore>,
     data_dir: PathBuf,
     shutdown: CancellationToken,
@@ -58,7 +58,7 @@ pub struct OperatorApi {
 impl OperatorApi {
     /// A service over `core`; `data_dir` is reported by Status; watch streams end when
     /// `shutdown` is cancelled.
-    pub fn new(core: Arc<NodeCore>, data_dir: PathBuf, shutdown: CancellationToken) -> Self {
+    pub(crate) fn new(core: Arc<NodeCore>, data_dir: PathBuf, shutdown: CancellationToken) -> Self {
         Self {
             core,
             data_dir,
@@ -354,10 +354,23 @@ impl OperatorApi {
     }
 
     async fn status_inner(&self) -> Result<pb::StatusResponse, CoreError> {
-        let (counts, store_bytes, equivocating) = self
+        let origins = super::roster::carrier_origins(&self.core);
+        let (mut counts, store_bytes, equivocating, carriers) = self
             .core
-            .blocking(|s| Ok((s.counts()?, s.disk_bytes(), s.equivocating_origins()?)))
+            .blocking(move |s| {
+                let carriers = super::roster::count_carriers(s, &origins)?;
+                Ok((
+                    s.counts()?,
+                    s.disk_bytes(),
+                    s.equivocating_origins()?,
+                    carriers,
+                ))
+            })
             .await?;
+        // Roster items are stored like advisories but are not advisories: `status` counts
+        // what an operator published or received, as `list` and `search` show it.
+        counts.advisories = counts.advisories.saturating_sub(carriers);
+        counts.items = counts.items.saturating_sub(carriers);
         let identity = self.core.identity();
         let active = identity.key_id();
         let keys = self

@@ -50,7 +50,7 @@ pub(crate) const BAD_COMPRESSED: &str = "bad_compressed_data";
 
 /// The peer service over a shared `NodeCore` and the sync driver.
 #[derive(Debug, Clone)]
-pub struct PeerApi {
+pub(crate) struct PeerApi {
     node: Arc<NodeCore>,
     sync: SyncHandle,
     metrics: Arc<Metrics>,
@@ -62,7 +62,7 @@ pub struct PeerApi {
 impl PeerApi {
     /// A service; `limit` is the gRPC message limit (`node::driver::peer_message_limit`),
     /// `max_push_items` the most envelopes accepted in one push.
-    pub fn new(
+    pub(crate) fn new(
         node: Arc<NodeCore>,
         sync: SyncHandle,
         metrics: Arc<Metrics>,

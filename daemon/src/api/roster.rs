@@ -38,6 +38,36 @@ pub(super) fn status_fields(core: &NodeCore, into: &mut pb::StatusResponse) {
     }
 }
 
+/// Every member id that may have published roster carriers: the members and former members
+/// of the roster in force (none without a signed roster).
+pub(super) fn carrier_origins(core: &NodeCore) -> Vec<String> {
+    core.roster().map_or_else(Vec::new, |r| {
+        let v = r.view();
+        let doc = &v.current.roster;
+        doc.members
+            .iter()
+            .map(|m| m.id.clone())
+            .chain(doc.former_members.iter().map(|f| f.id.clone()))
+            .collect()
+    })
+}
+
+/// Roster carrier advisories held of `origins` (each carrier is one revision: its id names its
+/// content), read by id range, never by a scan of the store.
+pub(super) fn count_carriers(
+    store: &dyn tanoa_core::store::Store,
+    origins: &[String],
+) -> Result<u64, tanoa_core::store::StoreError> {
+    let mut n = 0u64;
+    for o in origins {
+        store.scan_latest_id_prefix(o, tanoa_core::roster::CARRIER_PREFIX, true, &mut |_| {
+            n += 1;
+            Ok(true)
+        })?;
+    }
+    Ok(n)
+}
+
 pub(super) fn show(core: &NodeCore) -> pb::RosterShowResponse {
     let Some(r) = core.roster() else {
         return pb::RosterShowResponse::default();

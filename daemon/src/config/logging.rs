@@ -43,7 +43,7 @@ pub struct LogConfig {
 /// regular expressions: a value such as `c` followed by sixty `.` made the regex engine build a
 /// DFA exponential in the value's length, and tanoad hung at start (also a `config_toml` fuzz
 /// finding, `timeout-…` in the same folder).
-pub fn parse_log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+pub(crate) fn parse_log_filter(level: &str) -> Result<tracing_subscriber::EnvFilter, String> {
     if let Some((at, c)) = level.char_indices().find(|(_, c)| !c.is_ascii()) {
         return Err(format!(
             "{level:?} is not a log filter such as \"info\" or \"tanoa_daemon=debug\" \

@@ -76,12 +76,15 @@ mod tests;
 mod warninglists;
 
 pub use example::{ExampleMember, FederatedExample};
-pub use logging::{LogConfig, LogFormat, parse_log_filter};
+pub(crate) use logging::parse_log_filter;
+pub use logging::{LogConfig, LogFormat};
 pub use member::{MemberConfig, PeerEndpoint, RosterMember, parse_rfc3339_ms};
 pub use metrics::MetricsConfig;
-pub use operator::{MAX_SOCKET_PATH, OperatorConfig, OperatorTcpConfig};
+pub(crate) use operator::MAX_SOCKET_PATH;
+pub use operator::{OperatorConfig, OperatorTcpConfig};
 pub use peer::PeerConfig;
-pub use roster::{RosterConfig, members_of};
+pub use roster::RosterConfig;
+pub(crate) use roster::members_of;
 pub use storage::{StorageConfig, default_cache_mb};
 pub use taxii::{TaxiiClientConfig, TaxiiConfig, TaxiiTlsConfig};
 pub use warninglists::WarningListsConfig;

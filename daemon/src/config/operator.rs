@@ -7,7 +7,7 @@ use super::raw::RawOperator;
 use super::{existing_file, listen_addr, resolve_path};
 
 /// Longest path a Unix socket can be bound to on Linux (`sun_path` minus the NUL).
-pub const MAX_SOCKET_PATH: usize = 107;
+pub(crate) const MAX_SOCKET_PATH: usize = 107;
 
 /// The optional TCP + mutual TLS operator listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -73,7 +73,7 @@ pub(super) fn resolve_signed_roster(
 
 /// The `[[members]]` form of a roster version (the peers, endpoints and member keys the node
 /// is built with). Endpoints that do not parse are skipped (the document checked `host:port`).
-pub fn members_of(doc: &RosterDoc) -> Vec<RosterMember> {
+pub(crate) fn members_of(doc: &RosterDoc) -> Vec<RosterMember> {
     let m = doc.membership();
     m.members
         .into_values()

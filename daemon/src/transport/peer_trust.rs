@@ -58,7 +58,7 @@ use super::{
 };
 
 /// SHA-256 of the SubjectPublicKeyInfo of a DER certificate.
-pub fn spki_pin_of_der(der: &[u8]) -> Result<SpkiPin, String> {
+pub(crate) fn spki_pin_of_der(der: &[u8]) -> Result<SpkiPin, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| format!("certificate does not parse ({e})"))?;
     let digest = Sha256::digest(cert.tbs_certificate.subject_pki.raw);
@@ -68,7 +68,8 @@ pub fn spki_pin_of_der(der: &[u8]) -> Result<SpkiPin, String> {
 }
 
 /// The pin of the first certificate of a PEM file (`what` names it in errors).
-pub fn spki_pin_of_pem(pem: &[u8], what: &str) -> Result<SpkiPin, TransportError> {
+#[cfg(test)]
+pub(crate) fn spki_pin_of_pem(pem: &[u8], what: &str) -> Result<SpkiPin, TransportError> {
     let certs = certs_from_pem(pem, what)?;
     spki_pin_of_der(&certs[0]).map_err(|detail| TransportError::Pem {
         what: what.into(),
@@ -792,7 +793,8 @@ impl PeerTls {
     }
 
     /// The pins of `member` now (empty: authenticated by the CA, or not a peer).
-    pub fn pins_of(&self, member: &str) -> Vec<SpkiPin> {
+    #[cfg(test)]
+    pub(crate) fn pins_of(&self, member: &str) -> Vec<SpkiPin> {
         self.shared
             .trust()
             .peers
@@ -1088,7 +1090,7 @@ impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected
 /// Certificate refusals were already reported by the verifier; other handshake failures (no
 /// certificate, TLS 1.2, garbage) are reported to `hook` here. The connection is registered,
 /// so `PeerTls::recheck` closes it when the trust no longer admits it.
-pub async fn accept_peer(
+pub(crate) async fn accept_peer(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     hook: &RefusalHook,

@@ -272,6 +272,14 @@ async fn roster_items_stay_off_the_advisory_surfaces(node: &TestNode) {
     // The surfaces do list the member's advisories.
     assert!(seen.contains("fj-2026-0001"), "{seen}");
     assert!(!seen.contains("tanoa-roster."), "{seen}");
+    // `tanoa status` counts what `list` shows, not the roster items beside it.
+    let listed = on(node, &["--json", "list", "--withdrawn", "--limit", "1000"])
+        .await
+        .json();
+    let listed = listed["advisories"].as_array().unwrap().len() as u64;
+    assert!(listed > 0);
+    let status = on(node, &["--json", "status"]).await.json();
+    assert_eq!(status["advisories"].as_u64(), Some(listed), "{status}");
 }
 
 const NOT_IN_ROSTER: &str = "tanoa_peer_refusals_total{reason=\"not_in_roster\"}";
