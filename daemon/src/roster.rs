@@ -22,8 +22,7 @@ use tanoa_core::roster::{
 };
 use tokio::sync::watch;
 
-use crate::envelope::ItemId;
-use crate::store::{Store, StoredItem};
+use crate::store::Store;
 
 /// Why an operator's roster request fails.
 #[derive(Debug, thiserror::Error)]
@@ -106,36 +105,99 @@ pub(crate) fn metrics_text(r: &RosterRuntime) -> String {
             "tanoa_roster_refusals_total{{reason=\"{reason}\"}} {n}\n"
         ));
     }
+    out.push_str(&format!(
+        "# HELP tanoa_roster_dropped_items_total Held items dropped from the store because the \
+         roster in force voids them (revoked key, removed member, rotation window).\n\
+         # TYPE tanoa_roster_dropped_items_total counter\ntanoa_roster_dropped_items_total {}\n",
+        r.dropped_items()
+    ));
     out
 }
 
-/// Held items the version in force voids: signed by a key of `origin` whose window (closed by
-/// a revocation, a rotation or a removal) does not contain the item's `modified` time. The
-/// same rule every member applies on arrival, so the set is the same on every member.
-pub(crate) fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, String)> {
-    items
-        .iter()
-        .filter(|it| {
-            !current.roster.signer_valid_at(
-                &it.advisory.origin,
-                &it.envelope.key_id,
-                it.advisory.modified_ms,
-            )
+/// The rule by which a roster version voids items: an item of an origin the version knows (a
+/// member or a former member) is void when the key that signed it is not that origin's, or its
+/// window (closed by a rotation, a revocation as of a time, or the member's removal) does not
+/// contain the item's `modified` time. It is `RosterDoc::signer_valid_at`, the rule of every
+/// member's keyring on arrival, so every member drops the same items whatever the order they
+/// arrived in. Items of origins the roster does not know (`[[trusted]]` keys) are never void.
+#[derive(Debug)]
+pub(crate) struct VoidRule {
+    version: u64,
+    doc: tanoa_core::roster::RosterDoc,
+    records: Vec<PublicKeyRecord>,
+}
+
+impl VoidRule {
+    /// The rule of `current`.
+    pub(crate) fn of(current: &SignedRoster) -> VoidRule {
+        VoidRule {
+            version: current.roster.version,
+            records: current.roster.key_records(),
+            doc: current.roster.clone(),
+        }
+    }
+
+    /// The roster version the rule is of.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Origins that may have void items: members with a key whose window is bounded (a
+    /// rotation, a revocation) and former members. Items of other origins are never void.
+    pub(crate) fn affected_origins(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .doc
+            .members
+            .iter()
+            .filter(|m| {
+                m.keys
+                    .iter()
+                    .any(|k| k.valid_from_ms.is_some() || k.effective_until_ms(None).is_some())
+            })
+            .map(|m| m.id.clone())
+            .chain(self.doc.former_members.iter().map(|f| f.id.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Why an item `origin` signed with `key_id`, dated `modified_ms`, is void under this
+    /// version; `None` when it is valid (or its origin is unknown to the roster).
+    pub(crate) fn voids(&self, origin: &str, key_id: &str, modified_ms: i64) -> Option<String> {
+        let member = self.doc.members.iter().find(|m| m.id == origin);
+        let former = self.doc.former_members.iter().find(|f| f.id == origin);
+        let keys = match (member, former) {
+            (Some(m), _) => &m.keys,
+            (None, Some(f)) => &f.keys,
+            (None, None) => return None,
+        };
+        if self
+            .records
+            .iter()
+            .any(|r| r.member == origin && r.key_id == key_id && r.valid_at(modified_ms))
+        {
+            return None;
+        }
+        if let Some(f) = former.filter(|f| modified_ms >= f.removed_ms) {
+            return Some(format!(
+                "dated {modified_ms}, after {origin}'s removal at {}",
+                f.removed_ms
+            ));
+        }
+        let key = keys
+            .iter()
+            .find(|k| k.key_id().is_ok_and(|id| id == key_id));
+        Some(match key {
+            None => format!("key {key_id} is not a key of {origin}"),
+            Some(k) => match k.revoked_as_of_ms {
+                Some(r) if modified_ms >= r => {
+                    format!("key {key_id} revoked as of {r}, item dated {modified_ms}")
+                }
+                _ => format!("item dated {modified_ms}, outside the window of key {key_id}"),
+            },
         })
-        .map(|it| {
-            (
-                it.item_id,
-                format!(
-                    "{}/{} revision {} signed with {} at {}",
-                    it.advisory.origin,
-                    it.advisory.id,
-                    it.advisory.revision,
-                    it.envelope.key_id,
-                    it.advisory.modified_ms
-                ),
-            )
-        })
-        .collect()
+    }
 }
 
 /// Why this member's signing key may not sign now under a roster version.
@@ -200,6 +262,10 @@ pub struct RosterRuntime {
     me: String,
     trusted: Vec<PublicKeyRecord>,
     membership: watch::Sender<Membership>,
+    /// The void rule of the version in force, built once per version.
+    void_rule: Mutex<Option<std::sync::Arc<VoidRule>>>,
+    /// Items dropped because a version voided them (since start).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl RosterRuntime {
@@ -215,6 +281,8 @@ impl RosterRuntime {
             me: me.to_string(),
             trusted,
             membership,
+            void_rule: Mutex::new(None),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -288,6 +356,31 @@ impl RosterRuntime {
     /// The version in force.
     pub(crate) fn current(&self) -> SignedRoster {
         self.engine().current().clone()
+    }
+
+    /// The void rule of the version in force (see `VoidRule`).
+    pub(crate) fn void_rule(&self) -> std::sync::Arc<VoidRule> {
+        let current = self.current();
+        let mut cached = self.void_rule.lock().unwrap_or_else(|p| p.into_inner());
+        match cached.as_ref() {
+            Some(r) if r.version == current.roster.version => std::sync::Arc::clone(r),
+            _ => {
+                let r = std::sync::Arc::new(VoidRule::of(&current));
+                *cached = Some(std::sync::Arc::clone(&r));
+                r
+            }
+        }
+    }
+
+    /// Counts items dropped because the version in force voids them.
+    pub(crate) fn note_dropped(&self, n: u64) {
+        self.dropped
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Items dropped because a roster version voided them, since start.
+    pub(crate) fn dropped_items(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every verification key of the version in force (former members' included, windows
