@@ -669,3 +669,172 @@ mod tests {
         assert!(why.contains("signs only from"), "{why}");
     }
 }
+
+#[cfg(test)]
+mod purge_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use ed25519_dalek::SigningKey;
+    use tanoa_core::envelope::{ItemId, Verified};
+    use tanoa_core::membership::SpkiPin;
+    use tanoa_core::model::{Advisory, Limits};
+    use tanoa_core::roster::{Change, JoinRequest, RosterDoc, found, propose};
+    use tanoa_core::store::conformance::advisory;
+
+    use super::*;
+    use crate::publish::NodeCore;
+    use crate::store::MemoryStore;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn request(id: &str, seed: u8) -> JoinRequest {
+        JoinRequest::sign(
+            id,
+            &id.to_uppercase(),
+            vec![format!("127.0.0.{seed}:7400")],
+            vec![SpkiPin([seed; 32])],
+            &key(seed),
+        )
+    }
+
+    fn signed(doc: RosterDoc, by: &[(&str, u8)]) -> SignedRoster {
+        let h = doc.hash();
+        let signatures = by
+            .iter()
+            .map(|(m, s)| RosterSignature::sign(m, &key(*s), &h))
+            .collect();
+        SignedRoster {
+            roster: doc,
+            signatures,
+        }
+    }
+
+    fn item(origin: &str, seed: u8, revision: u64, modified_ms: i64) -> Verified<Advisory> {
+        let mut a = advisory(origin, &format!("{origin}-0001"), revision);
+        a.id = "to-2026-0001".into();
+        a.created_ms = T0;
+        a.modified_ms = modified_ms;
+        SigningIdentity::new(origin, key(seed))
+            .sign(a, &Limits::default())
+            .unwrap()
+    }
+
+    /// A rotation then a revocation: every held revision the version in force voids is dropped
+    /// (a history revision signed by the revoked key after its time, and the latest, signed by
+    /// the rotated-away key after its window), the best remaining one becomes latest, each drop
+    /// has one `roster-drop` audit entry saying why, and a second purge drops nothing.
+    #[tokio::test]
+    async fn the_roster_in_force_drops_every_revision_it_voids_once() {
+        let founders = [("ws-cert", 1u8), ("to-cert", 2), ("fj-cert", 3)];
+        let reqs: Vec<JoinRequest> = founders.iter().map(|(id, s)| request(id, *s)).collect();
+        let v1 = signed(found("pacific", 2, T0, &reqs).unwrap(), &founders);
+        let pk7 = crate::keys::public_hex(&key(7).verifying_key());
+        let v2 = signed(
+            propose(
+                &v1.roster,
+                &Change::RotateKey {
+                    member: "to-cert".into(),
+                    public_key: pk7.clone(),
+                    from_ms: T0 + 1_000,
+                },
+                T0 + 100,
+            )
+            .unwrap(),
+            &[("ws-cert", 1), ("fj-cert", 3)],
+        );
+        let v3 = signed(
+            propose(
+                &v2.roster,
+                &Change::Revoke {
+                    member: "to-cert".into(),
+                    public_key: pk7,
+                    as_of_ms: T0 + 5_000,
+                },
+                T0 + 200,
+            )
+            .unwrap(),
+            &[("ws-cert", 1), ("fj-cert", 3)],
+        );
+        let store = Arc::new(MemoryStore::new());
+        let ws = SigningIdentity::new("ws-cert", key(1));
+        for (v, at) in [(v2, T0 + 100), (v3, T0 + 200)] {
+            let carrier = ws
+                .sign(
+                    RosterItem::Version(v).to_advisory("ws-cert", at),
+                    &Limits::default(),
+                )
+                .unwrap();
+            store.put(&carrier, "test", at).unwrap();
+        }
+        let r1 = item("to-cert", 2, 1, T0 + 500); // old key, in its window
+        let r2 = item("to-cert", 7, 2, T0 + 2_000); // new key, before the revocation
+        let r3 = item("to-cert", 7, 3, T0 + 6_000); // revoked key, after as_of
+        let r4 = item("to-cert", 2, 4, T0 + 7_000); // old key after the rotation
+        let other = item("ws-cert", 1, 1, T0 + 9_000);
+        for it in [&r1, &r2, &r3, &r4, &other] {
+            store.put(it, "test", T0).unwrap();
+        }
+        assert_eq!(
+            store
+                .latest("to-cert", "to-2026-0001")
+                .unwrap()
+                .unwrap()
+                .item_id,
+            r4.item_id()
+        );
+        let rt = Arc::new(RosterRuntime::start(v1, "ws-cert", vec![], store.as_ref()).unwrap());
+        assert_eq!(rt.current().roster.version, 3);
+        assert_eq!(rt.void_rule().affected_origins(), ["to-cert"]);
+        let core = NodeCore::new(
+            ws,
+            "WS",
+            Vec::new(),
+            Limits::default(),
+            Arc::clone(&store) as Arc<dyn Store>,
+        );
+        core.attach_roster(Arc::clone(&rt));
+
+        let mut dropped = core.purge_voided().await.unwrap();
+        dropped.sort();
+        let mut want = vec![r3.item_id(), r4.item_id()];
+        want.sort();
+        assert_eq!(dropped, want);
+        let latest = store.latest("to-cert", "to-2026-0001").unwrap().unwrap();
+        assert_eq!(latest.item_id, r2.item_id());
+        let history: Vec<_> = store
+            .history("to-cert", "to-2026-0001")
+            .unwrap()
+            .into_iter()
+            .map(|i| i.item_id)
+            .collect();
+        assert_eq!(history, vec![r1.item_id(), r2.item_id()]);
+        assert!(store.get(&other.item_id()).unwrap().is_some());
+        let audit = store.audit(100).unwrap();
+        let drops: Vec<_> = audit.iter().filter(|e| e.action == "roster-drop").collect();
+        assert_eq!(drops.len(), 2, "{audit:?}");
+        let of = |id: ItemId| drops.iter().find(|e| e.item_id == Some(id)).unwrap();
+        assert!(
+            of(r3.item_id()).detail.contains("revoked as of"),
+            "{drops:?}"
+        );
+        assert!(
+            of(r4.item_id()).detail.contains("outside the window"),
+            "{drops:?}"
+        );
+        assert!(of(r4.item_id()).detail.contains(&r2.item_id().to_hex()));
+        assert_eq!(of(r3.item_id()).subject, "to-cert/to-2026-0001");
+        assert_eq!(of(r3.item_id()).actor, "roster v3");
+        assert_eq!(rt.dropped_items(), 2);
+        assert!(metrics_text(&rt).contains("tanoa_roster_dropped_items_total 2"));
+
+        // Nothing left to drop: no new audit entry.
+        assert!(core.purge_voided().await.unwrap().is_empty());
+        assert_eq!(store.audit(100).unwrap().len(), audit.len());
+    }
+}
