@@ -689,7 +689,7 @@ pub fn drop_updates_equivocation_evidence(store: &dyn Store) {
         put(store, r);
     }
     assert_eq!(store.counts().unwrap().equivocations, 1);
-    let mut ids = vec![a.item_id(), b.item_id(), c.item_id()];
+    let mut ids = [a.item_id(), b.item_id(), c.item_id()];
     ids.sort();
     // Drop the chosen (lowest) one: the next lowest is chosen and latest.
     store.drop_items(&[ids[0]]).unwrap();
@@ -725,7 +725,7 @@ pub fn drop_is_the_same_whatever_the_arrival_order(store: &dyn Store) {
         for &k in order {
             put(store, items[k]);
         }
-        let drop_order: Vec<ItemId> = if n % 2 == 0 {
+        let drop_order: Vec<ItemId> = if n.is_multiple_of(2) {
             vec![w2.item_id(), r3v.item_id()]
         } else {
             vec![r3v.item_id(), w2.item_id()]
