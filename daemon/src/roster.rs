@@ -360,12 +360,13 @@ impl RosterRuntime {
 
     /// The void rule of the version in force (see `VoidRule`).
     pub(crate) fn void_rule(&self) -> std::sync::Arc<VoidRule> {
-        let current = self.current();
+        let version = self.engine().current().roster.version;
         let mut cached = self.void_rule.lock().unwrap_or_else(|p| p.into_inner());
         match cached.as_ref() {
-            Some(r) if r.version == current.roster.version => std::sync::Arc::clone(r),
+            Some(r) if r.version == version => std::sync::Arc::clone(r),
             _ => {
-                let r = std::sync::Arc::new(VoidRule::of(&current));
+                // Built from the version in force now (it may have moved on since `version`).
+                let r = std::sync::Arc::new(VoidRule::of(&self.current()));
                 *cached = Some(std::sync::Arc::clone(&r));
                 r
             }
