@@ -526,10 +526,12 @@ impl Driver {
             } => self.stored(now, intake, &signers, outcome, then),
             Input::Forget(ids) => {
                 let n = self.machine.core_mut().forget_items(&ids);
-                tracing::info!(
-                    items = n,
-                    "items dropped from the store left the sync index"
-                );
+                if n > 0 {
+                    tracing::info!(
+                        items = n,
+                        "items dropped from the store left the sync index"
+                    );
+                }
             }
             Input::NoteRejection { peer, code } => {
                 self.machine.core_mut().note_rejection(&peer, &code)
