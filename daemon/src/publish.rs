@@ -1156,6 +1156,22 @@ impl NodeCore {
             self.announce(v, o, peer);
         }
         self.roster_stored(&items).await;
+        // Verified under the roster before a version that voids them came into force, and
+        // stored after its purge scanned the store: dropped now (the driver forgets them too).
+        if let Some(roster) = self.roster.get().cloned() {
+            let rule = roster.void_rule();
+            let voided: Vec<(ItemId, String)> = items
+                .iter()
+                .filter(|v| !tanoa_core::roster::is_carrier_id(&v.id))
+                .filter_map(|v| {
+                    rule.voids(&v.origin, &v.envelope().key_id, v.modified_ms)
+                        .map(|why| (v.item_id(), why))
+                })
+                .collect();
+            if let Err(e) = self.drop_voided(&roster, rule.version(), voided).await {
+                tracing::warn!(error = %e, "items voided by the roster not dropped");
+            }
+        }
         Ok(outcomes)
     }
 
@@ -1198,7 +1214,9 @@ impl NodeCore {
             if let Err(e) = self.blocking(move |s| s.append_audit(&entry)).await {
                 tracing::warn!(error = %e, "roster audit entry not written");
             }
-            self.audit_voided(&roster).await;
+            if let Err(e) = self.purge_voided().await {
+                tracing::warn!(error = %e, "items voided by the roster not dropped");
+            }
             for s in applied.to_publish {
                 let item = tanoa_core::roster::RosterItem::Version(s);
                 if let Err(e) = Box::pin(self.publish_roster_item(item, "roster")).await {
@@ -1208,65 +1226,113 @@ impl NodeCore {
         }
     }
 
-    /// After a roster change: every held latest revision of a member whose keys no longer
-    /// cover it (revocation as of its time, removal, rotation) gets one `roster-void` audit
-    /// entry naming it, once. Members refuse such items on arrival by the same rule, so they
-    /// stop spreading. Left open: removing them from the store (the store has no delete).
-    async fn audit_voided(&self, roster: &RosterRuntime) {
-        let current = roster.current();
-        let origins: Vec<String> = current
-            .roster
-            .members
-            .iter()
-            .filter(|m| m.keys.iter().any(|k| k.effective_until_ms(None).is_some()))
-            .map(|m| m.id.clone())
-            .chain(current.roster.former_members.iter().map(|f| f.id.clone()))
-            .collect();
-        let cur = current.clone();
-        let done = self
+    /// Drops every held item the roster in force voids (`roster::VoidRule`: signed by a key
+    /// revoked as of a time at or before its `modified`, dated after its origin's removal, or
+    /// outside its key's rotation window): every revision of each origin that may have void
+    /// items (latest, history, tombstones), never roster items. Called when a roster version
+    /// comes into force and at start, so a member that was down during a revocation drops the
+    /// same items when it returns. Returns the items dropped (see `drop_voided`).
+    pub(crate) async fn purge_voided(&self) -> Result<Vec<ItemId>, CoreError> {
+        let Some(roster) = self.roster.get().cloned() else {
+            return Ok(Vec::new());
+        };
+        let rule = roster.void_rule();
+        let origins = rule.affected_origins();
+        if origins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let r = Arc::clone(&rule);
+        let voided = self
             .blocking(move |s| {
-                let mut held = Vec::new();
+                let mut out = Vec::new();
                 for o in &origins {
+                    let mut ids = Vec::new();
                     s.scan_latest(Some(o), true, &mut |it| {
                         if !tanoa_core::roster::is_carrier_id(&it.advisory.id) {
-                            held.push(it);
+                            ids.push(it.advisory.id);
                         }
                         Ok(true)
                     })?;
-                }
-                let voided = crate::roster::voided_by(&cur, &held);
-                let already: std::collections::HashSet<ItemId> = s
-                    .audit(100_000)?
-                    .into_iter()
-                    .filter(|e| e.action == "roster-void")
-                    .filter_map(|e| e.item_id)
-                    .collect();
-                let mut n = 0usize;
-                for (id, what) in voided {
-                    if already.contains(&id) {
-                        continue;
+                    for id in ids {
+                        for it in s.history(o, &id)? {
+                            let a = &it.advisory;
+                            if let Some(why) =
+                                r.voids(&a.origin, &it.envelope.key_id, a.modified_ms)
+                            {
+                                out.push((it.item_id, why));
+                            }
+                        }
                     }
-                    s.append_audit(&AuditEntry {
-                        at_ms: crate::now_ms(),
-                        action: "roster-void".into(),
-                        item_id: Some(id),
-                        subject: what.split(' ').next().unwrap_or_default().to_string(),
-                        actor: format!("roster v{}", cur.roster.version),
-                        detail: format!("void under roster version {}: {what}", cur.roster.version),
-                    })?;
-                    n += 1;
                 }
-                Ok(n)
+                Ok(out)
             })
-            .await;
-        match done {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                items = n,
-                "held items voided by the roster (see `tanoa audit`)"
-            ),
-            Err(e) => tracing::warn!(error = %e, "voided items not audited"),
+            .await?;
+        self.drop_voided(&roster, rule.version(), voided).await
+    }
+
+    /// Drops `voided` items (id, why) as one atomic `drop_items`, writes one `roster-drop`
+    /// audit entry per item actually dropped (an item is dropped once: a later call finds it
+    /// absent), makes it durable with one `sync`, counts them, and has the sync driver forget
+    /// them, so reconciliation no longer advertises them. The TAXII index follows
+    /// `Store::drop_generation` and rebuilds. Returns the items dropped.
+    async fn drop_voided(
+        &self,
+        roster: &RosterRuntime,
+        version: u64,
+        voided: Vec<(ItemId, String)>,
+    ) -> Result<Vec<ItemId>, CoreError> {
+        if voided.is_empty() {
+            return Ok(Vec::new());
         }
+        let dropped = self
+            .blocking(move |s| {
+                let ids: Vec<ItemId> = voided.iter().map(|(i, _)| *i).collect();
+                let why: std::collections::HashMap<ItemId, String> = voided.into_iter().collect();
+                let dropped = s.drop_items(&ids)?;
+                let at = crate::now_ms();
+                for d in &dropped {
+                    let latest = match (d.was_latest, d.latest_now) {
+                        (false, _) => String::new(),
+                        (true, Some(l)) => format!("; latest revision now {l}"),
+                        (true, None) => "; nothing of the advisory remains".to_string(),
+                    };
+                    s.append_audit(&AuditEntry {
+                        at_ms: at,
+                        action: "roster-drop".into(),
+                        item_id: Some(d.item_id),
+                        subject: format!("{}/{}", d.origin, d.advisory_id),
+                        actor: format!("roster v{version}"),
+                        detail: format!(
+                            "dropped under roster version {version}: revision {}{} signed with \
+                             key {}: {}{latest}",
+                            d.revision,
+                            if d.withdrawn { " (withdrawal)" } else { "" },
+                            d.key_id,
+                            why.get(&d.item_id).map_or("void", String::as_str),
+                        ),
+                    })?;
+                }
+                s.sync()?;
+                Ok(dropped)
+            })
+            .await?;
+        let ids: Vec<ItemId> = dropped.iter().map(|d| d.item_id).collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        roster.note_dropped(ids.len() as u64);
+        tracing::warn!(
+            items = ids.len(),
+            roster_version = version,
+            "held items voided by the roster were dropped (see `tanoa audit`, action roster-drop)"
+        );
+        if let Some(h) = self.sync.get()
+            && let Err(e) = h.forget(ids.clone()).await
+        {
+            // The driver is stopping; a restart loads its index from the store.
+            tracing::warn!(error = %e, "dropped items not removed from the sync index");
+        }
+        Ok(ids)
     }
 
     /// Signs a roster item as a carrier advisory of this member and stores it like a publish

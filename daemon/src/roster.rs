@@ -22,8 +22,7 @@ use tanoa_core::roster::{
 };
 use tokio::sync::watch;
 
-use crate::envelope::ItemId;
-use crate::store::{Store, StoredItem};
+use crate::store::Store;
 
 /// Why an operator's roster request fails.
 #[derive(Debug, thiserror::Error)]
@@ -106,36 +105,99 @@ pub(crate) fn metrics_text(r: &RosterRuntime) -> String {
             "tanoa_roster_refusals_total{{reason=\"{reason}\"}} {n}\n"
         ));
     }
+    out.push_str(&format!(
+        "# HELP tanoa_roster_dropped_items_total Held items dropped from the store because the \
+         roster in force voids them (revoked key, removed member, rotation window).\n\
+         # TYPE tanoa_roster_dropped_items_total counter\ntanoa_roster_dropped_items_total {}\n",
+        r.dropped_items()
+    ));
     out
 }
 
-/// Held items the version in force voids: signed by a key of `origin` whose window (closed by
-/// a revocation, a rotation or a removal) does not contain the item's `modified` time. The
-/// same rule every member applies on arrival, so the set is the same on every member.
-pub(crate) fn voided_by(current: &SignedRoster, items: &[StoredItem]) -> Vec<(ItemId, String)> {
-    items
-        .iter()
-        .filter(|it| {
-            !current.roster.signer_valid_at(
-                &it.advisory.origin,
-                &it.envelope.key_id,
-                it.advisory.modified_ms,
-            )
+/// The rule by which a roster version voids items: an item of an origin the version knows (a
+/// member or a former member) is void when the key that signed it is not that origin's, or its
+/// window (closed by a rotation, a revocation as of a time, or the member's removal) does not
+/// contain the item's `modified` time. It is `RosterDoc::signer_valid_at`, the rule of every
+/// member's keyring on arrival, so every member drops the same items whatever the order they
+/// arrived in. Items of origins the roster does not know (`[[trusted]]` keys) are never void.
+#[derive(Debug)]
+pub(crate) struct VoidRule {
+    version: u64,
+    doc: tanoa_core::roster::RosterDoc,
+    records: Vec<PublicKeyRecord>,
+}
+
+impl VoidRule {
+    /// The rule of `current`.
+    pub(crate) fn of(current: &SignedRoster) -> VoidRule {
+        VoidRule {
+            version: current.roster.version,
+            records: current.roster.key_records(),
+            doc: current.roster.clone(),
+        }
+    }
+
+    /// The roster version the rule is of.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Origins that may have void items: members with a key whose window is bounded (a
+    /// rotation, a revocation) and former members. Items of other origins are never void.
+    pub(crate) fn affected_origins(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .doc
+            .members
+            .iter()
+            .filter(|m| {
+                m.keys
+                    .iter()
+                    .any(|k| k.valid_from_ms.is_some() || k.effective_until_ms(None).is_some())
+            })
+            .map(|m| m.id.clone())
+            .chain(self.doc.former_members.iter().map(|f| f.id.clone()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Why an item `origin` signed with `key_id`, dated `modified_ms`, is void under this
+    /// version; `None` when it is valid (or its origin is unknown to the roster).
+    pub(crate) fn voids(&self, origin: &str, key_id: &str, modified_ms: i64) -> Option<String> {
+        let member = self.doc.members.iter().find(|m| m.id == origin);
+        let former = self.doc.former_members.iter().find(|f| f.id == origin);
+        let keys = match (member, former) {
+            (Some(m), _) => &m.keys,
+            (None, Some(f)) => &f.keys,
+            (None, None) => return None,
+        };
+        if self
+            .records
+            .iter()
+            .any(|r| r.member == origin && r.key_id == key_id && r.valid_at(modified_ms))
+        {
+            return None;
+        }
+        if let Some(f) = former.filter(|f| modified_ms >= f.removed_ms) {
+            return Some(format!(
+                "dated {modified_ms}, after {origin}'s removal at {}",
+                f.removed_ms
+            ));
+        }
+        let key = keys
+            .iter()
+            .find(|k| k.key_id().is_ok_and(|id| id == key_id));
+        Some(match key {
+            None => format!("key {key_id} is not a key of {origin}"),
+            Some(k) => match k.revoked_as_of_ms {
+                Some(r) if modified_ms >= r => {
+                    format!("key {key_id} revoked as of {r}, item dated {modified_ms}")
+                }
+                _ => format!("item dated {modified_ms}, outside the window of key {key_id}"),
+            },
         })
-        .map(|it| {
-            (
-                it.item_id,
-                format!(
-                    "{}/{} revision {} signed with {} at {}",
-                    it.advisory.origin,
-                    it.advisory.id,
-                    it.advisory.revision,
-                    it.envelope.key_id,
-                    it.advisory.modified_ms
-                ),
-            )
-        })
-        .collect()
+    }
 }
 
 /// Why this member's signing key may not sign now under a roster version.
@@ -200,6 +262,10 @@ pub struct RosterRuntime {
     me: String,
     trusted: Vec<PublicKeyRecord>,
     membership: watch::Sender<Membership>,
+    /// The void rule of the version in force, built once per version.
+    void_rule: Mutex<Option<std::sync::Arc<VoidRule>>>,
+    /// Items dropped because a version voided them (since start).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 impl RosterRuntime {
@@ -215,6 +281,8 @@ impl RosterRuntime {
             me: me.to_string(),
             trusted,
             membership,
+            void_rule: Mutex::new(None),
+            dropped: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -288,6 +356,32 @@ impl RosterRuntime {
     /// The version in force.
     pub(crate) fn current(&self) -> SignedRoster {
         self.engine().current().clone()
+    }
+
+    /// The void rule of the version in force (see `VoidRule`).
+    pub(crate) fn void_rule(&self) -> std::sync::Arc<VoidRule> {
+        let version = self.engine().current().roster.version;
+        let mut cached = self.void_rule.lock().unwrap_or_else(|p| p.into_inner());
+        match cached.as_ref() {
+            Some(r) if r.version == version => std::sync::Arc::clone(r),
+            _ => {
+                // Built from the version in force now (it may have moved on since `version`).
+                let r = std::sync::Arc::new(VoidRule::of(&self.current()));
+                *cached = Some(std::sync::Arc::clone(&r));
+                r
+            }
+        }
+    }
+
+    /// Counts items dropped because the version in force voids them.
+    pub(crate) fn note_dropped(&self, n: u64) {
+        self.dropped
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Items dropped because a roster version voided them, since start.
+    pub(crate) fn dropped_items(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Every verification key of the version in force (former members' included, windows
@@ -574,5 +668,174 @@ mod tests {
             panic!("the new key accepted before its window");
         };
         assert!(why.contains("signs only from"), "{why}");
+    }
+}
+
+#[cfg(test)]
+mod purge_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use ed25519_dalek::SigningKey;
+    use tanoa_core::envelope::{ItemId, Verified};
+    use tanoa_core::membership::SpkiPin;
+    use tanoa_core::model::{Advisory, Limits};
+    use tanoa_core::roster::{Change, JoinRequest, RosterDoc, found, propose};
+    use tanoa_core::store::conformance::advisory;
+
+    use super::*;
+    use crate::publish::NodeCore;
+    use crate::store::MemoryStore;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn request(id: &str, seed: u8) -> JoinRequest {
+        JoinRequest::sign(
+            id,
+            &id.to_uppercase(),
+            vec![format!("127.0.0.{seed}:7400")],
+            vec![SpkiPin([seed; 32])],
+            &key(seed),
+        )
+    }
+
+    fn signed(doc: RosterDoc, by: &[(&str, u8)]) -> SignedRoster {
+        let h = doc.hash();
+        let signatures = by
+            .iter()
+            .map(|(m, s)| RosterSignature::sign(m, &key(*s), &h))
+            .collect();
+        SignedRoster {
+            roster: doc,
+            signatures,
+        }
+    }
+
+    fn item(origin: &str, seed: u8, revision: u64, modified_ms: i64) -> Verified<Advisory> {
+        let mut a = advisory(origin, &format!("{origin}-0001"), revision);
+        a.id = "to-2026-0001".into();
+        a.created_ms = T0;
+        a.modified_ms = modified_ms;
+        SigningIdentity::new(origin, key(seed))
+            .sign(a, &Limits::default())
+            .unwrap()
+    }
+
+    /// A rotation then a revocation: every held revision the version in force voids is dropped
+    /// (a history revision signed by the revoked key after its time, and the latest, signed by
+    /// the rotated-away key after its window), the best remaining one becomes latest, each drop
+    /// has one `roster-drop` audit entry saying why, and a second purge drops nothing.
+    #[tokio::test]
+    async fn the_roster_in_force_drops_every_revision_it_voids_once() {
+        let founders = [("ws-cert", 1u8), ("to-cert", 2), ("fj-cert", 3)];
+        let reqs: Vec<JoinRequest> = founders.iter().map(|(id, s)| request(id, *s)).collect();
+        let v1 = signed(found("pacific", 2, T0, &reqs).unwrap(), &founders);
+        let pk7 = crate::keys::public_hex(&key(7).verifying_key());
+        let v2 = signed(
+            propose(
+                &v1.roster,
+                &Change::RotateKey {
+                    member: "to-cert".into(),
+                    public_key: pk7.clone(),
+                    from_ms: T0 + 1_000,
+                },
+                T0 + 100,
+            )
+            .unwrap(),
+            &[("ws-cert", 1), ("fj-cert", 3)],
+        );
+        let v3 = signed(
+            propose(
+                &v2.roster,
+                &Change::Revoke {
+                    member: "to-cert".into(),
+                    public_key: pk7,
+                    as_of_ms: T0 + 5_000,
+                },
+                T0 + 200,
+            )
+            .unwrap(),
+            &[("ws-cert", 1), ("fj-cert", 3)],
+        );
+        let store = Arc::new(MemoryStore::new());
+        let ws = SigningIdentity::new("ws-cert", key(1));
+        for (v, at) in [(v2, T0 + 100), (v3, T0 + 200)] {
+            let carrier = ws
+                .sign(
+                    RosterItem::Version(v).to_advisory("ws-cert", at),
+                    &Limits::default(),
+                )
+                .unwrap();
+            store.put(&carrier, "test", at).unwrap();
+        }
+        let r1 = item("to-cert", 2, 1, T0 + 500); // old key, in its window
+        let r2 = item("to-cert", 7, 2, T0 + 2_000); // new key, before the revocation
+        let r3 = item("to-cert", 7, 3, T0 + 6_000); // revoked key, after as_of
+        let r4 = item("to-cert", 2, 4, T0 + 7_000); // old key after the rotation
+        let other = item("ws-cert", 1, 1, T0 + 9_000);
+        for it in [&r1, &r2, &r3, &r4, &other] {
+            store.put(it, "test", T0).unwrap();
+        }
+        assert_eq!(
+            store
+                .latest("to-cert", "to-2026-0001")
+                .unwrap()
+                .unwrap()
+                .item_id,
+            r4.item_id()
+        );
+        let rt = Arc::new(RosterRuntime::start(v1, "ws-cert", vec![], store.as_ref()).unwrap());
+        assert_eq!(rt.current().roster.version, 3);
+        assert_eq!(rt.void_rule().affected_origins(), ["to-cert"]);
+        let core = NodeCore::new(
+            ws,
+            "WS",
+            Vec::new(),
+            Limits::default(),
+            Arc::clone(&store) as Arc<dyn Store>,
+        );
+        core.attach_roster(Arc::clone(&rt));
+
+        let mut dropped = core.purge_voided().await.unwrap();
+        dropped.sort();
+        let mut want = vec![r3.item_id(), r4.item_id()];
+        want.sort();
+        assert_eq!(dropped, want);
+        let latest = store.latest("to-cert", "to-2026-0001").unwrap().unwrap();
+        assert_eq!(latest.item_id, r2.item_id());
+        let history: Vec<_> = store
+            .history("to-cert", "to-2026-0001")
+            .unwrap()
+            .into_iter()
+            .map(|i| i.item_id)
+            .collect();
+        assert_eq!(history, vec![r1.item_id(), r2.item_id()]);
+        assert!(store.get(&other.item_id()).unwrap().is_some());
+        let audit = store.audit(100).unwrap();
+        let drops: Vec<_> = audit.iter().filter(|e| e.action == "roster-drop").collect();
+        assert_eq!(drops.len(), 2, "{audit:?}");
+        let of = |id: ItemId| drops.iter().find(|e| e.item_id == Some(id)).unwrap();
+        assert!(
+            of(r3.item_id()).detail.contains("revoked as of"),
+            "{drops:?}"
+        );
+        assert!(
+            of(r4.item_id()).detail.contains("outside the window"),
+            "{drops:?}"
+        );
+        assert!(of(r4.item_id()).detail.contains(&r2.item_id().to_hex()));
+        assert_eq!(of(r3.item_id()).subject, "to-cert/to-2026-0001");
+        assert_eq!(of(r3.item_id()).actor, "roster v3");
+        assert_eq!(rt.dropped_items(), 2);
+        assert!(metrics_text(&rt).contains("tanoa_roster_dropped_items_total 2"));
+
+        // Nothing left to drop: no new audit entry.
+        assert!(core.purge_voided().await.unwrap().is_empty());
+        assert_eq!(store.audit(100).unwrap().len(), audit.len());
     }
 }

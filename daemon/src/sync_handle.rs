@@ -70,12 +70,16 @@ pub(crate) enum Input {
         checked: CheckedItems,
         reply: Reply<Result<Vec<ItemResult>, DriverError>>,
     },
-    /// The driver's store task finished an intake (`Err` = the store failed).
+    /// The driver's store task finished an intake (`Err` = the store failed); `signers` are
+    /// the (key id, modified ms) of the intake's items, in order (`None` for roster items).
     Stored {
         intake: Intake<Verified<Advisory>>,
+        signers: Vec<Option<(String, i64)>>,
         outcome: Result<(), String>,
         then: AfterStore,
     },
+    /// Items the store dropped (a roster version voided them): they leave the sync index.
+    Forget(Vec<crate::envelope::ItemId>),
     NoteRejection {
         peer: String,
         code: String,
@@ -152,6 +156,12 @@ impl SyncHandle {
     /// Items published or imported here were stored durably: index them and push them.
     pub(crate) async fn local_accepted(&self, metas: Vec<ItemMeta>) -> Result<(), DriverError> {
         self.send(Input::LocalAccepted(metas)).await
+    }
+
+    /// Items the store dropped because the roster in force voids them: the core forgets them,
+    /// so reconciliation no longer advertises them.
+    pub async fn forget(&self, ids: Vec<crate::envelope::ItemId>) -> Result<(), DriverError> {
+        self.send(Input::Forget(ids)).await
     }
 
     /// A push from `peer`, its envelopes verified: the driver admits them by policy, stores the

@@ -2088,8 +2088,7 @@ impl Sim {
         }
         if !invalid.is_empty() {
             // The store keeps the rest (a store without the dropped items: the simulated
-            // driver's purge; the core's reconciliation index still lists them, see the module
-            // doc of `sim`).
+            // driver's purge, as the daemon's `drop_items`).
             self.purged += invalid.len() as u64;
             for ix in &invalid {
                 mem.held.remove(ix);
@@ -2099,6 +2098,12 @@ impl Sim {
                     self.held_total -= 1;
                 }
             }
+            // The driver's purge: the core forgets them (reconciliation stops advertising them).
+            let ids: Vec<ItemId> = invalid
+                .iter()
+                .map(|ix| self.items[*ix as usize].meta.id)
+                .collect();
+            mem.machine.core_mut().forget_items(&ids);
             let mut keep: Vec<u32> = mem.held.iter().copied().collect();
             keep.sort_unstable();
             let store = MemoryStore::new();

@@ -59,8 +59,8 @@
 //! store. A member signs with a rotated key only once the rotation is in force at home.
 //! Shortcuts: approvals are fed to the engine of their proposer only (the version then reaches
 //! everyone as a `Version` carrier with the same signatures; every member still stores and
-//! relays approvals); `SyncCore` has no way to forget an item, so a dropped item stays in the
-//! member's reconciliation index (its pushes are skipped, fetches of it answered missing).
+//! relays approvals). A dropped item leaves the member's store and its core's reconciliation index
+//! (`SyncCore::forget_items`), as in the daemon; pushes of it already queued are skipped.
 //! Invariants: at every store write the item's signer key is valid at its date under the storing
 //! member's version in force (`View::valid` = `RosterDoc::signer_valid_at`); at the end every
 //! member of the final version has it in force within `converge_intervals` intervals of the last

@@ -520,9 +520,19 @@ impl Driver {
             }
             Input::Stored {
                 intake,
+                signers,
                 outcome,
                 then,
-            } => self.stored(now, intake, outcome, then),
+            } => self.stored(now, intake, &signers, outcome, then),
+            Input::Forget(ids) => {
+                let n = self.machine.core_mut().forget_items(&ids);
+                if n > 0 {
+                    tracing::info!(
+                        items = n,
+                        "items dropped from the store left the sync index"
+                    );
+                }
+            }
             Input::NoteRejection { peer, code } => {
                 self.machine.core_mut().note_rejection(&peer, &code)
             }
@@ -698,10 +708,18 @@ impl Driver {
     /// task (never in the loop); its outcome comes back as `Input::Stored`.
     fn store_intake(&mut self, mut intake: Intake<Verified<Advisory>>, then: AfterStore) {
         if intake.is_empty() {
-            self.stored(now_u64(), intake, Ok(()), then);
+            self.stored(now_u64(), intake, &[], Ok(()), then);
             return;
         }
         let items = std::mem::take(&mut intake.items);
+        // Roster items are never voided (see `publish::purge_voided`).
+        let signers: Vec<Option<(String, i64)>> = items
+            .iter()
+            .map(|v| {
+                (!tanoa_core::roster::is_carrier_id(&v.id))
+                    .then(|| (v.envelope().key_id.clone(), v.modified_ms))
+            })
+            .collect();
         let (node, tx) = (self.node.clone(), self.tx.clone());
         self.tasks.spawn(async move {
             let outcome = node
@@ -712,6 +730,7 @@ impl Driver {
             let _ = tx
                 .send(Input::Stored {
                     intake,
+                    signers,
                     outcome,
                     then,
                 })
@@ -720,18 +739,40 @@ impl Driver {
     }
 
     /// Step 4: the intake is durable (or the store failed: nothing is reported to the core and
-    /// the sender is told; anti-entropy offers the items again later).
+    /// the sender is told; anti-entropy offers the items again later). Items the roster in
+    /// force voids (a version that came into force while they were stored: the write path
+    /// dropped them from the store) are forgotten again at once.
     fn stored(
         &mut self,
         now: u64,
         intake: Intake<Verified<Advisory>>,
+        signers: &[Option<(String, i64)>],
         outcome: Result<(), String>,
         then: AfterStore,
     ) {
         let peer = intake.peer().to_string();
+        let voided: Vec<crate::envelope::ItemId> = match self.node.roster() {
+            Some(r) if !signers.is_empty() => {
+                let rule = r.void_rule();
+                intake
+                    .metas()
+                    .iter()
+                    .zip(signers)
+                    .filter(|(m, s)| {
+                        s.as_ref()
+                            .is_some_and(|(key, at)| rule.voids(&m.origin, key, *at).is_some())
+                    })
+                    .map(|(m, _)| m.id)
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         let answer = match outcome {
             Ok(()) => {
                 let done = self.machine.accepted(now, intake);
+                if !voided.is_empty() {
+                    self.machine.core_mut().forget_items(&voided);
+                }
                 self.metrics.accepted(true, done.new as u64);
                 Ok(done.results)
             }

@@ -110,6 +110,19 @@ pub(super) async fn serve(
     let roster_updates = roster.as_ref().map(|r| r.membership_updates());
     if let Some(r) = roster {
         core.attach_roster(r);
+        // Held items the roster in force voids (a revocation or removal applied while this
+        // member was down, or before a crash finished the purge) are dropped before the sync
+        // index and the TAXII index are loaded from the store.
+        match core.purge_voided().await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(
+                    items = ids.len(),
+                    "dropped at start: voided by the roster in force"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "items voided by the roster not dropped at start"),
+        }
     }
     warninglists::attach(&core, &config).await?;
     core.set_membership(config.membership());

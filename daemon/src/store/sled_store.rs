@@ -59,7 +59,7 @@ use sled::Transactional;
 use sled::transaction::TransactionError;
 
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
+    AuditEntry, Counts, DroppedItem, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
     OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
 };
 use crate::envelope::{ItemId, Verified};
@@ -192,6 +192,8 @@ pub struct SledStore {
     next_audit: AtomicU64,
     write_seq: AtomicU64,
     sync_state: Mutex<SyncState>,
+    /// `drop_items` calls that removed something since open (`Store::drop_generation`).
+    drops: AtomicU64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -309,6 +311,7 @@ impl SledStore {
             // left unsynced (blob files included) durable before anything new is acknowledged.
             write_seq: AtomicU64::new(1),
             sync_state: Mutex::new(SyncState::default()),
+            drops: AtomicU64::new(0),
         })
     }
 
@@ -438,6 +441,27 @@ impl Store for SledStore {
         }
         self.commit(&ov.finish())?;
         Ok(outcomes)
+    }
+
+    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError> {
+        let _w = lock(&self.writer);
+        let mut ov = Overlay::new(&self.trees)?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(d) = ov.drop_item(id)? {
+                out.push(d);
+            }
+        }
+        // One transaction, whatever the number of items: a drop is never half-applied.
+        self.commit(&ov.finish())?;
+        if !out.is_empty() {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(out)
+    }
+
+    fn drop_generation(&self) -> u64 {
+        self.drops.load(Ordering::SeqCst)
     }
 
     fn sync(&self) -> Result<(), StoreError> {

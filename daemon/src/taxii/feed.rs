@@ -5,12 +5,16 @@
 //! were never announced — superseded revisions arriving late, events lost to a lagging
 //! receiver — when the store holds more items than the index knows for more than a moment),
 //! and `objects` (the JSON of object versions: from the cache, else by converting their item
-//! again).
+//! again). The index only ever grows, so when the store drops items (a roster revocation: its
+//! `drop_generation` moved) `refresh` rebuilds the index and the cache from the store under a
+//! new epoch before anything else is served: dropped objects are never served again, and
+//! `next` cursors of the old index are refused (clients restart paging, or resume with
+//! `added_after`).
 //! Must never: call the store outside blocking context (every method here blocks), or hold the
 //! index's write lock while reading the store or converting.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -57,16 +61,25 @@ pub(crate) struct Shared {
     convert: Converter,
     refresh: Mutex<RefreshState>,
     stopping: AtomicBool,
-    /// Identifies this index instance in cursors.
-    pub epoch: u64,
+    /// Identifies this index instance in cursors (a new one after each rebuild).
+    epoch: AtomicU64,
+    /// The store's `drop_generation` the index was built at.
+    drops_seen: AtomicU64,
+    cache_bytes: usize,
 }
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("epoch", &self.epoch)
+            .field("epoch", &self.epoch())
             .finish_non_exhaustive()
     }
+}
+
+fn fresh_epoch() -> u64 {
+    let mut e = [0u8; 8];
+    let _ = getrandom::fill(&mut e);
+    u64::from_be_bytes(e)
 }
 
 fn info_of(item: &StoredItem) -> ItemInfo {
@@ -89,8 +102,7 @@ impl Shared {
         events: Option<broadcast::Receiver<ChangeEvent>>,
         cache_bytes: usize,
     ) -> Shared {
-        let mut e = [0u8; 8];
-        let _ = getrandom::fill(&mut e);
+        let drops_seen = AtomicU64::new(store.drop_generation());
         Shared {
             index: RwLock::new(Index::new()),
             cache: Mutex::new(ObjectCache::new(cache_bytes)),
@@ -102,8 +114,25 @@ impl Shared {
                 deficit_since: None,
             }),
             stopping: AtomicBool::new(false),
-            epoch: u64::from_be_bytes(e),
+            epoch: AtomicU64::new(fresh_epoch()),
+            drops_seen,
+            cache_bytes,
         }
+    }
+
+    /// Identifies the index instance in cursors.
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// The store dropped items since the index was built: a fresh, empty index and cache under
+    /// a new epoch (the caller then indexes every stored item).
+    fn reset(&self, generation: u64) {
+        let mut idx = write(&self.index);
+        *idx = Index::new();
+        *lock(&self.cache) = ObjectCache::new(self.cache_bytes);
+        self.epoch.store(fresh_epoch(), Ordering::SeqCst);
+        self.drops_seen.store(generation, Ordering::SeqCst);
     }
 
     /// Asks a running `refresh` to stop after its current chunk of items (shutdown).
@@ -114,6 +143,13 @@ impl Shared {
     /// Brings the index up to date with the store (blocking). The first call builds it.
     pub(super) fn refresh(&self) -> Result<(), StoreError> {
         let mut st = lock(&self.refresh);
+        let generation = self.store.drop_generation();
+        let rebuild = generation != self.drops_seen.load(Ordering::SeqCst);
+        if rebuild {
+            tracing::info!("taxii: items were dropped from the store; rebuilding the index");
+            self.reset(generation);
+            st.built = false;
+        }
         let mut announced: Vec<ItemId> = Vec::new();
         let mut lagged = false;
         if let Some(rx) = st.events.as_mut() {
@@ -127,6 +163,10 @@ impl Shared {
                     ) => break,
                 }
             }
+        }
+        if rebuild {
+            // The rebuild below indexes everything in (received_ms, item id) order at once.
+            announced.clear();
         }
         let new: Vec<ItemId> = {
             let idx = read(&self.index);

@@ -565,11 +565,12 @@ fn compute_page(
         let (snapshot, after) = match &q.next {
             None => (idx.snapshot(), None),
             Some(c) => {
-                if c.epoch != shared.epoch {
+                if c.epoch != shared.epoch() {
                     return Err(ApiError::bad_query(QueryError {
                         param: "next".into(),
-                        message: "was issued before the server restarted; start again without \
-                                  next (use added_after to resume)"
+                        message: "was issued before the server restarted or its index was \
+                                  rebuilt (items were dropped); start again without next (use \
+                                  added_after to resume)"
                             .into(),
                     }));
                 }
@@ -601,7 +602,7 @@ fn compute_page(
     let next = match (page.more, page.hits.last()) {
         (true, Some(last)) => Some(
             Cursor {
-                epoch: shared.epoch,
+                epoch: shared.epoch(),
                 snapshot,
                 key: last.key.clone(),
                 context: q.context,

@@ -1794,3 +1794,78 @@ async fn the_node_serves_taxii_on_a_caller_bound_listener_and_joins_it() {
     // Joined: the listener is closed.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Items the store dropped (a roster revocation) are no longer served: the index is rebuilt
+/// from the store, the dropped revision's versions and the dropped advisory's objects are gone
+/// (an object another held item carries stays), and `next` cursors of the old index are refused.
+#[tokio::test]
+async fn dropped_items_are_no_longer_served_and_old_cursors_are_refused() {
+    let fx = fixture();
+    let r1 = tlp_item("g1", Tlp::Green, 1);
+    let r2 = tlp_item("g1", Tlp::Green, 2);
+    let other = tlp_item("g2", Tlp::Green, 1);
+    fx.put(&r1, T0);
+    fx.put(&r2, T0 + 1);
+    fx.put(&other, T0 + 2);
+    let versions = |objs: &[Value]| -> BTreeSet<(String, String)> {
+        objs.iter()
+            .map(|o| {
+                (
+                    o["id"].as_str().unwrap().to_string(),
+                    o["modified"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = fx
+        .all_pages("green", AMBER_TOKEN, 1000, "&match[version]=all")
+        .await;
+    assert_eq!(ids_of(&before), expected_ids(&[&r1, &r2, &other]));
+    let r2_version = (
+        format!("report--{}", uid(&format!("{WS}/g1"))),
+        format_ms(r2.modified_ms),
+    );
+    assert!(versions(&before).contains(&r2_version));
+    let page = fx
+        .get("/tanoa/collections/green/objects/?limit=2", AMBER_TOKEN)
+        .await;
+    let next = page.body["next"].as_str().unwrap().to_string();
+
+    let dropped = fx
+        .store
+        .drop_items(&[r2.item_id(), other.item_id()])
+        .unwrap();
+    assert_eq!(dropped.len(), 2);
+
+    let after = fx
+        .all_pages("green", AMBER_TOKEN, 1000, "&match[version]=all")
+        .await;
+    assert_eq!(ids_of(&after), expected_ids(&[&r1]));
+    let after_versions = versions(&after);
+    assert!(!after_versions.contains(&r2_version), "{after_versions:?}");
+    let env = Envelope {
+        payload: Vec::new(),
+        key_id: String::new(),
+        signature: Vec::new(),
+    };
+    let want: Vec<Value> = fake_objects(&r1, &env);
+    assert_eq!(after_versions, versions(&want));
+    // The default (latest version) page serves r1's report again.
+    let latest = fx.all_pages("green", AMBER_TOKEN, 1000, "").await;
+    assert!(
+        versions(&latest).contains(&(r2_version.0.clone(), format_ms(r1.modified_ms))),
+        "{latest:?}"
+    );
+    let r = fx
+        .get(
+            &format!("/tanoa/collections/green/objects/?limit=2&next={next}"),
+            AMBER_TOKEN,
+        )
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["description"].as_str().unwrap().contains("rebuilt"),
+        "{}",
+        r.body
+    );
+}

@@ -409,9 +409,9 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
     // A second item of ck-cert, dated t1, reaches everyone before the revocation.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let t1 = tanoa_daemon::now_ms();
-    import(&members[0].node, envelope(&ck, "ck-2026-0002", t1))
-        .await
-        .unwrap();
+    let second = envelope(&ck, "ck-2026-0002", t1);
+    let second_id = tanoa_core::envelope::ItemId::of_payload(&second.payload).to_hex();
+    import(&members[0].node, second.clone()).await.unwrap();
     for m in &members {
         Federation::eventually("ck-cert's second advisory everywhere", || {
             holds(&m.node, "ck-cert/ck-2026-0002")
@@ -466,25 +466,90 @@ async fn a_fourth_member_joins_by_two_of_three_and_a_revocation_reaches_everyone
         assert!(refused.message().contains("key_not_valid"), "{refused:?}");
         assert!(holds(&m.node, "ck-cert/ck-2026-0001").await);
     }
-    // The item dated at the revocation instant, held before it, is voided with an audit
-    // record on every member (the earlier one is not).
-    for m in &members {
-        Federation::eventually("the roster-void audit record", || async {
-            let audit = m
-                .node
+    // The item dated at the revocation instant, held before it, is dropped from the store on
+    // every member (ck-cert included) with one audit record each; the earlier one stays.
+    let nodes: Vec<&TestNode> = members.iter().map(|m| &m.node).chain([&ck_node]).collect();
+    for n in &nodes {
+        Federation::eventually("the roster-drop audit record", || async {
+            let audit = n
                 .client()
                 .await
                 .audit(pb::AuditRequest { limit: 1000 })
                 .await
                 .unwrap()
                 .into_inner();
-            let voided: Vec<String> = audit
+            let dropped: Vec<(String, String, String)> = audit
                 .entries
                 .iter()
-                .filter(|e| e.action == "roster-void")
-                .map(|e| e.subject.clone())
+                .filter(|e| e.action == "roster-drop")
+                .map(|e| (e.subject.clone(), e.item_id.clone(), e.detail.clone()))
                 .collect();
-            voided == ["ck-cert/ck-2026-0002"]
+            matches!(dropped.as_slice(), [(subject, item, detail)]
+                if subject == "ck-cert/ck-2026-0002"
+                    && *item == second_id
+                    && detail.contains("roster version 3")
+                    && detail.contains(&format!("revoked as of {as_of}")))
+        })
+        .await;
+    }
+    for n in &nodes {
+        let who = n.member();
+        assert!(!holds(n, "ck-cert/ck-2026-0002").await, "{who}");
+        assert!(!holds(n, &second_id).await, "{who}: get by item id");
+        assert!(holds(n, "ck-cert/ck-2026-0001").await, "{who}");
+        on(n, &["show", "ck-cert/ck-2026-0002"])
+            .await
+            .expect_code(1, "show of a dropped advisory");
+        let stix = n.dir().join("after-revocation.stix.json");
+        let mut seen = String::new();
+        for args in [
+            vec!["--json", "list", "--withdrawn"],
+            vec![
+                "export",
+                "--format",
+                "stix",
+                "--include-withdrawn",
+                "-o",
+                &s(&stix),
+            ],
+        ] {
+            let out = on(n, &args).await;
+            out.expect_code(0, &args.join(" "));
+            seen.push_str(&out.stdout);
+        }
+        seen.push_str(&std::fs::read_to_string(&stix).unwrap());
+        assert!(seen.contains("ck-2026-0001"), "{who}: {seen}");
+        assert!(!seen.contains("ck-2026-0002"), "{who}: {seen}");
+        let metrics = n.scrape_metrics().await;
+        assert!(
+            metrics.contains("tanoa_roster_dropped_items_total 1"),
+            "{who}: {metrics}"
+        );
+        // A late re-delivery of the dropped item is refused.
+        let refused = import(n, second.clone()).await.unwrap_err();
+        assert!(
+            refused.message().contains("key_not_valid"),
+            "{who}: {refused:?}"
+        );
+    }
+    // The sync index follows the store: every item is GREEN, so each peer's reconciliation set
+    // is every item held; an index that kept the dropped item would count one more.
+    for n in &nodes {
+        Federation::eventually("reconciliation sets equal to the items held", || async {
+            let mut c = n.client().await;
+            let items = c
+                .status(pb::StatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .items;
+            let peers = c
+                .peers(pb::PeersRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .peers;
+            !peers.is_empty() && peers.iter().all(|p| p.reconcile_set_size == items)
         })
         .await;
     }

@@ -449,6 +449,307 @@ pub fn withdrawal_is_forever_whatever_the_arrival_order(store: &dyn Store) {
     assert_eq!(list_ids(store, &ListFilter::default()), (vec![], false));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Dropping items (a revocation's purge)
+// ---------------------------------------------------------------------------------------------
+
+fn drop_ids(store: &dyn Store, items: &[&Verified<Advisory>]) -> Vec<ItemId> {
+    let ids: Vec<ItemId> = items.iter().map(|i| i.item_id()).collect();
+    store
+        .drop_items(&ids)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.item_id)
+        .collect()
+}
+
+/// Dropping the latest revision makes the previous one latest again: its indicators, CVE and
+/// actor entries are searchable, it is listed at its own `modified` time, and the counters
+/// follow; the dropped item is gone from get, history and item ids; a second drop is a no-op.
+pub fn drop_latest_restores_the_previous_revision(store: &dyn Store) {
+    let mut a1 = advisory(WS, "ws-2026-0001", 1);
+    a1.cves = vec!["CVE-2017-11882".to_string()];
+    let r1 = signed(a1);
+    let mut a2 = advisory(WS, "ws-2026-0001", 2);
+    a2.indicators = vec![indicator(IndicatorKind::Domain, "r2.apt40.example")];
+    a2.actors = vec!["Kryptonite Panda".to_string()];
+    let r2 = signed(a2);
+    let other = ws_item("ws-2026-0002", 1);
+    put(store, &r1);
+    put(store, &r2);
+    put(store, &other);
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 3, 7, 0));
+    let gen0 = store.drop_generation();
+
+    let dropped = store.drop_items(&[r2.item_id()]).unwrap();
+    assert_eq!(
+        dropped,
+        vec![super::DroppedItem {
+            item_id: r2.item_id(),
+            origin: WS.to_string(),
+            advisory_id: "ws-2026-0001".to_string(),
+            revision: 2,
+            modified_ms: r2.modified_ms,
+            withdrawn: false,
+            key_id: ws_identity().key_id().to_string(),
+            was_latest: true,
+            latest_now: Some(r1.item_id()),
+        }]
+    );
+    assert!(store.drop_generation() > gen0);
+    assert!(store.get(&r2.item_id()).unwrap().is_none());
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(r1.item_id()));
+    assert_eq!(history_ids(store, WS, "ws-2026-0001"), vec![r1.item_id()]);
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 2, 12, 0));
+    let mut ids = vec![r1.item_id(), other.item_id()];
+    ids.sort();
+    assert_eq!(store.item_ids().unwrap(), ids);
+    assert!(
+        store
+            .search(&exact(IndicatorKind::Domain, "r2.apt40.example"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .search(&IndicatorQuery::Actor("kryptonite panda".into()))
+            .unwrap()
+            .is_empty()
+    );
+    let hits = store.search(&ip("192.0.2.7")).unwrap();
+    assert!(hits.contains(&hit(&r1, 0, MatchKind::Exact)), "{hits:?}");
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Cve, "CVE-2017-11882"))
+            .unwrap(),
+        vec![hit(&r1, 0, MatchKind::CveList)]
+    );
+    assert!(
+        store
+            .search(&IndicatorQuery::Actor("apt40".into()))
+            .unwrap()
+            .contains(&hit(&r1, 0, MatchKind::ActorList))
+    );
+    // Listed once, at r1's time (newest first: `other`'s r1 has the same modified time).
+    let (listed, _) = list_ids(store, &ListFilter::default());
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&r1.item_id()));
+    let (since, _) = list_ids(
+        store,
+        &ListFilter {
+            since_ms: Some(r2.modified_ms),
+            ..ListFilter::default()
+        },
+    );
+    assert!(since.is_empty(), "r2's time is no longer listed: {since:?}");
+
+    // Idempotent.
+    let gen1 = store.drop_generation();
+    assert!(store.drop_items(&[r2.item_id()]).unwrap().is_empty());
+    assert_eq!(store.drop_generation(), gen1);
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 2, 12, 0));
+    store.sync().unwrap();
+}
+
+/// Dropping a revision that is not the latest changes only the history and the item count.
+pub fn drop_history_revision_keeps_the_latest(store: &dyn Store) {
+    let r1 = ws_item("ws-2026-0001", 1);
+    let r2 = ws_item("ws-2026-0001", 2);
+    let mut a3 = advisory(WS, "ws-2026-0001", 3);
+    a3.indicators = vec![indicator(IndicatorKind::Domain, "r3.apt40.example")];
+    let r3 = signed(a3);
+    for r in [&r1, &r2, &r3] {
+        put(store, r);
+    }
+    let before = store
+        .search(&exact(IndicatorKind::Domain, "r3.apt40.example"))
+        .unwrap();
+    assert_eq!(before, vec![hit(&r3, 0, MatchKind::Exact)]);
+    let d = store.drop_items(&[r2.item_id()]).unwrap();
+    assert_eq!(d.len(), 1);
+    assert!(!d[0].was_latest);
+    assert_eq!(d[0].latest_now, Some(r3.item_id()));
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(r3.item_id()));
+    assert_eq!(
+        history_ids(store, WS, "ws-2026-0001"),
+        vec![r1.item_id(), r3.item_id()]
+    );
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Domain, "r3.apt40.example"))
+            .unwrap(),
+        before
+    );
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 2, 1, 0));
+}
+
+/// Dropping every item of an advisory removes the advisory (latest, list, search, counters),
+/// and leaves the other advisories alone.
+pub fn drop_everything_of_an_advisory(store: &dyn Store) {
+    let r1 = ws_item("ws-2026-0001", 1);
+    let w2 = signed(withdrawn(advisory(WS, "ws-2026-0001", 2)));
+    let mut o = advisory(TO, "to-2026-0001", 1);
+    o.indicators = vec![indicator(IndicatorKind::Domain, "to.apt40.example")];
+    let other = signed(o);
+    for r in [&r1, &w2, &other] {
+        put(store, r);
+    }
+    assert_eq!(store.counts().unwrap(), counts(2, 1, 3, 1, 0));
+    // Given twice and with an unknown id: each held item is dropped once.
+    let got = drop_ids(
+        store,
+        &[&w2, &r1, &w2, &signed(advisory(WS, "ws-2026-0009", 1))],
+    );
+    assert_eq!(got, vec![w2.item_id(), r1.item_id()]);
+    assert!(store.latest(WS, "ws-2026-0001").unwrap().is_none());
+    assert!(history_ids(store, WS, "ws-2026-0001").is_empty());
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 1, 0));
+    assert_eq!(
+        list_ids(
+            store,
+            &ListFilter {
+                include_withdrawn: true,
+                ..ListFilter::default()
+            }
+        ),
+        (vec![other.item_id()], false)
+    );
+    assert!(store.search(&ip("192.0.2.7")).unwrap().is_empty());
+    assert_eq!(
+        store
+            .search(&exact(IndicatorKind::Domain, "to.apt40.example"))
+            .unwrap(),
+        vec![hit(&other, 0, MatchKind::Exact)]
+    );
+    let mut seen = Vec::new();
+    store
+        .scan_latest(None, true, &mut |it| {
+            seen.push(it.item_id);
+            Ok(true)
+        })
+        .unwrap();
+    assert_eq!(seen, vec![other.item_id()]);
+    assert_eq!(store.item_ids().unwrap(), vec![other.item_id()]);
+}
+
+/// A dropped withdrawal is void: the best remaining revision becomes latest again (a revision
+/// stored after the tombstone included), its indicators active, the counters follow.
+pub fn drop_tombstone_reactivates_the_best_remaining_revision(store: &dyn Store) {
+    let q = exact(IndicatorKind::Domain, "c2.apt40.example");
+    let r1 = ws_item("ws-2026-0001", 1);
+    let w2 = signed(withdrawn(advisory(WS, "ws-2026-0001", 2)));
+    put(store, &r1);
+    put(store, &w2);
+    assert!(store.search(&q).unwrap().is_empty());
+    assert_eq!(store.counts().unwrap(), counts(1, 1, 2, 0, 0));
+    let d = store.drop_items(&[w2.item_id()]).unwrap();
+    assert!(d[0].withdrawn && d[0].was_latest);
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(r1.item_id()));
+    assert!(
+        !store
+            .latest(WS, "ws-2026-0001")
+            .unwrap()
+            .unwrap()
+            .advisory
+            .withdrawn
+    );
+    assert_eq!(
+        store.search(&q).unwrap(),
+        vec![hit(&r1, 4, MatchKind::Exact)]
+    );
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 6, 0));
+    assert_eq!(
+        list_ids(store, &ListFilter::default()),
+        (vec![r1.item_id()], false)
+    );
+
+    // A revision held after the tombstone (history while withdrawn) becomes latest.
+    let r1b = ws_item("ws-2026-0002", 1);
+    let w2b = signed(withdrawn(advisory(WS, "ws-2026-0002", 2)));
+    let r3b = ws_item("ws-2026-0002", 3);
+    for r in [&r1b, &w2b, &r3b] {
+        put(store, r);
+    }
+    assert_eq!(latest_id(store, WS, "ws-2026-0002"), Some(w2b.item_id()));
+    drop_ids(store, &[&w2b]);
+    assert_eq!(latest_id(store, WS, "ws-2026-0002"), Some(r3b.item_id()));
+    assert_eq!(store.counts().unwrap(), counts(2, 0, 3, 12, 0));
+}
+
+/// Equivocation evidence names only the items still held: dropping one of two variants
+/// removes the evidence (and its count), dropping one of three keeps it for the other two.
+pub fn drop_updates_equivocation_evidence(store: &dyn Store) {
+    let variant = |n: u32| {
+        let mut a = advisory(WS, "ws-2026-0001", 2);
+        a.title = format!("APT40 variant {n}");
+        signed(a)
+    };
+    let (a, b, c) = (variant(0), variant(1), variant(2));
+    for r in [&a, &b, &c] {
+        put(store, r);
+    }
+    assert_eq!(store.counts().unwrap().equivocations, 1);
+    let mut ids = [a.item_id(), b.item_id(), c.item_id()];
+    ids.sort();
+    // Drop the chosen (lowest) one: the next lowest is chosen and latest.
+    store.drop_items(&[ids[0]]).unwrap();
+    let eq = store.equivocations(WS, "ws-2026-0001").unwrap();
+    assert_eq!(eq.len(), 1);
+    assert_eq!(eq[0].item_ids, ids[1..].to_vec());
+    assert_eq!(eq[0].chosen, ids[1]);
+    assert_eq!(latest_id(store, WS, "ws-2026-0001"), Some(ids[1]));
+    store.drop_items(&[ids[2]]).unwrap();
+    assert!(store.equivocations(WS, "ws-2026-0001").unwrap().is_empty());
+    assert_eq!(store.counts().unwrap(), counts(1, 0, 1, 6, 0));
+    assert!(store.equivocating_origins().unwrap().is_empty());
+}
+
+/// The state after a drop does not depend on the order the items arrived in, nor on the order
+/// of the ids given: every arrival order of four items (a revision, a tombstone, two
+/// equivocating later revisions) is played, then the tombstone and one variant are dropped;
+/// each store then equals a store that was only ever given the two remaining items.
+pub fn drop_is_the_same_whatever_the_arrival_order(store: &dyn Store) {
+    let mut n = 0u32;
+    let mut advs = Vec::new();
+    let reference = MemoryStore::new();
+    for order in &permutations(4) {
+        n += 1;
+        let id = format!("ws-2026-{n:04}");
+        let r1 = ws_item(&id, 1);
+        let w2 = signed(withdrawn(advisory(WS, &id, 2)));
+        let r3 = ws_item(&id, 3);
+        let mut v = advisory(WS, &id, 3);
+        v.title = "APT40 resurrected".to_string();
+        let r3v = signed(v);
+        let items = [&r1, &w2, &r3, &r3v];
+        for &k in order {
+            put(store, items[k]);
+        }
+        let drop_order: Vec<ItemId> = if n.is_multiple_of(2) {
+            vec![w2.item_id(), r3v.item_id()]
+        } else {
+            vec![r3v.item_id(), w2.item_id()]
+        };
+        assert_eq!(store.drop_items(&drop_order).unwrap().len(), 2);
+        assert_eq!(
+            latest_id(store, WS, &id),
+            Some(r3.item_id()),
+            "order {order:?}"
+        );
+        put(&reference, &r1);
+        put(&reference, &r3);
+        advs.push(id);
+    }
+    let advs: Vec<(&str, &str)> = advs.iter().map(|a| (WS, a.as_str())).collect();
+    let queries = pool_queries();
+    assert_eq!(
+        snapshot(store, &advs, &queries),
+        snapshot(&reference, &advs, &queries)
+    );
+    let n = u64::from(n);
+    assert_eq!(store.counts().unwrap(), counts(n, 0, 2 * n, 6 * n, 0));
+}
+
 /// Every permutation of `0..n`.
 pub fn permutations(n: usize) -> Vec<Vec<usize>> {
     if n == 0 {
@@ -1312,7 +1613,7 @@ pub fn scan_latest_id_prefix_visits_only_matching_ids(store: &dyn Store) {
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($open:expr) => {
-        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, roster_items_are_not_listed_or_searched, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids);
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, roster_items_are_not_listed_or_searched, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids, drop_latest_restores_the_previous_revision, drop_history_revision_keeps_the_latest, drop_everything_of_an_advisory, drop_tombstone_reactivates_the_best_remaining_revision, drop_updates_equivocation_evidence, drop_is_the_same_whatever_the_arrival_order);
 
         #[test]
         fn corrupt_records_are_errors() {
@@ -1333,6 +1634,14 @@ macro_rules! store_conformance_suite {
                 (specs, o1, o2) in $crate::store::conformance::specs_and_orders()
             ) {
                 $crate::store::conformance::arrival_order_case(&specs, &o1, &o2, || ($open)())?;
+            }
+
+            #[test]
+            fn dropping_equals_never_having_stored(
+                (specs, o1, o2) in $crate::store::conformance::specs_and_orders(),
+                mask in $crate::store::conformance::proptest::prelude::any::<u16>()
+            ) {
+                $crate::store::conformance::drop_case(&specs, &o1, &o2, mask, || ($open)())?;
             }
         }
     };
@@ -1507,6 +1816,48 @@ pub fn arrival_order_case<G, S: Store>(
         .filter(|id| by_id[*id].withdrawn)
         .count() as u64;
     prop_assert_eq!(mem1.counts.withdrawn, withdrawn_now);
+    Ok(())
+}
+
+/// The drop property for one generated case: every item is put in order `o1`, then the items
+/// selected by `mask` are dropped (in `o2`'s order); the observable state equals that of a store
+/// given only the other items, and `MemoryStore`'s.
+pub fn drop_case<G, S: Store>(
+    specs: &[Spec],
+    o1: &[usize],
+    o2: &[usize],
+    mask: u16,
+    open: impl Fn() -> (G, S),
+) -> Result<(), TestCaseError> {
+    let items: Vec<Verified<Advisory>> = specs.iter().map(build).collect();
+    let gone = |n: usize| mask & (1 << n) != 0;
+    let dropped: std::collections::BTreeSet<ItemId> = (0..items.len())
+        .filter(|n| gone(*n))
+        .map(|n| items[n].item_id())
+        .collect();
+    // An item generated twice is dropped if any copy is selected.
+    let kept: Vec<usize> = o1
+        .iter()
+        .copied()
+        .filter(|n| !dropped.contains(&items[*n].item_id()))
+        .collect();
+    let to_drop: Vec<ItemId> = o2
+        .iter()
+        .filter(|n| gone(**n))
+        .map(|n| items[*n].item_id())
+        .collect();
+    let expected = fill(&MemoryStore::new(), &items, &kept);
+
+    let mem = MemoryStore::new();
+    fill(&mem, &items, o1);
+    let got = mem.drop_items(&to_drop).unwrap();
+    prop_assert_eq!(got.len(), dropped.len());
+    prop_assert_eq!(&snapshot(&mem, &PROP_ADVS, &pool_queries()), &expected);
+
+    let (_g, s) = open();
+    fill(&s, &items, o1);
+    s.drop_items(&to_drop).unwrap();
+    prop_assert_eq!(&snapshot(&s, &PROP_ADVS, &pool_queries()), &expected);
     Ok(())
 }
 

@@ -5,8 +5,9 @@
 //! query (`get`, `latest`, `history`, `list`, `search`, …). Both backends (`MemoryStore`,
 //! `SledStore`) run exactly this code over their own trees, so they cannot drift apart; they only
 //! supply reads (`Kv`) and apply a computed `WriteSet` atomically.
-//! Must never: perform I/O itself, read a clock, or apply writes piecemeal (a `put` is planned
-//! completely in an `Overlay`, then applied as one atomic `WriteSet`).
+//! Must never: perform I/O itself, read a clock, or apply writes piecemeal (a `put`, and a
+//! `drop_items` of any number of items, is planned completely in an `Overlay`, then applied as
+//! one atomic `WriteSet`).
 //!
 //! # Trees and key layouts
 //! `akey(origin, id)` is `esc(origin) ++ esc(id)`, where `esc` copies the UTF-8 bytes, replaces
@@ -43,6 +44,10 @@
 //!
 //! `latest` holds, per advisory, the item ranked first by `outranks`: a withdrawal tombstone if
 //! any is stored (withdrawal is forever), else the highest revision; ties by lowest item id.
+//! Dropping an item (`Overlay::drop_item`, a revocation's purge) removes its envelope, history
+//! key and equivocation evidence and, when it was the latest, recomputes the latest from what
+//! remains by the same rank, so the result is the store without that item whatever the order
+//! of arrival (a dropped tombstone makes the best remaining revision latest again).
 //!
 //! `desc(ms)` is `!(ms as u64 ^ 1 << 63)`, so `by_modified` iterates newest first; ties are
 //! ordered by (origin, id).
@@ -55,8 +60,8 @@ use prost::Message;
 use tanoa_proto::v1 as pb;
 
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter, ListOrder,
-    MatchKind, OriginEquivocations, PutOutcome, StoreError, StoredItem,
+    AuditEntry, Counts, DroppedItem, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
+    ListOrder, MatchKind, OriginEquivocations, PutOutcome, StoreError, StoredItem,
 };
 use crate::envelope::{Envelope, ItemId, Verified};
 use crate::model::{Advisory, IndicatorKind, Tlp, wire};
@@ -953,6 +958,119 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
             },
             equivocation,
         })
+    }
+
+    /// Plans the removal of one item (see `Store::drop_items`): its envelope, history key and
+    /// equivocation evidence; when it is the latest of its advisory, the latest is recomputed
+    /// from the remaining revisions by `outranks` (or the advisory removed when none remains).
+    /// `None` when the item is not held.
+    pub fn drop_item(&mut self, id: &ItemId) -> Result<Option<DroppedItem>, StoreError> {
+        let Some(bytes) = self.get(Tree::Envelopes, &id.0)? else {
+            return Ok(None);
+        };
+        let stored = decode_stored(id, &bytes)?;
+        let adv = &stored.advisory;
+        let ak = akey(&adv.origin, &adv.id);
+        self.del(Tree::Envelopes, id.0.to_vec());
+        self.del(Tree::History, history_key(&ak, adv.revision, id));
+        self.planned_keys.remove(id);
+        self.counts.items = self.counts.items.saturating_sub(1);
+        self.counts_dirty = true;
+
+        // Equivocation evidence names only items still held.
+        let rk = rev_key(&ak, adv.revision);
+        if let Some(b) = self.get(Tree::Equivocations, &rk)? {
+            let mut e = decode_equivocation(&b)?;
+            e.item_ids.retain(|i| i != id);
+            match e.item_ids.first() {
+                Some(first) if e.item_ids.len() >= 2 => {
+                    e.chosen = *first;
+                    self.put(Tree::Equivocations, rk, encode_equivocation(&e));
+                }
+                _ => {
+                    self.del(Tree::Equivocations, rk);
+                    self.counts.equivocations = self.counts.equivocations.saturating_sub(1);
+                }
+            }
+        }
+
+        let current = self
+            .get(Tree::Latest, &ak)?
+            .map(|b| LatestRec::decode(&b))
+            .transpose()?;
+        let was_latest = current.is_some_and(|c| c.item == *id);
+        let mut latest_now = current.map(|c| c.item);
+        if let Some(c) = current.filter(|_| was_latest) {
+            self.del(Tree::ByModified, by_modified_key(c.modified_ms, &ak));
+            if c.withdrawn {
+                self.counts.withdrawn = self.counts.withdrawn.saturating_sub(1);
+                self.del(Tree::Tombstones, ak.clone());
+            } else {
+                self.index_remove(&indicator_keys(id, adv));
+            }
+            // The best remaining revision, by the rank `put` uses.
+            let mut best: Option<(LatestRec, Advisory)> = None;
+            for k in self.keys_with_prefix(Tree::History, &ak)? {
+                let rest = &k[ak.len()..];
+                if rest.len() != 40 {
+                    return Err(corrupt(
+                        Tree::History,
+                        format!("bad key {}", hex::encode(&k)),
+                    ));
+                }
+                let cand = item_of(&rest[8..], Tree::History)?;
+                let b = self.get(Tree::Envelopes, &cand.0)?.ok_or_else(|| {
+                    corrupt(
+                        Tree::History,
+                        format!("refers to item {cand}, which is not in envelopes"),
+                    )
+                })?;
+                let a = decode_stored(&cand, &b)?.advisory;
+                let rec = LatestRec::of(cand, &a);
+                let better = best.as_ref().is_none_or(|(r, _)| {
+                    outranks(
+                        (rec.withdrawn, rec.revision, &rec.item),
+                        (r.withdrawn, r.revision, &r.item),
+                    )
+                });
+                if better {
+                    best = Some((rec, a));
+                }
+            }
+            match best {
+                None => {
+                    self.del(Tree::Latest, ak.clone());
+                    self.counts.advisories = self.counts.advisories.saturating_sub(1);
+                    latest_now = None;
+                }
+                Some((rec, a)) => {
+                    self.put(
+                        Tree::ByModified,
+                        by_modified_key(rec.modified_ms, &ak),
+                        rec.by_modified_value(),
+                    );
+                    self.put(Tree::Latest, ak.clone(), rec.encode());
+                    if rec.withdrawn {
+                        self.counts.withdrawn += 1;
+                        self.put(Tree::Tombstones, ak.clone(), rec.item.0.to_vec());
+                    } else {
+                        self.index_add(&indicator_keys(&rec.item, &a));
+                    }
+                    latest_now = Some(rec.item);
+                }
+            }
+        }
+        Ok(Some(DroppedItem {
+            item_id: *id,
+            origin: adv.origin.clone(),
+            advisory_id: adv.id.clone(),
+            revision: adv.revision,
+            modified_ms: adv.modified_ms,
+            withdrawn: adv.withdrawn,
+            key_id: stored.envelope.key_id.clone(),
+            was_latest,
+            latest_now,
+        }))
     }
 
     /// The write set of every put planned (counters included).

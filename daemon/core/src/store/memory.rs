@@ -14,7 +14,7 @@ use super::engine::{
     self, CidrCounts, CidrPresence, Kv, Overlay, TREE_COUNT, Tree, Visit, WriteSet,
 };
 use super::{
-    AuditEntry, Counts, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
+    AuditEntry, Counts, DroppedItem, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
     OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
 };
 use crate::envelope::{ItemId, Verified};
@@ -111,6 +111,7 @@ impl Maps {
 pub struct MemoryStore {
     maps: RwLock<Maps>,
     presence: CidrPresence,
+    drops: std::sync::atomic::AtomicU64,
 }
 
 impl Default for MemoryStore {
@@ -128,6 +129,7 @@ impl MemoryStore {
                 next_audit: 1,
             }),
             presence: CidrPresence::new(&CidrCounts::default()),
+            drops: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -184,6 +186,31 @@ impl Store for MemoryStore {
             }
         }
         Ok(outcomes)
+    }
+
+    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError> {
+        let mut maps = self.write();
+        let mut ov = Overlay::new(&*maps)?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(d) = ov.drop_item(id)? {
+                out.push(d);
+            }
+        }
+        let ws = ov.finish();
+        let cidr = ws.cidr.clone();
+        maps.apply(ws);
+        if let Some(c) = cidr {
+            self.presence.set(&c);
+        }
+        if !out.is_empty() {
+            self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(out)
+    }
+
+    fn drop_generation(&self) -> u64 {
+        self.drops.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn sync(&self) -> Result<(), StoreError> {

@@ -4,7 +4,9 @@
 //! indicator index, withdrawal tombstones, equivocation evidence and the audit log; the
 //! supersession and equivocation rules (a withdrawal tombstone outranks every revision that is
 //! not withdrawn, so withdrawal is forever; otherwise the highest revision wins; same revision
-//! with different payloads is equivocation, resolved to the lowest item id); durability (`sync`).
+//! with different payloads is equivocation, resolved to the lowest item id); dropping items
+//! (`drop_items`: what a roster revocation or removal voids), after which the store is what it
+//! would be had they never arrived; durability (`sync`).
 //! Must never: accept anything but a `Verified<Advisory>`, decide TLP policy, or talk to the
 //! network. Implementations: `MemoryStore` here (tests, simulator) and the daemon's
 //! durable `SledStore`; both pass the same `conformance` suite. Roster items (advisory ids with
@@ -72,6 +74,29 @@ pub enum PutOutcome {
         /// Another payload with the same (origin, id, revision) exists: evidence recorded.
         equivocation: bool,
     },
+}
+
+/// One item `drop_items` removed, for the caller's audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedItem {
+    /// The item removed.
+    pub item_id: ItemId,
+    /// Its advisory's origin.
+    pub origin: String,
+    /// Its advisory id.
+    pub advisory_id: String,
+    /// Its revision.
+    pub revision: u64,
+    /// Its `modified_ms`.
+    pub modified_ms: i64,
+    /// Whether it was a withdrawal.
+    pub withdrawn: bool,
+    /// The key that signed it.
+    pub key_id: String,
+    /// It was the latest revision of its advisory (the latest was recomputed).
+    pub was_latest: bool,
+    /// The advisory's latest revision after the drop (`None`: nothing of it remains).
+    pub latest_now: Option<ItemId>,
 }
 
 /// Filters of `list`. Empty/`None` means "any".
@@ -236,6 +261,21 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             .map(|(item, source)| self.put(item, source, now_ms))
             .collect()
     }
+    /// Removes the given items (any revision: latest, history, tombstone, equivocating
+    /// variant) and everything that refers to them, as ONE atomic write; not durable until
+    /// `sync`. Where a dropped item was the latest of its advisory, the latest (with its
+    /// `by_modified`, tombstone, indicator, CVE and actor entries and the counters) is recomputed
+    /// from the remaining revisions by the same rank `put` uses (a dropped withdrawal therefore
+    /// makes the best remaining revision latest again); an advisory with nothing left is gone.
+    /// Equivocation evidence keeps only the items still held (none left with fewer than two).
+    /// The store is then exactly what it would be had the dropped items never been put (audit
+    /// and `received_ms` aside), whatever the order items arrived in. Absent ids are skipped
+    /// (idempotent). Returns what was removed, in the order given.
+    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError>;
+    /// Number of `drop_items` calls that removed something since this store was opened (kept
+    /// in memory only). Readers that cache state derived from stored items (the TAXII index)
+    /// rebuild it when this moves.
+    fn drop_generation(&self) -> u64;
     /// Durability barrier: returns once every `put` that returned before this call is on stable
     /// storage (flush + fdatasync for sled). Concurrent callers share one sync (group commit).
     fn sync(&self) -> Result<(), StoreError>;

@@ -341,6 +341,19 @@ impl SyncCore {
         true
     }
 
+    /// Items the store dropped (a roster version voided them: a revoked key's items dated at or
+    /// after its revocation, a removed member's later ones): they leave the index, so
+    /// reconciliation no longer advertises them and a fetch of them is answered missing; items
+    /// queued for push are skipped when loaded. A peer that still holds them offers them again
+    /// and is refused by the receive pipeline's verification under the roster in force.
+    /// Returns how many were indexed.
+    pub fn forget_items(&mut self, ids: &[ItemId]) -> usize {
+        for id in ids {
+            self.fetching.remove(id);
+        }
+        self.index.remove(ids)
+    }
+
     /// Indexes items already in the store at start (never pushed).
     pub fn load_items<'a>(&mut self, items: impl IntoIterator<Item = &'a ItemMeta>) {
         for m in items {

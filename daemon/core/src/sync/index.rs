@@ -34,8 +34,8 @@ impl Class {
     }
 }
 
-/// Items held, by id and by class. Items are never removed (the store keeps every revision and
-/// every tombstone); a wiped store is a new core.
+/// Items held, by id and by class. Items leave only when the store dropped them (`remove`: a
+/// roster revocation or removal voided them); a wiped store is a new core.
 #[derive(Debug, Default)]
 pub(crate) struct ItemIndex {
     items: HashMap<ItemId, Entry>,
@@ -76,6 +76,25 @@ impl ItemIndex {
             },
         );
         true
+    }
+
+    /// Removes items (absent ones are skipped); returns how many were indexed.
+    pub(crate) fn remove(&mut self, ids: &[ItemId]) -> usize {
+        let mut by_class: HashMap<usize, std::collections::HashSet<ItemId>> = HashMap::new();
+        for id in ids {
+            if let Some(e) = self.items.remove(id) {
+                self.total_bytes = self.total_bytes.saturating_sub(u64::from(e.bytes));
+                by_class.entry(e.class).or_default().insert(*id);
+            }
+        }
+        let mut n = 0;
+        for (class, gone) in by_class {
+            if let Some(c) = self.classes.get_mut(class) {
+                c.items.retain(|(_, id)| !gone.contains(id));
+            }
+            n += gone.len();
+        }
+        n
     }
 
     /// Average envelope bytes of the items held (`None` while empty).

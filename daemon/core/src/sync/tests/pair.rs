@@ -1030,3 +1030,49 @@ fn a_restoring_member_reconciles_at_once_with_a_peer_that_comes_back() {
     );
     assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
 }
+
+#[test]
+fn forgotten_items_leave_the_reconciliation_set_and_are_answered_missing() {
+    // Both hold 200 common items and 3 that a roster version voids; `a` applied it first.
+    let (mut a, mut b, mut b_items, _, _) = two_sets(200, 0, 0, no_timers());
+    let voided: Vec<TestItem> = (0..3).map(|n| green("fj-cert", 9_000 + n)).collect();
+    for it in &voided {
+        a.item_accepted(T0, &it.meta, Source::Loaded);
+        b.item_accepted(T0, &it.meta, Source::Loaded);
+        b_items.insert(it.meta.id, it.clone());
+    }
+    let ids: Vec<ItemId> = voided.iter().map(|t| t.meta.id).collect();
+    assert_eq!(a.reconcile_set_len("to-cert"), Some(203));
+    assert_eq!(a.forget_items(&ids), 3);
+    assert_eq!(a.forget_items(&ids), 0, "forgetting twice is a no-op");
+    assert!(ids.iter().all(|id| !a.holds(id)));
+    assert_eq!(a.item_count(), 200);
+    assert_eq!(a.reconcile_set_len("to-cert"), Some(200));
+
+    // `a` no longer serves them: a fetch is answered missing.
+    let r = a
+        .handle_fetch(
+            T0,
+            "to-cert",
+            &FetchRequest {
+                item_ids: ids.clone(),
+                max_bytes: 0,
+            },
+        )
+        .unwrap();
+    assert!(r.serve.is_empty());
+    assert_eq!(r.missing, ids);
+
+    // `b` (not yet on the new roster) still holds them: a session it starts finds exactly them
+    // missing at `a` and offers them (the receive pipeline of `a` refuses them by the roster).
+    let a_items: HashMap<ItemId, TestItem> = HashMap::new();
+    let x = exchange(&mut b, &mut a, &a_items, T0 + 1);
+    assert!(x.fetched.is_empty(), "{x:?}");
+    assert_eq!(x.offered, ids.iter().copied().collect::<BTreeSet<_>>());
+
+    // Once `b` dropped them too, the two sets are identical again: nothing is exchanged.
+    assert_eq!(b.forget_items(&ids), 3);
+    let x = exchange(&mut a, &mut b, &b_items, T0 + 2);
+    assert_eq!(x.rounds, 1, "{x:?}");
+    assert!(x.fetched.is_empty() && x.offered.is_empty(), "{x:?}");
+}
