@@ -217,6 +217,18 @@ pub enum CoreError {
         /// Peers not yet caught up with.
         waiting_for: Vec<String>,
     },
+    /// The roster in force does not let this member's signing key sign now (revoked, rotated
+    /// away, or this member removed): nothing is signed.
+    #[error(
+        "this member's signing key {key_id} may not sign now: {why}; point member.key_file at \
+         a key the roster lists for this member and reload tanoad (SIGHUP)"
+    )]
+    SigningKeyNotValid {
+        /// Key id of the configured signing key.
+        key_id: String,
+        /// Why the roster in force refuses it.
+        why: String,
+    },
     /// The sync core refused (unknown peer, busy, ...).
     #[error(transparent)]
     Sync(SyncError),
@@ -468,6 +480,43 @@ impl NodeCore {
     /// with the one it read here, even if a reload swaps it meanwhile.
     pub fn identity(&self) -> Arc<SigningIdentity> {
         Arc::clone(&self.identity.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The identity to sign an item dated `modified_ms` with, if the signed roster in force
+    /// lets its key sign for this member then (a revocation, rotation or removal applied live
+    /// takes effect on the next write, not at the next reload); without a signed roster, or
+    /// before the version that adds this member, the configured key. So this member never
+    /// signs what its peers would refuse and drop.
+    fn signer_at(&self, modified_ms: i64) -> Result<Arc<SigningIdentity>, CoreError> {
+        let identity = self.identity();
+        let Some(roster) = self.roster() else {
+            return Ok(identity);
+        };
+        let current = roster.current();
+        let doc = &current.roster;
+        let why =
+            match crate::roster::own_key_in(doc, self.member(), identity.key_id(), modified_ms) {
+                Ok(()) => return Ok(identity),
+                // Not yet a member (a new member before the version that adds it): what it signs
+                // now is accepted once it is in, as its key has no start in the roster.
+                Err(crate::roster::OwnKeyProblem::NotMember)
+                    if doc.former(self.member()).is_none() =>
+                {
+                    return Ok(identity);
+                }
+                Err(crate::roster::OwnKeyProblem::NotMember) => format!(
+                    "roster version {} removed {} from the federation",
+                    doc.version,
+                    self.member()
+                ),
+                Err(crate::roster::OwnKeyProblem::Invalid(why)) => {
+                    format!("under roster version {}, {why}", doc.version)
+                }
+            };
+        Err(CoreError::SigningKeyNotValid {
+            key_id: identity.key_id().to_string(),
+            why,
+        })
     }
 
     /// Signs from now on with `identity` (a reload found a new valid `member.key_file`; the
@@ -931,7 +980,7 @@ impl NodeCore {
         .map_err(CoreError::Invalid)?;
         model::normalize_advisory(&mut advisory);
         let verified = self
-            .identity()
+            .signer_at(advisory.modified_ms)?
             .sign(advisory, &self.limits())
             .map_err(sign_error)?;
         let published = Published {
@@ -1019,7 +1068,7 @@ impl NodeCore {
         tomb.withdrawn_reason = reason.to_string();
         let revision = tomb.revision;
         let verified = self
-            .identity()
+            .signer_at(tomb.modified_ms)?
             .sign(tomb, &self.limits())
             .map_err(sign_error)?;
         let published = Published {

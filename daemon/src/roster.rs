@@ -837,5 +837,32 @@ mod purge_tests {
         // Nothing left to drop: no new audit entry.
         assert!(core.purge_voided().await.unwrap().is_empty());
         assert_eq!(store.audit(100).unwrap().len(), audit.len());
+
+        // to-cert itself, after version 3 came into force: neither its revoked key nor its
+        // rotated-away key signs anything more (its peers would refuse and drop it); ws-cert's
+        // key still does.
+        let draft = crate::publish::tests::draft("", "after the revocation", "192.0.2.7");
+        for (seed, why) in [(7u8, "revoked as of"), (2, "window ended")] {
+            let to = NodeCore::new(
+                SigningIdentity::new("to-cert", key(seed)),
+                "TO",
+                Vec::new(),
+                Limits::default(),
+                Arc::clone(&store) as Arc<dyn Store>,
+            );
+            to.attach_roster(Arc::clone(&rt));
+            let before = store.counts().unwrap();
+            let e = to.publish(&draft, "t").await.unwrap_err();
+            assert!(
+                matches!(&e, crate::publish::CoreError::SigningKeyNotValid { .. }),
+                "{e}"
+            );
+            assert!(e.to_string().contains(why), "{e}");
+            assert!(e.to_string().contains("roster version 3"), "{e}");
+            let e = to.withdraw("to-2026-0001", "gone", "t").await.unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+            assert_eq!(store.counts().unwrap(), before, "nothing signed or stored");
+        }
+        core.publish(&draft, "t").await.unwrap();
     }
 }

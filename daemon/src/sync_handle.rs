@@ -160,7 +160,10 @@ impl SyncHandle {
 
     /// Items the store dropped because the roster in force voids them: the core forgets them,
     /// so reconciliation no longer advertises them.
-    pub async fn forget(&self, ids: Vec<crate::envelope::ItemId>) -> Result<(), DriverError> {
+    pub(crate) async fn forget(
+        &self,
+        ids: Vec<crate::envelope::ItemId>,
+    ) -> Result<(), DriverError> {
         self.send(Input::Forget(ids)).await
     }
 

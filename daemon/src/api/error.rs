@@ -101,7 +101,8 @@ pub const REASON_METADATA: &str = "tanoa-reason";
 /// validation and bad arguments → `InvalidArgument` (with field paths); unknown ids →
 /// `NotFound`; envelope rejections → `InvalidArgument` (or `FailedPrecondition` when our keyring
 /// lacks or no longer accepts the key) with the reason code in the message and metadata;
-/// withdrawn or foreign advisories → `FailedPrecondition`; a member still restoring its own
+/// withdrawn or foreign advisories, and a signing key the roster in force does not let sign
+/// now → `FailedPrecondition`; a member still restoring its own
 /// history → `Unavailable` (retry later); store and internal failures →
 /// `Internal` (logged).
 pub(crate) fn to_status(e: CoreError) -> Status {
@@ -111,7 +112,8 @@ pub(crate) fn to_status(e: CoreError) -> Status {
         CoreError::NotFound(_) => Status::not_found(msg),
         CoreError::Withdrawn { .. }
         | CoreError::AlreadyWithdrawn { .. }
-        | CoreError::NotOurs { .. } => Status::failed_precondition(msg),
+        | CoreError::NotOurs { .. }
+        | CoreError::SigningKeyNotValid { .. } => Status::failed_precondition(msg),
         CoreError::Rejected(r) => {
             let code = match r {
                 EnvelopeError::UnknownKey { .. } | EnvelopeError::KeyNotValid { .. } => {

@@ -367,10 +367,10 @@ impl OperatorApi {
                 ))
             })
             .await?;
-        // Roster items are stored like advisories but are not advisories: `status` counts
-        // what an operator published or received, as `list` and `search` show it.
+        // Roster items are stored like advisories but are not advisories: `advisories` counts
+        // what `list` shows; `items` counts every stored envelope, roster items included (what
+        // the reconciliation sets hold).
         counts.advisories = counts.advisories.saturating_sub(carriers);
-        counts.items = counts.items.saturating_sub(carriers);
         let identity = self.core.identity();
         let active = identity.key_id();
         let keys = self
