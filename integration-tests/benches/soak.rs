@@ -41,8 +41,12 @@
 //! the soak's write mix and nothing else (`--grow-to N` advisories, default 1,500; `--revise N`
 //! revisions after that), then holds it constant for `--hold-minutes M` (default 10) under the
 //! soak's queries, `Watch`, TAXII paging and hostile peer; it prints RSS, anonymous RSS, store
-//! size and RSS per item. `--cache-mb`, `--taxii-cache-mb` set the two caches; the environment
-//! variable `SOAK_TANOAD` names a wrapper to run the daemon under (e.g. heaptrack).
+//! size and RSS per item. `--cache-mb`, `--taxii-cache-mb` set the two caches.
+//!
+//! The environment variable `SOAK_TANOAD` names a wrapper to run the daemons under, in the soak
+//! and in the probe (e.g. a script that runs one member under heaptrack and `exec`s the others:
+//! the `--config` file names the member). A member whose wrapper does not `exec` the daemon
+//! shows the wrapper's RSS and descriptors, so such a run is a diagnostic, not a soak result.
 
 // A benchmark driver: a failed step must stop the run at once, loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -676,7 +680,9 @@ async fn main() {
     let fill_until = warmup * 2 / 3;
 
     let b = binaries!();
-    let mut fed = Federation::create(&b.tanoad, &FIVE).await;
+    // SOAK_TANOAD: a wrapper to run the daemons under (see the module doc).
+    let tanoad = std::env::var_os("SOAK_TANOAD").map_or(b.tanoad.clone(), PathBuf::from);
+    let mut fed = Federation::create(&tanoad, &FIVE).await;
     for n in &fed.nodes {
         let cfg = n.config_path().to_path_buf();
         let text = std::fs::read_to_string(&cfg).unwrap();

@@ -1,15 +1,19 @@
 //! The ordered index of object versions behind the collections.
 //!
 //! Owns: the table of object versions (one per (STIX id, version), whatever item first carried
-//! it), and per collection the order (date_added, object id, version) → object version with the
-//! index sequence number at which it entered, plus the versions of each object id. Entries are
-//! only ever added, never moved or removed, so a position in the order plus a sequence number
-//! (the snapshot) identify exactly what a paging session has returned and what it still must.
-//! Must never: do I/O, read a clock, or hold anything but metadata and positions (the objects'
-//! JSON lives in the cache and in the store).
+//! it, each with the date_added and the index sequence number at which it entered each
+//! collection, and a link to the previous version of its STIX id), per collection the object
+//! versions in (date_added, object id, version) order, and one table of strings (STIX ids,
+//! version texts, origins, advisory ids) that every other table refers to by position. Entries
+//! are only ever added, never moved or removed, so a position in the order plus a sequence
+//! number (the snapshot) identify exactly what a paging session has returned and what it still
+//! must.
+//! Memory: fixed-size records (an object version: one `Rec`; a collection entry: a `u32`) and
+//! each distinct string once, however many versions, items and collections refer to it.
+//! Must never: do I/O, read a clock, hold a string twice, or hold anything but metadata and
+//! positions (the objects' JSON lives in the cache and in the store).
 
-use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -128,15 +132,13 @@ pub(crate) struct ItemInfo {
     pub revision: u64,
 }
 
-/// One object version: where its content comes from.
+/// One object version, as the rest of the endpoint sees it (the interned strings, shared).
 #[derive(Debug, Clone)]
 pub(crate) struct ObjVer {
     /// STIX id.
     pub id: Arc<str>,
     /// Version as written (`modified`, `created`, or the `date_added` of unversioned objects).
     pub version: Arc<str>,
-    /// Version in µs (ordering of versions).
-    pub version_us: i64,
     /// `spec_version`.
     pub spec: Arc<str>,
     /// The item (position in the item table) whose conversion carries it.
@@ -145,24 +147,69 @@ pub(crate) struct ObjVer {
     pub pos: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    ov: u32,
-    seq: u64,
-}
+/// "No object version" in the per-id chains.
+const NONE: u32 = u32::MAX;
 
-#[derive(Debug, Clone, Copy)]
-struct VerRef {
-    version_us: i64,
+/// Where an object version sits in one collection. `seq == 0`: not in that collection (the
+/// index sequence numbers start at 1).
+#[derive(Debug, Clone, Copy, Default)]
+struct Member {
     date_added_ms: i64,
     seq: u64,
-    ov: u32,
 }
 
+/// One object version as stored: fixed size, strings as positions in the string table.
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    version_us: i64,
+    /// STIX id (string table).
+    id: u32,
+    /// Version as written (string table).
+    version: u32,
+    /// `spec_version` (string table).
+    spec: u32,
+    item: u32,
+    pos: u32,
+    /// The previous version of the same STIX id (the chain of its versions), or `NONE`.
+    prev: u32,
+    /// No `modified` or `created`: looked up as (id, `UNVERSIONED`).
+    unversioned: bool,
+    /// Its place in each collection (`Visibility::index`).
+    colls: [Member; 3],
+}
+
+/// Every string the index holds, each once: STIX ids, version texts, spec versions, origins
+/// and advisory ids. Positions never change. For a STIX id, `head` is its newest object
+/// version (the start of its chain).
 #[derive(Debug, Default)]
-struct Coll {
-    order: BTreeMap<Key, Slot>,
-    by_id: HashMap<Arc<str>, Vec<VerRef>>,
+struct Strings {
+    text: Vec<Arc<str>>,
+    pos: HashMap<Arc<str>, u32>,
+    head: Vec<u32>,
+}
+
+impl Strings {
+    fn get(&self, s: &str) -> Option<u32> {
+        self.pos.get(s).copied()
+    }
+
+    /// The position of `s`, added if new; `None` once the table is full (2^32 - 1 strings).
+    fn intern(&mut self, s: &str) -> Option<u32> {
+        if let Some(n) = self.pos.get(s) {
+            return Some(*n);
+        }
+        let n = u32::try_from(self.text.len()).ok().filter(|n| *n != NONE)?;
+        let a: Arc<str> = Arc::from(s);
+        self.text.push(Arc::clone(&a));
+        self.head.push(NONE);
+        self.pos.insert(a, n);
+        Some(n)
+    }
+
+    fn text(&self, n: u32) -> &Arc<str> {
+        // Positions come from `intern` only: always in range.
+        &self.text[n as usize]
+    }
 }
 
 /// Which versions of each object a request wants (`match[version]`).
@@ -240,19 +287,43 @@ pub(crate) struct Page {
     /// More matched after the last one (within the snapshot).
     pub more: bool,
 }
-
 /// The index of every collection. Readers take `&self`; only `insert_item` needs `&mut`.
+///
+/// Memory per object version is fixed and small (one `Rec` plus a `u32` per collection that
+/// holds it); every string is held once in `strings`, whatever number of versions, items and
+/// collections refer to it. No JSON is held here.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     seq: u64,
     items: Vec<ItemId>,
     known: HashMap<ItemId, Option<u32>>,
-    revisions: HashMap<(Arc<str>, Arc<str>, u64), ItemId>,
-    objvers: Vec<ObjVer>,
-    ov_by_key: HashMap<(Arc<str>, i64), u32>,
-    colls: [Coll; 3],
+    /// (origin, advisory id, revision) → the item indexed for it.
+    revisions: HashMap<(u32, u32, u64), u32>,
+    strings: Strings,
+    objvers: Vec<Rec>,
+    /// Per collection: object versions in (date_added, id, version) order.
+    colls: [Vec<u32>; 3],
     max_date_added: i64,
     skipped_variants: u64,
+}
+
+/// Sizes of the index's tables (entries, not bytes): what memory per item is made of.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tables {
+    /// Items seen.
+    pub items: usize,
+    /// Distinct strings held.
+    pub strings: usize,
+    /// Bytes of those strings.
+    pub string_bytes: usize,
+    /// Object versions.
+    pub objvers: usize,
+    /// Collection entries (all three collections).
+    pub entries: usize,
+    /// Bytes the tables reserve (capacities times entry sizes, string bytes included; hash
+    /// tables counted at their capacity).
+    pub reserved_bytes: usize,
 }
 
 /// The `date_added` of an item indexed in a pass that started when the latest `date_added` in
@@ -298,12 +369,23 @@ impl Index {
 
     /// Object versions in a collection.
     pub(super) fn len(&self, vis: Visibility) -> usize {
-        self.colls[vis.index()].order.len()
+        self.colls[vis.index()].len()
+    }
+
+    fn rec(&self, ov: u32) -> Option<&Rec> {
+        self.objvers.get(usize::try_from(ov).ok()?)
     }
 
     /// The object version table entry.
-    pub(super) fn objver(&self, ov: u32) -> Option<&ObjVer> {
-        self.objvers.get(usize::try_from(ov).ok()?)
+    pub(super) fn objver(&self, ov: u32) -> Option<ObjVer> {
+        let r = self.rec(ov)?;
+        Some(ObjVer {
+            id: Arc::clone(self.strings.text(r.id)),
+            version: Arc::clone(self.strings.text(r.version)),
+            spec: Arc::clone(self.strings.text(r.spec)),
+            item: r.item,
+            pos: r.pos,
+        })
     }
 
     /// The item id at a position of the item table.
@@ -311,16 +393,57 @@ impl Index {
         self.items.get(usize::try_from(item).ok()?).copied()
     }
 
+    /// The versions of STIX id `sid` (string position), newest indexed first.
+    fn chain(&self, sid: u32) -> impl Iterator<Item = (u32, &Rec)> + '_ {
+        let mut at = self.strings.head.get(sid as usize).copied().unwrap_or(NONE);
+        std::iter::from_fn(move || {
+            let r = self.rec(at)?;
+            let ov = at;
+            at = r.prev;
+            Some((ov, r))
+        })
+    }
+
+    fn find(&self, sid: u32, vkey: i64) -> Option<u32> {
+        self.chain(sid)
+            .find(|(_, r)| {
+                if r.unversioned {
+                    vkey == UNVERSIONED
+                } else {
+                    r.version_us == vkey
+                }
+            })
+            .map(|(ov, _)| ov)
+    }
+
     /// The object version of (id, version) if indexed.
     pub(super) fn lookup(&self, id: &str, version: Option<i64>) -> Option<u32> {
-        self.ov_by_key
-            .get(&(Arc::from(id), version.unwrap_or(UNVERSIONED)))
-            .copied()
+        let sid = self.strings.get(id)?;
+        self.find(sid, version.unwrap_or(UNVERSIONED))
     }
 
     /// Equivocating variants left out so far.
     pub(super) fn skipped_variants(&self) -> u64 {
         self.skipped_variants
+    }
+
+    /// The position of object version `ov` in collection `c`: (date_added, id, version µs).
+    fn key_of(&self, c: usize, ov: u32) -> Option<(i64, &str, i64)> {
+        let r = self.rec(ov)?;
+        Some((
+            r.colls[c].date_added_ms,
+            self.strings.text(r.id),
+            r.version_us,
+        ))
+    }
+
+    /// How many entries of collection `c` sort before (`or_equal`: before or at) `key`.
+    fn partition(&self, c: usize, key: (i64, &str, i64), or_equal: bool) -> usize {
+        self.colls[c].partition_point(|ov| match self.key_of(c, *ov) {
+            Some(k) if or_equal => k <= key,
+            Some(k) => k < key,
+            None => true,
+        })
     }
 
     /// Adds the objects of one stored item, dated `date_added` (see [`date_added`]), to every
@@ -340,95 +463,123 @@ impl Index {
             self.known.insert(info.item_id, None);
             return Vec::new();
         }
-        let rkey: (Arc<str>, Arc<str>, u64) = (
-            Arc::from(info.origin.as_str()),
-            Arc::from(info.advisory_id.as_str()),
-            info.revision,
-        );
+        let (Some(origin), Some(advisory)) = (
+            self.strings.intern(&info.origin),
+            self.strings.intern(&info.advisory_id),
+        ) else {
+            self.known.insert(info.item_id, None);
+            return Vec::new();
+        };
+        let rkey = (origin, advisory, info.revision);
         if let Some(other) = self.revisions.get(&rkey)
-            && *other != info.item_id
+            && self.item(*other) != Some(info.item_id)
         {
             self.known.insert(info.item_id, None);
             self.skipped_variants += 1;
             return Vec::new();
         }
-        self.revisions.insert(rkey, info.item_id);
         let Ok(item) = u32::try_from(self.items.len()) else {
             self.known.insert(info.item_id, None);
             return Vec::new();
         };
+        self.revisions.insert(rkey, item);
         self.items.push(info.item_id);
         self.known.insert(info.item_id, Some(item));
         self.max_date_added = self.max_date_added.max(date_added);
         let mut out = Vec::with_capacity(objects.len());
         for (pos, o) in objects.iter().enumerate() {
-            let vkey = o.version.as_ref().map_or(UNVERSIONED, |v| v.1);
-            let ov = match self.ov_by_key.get(&(Arc::clone(&o.id), vkey)) {
-                Some(ov) => *ov,
-                None => {
-                    let Ok(ov) = u32::try_from(self.objvers.len()) else {
-                        continue;
-                    };
-                    let (version, version_us) = match &o.version {
-                        Some((text, us)) => (Arc::clone(text), *us),
-                        None => (
-                            Arc::from(format_ms(date_added)),
-                            date_added.saturating_mul(1000),
-                        ),
-                    };
-                    self.objvers.push(ObjVer {
-                        id: Arc::clone(&o.id),
-                        version,
-                        version_us,
-                        spec: Arc::clone(&o.spec),
-                        item,
-                        pos: u32::try_from(pos).unwrap_or(u32::MAX),
-                    });
-                    self.ov_by_key.insert((Arc::clone(&o.id), vkey), ov);
-                    ov
-                }
-            };
-            out.push((ov, Arc::clone(&o.json)));
-            let Some(objver) = self.objvers.get(ov as usize) else {
+            let Some(sid) = self.strings.intern(&o.id) else {
                 continue;
             };
-            let (id, version_us) = (Arc::clone(&objver.id), objver.version_us);
+            let vkey = o.version.as_ref().map_or(UNVERSIONED, |v| v.1);
+            let ov = match self.find(sid, vkey) {
+                Some(ov) => ov,
+                None => match self.add_objver(sid, o, date_added, item, pos) {
+                    Some(ov) => ov,
+                    None => continue,
+                },
+            };
+            out.push((ov, Arc::clone(&o.json)));
             for vis in Visibility::ALL {
-                if !vis.includes(info.tlp) {
-                    continue;
+                if vis.includes(info.tlp) {
+                    self.add_to_collection(vis.index(), ov, date_added);
                 }
-                let coll = &mut self.colls[vis.index()];
-                let versions = coll.by_id.entry(Arc::clone(&id)).or_default();
-                if versions.iter().any(|v| v.ov == ov) {
-                    continue;
-                }
-                let key = (date_added, Arc::clone(&id), version_us);
-                if coll.order.contains_key(&key) {
-                    continue;
-                }
-                self.seq += 1;
-                coll.order.insert(key, Slot { ov, seq: self.seq });
-                let at = versions.partition_point(|v| v.version_us <= version_us);
-                versions.insert(
-                    at,
-                    VerRef {
-                        version_us,
-                        date_added_ms: date_added,
-                        seq: self.seq,
-                        ov,
-                    },
-                );
             }
         }
         out
     }
 
+    /// A new object version of STIX id `sid`; `None` if a table is full.
+    fn add_objver(
+        &mut self,
+        sid: u32,
+        o: &ParsedObject,
+        date_added: i64,
+        item: u32,
+        pos: usize,
+    ) -> Option<u32> {
+        let ov = u32::try_from(self.objvers.len())
+            .ok()
+            .filter(|n| *n != NONE)?;
+        let (version, version_us) = match &o.version {
+            Some((text, us)) => (self.strings.intern(text)?, *us),
+            None => (
+                self.strings.intern(&format_ms(date_added))?,
+                date_added.saturating_mul(1000),
+            ),
+        };
+        let spec = self.strings.intern(&o.spec)?;
+        let head = self.strings.head.get_mut(sid as usize)?;
+        let prev = std::mem::replace(head, ov);
+        self.objvers.push(Rec {
+            version_us,
+            id: sid,
+            version,
+            spec,
+            item,
+            pos: u32::try_from(pos).unwrap_or(u32::MAX),
+            prev,
+            unversioned: o.version.is_none(),
+            colls: [Member::default(); 3],
+        });
+        Some(ov)
+    }
+
+    /// Enters `ov` into collection `c` at `date_added`, unless it is there already or another
+    /// version holds the same position.
+    fn add_to_collection(&mut self, c: usize, ov: u32, date_added: i64) {
+        let Some(r) = self.rec(ov) else {
+            return;
+        };
+        if r.colls[c].seq != 0 {
+            return;
+        }
+        let key = (date_added, &**self.strings.text(r.id), r.version_us);
+        let at = self.partition(c, key, false);
+        if self.colls[c]
+            .get(at)
+            .is_some_and(|o| self.key_of(c, *o) == Some(key))
+        {
+            return;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        if let Some(r) = self.objvers.get_mut(ov as usize) {
+            r.colls[c] = Member {
+                date_added_ms: date_added,
+                seq,
+            };
+        }
+        self.colls[c].insert(at, ov);
+    }
+
     /// Whether object `id` has a version in the collection within the snapshot.
     pub(super) fn has_object(&self, vis: Visibility, id: &str, snapshot: u64) -> bool {
-        self.colls[vis.index()]
-            .by_id
-            .get(id)
-            .is_some_and(|vs| vs.iter().any(|v| v.seq <= snapshot))
+        let c = vis.index();
+        self.strings.get(id).is_some_and(|sid| {
+            self.chain(sid)
+                .any(|(_, r)| r.colls[c].seq != 0 && r.colls[c].seq <= snapshot)
+        })
     }
 
     /// One page of the collection: object versions matching `filter` that entered the index at
@@ -441,10 +592,13 @@ impl Index {
         after: Option<&Key>,
         limit: usize,
     ) -> Page {
-        let coll = &self.colls[vis.index()];
+        let c = vis.index();
         let mut page = Page::default();
-        let take = |key: &Key, ov: u32, seq: u64, page: &mut Page| -> bool {
-            if !self.eligible(coll, filter, key, ov, seq, snapshot) {
+        let take = |ov: u32, page: &mut Page| -> bool {
+            let Some(r) = self.rec(ov) else {
+                return true;
+            };
+            if !self.eligible(c, filter, r, ov, snapshot) {
                 return true;
             }
             if page.hits.len() >= limit {
@@ -452,115 +606,149 @@ impl Index {
                 return false;
             }
             page.hits.push(Hit {
-                key: key.clone(),
+                key: (
+                    r.colls[c].date_added_ms,
+                    Arc::clone(self.strings.text(r.id)),
+                    r.version_us,
+                ),
                 ov,
             });
             true
         };
+        let after_key = after.map(|a| (a.0, &*a.1, a.2));
         if let Some(ids) = &filter.ids {
-            let mut keys: Vec<(Key, u32, u64)> = Vec::new();
+            let mut keys: Vec<((i64, &str, i64), u32)> = Vec::new();
             let mut seen: Vec<&str> = Vec::new();
             for id in ids {
                 if seen.contains(&id.as_str()) {
                     continue;
                 }
                 seen.push(id);
-                if let Some((id_arc, vs)) = coll.by_id.get_key_value(id.as_str()) {
-                    for v in vs {
-                        keys.push((
-                            (v.date_added_ms, Arc::clone(id_arc), v.version_us),
-                            v.ov,
-                            v.seq,
-                        ));
+                if let Some(sid) = self.strings.get(id) {
+                    for (ov, r) in self.chain(sid) {
+                        if r.colls[c].seq != 0
+                            && let Some(k) = self.key_of(c, ov)
+                        {
+                            keys.push((k, ov));
+                        }
                     }
                 }
             }
             keys.sort_by(|a, b| a.0.cmp(&b.0));
-            for (key, ov, seq) in &keys {
-                if after.is_some_and(|a| key <= a) {
+            for (key, ov) in &keys {
+                if after_key.is_some_and(|a| *key <= a) {
                     continue;
                 }
-                if !take(key, *ov, *seq, &mut page) {
+                if !take(*ov, &mut page) {
                     break;
                 }
             }
             return page;
         }
-        let start: Bound<Key> = match (after, filter.added_after_us) {
-            (Some(a), _) => Bound::Excluded(a.clone()),
-            (None, Some(aa)) => Bound::Included((
-                aa.div_euclid(1000).saturating_add(1),
-                Arc::from(""),
-                i64::MIN,
-            )),
-            (None, None) => Bound::Unbounded,
+        let start = match (after_key, filter.added_after_us) {
+            (Some(a), _) => self.partition(c, a, true),
+            (None, Some(aa)) => self.partition(
+                c,
+                (aa.div_euclid(1000).saturating_add(1), "", i64::MIN),
+                false,
+            ),
+            (None, None) => 0,
         };
-        for (key, slot) in coll.order.range((start, Bound::Unbounded)) {
-            if !take(key, slot.ov, slot.seq, &mut page) {
+        for ov in self.colls[c].iter().skip(start) {
+            if !take(*ov, &mut page) {
                 break;
             }
         }
         page
     }
 
-    fn eligible(
-        &self,
-        coll: &Coll,
-        filter: &Filter,
-        key: &Key,
-        ov: u32,
-        seq: u64,
-        snapshot: u64,
-    ) -> bool {
-        if seq > snapshot || !self.basic_match(filter, key.0, ov) {
+    fn eligible(&self, c: usize, filter: &Filter, r: &Rec, ov: u32, snapshot: u64) -> bool {
+        let m = r.colls[c];
+        if m.seq == 0 || m.seq > snapshot || !self.basic_match(filter, m.date_added_ms, r) {
             return false;
         }
         let sel = &filter.versions;
-        if sel.all || sel.exact.contains(&key.2) {
+        if sel.all || sel.exact.contains(&r.version_us) {
             return true;
         }
         if !sel.first && !sel.last {
             return false;
         }
-        // first / last among the versions of this object that pass the other filters.
-        let Some(vs) = coll.by_id.get(&key.1) else {
-            return false;
-        };
-        let mut eligible = vs
-            .iter()
-            .filter(|v| v.seq <= snapshot && self.basic_match(filter, v.date_added_ms, v.ov));
-        let first = eligible.next();
-        let last = eligible.next_back().or(first);
-        (sel.first && first.is_some_and(|v| v.ov == ov))
-            || (sel.last && last.is_some_and(|v| v.ov == ov))
+        // first / last among the versions of this object in the collection that pass the
+        // other filters, ordered by (version, when they entered the collection).
+        let mut first: Option<(i64, u64, u32)> = None;
+        let mut last: Option<(i64, u64, u32)> = None;
+        for (v, vr) in self.chain(r.id) {
+            let vm = vr.colls[c];
+            if vm.seq == 0 || vm.seq > snapshot || !self.basic_match(filter, vm.date_added_ms, vr) {
+                continue;
+            }
+            let k = (vr.version_us, vm.seq, v);
+            if first.is_none_or(|f| k < f) {
+                first = Some(k);
+            }
+            if last.is_none_or(|l| k > l) {
+                last = Some(k);
+            }
+        }
+        (sel.first && first.is_some_and(|f| f.2 == ov))
+            || (sel.last && last.is_some_and(|l| l.2 == ov))
     }
 
     /// Every filter but the version selection.
-    fn basic_match(&self, filter: &Filter, date_added_ms: i64, ov: u32) -> bool {
+    fn basic_match(&self, filter: &Filter, date_added_ms: i64, r: &Rec) -> bool {
         if let Some(aa) = filter.added_after_us
             && date_added_ms.saturating_mul(1000) <= aa
         {
             return false;
         }
-        let Some(o) = self.objver(ov) else {
-            return false;
-        };
+        let id: &str = self.strings.text(r.id);
         if let Some(types) = &filter.types {
-            let ty = o.id.split_once("--").map_or(&*o.id, |(t, _)| t);
+            let ty = id.split_once("--").map_or(id, |(t, _)| t);
             if !types.iter().any(|t| t == ty) {
                 return false;
             }
         }
         if let Some(ids) = &filter.ids
-            && !ids.iter().any(|i| **i == *o.id)
+            && !ids.iter().any(|i| i == id)
         {
             return false;
         }
         if let Some(specs) = &filter.specs
-            && !specs.iter().any(|s| **s == *o.spec)
+            && !specs.iter().any(|s| **s == **self.strings.text(r.spec))
         {
             return false;
         }
         true
+    }
+
+    /// Sizes of the tables.
+    #[cfg(test)]
+    pub(super) fn tables(&self) -> Tables {
+        use std::mem::size_of;
+        let string_bytes: usize = self.strings.text.iter().map(|s| s.len()).sum();
+        let entries: usize = self.colls.iter().map(Vec::len).sum();
+        let reserved_bytes = self.items.capacity() * size_of::<ItemId>()
+            + self.known.capacity() * (size_of::<(ItemId, Option<u32>)>() + 1)
+            + self.revisions.capacity() * (size_of::<((u32, u32, u64), u32)>() + 1)
+            + self.strings.text.capacity() * size_of::<Arc<str>>()
+            + self.strings.head.capacity() * size_of::<u32>()
+            + self.strings.pos.capacity() * (size_of::<(Arc<str>, u32)>() + 1)
+            + self.strings.text.len() * 2 * size_of::<usize>()
+            + string_bytes
+            + self.objvers.capacity() * size_of::<Rec>()
+            + self
+                .colls
+                .iter()
+                .map(|v| v.capacity() * size_of::<u32>())
+                .sum::<usize>();
+        Tables {
+            items: self.items.len(),
+            strings: self.strings.text.len(),
+            string_bytes,
+            objvers: self.objvers.len(),
+            entries,
+            reserved_bytes,
+        }
     }
 }

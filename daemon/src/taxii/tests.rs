@@ -1407,6 +1407,98 @@ fn unversioned_objects_are_immutable_and_dated_by_first_appearance() {
     assert_eq!(&*idx.objver(ov).unwrap().version, format_ms(T0 + 5));
 }
 
+/// The index's memory per object version is small and fixed: every string (STIX id, version
+/// text, spec, origin, advisory id) is held once however many revisions, items and collections
+/// refer to it, each object version is one record, and a collection entry is one position.
+/// The shape of the soak's data: advisories revised several times, each revision converting to
+/// the four shared fixed objects plus a report and indicators whose ids stay and whose
+/// `modified` changes.
+#[test]
+fn index_memory_per_object_version_is_bounded() {
+    const ADVISORIES: u64 = 200;
+    const REVISIONS: u64 = 5;
+    const INDICATORS: u64 = 3;
+    let mut idx = Index::new();
+    let mut strings: BTreeSet<String> = BTreeSet::new();
+    let fixed: Vec<ParsedObject> = [
+        "identity--0b2a4e8c-0000-5000-8000-0000000000a1",
+        "marking-definition--0b2a4e8c-0000-5000-8000-0000000000a2",
+        "identity--0b2a4e8c-0000-5000-8000-0000000000a3",
+        "extension-definition--0b2a4e8c-0000-5000-8000-0000000000a4",
+    ]
+    .iter()
+    .map(|id| parsed(id, T0 - 1000))
+    .collect();
+    let mut n = 0u64;
+    for a in 0..ADVISORIES {
+        for r in 1..=REVISIONS {
+            n += 1;
+            // Each revision is a separate allocation of the same strings, as the converter
+            // produces them.
+            let at = T0 + i64::try_from(n).unwrap();
+            let mut objs = fixed.clone();
+            objs.push(parsed(
+                &format!("report--{a:08}-0000-5000-8000-000000000000"),
+                at,
+            ));
+            for j in 0..INDICATORS {
+                objs.push(parsed(
+                    &format!("indicator--{a:08}-0000-5000-8000-{j:012}"),
+                    at,
+                ));
+            }
+            for o in &objs {
+                strings.insert(o.id.to_string());
+                strings.insert(o.version.as_ref().unwrap().0.to_string());
+                strings.insert(o.spec.to_string());
+            }
+            let mut item = info(n, at, Tlp::Green);
+            item.advisory_id = format!("adv-{a}");
+            item.revision = r;
+            strings.insert(item.origin.clone());
+            strings.insert(item.advisory_id.clone());
+            let fresh = idx.insert_item(&item, at, &objs);
+            assert_eq!(fresh.len(), objs.len());
+        }
+    }
+    let t = idx.tables();
+    let revisions = ADVISORIES * REVISIONS;
+    let objvers = usize::try_from(4 + revisions * (1 + INDICATORS)).unwrap();
+    assert_eq!(t.items, usize::try_from(revisions).unwrap());
+    assert_eq!(t.objvers, objvers, "one record per (id, version)");
+    // GREEN: in the green and amber collections, once each.
+    assert_eq!(
+        t.entries,
+        2 * objvers,
+        "one entry per collection that holds it"
+    );
+    assert_eq!(t.strings, strings.len(), "every distinct string held once");
+    assert_eq!(
+        t.string_bytes,
+        strings.iter().map(String::len).sum::<usize>()
+    );
+    // Everything the tables reserve, per object version: records, positions, string table
+    // and hash tables at their capacity. (The former layout held an `Arc<str>` id and version
+    // per object version, a BTreeMap entry and a by-id vector per collection and a by-key
+    // hash map: several hundred bytes per object version.)
+    let per_objver = t.reserved_bytes / t.objvers;
+    assert!(
+        per_objver <= 256,
+        "{per_objver} bytes reserved per object version ({t:?})"
+    );
+    // Paging still sees every version.
+    let all = drain(
+        &idx,
+        Visibility::Amber,
+        &Filter {
+            versions: VersionSel::all(),
+            ..Filter::default()
+        },
+        &[1000],
+    );
+    assert_eq!(all.len(), objvers);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
