@@ -615,6 +615,7 @@ mod tests {
             queued_fetch: 0,
             in_flight: 0,
             stats,
+            flow: crate::sync::FlowStatus::default(),
         }
     }
 
