@@ -1177,7 +1177,7 @@ impl SyncCore {
 
     /// Registers a request in flight and returns its id. It times out `request_timeout_ms` plus
     /// `transfer_ms` (the time its bytes take at `min_link_bytes_per_s`) from now, plus the time
-    /// of the envelope bytes that may share its direction with it (in flight, or the window). `bytes`: the envelope bytes
+    /// of the envelope bytes in flight ahead of it in its direction. `bytes`: the envelope bytes
     /// it carries or asks for, and their direction (flow control).
     fn new_request(
         &mut self,
@@ -1192,17 +1192,11 @@ impl SyncCore {
         let deadline = now_ms
             .saturating_add(self.cfg.request_timeout_ms)
             .saturating_add(transfer_ms);
-        // A request shares the link with the envelope bytes in flight in its direction: those
-        // already sent and those the window lets us send while it is in flight (HTTP/2 answers
-        // them side by side, so a later request can slow an earlier one). They count in its
-        // deadline too.
-        let limits = self.flow_limits();
-        let ahead = bytes.map_or(0, |(dir, b)| {
-            let p = &self.peers[i];
-            p.bytes_in_flight(dir)
-                .max(p.flow.window(dir, limits).saturating_sub(b))
-        });
+        // A request waits behind the envelope bytes already in flight in its direction: they
+        // count in its deadline too.
+        let ahead = bytes.map_or(0, |(dir, _)| self.peers[i].bytes_in_flight(dir));
         let deadline = deadline.saturating_add(self.transfer_ms(ahead));
+        let limits = self.flow_limits();
         let p = &mut self.peers[i];
         let flow = bytes.map(|(dir, b)| {
             let in_flight = p.bytes_in_flight(dir).saturating_add(b);

@@ -232,10 +232,16 @@ impl Flow {
     }
 
     /// Envelope bytes of one batch in `dir`: the window ÷ `batches`, at least [`MIN_BATCH`],
-    /// at most `max_batch`.
+    /// at most `max_batch`. Before the direction is measured, half the initial window (two
+    /// batches: the link's speed is unknown, and a request's deadline counts only the bytes
+    /// ahead of it, so the first requests are not split into more that would share a link
+    /// of unknown speed side by side).
     pub(crate) fn batch(&self, dir: Dir, l: Limits) -> u64 {
-        (self.window(dir, l) / l.batches.max(1))
-            .clamp(MIN_BATCH.min(l.max_batch), l.max_batch.max(1))
+        let n = match (self.rate_bytes_per_s(dir), self.min_rtt_ms()) {
+            (Some(_), Some(_)) => l.batches.max(1),
+            _ => l.batches.clamp(1, 2),
+        };
+        (self.window(dir, l) / n).clamp(MIN_BATCH.min(l.max_batch), l.max_batch.max(1))
     }
 }
 
