@@ -184,8 +184,8 @@ async fn catch_up_timeline(
     loop {
         let held = items_held(&fed.nodes[FAR]).await;
         let now = Instant::now();
-        if tick % 4 == 0 || held >= want {
-            if tick % 20 == 0 {
+        if tick.is_multiple_of(4) || held >= want {
+            if tick.is_multiple_of(20) {
                 far = peer_info(&fed.nodes[FAR], "ws-cert").await;
                 origin = peer_info(&fed.nodes[ORIGIN], "to-cert").await;
             }
@@ -238,7 +238,11 @@ fn summarize_timeline(
         if dt <= 0.0 {
             continue;
         }
-        let bytes = b.link.a_to_b.delivered.saturating_sub(a.link.a_to_b.delivered) as f64;
+        let bytes = b
+            .link
+            .a_to_b
+            .delivered
+            .saturating_sub(a.link.a_to_b.delivered) as f64;
         let mid = t0 + Duration::from_secs_f64((a.t + b.t) / 2.0);
         let down = link
             .outage_at_or_after(mid)
@@ -338,11 +342,10 @@ async fn clear_of_outages(
             continue;
         }
         // Up: the previous outage (if any) must be settled.
-        let every = link
-            .profile()
-            .drops
-            .map_or(Duration::ZERO, |d| d.every);
-        let prev = start.checked_sub(every).filter(|s| *s >= link.drops_origin());
+        let every = link.profile().drops.map_or(Duration::ZERO, |d| d.every);
+        let prev = start
+            .checked_sub(every)
+            .filter(|s| *s >= link.drops_origin());
         if let Some(ps) = prev {
             let pe = ps + link.profile().drops.map_or(Duration::ZERO, |d| d.length);
             let settled = link.settled_after_outage(ps, pe);
@@ -361,7 +364,10 @@ async fn clear_of_outages(
             || "before the first outage".to_string(),
             |ps| {
                 let pe = ps + link.profile().drops.map_or(Duration::ZERO, |d| d.length);
-                format!("{:.1} s after the last outage ended", now.duration_since(pe).as_secs_f64())
+                format!(
+                    "{:.1} s after the last outage ended",
+                    now.duration_since(pe).as_secs_f64()
+                )
             },
         );
         return format!(
@@ -640,7 +646,8 @@ async fn run_profile(args: &Args, profile: &Profile) -> Row {
     // The round trips come first (the data follows the fetch), so the transmission starts
     // after them, and any outage it then meets is added (outages excluded from link time).
     let rtts_s = row.rtts_used as f64 * row.rtt;
-    row.limit = rtts_s + p.up_time_needed(Duration::from_secs_f64(rtts_s), heavier as f64 / row.rate);
+    row.limit =
+        rtts_s + p.up_time_needed(Duration::from_secs_f64(rtts_s), heavier as f64 / row.rate);
     // Sent more than once: envelopes the origin sent beyond the payload (its own count of what
     // it sent to the far member, cancelled requests included), and the link's retransmissions.
     let origin_sent =
@@ -742,7 +749,9 @@ async fn run_profile(args: &Args, profile: &Profile) -> Row {
     let session = v["session_seconds"].as_f64().expect("session_seconds");
     let paging = v["seconds"].as_f64().expect("seconds");
     let got = v["objects"].as_u64().expect("objects");
-    let all = v["collection_objects"].as_u64().expect("collection_objects");
+    let all = v["collection_objects"]
+        .as_u64()
+        .expect("collection_objects");
     row.taxii_measured_s = session;
     row.taxii_objects = (got, all);
     // Stopped at the cap: the paging time is extrapolated at the rate measured (objects per
@@ -840,6 +849,13 @@ fn print(rows: &[Row], args: &Args, load: &str, took: f64) {
             || format!("> bound ({} of {} held)", r.held_at_bound, r.items),
             |w| format!("{w:.2}"),
         );
+        let mut taxii_kib = kb(r.taxii_bytes.a_to_b.wire());
+        if r.taxii_objects.0 < r.taxii_objects.1 {
+            taxii_kib.push_str(&format!(
+                " (extrapolated: paging stopped after {:.0} s with {} of {} objects)",
+                r.taxii_measured_s, r.taxii_objects.0, r.taxii_objects.1
+            ));
+        }
         println!(
             "| {} | {} | {} | {} | {}{} | {} | {} | {:.2} | {} | {:.2} | {} | {:.3} / {} / {} | {:.3} / {:.3}{} | {:.3} / {:.3} [{} / {}]{} | {:.2} / {} / {} | {} |",
             r.name,
@@ -888,18 +904,7 @@ fn print(rows: &[Row], args: &Args, load: &str, took: f64) {
             },
             r.taxii_s,
             r.taxii_pages,
-            format!(
-                "{}{}",
-                kb(r.taxii_bytes.a_to_b.wire()),
-                if r.taxii_objects.0 < r.taxii_objects.1 {
-                    format!(
-                        " (extrapolated: paging stopped after {:.0} s with {} of {} objects)",
-                        r.taxii_measured_s, r.taxii_objects.0, r.taxii_objects.1
-                    )
-                } else {
-                    String::new()
-                }
-            ),
+            taxii_kib,
             r.wall
                 .map_or_else(|| "-".to_string(), |w| format!("{:.2}", r.taxii_s / w)),
         );

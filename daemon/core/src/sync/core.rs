@@ -252,7 +252,10 @@ impl SyncCore {
     /// Per-peer state for operators, sorted by peer id.
     pub fn peer_status(&self, now_ms: u64) -> Vec<PeerStatus> {
         let limits = self.flow_limits();
-        self.peers.iter().map(|p| p.status(now_ms, limits)).collect()
+        self.peers
+            .iter()
+            .map(|p| p.status(now_ms, limits))
+            .collect()
     }
 
     /// One peer's state.

@@ -199,7 +199,12 @@ fn ids_in_flight_in_a_push_are_deferred_not_sent_twice() {
         .filter(|id| !in_flight.contains(id))
         .take(5)
         .collect();
-    let asked: Vec<ItemId> = in_flight.iter().take(5).copied().chain(waiting.clone()).collect();
+    let asked: Vec<ItemId> = in_flight
+        .iter()
+        .take(5)
+        .copied()
+        .chain(waiting.clone())
+        .collect();
     let fetch = FetchRequest {
         item_ids: asked,
         max_bytes: 0,
