@@ -612,7 +612,7 @@ async fn run_profile(args: &Args, profile: &Profile) -> Row {
     tokio::time::sleep(p.rtt + Duration::from_millis(100)).await;
     let before = link.stats();
     let metrics_before = fed.nodes[FAR].scrape_metrics().await;
-    let origin_sent_before = peer_info(&fed.nodes[ORIGIN], "to-cert").await.bytes_sent;
+    let origin_sent_before = peer_info(&fed.nodes[ORIGIN], "to-cert").await.items_sent;
     let t0 = Instant::now();
     link.align_drops(t0);
     link.heal();
@@ -648,11 +648,13 @@ async fn run_profile(args: &Args, profile: &Profile) -> Row {
     let rtts_s = row.rtts_used as f64 * row.rtt;
     row.limit =
         rtts_s + p.up_time_needed(Duration::from_secs_f64(rtts_s), heavier as f64 / row.rate);
-    // Sent more than once: envelopes the origin sent beyond the payload (its own count of what
-    // it sent to the far member, cancelled requests included), and the link's retransmissions.
+    // Sent more than once: items the origin sent beyond the N of the catch-up (its own count of
+    // items sent to the far member in pushes and fetch answers, cancelled requests included;
+    // its `bytes_sent` also counts its reconciliation messages, which are not sent twice), and
+    // the link's retransmissions.
     let origin_sent =
-        peer_info(&fed.nodes[ORIGIN], "to-cert").await.bytes_sent - origin_sent_before;
-    let app = (origin_sent.saturating_sub(row.payload)) as f64 / origin_sent.max(1) as f64;
+        peer_info(&fed.nodes[ORIGIN], "to-cert").await.items_sent - origin_sent_before;
+    let app = (origin_sent.saturating_sub(n as u64)) as f64 / origin_sent.max(1) as f64;
     let tcp = row.wire.a_to_b.retransmitted as f64 / row.wire.a_to_b.wire().max(1) as f64;
     row.resent = Some(1.0 - (1.0 - app) * (1.0 - tcp));
     row.resent_parts = (app, tcp);
@@ -917,8 +919,8 @@ fn print(rows: &[Row], args: &Args, load: &str, took: f64) {
          bandwidth (outages excluded) + RTTs × round trip (RTTs = TLS handshake + the \
          reconciliation rounds the far member counted + one fetch; the TCP handshake was made \
          before t0); utilisation = limit ÷ wall; payload = encoded envelopes stored; resent = \
-         1 − (1 − items) × (1 − TCP), items = envelope bytes the origin sent beyond the payload \
-         ÷ what it sent, TCP = the link's retransmissions ÷ wire A→B; backlog = {} advisories \
+         1 − (1 − items) × (1 − TCP), items = items the origin sent beyond the N of the catch-up \
+         ÷ items it sent (pushes and fetch answers), TCP = the link's retransmissions ÷ wire A→B; backlog = {} advisories \
          on fibre, fewer on thinner links (about 15 s of link time, at least 20).",
         rows.first().map_or(0, |r| r.backlog_items)
     );
