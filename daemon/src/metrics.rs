@@ -603,6 +603,7 @@ mod tests {
             queued_fetch: 0,
             in_flight: 0,
             stats,
+            flow: crate::sync::FlowStatus::default(),
         }
     }
 

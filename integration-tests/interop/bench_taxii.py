@@ -7,10 +7,11 @@
 Two modes, the same client calls:
 
   bench_taxii.py tanoa --url http://127.0.0.1:PORT/taxii2/ --user NAME --password TOKEN
-                       --collection green --expect BUNDLE [--per-request 50]
+                       --collection green --expect BUNDLE [--per-request 50] [--max-seconds S]
       Pages Tanoa's collection `green` (by alias) and checks that it received exactly the ids of
       the objects of BUNDLE (a STIX bundle, e.g. `tanoa export --format stix` of the same
-      holdings), each exactly once.
+      holdings), each exactly once (or, when paging was stopped after S seconds, that nothing
+      was repeated and everything received is in BUNDLE; "complete" says which).
 
   bench_taxii.py medallion --bundle BUNDLE [--load N] [--max-seconds S] [--per-request 50]
       Starts medallion 3.0.0 (memory backend) with the first N objects of BUNDLE (default: all)
@@ -131,7 +132,8 @@ def bench_tanoa(args):
     root = server.default or server.api_roots[0]
     colls = {c.alias: c for c in root.collections}
     check(args.collection in colls, f"tanoa: collection {args.collection} not listed ({sorted(colls)})")
-    objects, pages, seconds, first, complete = page(colls[args.collection], args.per_request)
+    objects, pages, seconds, first, complete = page(
+        colls[args.collection], args.per_request, args.max_seconds)
     session = time.monotonic() - t0
     verify(objects, want, complete)
     out = result("tanoa", objects, pages, seconds, first, complete, len(want), args.per_request)
@@ -267,6 +269,7 @@ def main():
     t.add_argument("--collection", default="green", help="collection alias")
     t.add_argument("--expect", required=True, help="STIX bundle with exactly the expected objects")
     t.add_argument("--per-request", type=int, default=50)
+    t.add_argument("--max-seconds", type=float, help="stop paging after this long")
     m = sub.add_parser("medallion", help="start medallion on a bundle and page it")
     m.add_argument("--bundle", required=True, help="STIX bundle whose objects medallion serves")
     m.add_argument("--load", type=int, help="load only the first N objects")

@@ -510,6 +510,35 @@ impl EmuLink {
         *lock(&self.inner.origin)
     }
 
+    /// The scheduled outage that contains or follows `at`: `(start, end)` (None without drops).
+    pub fn outage_at_or_after(&self, at: Instant) -> Option<(Instant, Instant)> {
+        let d = self.inner.profile.drops?;
+        let origin = *lock(&self.inner.origin);
+        let (start, end) = d.outage_at_or_after(at.saturating_duration_since(origin));
+        Some((origin + start, origin + end))
+    }
+
+    /// When every connection whose bytes were lost in the outage `[start, end)` sends again:
+    /// the latest first retry at or after `end` of a retransmission timer (RTO doubling) armed
+    /// by a segment sent from one round trip before `start` (it was still in flight) to `end`,
+    /// as `schedule` models it.
+    pub fn settled_after_outage(&self, start: Instant, end: Instant) -> Instant {
+        let rtt = self.inner.profile.rtt;
+        let mut latest = end;
+        let mut sent = start.checked_sub(rtt).unwrap_or(start);
+        while sent < end {
+            let mut rto = self.inner.profile.rto();
+            let mut t = sent + rto;
+            while t < end {
+                rto *= 2;
+                t += rto;
+            }
+            latest = latest.max(t);
+            sent += Duration::from_millis(50);
+        }
+        latest
+    }
+
     /// Cuts the link: every open connection is closed, new ones are refused until `heal`.
     pub fn cut(&self) {
         *lock(&self.inner.manual) = Manual::Cut;

@@ -310,6 +310,13 @@ pub(crate) fn peer_info(
         refused_by_peer: counts(&s.stats.refused_by_peer),
         rejections_total: s.stats.rejections.values().sum(),
         reconcile_set_size: v.reconcile_set as u64,
+        flow_rtt_ms: s.flow.rtt_ms,
+        flow_rate_out: s.flow.rate_out,
+        flow_rate_in: s.flow.rate_in,
+        flow_window_out: s.flow.window_out,
+        flow_window_in: s.flow.window_in,
+        flow_bytes_in_flight_out: s.flow.bytes_in_flight_out,
+        flow_bytes_in_flight_in: s.flow.bytes_in_flight_in,
         equivocating: false,
         tls_pins: entry
             .map(|e| e.tls_pins.iter().map(ToString::to_string).collect())

@@ -19,7 +19,7 @@ use crate::policy;
 
 /// Fresh pushes in flight per `max_in_flight`: fresh items are sent as soon as the flow window
 /// has room, and this bounds how many requests a stream of small fresh groups may open.
-const FRESH_REQUESTS_PER_SLOT: usize = 4;
+const FRESH_REQUESTS_PER_SLOT: usize = 2;
 
 /// A timer; stale entries (whose state moved on) are skipped when they come due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -251,12 +251,19 @@ impl SyncCore {
 
     /// Per-peer state for operators, sorted by peer id.
     pub fn peer_status(&self, now_ms: u64) -> Vec<PeerStatus> {
-        self.peers.iter().map(|p| p.status(now_ms)).collect()
+        let limits = self.flow_limits();
+        self.peers
+            .iter()
+            .map(|p| p.status(now_ms, limits))
+            .collect()
     }
 
     /// One peer's state.
     pub fn peer(&self, now_ms: u64, peer: &str) -> Option<PeerStatus> {
-        self.by_id.get(peer).map(|&i| self.peers[i].status(now_ms))
+        let limits = self.flow_limits();
+        self.by_id
+            .get(peer)
+            .map(|&i| self.peers[i].status(now_ms, limits))
     }
 
     /// Why `item` would or would not be sent to `peer`.
@@ -726,6 +733,18 @@ impl SyncCore {
             return Err(e);
         }
         let mut reply = FetchReply::default();
+        // Ids on their way to `from` in a push of ours: deferred once, not sent a second time
+        // (the peer's own reconciliation finds what our pushes carry before they arrive); asked
+        // again while still on their way, they are served (the push may be lost).
+        let pushing: HashSet<ItemId> = self.peers[i]
+            .in_flight
+            .values()
+            .filter_map(|f| match &f.what {
+                Pending::Push { ids, .. } => Some(ids.iter().copied()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         let mut seen = HashSet::with_capacity(req.item_ids.len());
         let mut used: u64 = 0;
         let limit = match req.max_bytes {
@@ -742,6 +761,9 @@ impl SyncCore {
                     .then_some(e.bytes)
             });
             match allowed {
+                Some(_) if pushing.contains(id) && self.peers[i].deferred_pushing.insert(*id) => {
+                    reply.deferred.push(*id);
+                }
                 Some(bytes) => {
                     let bytes = u64::from(bytes);
                     if !reply.serve.is_empty() && used + bytes > limit {
@@ -757,6 +779,7 @@ impl SyncCore {
         // What the peer fetches itself is not pushed to it as well.
         for id in &reply.serve {
             self.peers[i].backlog.remove(id);
+            self.peers[i].deferred_pushing.remove(id);
         }
         let st = &mut self.peers[i].stats;
         st.items_sent += reply.serve.len() as u64;
@@ -812,8 +835,13 @@ impl SyncCore {
                 .and_then(|f| f.flow)
                 .map_or(0, |(_, b, _)| b)
         });
-        if let Some((i, _)) = self.take_request(now_ms, peer, req, Some(bytes)) {
+        if let Some((i, what)) = self.take_request(now_ms, peer, req, Some(bytes)) {
             self.mark_alive(i);
+            if let Pending::Push { ids, .. } = &what {
+                for id in ids {
+                    self.peers[i].deferred_pushing.remove(id);
+                }
+            }
             let st = &mut self.peers[i].stats;
             for r in resp.results.iter().filter(|r| !r.accepted) {
                 *st.refused_by_peer.entry(r.reason.clone()).or_insert(0) += 1;
@@ -852,6 +880,10 @@ impl SyncCore {
             if let Pending::Fetch { ids } = what {
                 let deferred: HashSet<&ItemId> = resp.deferred.iter().collect();
                 let cap = self.cfg.max_queue_items;
+                // Deferred for want of room in the answer: asked for again first. Deferred with
+                // nothing served: the peer is pushing them to us; asked for again last (held
+                // by then, most likely, and then skipped).
+                let again_first = resp.deferred.len() < ids.len();
                 for id in ids.iter().rev() {
                     self.fetching.remove(id);
                     if !deferred.contains(id)
@@ -864,7 +896,7 @@ impl SyncCore {
                         continue;
                     }
                     if deferred.contains(id) {
-                        self.peers[i].enqueue_fetch(*id, cap, true);
+                        self.peers[i].enqueue_fetch(*id, cap, again_first);
                     } else {
                         self.peers[i].stats.fetch_missing += 1;
                     }
@@ -1327,15 +1359,17 @@ impl SyncCore {
             .min(self.cfg.max_fetch_ids)
     }
 
-    /// The flow windows' settings: `max_in_flight` batches of `backlog_batch_bytes` before
-    /// anything is measured, at most `max_in_flight` of `max_batch_bytes`.
+    /// The flow windows' settings: two batches of `backlog_batch_bytes` before anything is
+    /// measured, at most `max_in_flight` of `max_batch_bytes`; a window is split into
+    /// `max_in_flight` batches.
     fn flow_limits(&self) -> flow::Limits {
         let max_batch = self.cfg.backlog_batch_bytes.min(self.cfg.max_batch_bytes) as u64;
         let n = self.cfg.max_in_flight.max(1) as u64;
         flow::Limits {
-            initial: n.saturating_mul(max_batch),
+            initial: n.min(2).saturating_mul(max_batch),
             ceiling: n.saturating_mul(self.cfg.max_batch_bytes as u64),
             max_batch,
+            batches: n,
         }
     }
 

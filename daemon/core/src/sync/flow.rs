@@ -13,8 +13,8 @@
 //!   fresh items, not a backlog) only counts if it raises the estimate, so quiet periods never
 //!   shrink the window.
 //! - **Window** = [`GAIN`] × rate × round trip, between [`MIN_WINDOW`] and the configured
-//!   ceiling; before the first measurement, the configured initial window. A batch is half the
-//!   window (so two are in flight), at most `backlog_batch_bytes`.
+//!   ceiling; before the first measurement, the configured initial window. A batch is the
+//!   window ÷ `max_in_flight` (so that many are in flight), at most `backlog_batch_bytes`.
 //!
 //! Bytes are envelope bytes as stored (before compression), in both the rate and the window,
 //! so the compression ratio cancels out.
@@ -131,6 +131,12 @@ pub(crate) struct Limits {
     pub(crate) ceiling: u64,
     /// The largest batch.
     pub(crate) max_batch: u64,
+    /// Batches a window is split into (`max_in_flight`): requests are answered whole, so the
+    /// next request of a pipeline goes out only when an answer has fully arrived; with `n`
+    /// batches in flight, `(n - 1) / n` of the window must cover the bandwidth-delay product
+    /// (with [`GAIN`] 2: exactly at `n` = 2, half a product to spare at 4 for the time an
+    /// answer takes to be verified and stored, and for a lost segment's extra round trip).
+    pub(crate) batches: u64,
 }
 
 impl Flow {
@@ -225,10 +231,17 @@ impl Flow {
         }
     }
 
-    /// Envelope bytes of one batch in `dir`: half the window (two in flight), at least
-    /// [`MIN_BATCH`], at most `max_batch`.
+    /// Envelope bytes of one batch in `dir`: the window ÷ `batches`, at least [`MIN_BATCH`],
+    /// at most `max_batch`. Before the direction is measured, half the initial window (two
+    /// batches: the link's speed is unknown, and a request's deadline counts only the bytes
+    /// ahead of it, so the first requests are not split into more that would share a link
+    /// of unknown speed side by side).
     pub(crate) fn batch(&self, dir: Dir, l: Limits) -> u64 {
-        (self.window(dir, l) / 2).clamp(MIN_BATCH.min(l.max_batch), l.max_batch.max(1))
+        let n = match (self.rate_bytes_per_s(dir), self.min_rtt_ms()) {
+            (Some(_), Some(_)) => l.batches.max(1),
+            _ => l.batches.clamp(1, 2),
+        };
+        (self.window(dir, l) / n).clamp(MIN_BATCH.min(l.max_batch), l.max_batch.max(1))
     }
 }
 
@@ -242,6 +255,7 @@ mod tests {
         initial: 512 * 1024,
         ceiling: 4 * 1024 * 1024,
         max_batch: 256 * 1024,
+        batches: 2,
     };
 
     /// A link of `rate` bytes/s and `rtt` ms, fed by a sender that keeps `window` bytes in

@@ -74,7 +74,7 @@ pub use self::messages::{
     FetchRequest, FetchResponse, ItemResult, MessageError, PeerMessage, PushRequest, PushResponse,
     ReconcileRequest, ReconcileResponse,
 };
-pub use self::peer::{LinkState, PeerStats, PeerStatus};
+pub use self::peer::{FlowStatus, LinkState, PeerStats, PeerStatus};
 pub use self::push::PushMode;
 /// The strict negentropy frame check, for the fuzz targets (`crate::fuzzing`).
 #[doc(hidden)]
@@ -329,9 +329,11 @@ pub struct SyncConfig {
     /// Most envelope bytes in one push request or fetch response; a single larger item still goes
     /// alone (default 2 MiB).
     pub max_batch_bytes: usize,
-    /// Requests of each kind (push, fetch) in flight per peer (default 2). Within it, the
-    /// envelope bytes in flight follow the link's measured bandwidth-delay product (`flow`);
-    /// the fresh lane may use its own requests when that window is full.
+    /// Requests of each kind (push, fetch) in flight per peer (default 4). Within it, the
+    /// envelope bytes in flight follow the link's measured bandwidth-delay product (`flow`),
+    /// split into this many batches (an answer arrives whole, so the window less one batch
+    /// must cover the link's bandwidth-delay product); the fresh lane may use its own
+    /// requests when that window is full.
     pub max_in_flight: usize,
     /// Items queued per peer for push and ids queued for fetch, each (default 16,384; at least
     /// twice the ids in a frame). When full, new entries are dropped and counted; anti-entropy
@@ -358,9 +360,9 @@ pub struct SyncConfig {
     /// (default 2,000; at least 1 when the quota is on).
     pub origin_push_burst: u32,
     /// The largest envelope bytes asked for in one fetch (`FetchRequest.max_bytes`) and sent in
-    /// one push, default 262,144. A batch is half the flow window of the link (twice its
-    /// measured bandwidth-delay product), at most this; before the link is measured the window
-    /// is `max_in_flight` of these. Fresh items (published or gossiped now, and RED/AMBER ones)
+    /// one push, default 262,144. A batch is the flow window of the link (twice its measured
+    /// bandwidth-delay product) ÷ `max_in_flight`, at most this; before the link is measured
+    /// the window is two of these. Fresh items (published or gossiped now, and RED/AMBER ones)
     /// go first, so a fresh push waits behind about one round trip of backlog on the link, and
     /// a dropped link loses at most a window.
     pub backlog_batch_bytes: usize,
@@ -417,7 +419,7 @@ impl Default for SyncConfig {
             max_fetch_ids: 512,
             max_push_items: 128,
             max_batch_bytes: 2 * 1024 * 1024,
-            max_in_flight: 2,
+            max_in_flight: 4,
             max_queue_items: 16_384,
             request_timeout_ms: 15_000,
             session_timeout_ms: 600_000,

@@ -97,6 +97,28 @@ pub struct PeerStatus {
     pub in_flight: usize,
     /// Counters.
     pub stats: PeerStats,
+    /// The flow estimate of the link to it and the windows it gives (`flow`).
+    pub flow: FlowStatus,
+}
+
+/// The flow estimate of one peer's link (`flow`), for operators and benchmarks. Bytes are
+/// envelope bytes as stored (before compression).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStatus {
+    /// The smallest recent round trip (ms), 0 before the first answer.
+    pub rtt_ms: u64,
+    /// Delivery rate of pushes (bytes/s), 0 before it was measured.
+    pub rate_out: u64,
+    /// Delivery rate of fetches (bytes/s), 0 before it was measured.
+    pub rate_in: u64,
+    /// Bytes that may be in flight in pushes.
+    pub window_out: u64,
+    /// Bytes that may be in flight in fetches.
+    pub window_in: u64,
+    /// Bytes in flight in pushes now.
+    pub bytes_in_flight_out: u64,
+    /// Bytes in flight in fetches now (asked for).
+    pub bytes_in_flight_in: u64,
 }
 
 /// What a request in flight was for.
@@ -152,6 +174,10 @@ pub(crate) struct Peer {
     pub(crate) backlog: Lane,
     pub(crate) fetch_queue: VecDeque<ItemId>,
     pub(crate) fetch_queued: HashSet<ItemId>,
+    /// Ids this peer fetched while they were on their way to it in a push of ours, and that we
+    /// deferred once: asked again, they are served (that push may be lost). An id leaves when
+    /// served or when a push carrying it is answered.
+    pub(crate) deferred_pushing: HashSet<ItemId>,
     pub(crate) in_flight: BTreeMap<u64, InFlight>,
     /// Bandwidth-delay estimate of the link to this peer: the byte windows of pushes and fetches.
     pub(crate) flow: Flow,
@@ -201,6 +227,7 @@ impl Peer {
             backlog: Lane::default(),
             fetch_queue: VecDeque::new(),
             fetch_queued: HashSet::new(),
+            deferred_pushing: HashSet::new(),
             in_flight: BTreeMap::new(),
             flow: Flow::default(),
             stats: PeerStats::default(),
@@ -323,10 +350,11 @@ impl Peer {
         self.fresh = Lane::default();
         self.backlog = Lane::default();
         self.fetch_queue.clear();
+        self.deferred_pushing.clear();
         self.fetch_queued.clear();
     }
 
-    pub(crate) fn status(&self, now_ms: u64) -> PeerStatus {
+    pub(crate) fn status(&self, now_ms: u64, limits: flow::Limits) -> PeerStatus {
         PeerStatus {
             peer: self.id.clone(),
             link: self.link,
@@ -339,6 +367,15 @@ impl Peer {
             queued_fetch: self.fetch_queue.len(),
             in_flight: self.in_flight.len(),
             stats: self.stats.clone(),
+            flow: FlowStatus {
+                rtt_ms: self.flow.min_rtt_ms().unwrap_or(0),
+                rate_out: self.flow.rate_bytes_per_s(flow::Dir::Out).unwrap_or(0),
+                rate_in: self.flow.rate_bytes_per_s(flow::Dir::In).unwrap_or(0),
+                window_out: self.flow.window(flow::Dir::Out, limits),
+                window_in: self.flow.window(flow::Dir::In, limits),
+                bytes_in_flight_out: self.bytes_in_flight(flow::Dir::Out),
+                bytes_in_flight_in: self.bytes_in_flight(flow::Dir::In),
+            },
         }
     }
 }

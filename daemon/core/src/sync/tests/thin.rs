@@ -8,7 +8,9 @@ use std::collections::{BTreeSet, HashMap};
 use super::net::{TestItem, item};
 use crate::envelope::ItemId;
 use crate::model::Tlp;
-use crate::sync::{Action, FetchRequest, FetchResponse, LinkState, Source, SyncConfig, SyncCore};
+use crate::sync::{
+    Action, Failure, FetchRequest, FetchResponse, LinkState, Source, SyncConfig, SyncCore,
+};
 
 const T0: u64 = 1_700_000_000_000;
 const A: &str = "ws-cert";
@@ -76,9 +78,9 @@ fn a_fresh_push_and_amber_overtake_a_backlog_in_flight() {
     // `b` never reconciles with `a` (say it cannot dial it): `a` pushes what `b` lacks.
     let actions = reconcile(&mut a, &mut b, T0);
     let sent = pushes(&actions);
-    // The AMBER item goes first, alone in the fresh lane; then `max_in_flight` (2) backlog
+    // The AMBER item goes first, alone in the fresh lane; then `max_in_flight` (4) backlog
     // batches of at most `backlog_batch_bytes`.
-    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent.len(), 5, "{sent:?}");
     assert_eq!(sent[0], vec![amber.meta.id]);
     let per_item = backlog[0].meta.bytes as usize;
     for batch in &sent[1..] {
@@ -87,9 +89,9 @@ fn a_fresh_push_and_amber_overtake_a_backlog_in_flight() {
     }
     assert_eq!(
         a.peer(T0, B).unwrap().queued_push,
-        500 - sent[1].len() - sent[2].len()
+        500 - sent[1..].iter().map(Vec::len).sum::<usize>()
     );
-    // Nothing answered yet: both backlog pushes are in flight. A new advisory is pushed at once,
+    // Nothing answered yet: the backlog pushes are in flight. A new advisory is pushed at once,
     // in its own request, not behind the ~470 queued items.
     let fresh = green(A, 10_000);
     a.item_accepted(T0 + 5, &fresh.meta, Source::Local);
@@ -171,9 +173,80 @@ fn ids_a_peer_fetched_leave_the_backlog_pushed_to_it() {
 }
 
 #[test]
+fn ids_in_flight_in_a_push_are_deferred_not_sent_twice() {
+    // `a` pushes its backlog to `b` (b did not pull at first); `b`'s own session then finds the
+    // same items missing and fetches some that are on their way in `a`'s pushes and some that
+    // still wait in `a`'s backlog. Only the latter are served; the others are deferred until
+    // the push is answered.
+    let mut a = core(A, &[B], cfg());
+    let mut b = core(B, &[A], cfg());
+    let items: Vec<TestItem> = (0..300).map(|n| green(A, n)).collect();
+    for it in &items {
+        a.item_accepted(T0, &it.meta, Source::Loaded);
+    }
+    let actions = reconcile(&mut a, &mut b, T0);
+    let mut push_reqs = Vec::new();
+    for x in &actions {
+        if let Action::Push { req, items, .. } = x {
+            push_reqs.push((*req, items.clone()));
+        }
+    }
+    let in_flight: Vec<ItemId> = push_reqs.iter().flat_map(|p| p.1.clone()).collect();
+    assert!(!in_flight.is_empty());
+    let waiting: Vec<ItemId> = items
+        .iter()
+        .map(|i| i.meta.id)
+        .filter(|id| !in_flight.contains(id))
+        .take(5)
+        .collect();
+    let asked: Vec<ItemId> = in_flight
+        .iter()
+        .take(5)
+        .copied()
+        .chain(waiting.clone())
+        .collect();
+    let fetch = FetchRequest {
+        item_ids: asked,
+        max_bytes: 0,
+    };
+    let reply = a.handle_fetch(T0 + 1, B, &fetch).unwrap();
+    assert_eq!(reply.serve, waiting, "only what is not on its way already");
+    assert_eq!(reply.deferred, in_flight[..5].to_vec());
+    assert!(reply.missing.is_empty());
+    // Asked again while still on its way (that push may be lost): served.
+    let again = a
+        .handle_fetch(
+            T0 + 2,
+            B,
+            &FetchRequest {
+                item_ids: in_flight[..5].to_vec(),
+                max_bytes: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(again.serve, in_flight[..5].to_vec());
+    // Another push is refused (so not pushed again): its items are no longer in flight and are
+    // served at the first request.
+    let (req, ids) = push_reqs[1].clone();
+    a.on_request_failed(T0 + 3, B, req, Failure::Refused("busy".into()));
+    let after = a
+        .handle_fetch(
+            T0 + 4,
+            B,
+            &FetchRequest {
+                item_ids: ids[..3].to_vec(),
+                max_bytes: 0,
+            },
+        )
+        .unwrap();
+    assert_eq!(after.serve, ids[..3].to_vec());
+}
+
+#[test]
 fn a_slow_link_is_never_timed_out_or_declared_down() {
-    // 1 Mbit/s: a fetch answer of 256 KiB takes 2.1 s on the wire; behind another one in flight
-    // and a 600 ms round trip, 5 s; at the floor of `min_link_bytes_per_s` (4 kB/s) 66 s.
+    // 1 Mbit/s: a fetch answer of 256 KiB takes 2.1 s on the wire; beside a window of others
+    // in flight and a 600 ms round trip, more; at the floor of `min_link_bytes_per_s` (4 kB/s)
+    // 66 s, and the first request's answer may come last.
     let cfg = SyncConfig {
         interval_ms: 0,
         reconcile_on_connect: false,
