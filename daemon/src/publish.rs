@@ -1319,9 +1319,9 @@ impl NodeCore {
         self.drop_voided(&roster, rule.version(), voided).await
     }
 
-    /// Drops `voided` items (id, why) as one atomic `drop_items`, writes one `roster-drop`
-    /// audit entry per item actually dropped (an item is dropped once: a later call finds it
-    /// absent), makes it durable with one `sync`, counts them, and has the sync driver forget
+    /// Drops `voided` items (id, why) as one atomic `drop_items_audited` that also writes one
+    /// `roster-drop` audit entry per item actually dropped (an item is dropped once: a later
+    /// call finds it absent), makes it durable with one `sync`, counts them, and has the sync driver forget
     /// them, so reconciliation no longer advertises them. The TAXII index follows
     /// `Store::drop_generation` and rebuilds. Returns the items dropped.
     async fn drop_voided(
@@ -1337,15 +1337,14 @@ impl NodeCore {
             .blocking(move |s| {
                 let ids: Vec<ItemId> = voided.iter().map(|(i, _)| *i).collect();
                 let why: std::collections::HashMap<ItemId, String> = voided.into_iter().collect();
-                let dropped = s.drop_items(&ids)?;
                 let at = crate::now_ms();
-                for d in &dropped {
+                let record = |d: &tanoa_core::store::DroppedItem| {
                     let latest = match (d.was_latest, d.latest_now) {
                         (false, _) => String::new(),
                         (true, Some(l)) => format!("; latest revision now {l}"),
                         (true, None) => "; nothing of the advisory remains".to_string(),
                     };
-                    s.append_audit(&AuditEntry {
+                    AuditEntry {
                         at_ms: at,
                         action: "roster-drop".into(),
                         item_id: Some(d.item_id),
@@ -1359,8 +1358,10 @@ impl NodeCore {
                             d.key_id,
                             why.get(&d.item_id).map_or("void", String::as_str),
                         ),
-                    })?;
-                }
+                    }
+                };
+                // The records go in the drop's own atomic write: never a drop without them.
+                let dropped = s.drop_items_audited(&ids, Some(&record))?;
                 s.sync()?;
                 Ok(dropped)
             })

@@ -443,12 +443,21 @@ impl Store for SledStore {
         Ok(outcomes)
     }
 
-    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError> {
+    fn drop_items_audited(
+        &self,
+        ids: &[ItemId],
+        audit: Option<&dyn Fn(&DroppedItem) -> AuditEntry>,
+    ) -> Result<Vec<DroppedItem>, StoreError> {
         let _w = lock(&self.writer);
         let mut ov = Overlay::new(&self.trees)?;
         let mut out = Vec::new();
         for id in ids {
             if let Some(d) = ov.drop_item(id)? {
+                if let Some(f) = audit {
+                    // A number skipped by a failed commit leaves a gap, never a reused key.
+                    let seq = self.next_audit.fetch_add(1, Ordering::SeqCst);
+                    ov.append_audit(seq, &f(&d));
+                }
                 out.push(d);
             }
         }

@@ -1408,6 +1408,49 @@ pub fn search_ip_inside_cidr(store: &dyn Store) {
     assert_eq!(store.counts().unwrap(), counts(2, 0, 3, 7, 0));
 }
 
+/// `drop_items_audited` writes the record `audit` makes of each item it actually dropped, in
+/// the drop's own write: one per dropped item (none for an absent one), in the order dropped,
+/// after the entries already there and before the ones appended later.
+pub fn a_drop_writes_its_audit_records_with_it(store: &dyn Store) {
+    let r1 = ws_item("ws-2026-0001", 1);
+    let r2 = ws_item("ws-2026-0001", 2);
+    let other = ws_item("ws-2026-0002", 1);
+    for r in [&r1, &r2, &other] {
+        put(store, r);
+    }
+    let first = audit_entry(1, None);
+    store.append_audit(&first).unwrap();
+    let record = |d: &super::DroppedItem| AuditEntry {
+        at_ms: 7,
+        action: "drop".into(),
+        item_id: Some(d.item_id),
+        subject: format!("{}/{}", d.origin, d.advisory_id),
+        actor: "test".into(),
+        detail: format!("revision {}", d.revision),
+    };
+    let absent = ItemId([9; 32]);
+    let dropped = store
+        .drop_items_audited(&[r2.item_id(), absent, other.item_id()], Some(&record))
+        .unwrap();
+    assert_eq!(dropped.len(), 2);
+    let last = audit_entry(4, None);
+    store.append_audit(&last).unwrap();
+    let got = store.audit(10).unwrap();
+    let want = vec![last, record(&dropped[1]), record(&dropped[0]), first];
+    assert_eq!(got, want);
+    assert_eq!(got[1].subject, "ws-cert/ws-2026-0002");
+    assert_eq!(got[2].item_id, Some(r2.item_id()));
+    // Nothing left to drop: no record.
+    assert!(
+        store
+            .drop_items_audited(&[r2.item_id()], Some(&record))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.audit(10).unwrap().len(), 4);
+    store.sync().unwrap();
+}
+
 pub fn audit_append_and_read_newest_first(store: &dyn Store) {
     assert!(store.audit(10).unwrap().is_empty());
     let entries: Vec<AuditEntry> = (1..=3)
@@ -1613,7 +1656,7 @@ pub fn scan_latest_id_prefix_visits_only_matching_ids(store: &dyn Store) {
 #[macro_export]
 macro_rules! store_conformance_suite {
     ($open:expr) => {
-        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, roster_items_are_not_listed_or_searched, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids, drop_latest_restores_the_previous_revision, drop_history_revision_keeps_the_latest, drop_everything_of_an_advisory, drop_tombstone_reactivates_the_best_remaining_revision, drop_updates_equivocation_evidence, drop_is_the_same_whatever_the_arrival_order);
+        $crate::store_conformance_suite!(@checks $open; put_get_round_trip, duplicate_changes_nothing, supersession_by_revision, withdrawal_removes_indicators_but_keeps_records, withdrawal_is_forever_whatever_the_arrival_order, cve_and_actor_lists_are_searched_and_follow_the_latest_revision, equivocation_recorded_and_resolved_to_lowest, list_filters, roster_items_are_not_listed_or_searched, list_pages_return_every_advisory_exactly_once, search_exact_per_kind, search_ip_inside_cidr, audit_append_and_read_newest_first, put_batch_equals_sequential_puts, scan_latest_visits_latest_revisions_in_order, scan_latest_id_prefix_visits_only_matching_ids, drop_latest_restores_the_previous_revision, drop_history_revision_keeps_the_latest, drop_everything_of_an_advisory, drop_tombstone_reactivates_the_best_remaining_revision, drop_updates_equivocation_evidence, drop_is_the_same_whatever_the_arrival_order, a_drop_writes_its_audit_records_with_it);
 
         #[test]
         fn corrupt_records_are_errors() {

@@ -801,6 +801,11 @@ impl<'a, K: Kv + ?Sized> Overlay<'a, K> {
         self.ws.trees[tree.index()].insert(key, Some(value));
     }
 
+    /// Adds audit entry `seq` to the write set (the backend allocates the sequence number).
+    pub fn append_audit(&mut self, seq: u64, entry: &AuditEntry) {
+        self.put(Tree::Audit, audit_key(seq).to_vec(), encode_audit(entry));
+    }
+
     fn del(&mut self, tree: Tree, key: Vec<u8>) {
         self.ws.trees[tree.index()].insert(key, None);
     }

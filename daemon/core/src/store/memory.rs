@@ -188,16 +188,26 @@ impl Store for MemoryStore {
         Ok(outcomes)
     }
 
-    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError> {
+    fn drop_items_audited(
+        &self,
+        ids: &[ItemId],
+        audit: Option<&dyn Fn(&DroppedItem) -> AuditEntry>,
+    ) -> Result<Vec<DroppedItem>, StoreError> {
         let mut maps = self.write();
+        let mut next_audit = maps.next_audit;
         let mut ov = Overlay::new(&*maps)?;
         let mut out = Vec::new();
         for id in ids {
             if let Some(d) = ov.drop_item(id)? {
+                if let Some(f) = audit {
+                    ov.append_audit(next_audit, &f(&d));
+                    next_audit += 1;
+                }
                 out.push(d);
             }
         }
         let ws = ov.finish();
+        maps.next_audit = next_audit;
         let cidr = ws.cidr.clone();
         maps.apply(ws);
         if let Some(c) = cidr {

@@ -271,7 +271,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The store is then exactly what it would be had the dropped items never been put (audit
     /// and `received_ms` aside), whatever the order items arrived in. Absent ids are skipped
     /// (idempotent). Returns what was removed, in the order given.
-    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError>;
+    fn drop_items(&self, ids: &[ItemId]) -> Result<Vec<DroppedItem>, StoreError> {
+        self.drop_items_audited(ids, None)
+    }
+    /// `drop_items`, with the audit entry `audit` makes of each item actually dropped written
+    /// in the same atomic write: a drop is never stored without its record, whatever happens
+    /// before the next `sync`.
+    fn drop_items_audited(
+        &self,
+        ids: &[ItemId],
+        audit: Option<&dyn Fn(&DroppedItem) -> AuditEntry>,
+    ) -> Result<Vec<DroppedItem>, StoreError>;
     /// Number of `drop_items` calls that removed something since this store was opened (kept
     /// in memory only). Readers that cache state derived from stored items (the TAXII index)
     /// rebuild it when this moves.
