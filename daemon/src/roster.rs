@@ -540,13 +540,13 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    const T0: i64 = 1_700_000_000_000;
+    pub(super) const T0: i64 = 1_700_000_000_000;
 
-    fn key(seed: u8) -> SigningKey {
+    pub(super) fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
     }
 
-    fn request(id: &str, seed: u8) -> JoinRequest {
+    pub(super) fn request(id: &str, seed: u8) -> JoinRequest {
         JoinRequest::sign(
             id,
             &id.to_uppercase(),
@@ -556,7 +556,7 @@ mod tests {
         )
     }
 
-    fn signed(doc: RosterDoc, by: &[(&str, u8)]) -> SignedRoster {
+    pub(super) fn signed(doc: RosterDoc, by: &[(&str, u8)]) -> SignedRoster {
         let h = doc.hash();
         let signatures = by
             .iter()
@@ -677,44 +677,15 @@ mod purge_tests {
 
     use std::sync::Arc;
 
-    use ed25519_dalek::SigningKey;
     use tanoa_core::envelope::{ItemId, Verified};
-    use tanoa_core::membership::SpkiPin;
     use tanoa_core::model::{Advisory, Limits};
-    use tanoa_core::roster::{Change, JoinRequest, RosterDoc, found, propose};
+    use tanoa_core::roster::{Change, JoinRequest, found, propose};
     use tanoa_core::store::conformance::advisory;
 
+    use super::tests::{T0, key, request, signed};
     use super::*;
     use crate::publish::NodeCore;
     use crate::store::MemoryStore;
-
-    const T0: i64 = 1_700_000_000_000;
-
-    fn key(seed: u8) -> SigningKey {
-        SigningKey::from_bytes(&[seed; 32])
-    }
-
-    fn request(id: &str, seed: u8) -> JoinRequest {
-        JoinRequest::sign(
-            id,
-            &id.to_uppercase(),
-            vec![format!("127.0.0.{seed}:7400")],
-            vec![SpkiPin([seed; 32])],
-            &key(seed),
-        )
-    }
-
-    fn signed(doc: RosterDoc, by: &[(&str, u8)]) -> SignedRoster {
-        let h = doc.hash();
-        let signatures = by
-            .iter()
-            .map(|(m, s)| RosterSignature::sign(m, &key(*s), &h))
-            .collect();
-        SignedRoster {
-            roster: doc,
-            signatures,
-        }
-    }
 
     fn item(origin: &str, seed: u8, revision: u64, modified_ms: i64) -> Verified<Advisory> {
         let mut a = advisory(origin, &format!("{origin}-0001"), revision);
