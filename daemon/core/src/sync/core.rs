@@ -20,6 +20,9 @@ use crate::policy;
 /// Fresh pushes in flight per `max_in_flight`: fresh items are sent as soon as the flow window
 /// has room, and this bounds how many requests a stream of small fresh groups may open.
 const FRESH_REQUESTS_PER_SLOT: usize = 2;
+/// How many anti-entropy intervals after its last completed session a peer's periodic session
+/// may be skipped while a difference with it is still being fetched or pushed.
+const DIFFERENCE_SKIP_INTERVALS: u64 = 4;
 
 /// A timer; stale entries (whose state moved on) are skipped when they come due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -722,6 +725,10 @@ impl SyncCore {
     ) -> Result<FetchReply, SyncError> {
         let i = self.idx(from)?;
         self.mark_inbound(now_ms, i, false);
+        // A peer that fetches pulls what it lacks at its own pace (its sessions may be paused
+        // while it works through a difference): what our sessions find it lacking is not
+        // pushed as well.
+        self.peers[i].pulls_at_ms = Some(now_ms);
         if req.item_ids.len() > self.cfg.max_fetch_ids {
             let e = SyncError::TooManyIds {
                 peer: from.to_string(),
@@ -1068,7 +1075,7 @@ impl SyncCore {
     fn anti_entropy_tick(&mut self, now_ms: u64) {
         self.tick_count += 1;
         if let Some(i) = self.least_recently_attempted(false) {
-            if self.peers[i].initiator.is_some() {
+            if self.peers[i].initiator.is_some() || self.working_through_a_difference(now_ms, i) {
                 // Busy: the round-robin moves on anyway, so the order of peers never depends on
                 // how long a session with another peer took.
                 self.peers[i].last_attempt_ms = Some(now_ms);
@@ -1077,6 +1084,28 @@ impl SyncCore {
             }
         }
         self.schedule_tick(now_ms);
+    }
+
+    /// Whether a session with peer `i` would only find again what the last one found: ids we
+    /// still fetch from it or push to it from its backlog. Then a periodic session is skipped
+    /// (on a thin link a catch-up lasts many intervals, and each session would carry the
+    /// remaining difference's ids once more), but never for longer than
+    /// `DIFFERENCE_SKIP_INTERVALS` intervals after the last completed session, so anti-entropy
+    /// still repairs what no queue holds.
+    fn working_through_a_difference(&self, now_ms: u64, i: usize) -> bool {
+        let p = &self.peers[i];
+        let recent = p.last_success_ms.is_some_and(|t| {
+            now_ms.saturating_sub(t)
+                < DIFFERENCE_SKIP_INTERVALS.saturating_mul(self.cfg.interval_ms)
+        });
+        let queued = !p.fetch_queue.is_empty()
+            || !p.backlog.is_empty()
+            || p.in_flight.values().any(|f| match &f.what {
+                Pending::Fetch { .. } => true,
+                Pending::Push { fresh, .. } => !fresh,
+                Pending::Reconcile { .. } => false,
+            });
+        recent && queued
     }
 
     fn least_recently_attempted(&self, include_down: bool) -> Option<usize> {

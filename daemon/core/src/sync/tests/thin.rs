@@ -376,3 +376,74 @@ fn a_catch_up_cut_by_a_drop_resumes_without_fetching_stored_items_again() {
     println!("asked {asked} ids for 400 items; {lost} in answers the drop lost");
     assert!(asked >= 400 + lost);
 }
+
+/// A catch-up that lasts many anti-entropy intervals (a thin link) does not start a session
+/// every interval: while ids found missing are still being fetched, the periodic session is
+/// skipped for up to `DIFFERENCE_SKIP_INTERVALS` intervals after the last one completed (each
+/// would only carry the remaining difference's ids again); once the difference is worked
+/// through, the next interval reconciles again.
+#[test]
+fn a_long_catch_up_does_not_reconcile_every_interval() {
+    let interval_ms = 30_000;
+    let cfg = SyncConfig {
+        interval_ms,
+        reconcile_on_connect: false,
+        ..SyncConfig::default()
+    };
+    let mut a = core(A, &[B], cfg.clone());
+    let mut b = core(B, &[A], cfg);
+    let items: Vec<TestItem> = (0..6_000).map(|n| green(B, n)).collect();
+    let by_id: HashMap<ItemId, &TestItem> = items.iter().map(|i| (i.meta.id, i)).collect();
+    for it in &items {
+        b.item_accepted(T0, &it.meta, Source::Loaded);
+    }
+    // Answers every Reconcile of `a` at once; returns the fetches it sent.
+    fn drain(a: &mut SyncCore, b: &mut SyncCore, now: u64) -> Vec<(u64, FetchRequest)> {
+        let mut fetches = Vec::new();
+        while let Some(action) = a.poll_action() {
+            match action {
+                Action::Reconcile { req, msg, .. } => {
+                    let resp = b.handle_reconcile(now, A, &msg).unwrap();
+                    a.on_reconcile_response(now, B, req, &resp);
+                }
+                Action::Fetch { req, msg, .. } => fetches.push((req, msg)),
+                _ => {}
+            }
+        }
+        fetches
+    }
+    a.sync_now(T0, Some(B)).unwrap();
+    let mut queue = drain(&mut a, &mut b, T0);
+    let mut now = T0;
+    while !queue.is_empty() {
+        let (req, msg) = queue.remove(0);
+        // A link of 6.5 kB/s: each answer arrives after its bytes' time.
+        now += 40_000 * msg.max_bytes / (256 * 1024);
+        a.handle_timeout(now);
+        queue.extend(drain(&mut a, &mut b, now));
+        let reply = b.handle_fetch(now, A, &msg).unwrap();
+        let resp: FetchResponse = reply.into_response(|id| by_id.get(id).map(|t| t.env.clone()));
+        for e in &resp.envelopes {
+            let meta = &by_id[&e.item_id()].meta;
+            a.admit(now, B, meta).unwrap();
+            a.item_accepted(now, meta, Source::Peer(B));
+        }
+        a.on_fetch_response(now, B, req, &resp);
+        queue.extend(drain(&mut a, &mut b, now));
+    }
+    assert_eq!(a.item_count(), 6_000);
+    let elapsed = now - T0;
+    let intervals = elapsed / interval_ms;
+    assert!(intervals >= 8, "the catch-up spans {intervals} intervals");
+    let sessions = a.peer(now, B).unwrap().stats.sessions_ok;
+    // The first session, then at most one per 4 intervals (plus one for the jitter).
+    assert!(
+        sessions <= 2 + intervals / 4,
+        "{sessions} sessions in {intervals} intervals"
+    );
+    // Caught up: the next interval reconciles again.
+    let later = now + 2 * interval_ms;
+    a.handle_timeout(later);
+    drain(&mut a, &mut b, later);
+    assert_eq!(a.peer(later, B).unwrap().stats.sessions_ok, sessions + 1);
+}
