@@ -33,9 +33,10 @@
 //!    the other), then while a backlog (about 15 s of link time, at most 1,500 advisories) is in
 //!    flight (one every max(RTT, 0.3 s)); the row says how many arrived before the backlog
 //!    was complete;
-//! 5. on cable-cut, the fraction of bytes sent more than once during the catch-up: the link's
-//!    retransmissions (loss, outages) plus items the far member received twice (× the mean
-//!    item size), over the wire bytes towards it.
+//! 5. on cable-cut, the fraction of bytes sent more than once during the catch-up: items the
+//!    origin sent beyond the catch-up's (Tanoa's resends, judged against the 5% target) and
+//!    the link's retransmissions (loss, outages; printed beside: the emulator sends every lost
+//!    segment again, so they are at least the profile's loss whatever the protocol).
 //!
 //! The daemons run with their default `[sync]` settings (today's, whatever they are).
 //! On cable-cut the first outage starts 5 s after t0, then every 60 s (so a short run meets
@@ -509,6 +510,8 @@ struct Row {
     name: String,
     rtt: f64,
     rate: f64,
+    /// The profile's segment loss (0..1).
+    loss: f64,
     items: usize,
     payload: u64,
     wall: Option<f64>,
@@ -562,6 +565,7 @@ async fn run_profile(args: &Args, profile: &Profile) -> Row {
         name: p.name.clone(),
         rtt: p.rtt.as_secs_f64(),
         rate: p.bytes_per_sec(),
+        loss: p.loss,
         items: n,
         ..Row::default()
     };
@@ -987,11 +991,19 @@ fn print(rows: &[Row], args: &Args, load: &str, took: f64) {
         );
     }
     if let Some(r) = by("cable-cut") {
+        // Judged on what Tanoa sends more than once (items the origin sent beyond the
+        // catch-up). The link's own retransmissions are printed beside it: the emulator sends
+        // every lost segment again (5% loss on `cable-cut`), so no protocol over TCP could send
+        // less than that twice; a target on the total would be unreachable by construction.
+        let (app, tcp) = r.resent_parts;
         let f = r.resent.unwrap_or(1.0);
         println!(
-            "| ≤ 5% of bytes sent more than once | cable-cut | {:.1}% | {} |",
+            "| ≤ 5% of bytes sent more than once (by Tanoa; TCP's retransmissions of the link's loss beside) | cable-cut | {:.1}% by Tanoa ({:.1}% with TCP's {:.1}%, the link's loss {:.0}%) | {} |",
+            app * 100.0,
             f * 100.0,
-            pass(f <= 0.05)
+            tcp * 100.0,
+            r.loss * 100.0,
+            pass(r.resent.is_some() && app <= 0.05)
         );
     }
     for r in rows {
