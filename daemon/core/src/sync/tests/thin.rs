@@ -55,6 +55,31 @@ fn reconcile(a: &mut SyncCore, b: &mut SyncCore, now: u64) -> Vec<Action> {
     out
 }
 
+/// `b` answers `a`'s fetch `req`/`msg` at `now`; `a` admits and accepts every envelope of the
+/// answer (`false` from `item_accepted`: an item it already held) and takes the response.
+/// Returns (items new to `a`, items in the answer).
+fn answer_fetch(
+    a: &mut SyncCore,
+    b: &mut SyncCore,
+    by_id: &HashMap<ItemId, &TestItem>,
+    now: u64,
+    req: u64,
+    msg: &FetchRequest,
+) -> (usize, usize) {
+    let reply = b.handle_fetch(now, A, msg).unwrap();
+    let resp: FetchResponse = reply.into_response(|id| by_id.get(id).map(|t| t.env.clone()));
+    let mut new = 0;
+    for e in &resp.envelopes {
+        let meta = &by_id[&e.item_id()].meta;
+        a.admit(now, B, meta).unwrap();
+        if a.item_accepted(now, meta, Source::Peer(B)) {
+            new += 1;
+        }
+    }
+    a.on_fetch_response(now, B, req, &resp);
+    (new, resp.envelopes.len())
+}
+
 fn pushes(actions: &[Action]) -> Vec<Vec<ItemId>> {
     actions
         .iter()
@@ -280,14 +305,7 @@ fn a_slow_link_is_never_timed_out_or_declared_down() {
         );
         now += 40_000 * msg.max_bytes / (256 * 1024);
         a.handle_timeout(now);
-        let reply = b.handle_fetch(now, A, &msg).unwrap();
-        let resp: FetchResponse = reply.into_response(|id| by_id.get(id).map(|t| t.env.clone()));
-        for e in &resp.envelopes {
-            let meta = &by_id[&e.item_id()].meta;
-            a.admit(now, B, meta).unwrap();
-            a.item_accepted(now, meta, Source::Peer(B));
-        }
-        a.on_fetch_response(now, B, req, &resp);
+        answer_fetch(&mut a, &mut b, &by_id, now, req, &msg);
         answered += 1;
         for x in std::iter::from_fn(|| a.poll_action()) {
             if let Action::Fetch { req, msg, .. } = x {
@@ -355,17 +373,8 @@ fn a_catch_up_cut_by_a_drop_resumes_without_fetching_stored_items_again() {
             take(&mut a, &mut b, &mut asked, now, &mut pending);
             continue;
         }
-        let reply = b.handle_fetch(now, A, &msg).unwrap();
-        let resp = reply.into_response(|id| by_id.get(id).map(|t| t.env.clone()));
-        for e in &resp.envelopes {
-            let meta = &by_id[&e.item_id()].meta;
-            a.admit(now, B, meta).unwrap();
-            assert!(
-                a.item_accepted(now, meta, Source::Peer(B)),
-                "received twice"
-            );
-        }
-        a.on_fetch_response(now, B, req, &resp);
+        let (new, got) = answer_fetch(&mut a, &mut b, &by_id, now, req, &msg);
+        assert_eq!(new, got, "received twice");
         take(&mut a, &mut b, &mut asked, now, &mut pending);
     }
     assert!(dropped && lost > 0);
@@ -421,14 +430,7 @@ fn a_long_catch_up_does_not_reconcile_every_interval() {
         now += 40_000 * msg.max_bytes / (256 * 1024);
         a.handle_timeout(now);
         queue.extend(drain(&mut a, &mut b, now));
-        let reply = b.handle_fetch(now, A, &msg).unwrap();
-        let resp: FetchResponse = reply.into_response(|id| by_id.get(id).map(|t| t.env.clone()));
-        for e in &resp.envelopes {
-            let meta = &by_id[&e.item_id()].meta;
-            a.admit(now, B, meta).unwrap();
-            a.item_accepted(now, meta, Source::Peer(B));
-        }
-        a.on_fetch_response(now, B, req, &resp);
+        answer_fetch(&mut a, &mut b, &by_id, now, req, &msg);
         queue.extend(drain(&mut a, &mut b, now));
     }
     assert_eq!(a.item_count(), 6_000);
