@@ -349,21 +349,29 @@ fn fetched_catch_up(store_ms: u64) -> FetchRun {
     }
 }
 
+impl FetchRun {
+    /// At most 3 bandwidth-delay products asked in flight, and the catch-up within 90% of the
+    /// link's floor (plus 4 round trips of start-up).
+    fn assert_busy_within_the_window(&self) {
+        let bdp = RATE * RTT / 1000;
+        assert!(
+            self.max_asked <= 3 * bdp,
+            "{} bytes asked in flight, BDP {bdp}",
+            self.max_asked
+        );
+        assert!(
+            self.took * 9 <= self.floor * 10 + 9 * 4 * RTT,
+            "catch-up {} ms, link floor {} ms",
+            self.took,
+            self.floor
+        );
+    }
+}
+
 #[test]
 fn a_fetched_backlog_keeps_its_answers_in_flight_within_the_window() {
     let run = fetched_catch_up(0);
-    let bdp = RATE * RTT / 1000;
-    assert!(
-        run.max_asked <= 3 * bdp,
-        "{} bytes asked in flight, BDP {bdp}",
-        run.max_asked
-    );
-    assert!(
-        run.took * 9 <= run.floor * 10 + 9 * 4 * RTT,
-        "catch-up {} ms, link floor {} ms",
-        run.took,
-        run.floor
-    );
+    run.assert_busy_within_the_window();
 }
 
 #[test]
@@ -373,16 +381,5 @@ fn a_fetched_backlog_keeps_the_link_busy_while_answers_are_stored() {
     // rate fell with the idle link and the window with it (the link ran at about three
     // quarters); with four, the spare half product covers it.
     let run = fetched_catch_up(RTT / 4);
-    let bdp = RATE * RTT / 1000;
-    assert!(
-        run.max_asked <= 3 * bdp,
-        "{} bytes asked in flight, BDP {bdp}",
-        run.max_asked
-    );
-    assert!(
-        run.took * 9 <= run.floor * 10 + 9 * 4 * RTT,
-        "catch-up {} ms, link floor {} ms",
-        run.took,
-        run.floor
-    );
+    run.assert_busy_within_the_window();
 }

@@ -80,6 +80,19 @@ fn answer_fetch(
     (new, resp.envelopes.len())
 }
 
+/// `a` holds 300 GREEN items `b` lacks and reconciles with `b`: returns both cores, the items
+/// and the other actions `a` emitted (its first backlog pushes).
+fn a_reconciles_its_backlog_of_300_with_b() -> (SyncCore, SyncCore, Vec<TestItem>, Vec<Action>) {
+    let mut a = core(A, &[B], cfg());
+    let mut b = core(B, &[A], cfg());
+    let items: Vec<TestItem> = (0..300).map(|n| green(A, n)).collect();
+    for it in &items {
+        a.item_accepted(T0, &it.meta, Source::Loaded);
+    }
+    let actions = reconcile(&mut a, &mut b, T0);
+    (a, b, items, actions)
+}
+
 fn pushes(actions: &[Action]) -> Vec<Vec<ItemId>> {
     actions
         .iter()
@@ -167,13 +180,7 @@ fn the_backlog_is_not_pushed_to_a_peer_that_fetches_it_itself() {
 
 #[test]
 fn ids_a_peer_fetched_leave_the_backlog_pushed_to_it() {
-    let mut a = core(A, &[B], cfg());
-    let mut b = core(B, &[A], cfg());
-    let items: Vec<TestItem> = (0..300).map(|n| green(A, n)).collect();
-    for it in &items {
-        a.item_accepted(T0, &it.meta, Source::Loaded);
-    }
-    let actions = reconcile(&mut a, &mut b, T0);
+    let (mut a, _b, items, actions) = a_reconciles_its_backlog_of_300_with_b();
     let in_flight: BTreeSet<ItemId> = pushes(&actions).into_iter().flatten().collect();
     let queued = a.peer(T0, B).unwrap().queued_push;
     // `b` fetches 40 ids still in `a`'s backlog (b started pulling after all).
@@ -203,13 +210,7 @@ fn ids_in_flight_in_a_push_are_deferred_not_sent_twice() {
     // same items missing and fetches some that are on their way in `a`'s pushes and some that
     // still wait in `a`'s backlog. Only the latter are served; the others are deferred until
     // the push is answered.
-    let mut a = core(A, &[B], cfg());
-    let mut b = core(B, &[A], cfg());
-    let items: Vec<TestItem> = (0..300).map(|n| green(A, n)).collect();
-    for it in &items {
-        a.item_accepted(T0, &it.meta, Source::Loaded);
-    }
-    let actions = reconcile(&mut a, &mut b, T0);
+    let (mut a, _b, items, actions) = a_reconciles_its_backlog_of_300_with_b();
     let mut push_reqs = Vec::new();
     for x in &actions {
         if let Action::Push { req, items, .. } = x {
