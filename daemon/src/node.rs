@@ -840,6 +840,7 @@ where
 {
     // First, before the runtime starts its threads (see `malloc`).
     let _ = crate::malloc::limit_arenas();
+    let _ = crate::malloc::pin_mmap_threshold();
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

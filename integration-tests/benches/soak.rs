@@ -28,6 +28,11 @@
 //! restarted (a restart resets both), no ERROR line in any log, and exact convergence: every
 //! acknowledged advisory is held, at its acknowledged latest item, by exactly the members
 //! policy allows (CLEAR/GREEN: all five; AMBER, RED: origin and audience), and by no other.
+//! Growth is the median of the RSS read every 10 s during the first table interval after the
+//! warm-up against the median during the last one (the range of each window is printed beside
+//! it): a member's RSS swings by several MB between two reads a few seconds apart (a Fetch
+//! answer, a page of TAXII objects in flight), so one read at each end measures that swing
+//! rather than growth.
 //!
 //! What the memory criterion means: growth that is not explained by data. Two rules make the
 //! run measure that. (1) The advisory set stops growing after the fill phase (revisions and
@@ -113,6 +118,8 @@ struct Shared {
     stop: AtomicBool,
     /// Set when the fill phase ends: from then on no write adds an advisory (see `publisher`).
     steady: AtomicBool,
+    /// Mean pause between two writes of the steady phase (`--write-every`).
+    steady_every: Duration,
     acked: Mutex<BTreeMap<(String, String), Expect>>,
     ops: Mutex<BTreeMap<String, u64>>,
 }
@@ -156,8 +163,9 @@ fn tlp_name(t: i32) -> &'static str {
 }
 
 /// Writes on random members. Fill phase (`!steady`): new advisories only, several a second.
-/// Steady phase: about once a second, a revision (or, every 13th write, a withdrawal) of an
-/// advisory the member already holds: no write adds an advisory.
+/// Steady phase: every `steady_every` on average (0.6 to 1.4 times it), a revision (or, every
+/// 13th write, a withdrawal) of an advisory the member already holds: no write adds an
+/// advisory.
 async fn publisher(shared: Arc<Shared>) {
     let mut rng = StdRng::seed_from_u64(1);
     let mut n: u64 = 0;
@@ -257,7 +265,12 @@ async fn publisher(shared: Arc<Shared>) {
             }
         }
         drop(gate);
-        let wait = if steady { 600..1400 } else { 20..60 };
+        let wait = if steady {
+            let ms = u64::try_from(shared.steady_every.as_millis()).unwrap_or(u64::MAX);
+            ms * 6 / 10..=ms * 14 / 10
+        } else {
+            20..=60
+        };
         pause(&shared, Duration::from_millis(rng.random_range(wait))).await;
     }
 }
@@ -621,20 +634,25 @@ impl LogTail {
 }
 
 fn parse_minutes() -> Option<f64> {
-    let args: Vec<String> = std::env::args().collect();
-    if !args.iter().any(|a| a == "--bench") {
+    if !std::env::args().any(|a| a == "--bench") {
         return None;
     }
-    let minutes = args
+    Some(arg_f64("--minutes", 30.0))
+}
+
+/// The positive number after `flag` on the command line, `default` without the flag.
+fn arg_f64(flag: &str, default: f64) -> f64 {
+    let args: Vec<String> = std::env::args().collect();
+    let v = args
         .iter()
-        .position(|a| a == "--minutes")
+        .position(|a| a == flag)
         .and_then(|i| args.get(i + 1))
-        .map_or(30.0, |v| {
+        .map_or(default, |v| {
             v.parse::<f64>()
-                .unwrap_or_else(|e| panic!("--minutes {v}: not a number: {e}"))
+                .unwrap_or_else(|e| panic!("{flag} {v}: not a number: {e}"))
         });
-    assert!(minutes > 0.0, "--minutes must be positive");
-    Some(minutes)
+    assert!(v > 0.0, "{flag} must be positive");
+    v
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -670,6 +688,7 @@ async fn main() {
         return;
     };
     let total = Duration::from_secs_f64(minutes * 60.0);
+    let steady_every = Duration::from_secs_f64(arg_f64("--write-every", 15.0));
     let warmup = Duration::from_secs_f64((minutes * 60.0 * 0.15).clamp(30.0, 180.0));
     let sample_every = Duration::from_secs_f64((minutes * 60.0 / 18.0).clamp(10.0, 100.0));
     let restart_every = Duration::from_secs_f64((minutes * 60.0 / 8.0).clamp(60.0, 300.0));
@@ -722,6 +741,7 @@ async fn main() {
         peer_addrs: Mutex::new(fed.nodes.iter().map(|n| n.started_addr("peer")).collect()),
         stop: AtomicBool::new(false),
         steady: AtomicBool::new(false),
+        steady_every,
         acked: Mutex::new(BTreeMap::new()),
         ops: Mutex::new(BTreeMap::new()),
     });
@@ -742,7 +762,7 @@ async fn main() {
     }
 
     println!(
-        "soak: {minutes} min, 5 members ({}), fill phase {:?}, warm-up {:?}, sample every {:?}, {} restarted every {:?}, {} wiped at {:?}; \
+        "soak: {minutes} min, 5 members ({}), fill phase {:?}, then one write every {steady_every:?} on average, warm-up {:?}, sample every {:?}, {} restarted every {:?}, {} wiped at {:?}; \
          storage.cache_mb = {STORAGE_CACHE_MB}, taxii.cache_mb = {TAXII_CACHE_MB}",
         FIVE.join(", "),
         fill_until,
@@ -769,8 +789,20 @@ async fn main() {
     let mut wiped = false;
     // (t, per member (rss kB, fds, items held)) samples.
     let mut samples: Vec<(Duration, Vec<Sample>)> = Vec::new();
+    // (t, per member (rss kB, fds)) every `RSS_EVERY`: the windows the growth is judged on.
+    let mut fine: Vec<(Duration, Vec<(u64, usize)>)> = Vec::new();
+    let mut next_fine = Duration::ZERO;
     loop {
         let t = start.elapsed();
+        if t >= next_fine || t >= total {
+            let per = fed
+                .nodes
+                .iter()
+                .map(|n| n.pid().map_or((0, 0), rss_fds))
+                .collect();
+            fine.push((t, per));
+            next_fine += RSS_EVERY;
+        }
         if t >= fill_until && !shared.steady() {
             shared.steady.store(true, Ordering::Relaxed);
             println!(
@@ -938,40 +970,76 @@ async fn main() {
         println!("  {m}");
     }
 
-    // Growth after warm-up, members never restarted.
+    // Growth after warm-up, members never restarted: the median of the RSS (and descriptor)
+    // samples in the first window after the warm-up against the median in the last window.
+    let window = sample_every;
+    let base_w: Vec<&Vec<(u64, usize)>> = fine
+        .iter()
+        .filter(|(t, _)| *t >= warmup && *t < warmup + window)
+        .map(|(_, p)| p)
+        .collect();
+    let last_w: Vec<&Vec<(u64, usize)>> = fine
+        .iter()
+        .filter(|(t, _)| *t + window > total)
+        .map(|(_, p)| p)
+        .collect();
     let base = samples
         .iter()
         .find(|(t, _)| *t >= warmup)
         .map(|(_, p)| p.clone());
     let last = samples.last().map(|(_, p)| p.clone());
     let mut growth_ok = true;
-    if let (Some(base), Some(last)) = (base, last) {
-        println!("\nGrowth after warm-up ({:?}):", warmup);
+    if let (Some(base), Some(last), false, false) =
+        (base, last, base_w.is_empty(), last_w.is_empty())
+    {
+        println!(
+            "\nGrowth after warm-up ({warmup:?}): median of the {} samples (every {RSS_EVERY:?}) in \
+             the first {window:?} after the warm-up against the median of the {} in the last \
+             {window:?}; the RSS range of each window in brackets",
+            base_w.len(),
+            last_w.len()
+        );
         for (i, id) in FIVE.iter().enumerate() {
             let g = |a: f64, b: f64| if a > 0.0 { (b - a) / a * 100.0 } else { 0.0 };
-            let rss = g(base[i].0 as f64, last[i].0 as f64);
-            let fds = g(base[i].1 as f64, last[i].1 as f64);
+            let rss_of =
+                |w: &[&Vec<(u64, usize)>]| -> Vec<u64> { w.iter().map(|p| p[i].0).collect() };
+            let fds_of = |w: &[&Vec<(u64, usize)>]| -> Vec<u64> {
+                w.iter().map(|p| p[i].1 as u64).collect()
+            };
+            let (rss_b, rss_l) = (rss_of(&base_w), rss_of(&last_w));
+            let (rss0, rss1) = (median(&rss_b), median(&rss_l));
+            let (fds0, fds1) = (median(&fds_of(&base_w)), median(&fds_of(&last_w)));
+            let rss = g(rss0 as f64, rss1 as f64);
+            let fds = g(fds0 as f64, fds1 as f64);
             let items = g(base[i].2 as f64, last[i].2 as f64);
             let judged = !restarted[i];
             if judged && (rss >= 10.0 || fds >= 10.0) {
                 growth_ok = false;
             }
-            // Memory per stored item since the base sample: the data-proportional cost.
+            // Memory per stored item between the two windows: the data-proportional cost.
             let per_item = if last[i].2 > base[i].2 {
                 format!(
                     "{:.1} kB",
-                    (last[i].0 as f64 - base[i].0 as f64) / (last[i].2 - base[i].2) as f64
+                    (rss1 as f64 - rss0 as f64) / (last[i].2 - base[i].2) as f64
                 )
             } else {
                 "-".into()
             };
+            let mb = |kb: u64| kb as f64 / 1024.0;
+            let range = |w: &[u64]| {
+                format!(
+                    "[{:.1}-{:.1}]",
+                    mb(w.iter().copied().min().unwrap_or(0)),
+                    mb(w.iter().copied().max().unwrap_or(0))
+                )
+            };
             println!(
-                "  {id}: RSS {:.1} -> {:.1} MB ({rss:+.1}%), fds {} -> {} ({fds:+.1}%), \
+                "  {id}: RSS {:.1} {} -> {:.1} {} MB ({rss:+.1}%), fds {fds0} -> {fds1} ({fds:+.1}%), \
                  items held {} -> {} ({items:+.1}%), RSS growth per added item {per_item}{}",
-                base[i].0 as f64 / 1024.0,
-                last[i].0 as f64 / 1024.0,
-                base[i].1,
-                last[i].1,
+                mb(rss0),
+                range(&rss_b),
+                mb(rss1),
+                range(&rss_l),
                 base[i].2,
                 last[i].2,
                 if judged {
@@ -1000,6 +1068,17 @@ async fn main() {
 
 /// One member at one sample time: RSS (kB), open descriptors, items held.
 type Sample = (u64, usize, u64);
+
+/// How often RSS and descriptors are read for the growth judgement (the table shows every
+/// `sample_every`).
+const RSS_EVERY: Duration = Duration::from_secs(10);
+
+/// The median of `v` (the upper one of the two middle values); 0 when empty.
+fn median(v: &[u64]) -> u64 {
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
 
 /// Items (envelopes, every revision) member `i` holds, from Status; 0 if it does not answer.
 async fn items_held(shared: &Shared, i: usize) -> u64 {
@@ -1060,6 +1139,8 @@ async fn probe(
         peer_addrs: Mutex::new(vec![fed.nodes[0].started_addr("peer")]),
         stop: AtomicBool::new(false),
         steady: AtomicBool::new(false),
+        // The probe writes by itself (`--grow-to`, `--revise`) and runs no `publisher`.
+        steady_every: Duration::from_secs(1),
         acked: Mutex::new(BTreeMap::new()),
         ops: Mutex::new(BTreeMap::new()),
     });
