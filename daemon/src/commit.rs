@@ -1,9 +1,9 @@
 //! Group commit: the one writer of the node's store. Every durable write — operator publishes,
 //! batches, withdrawals, imports, and the items the node machine admitted from peers — is queued
-//! here; one task takes everything queued at once and makes it durable with one `put_batch`, the
-//! audit entries of the batch, and one `Store::sync` (flush + fdatasync), then answers each
-//! writer. Concurrent writers therefore share the sled transaction and the fdatasync instead of
-//! queuing behind each other's.
+//! here; one task takes everything queued at once and makes it durable with one
+//! `put_batch_audited` (each item with its audit entries) and one `Store::sync` (flush +
+//! fdatasync), then answers each writer. Concurrent writers therefore share the sled batch and
+//! the fdatasync instead of queuing behind each other's.
 //!
 //! Owns: the committer task (started on first use, ended and joined by [`Committer::close`]),
 //! the batch bounds, and the audit entries that depend on what `put` did (an "(already stored)"
@@ -192,8 +192,9 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Queued>) {
     }
 }
 
-/// One batch: every entry of every write with one `put_batch` (in order, so a later write of the
-/// same item is a duplicate exactly as if written after), the audit entries, one `sync`.
+/// One batch: every entry of every write with one `put_batch_audited` (in order, so a later write
+/// of the same item is a duplicate exactly as if written after; each item with its audit
+/// entries), then one `sync`.
 fn commit_batch(
     store: &dyn Store,
     writes: &[(Vec<Entry>, i64)],
@@ -205,13 +206,16 @@ fn commit_batch(
         .flat_map(|(entries, _)| entries.iter())
         .map(|e| (e.item.as_ref(), e.source.as_str()))
         .collect();
-    let outcomes = store.put_batch(&refs, now)?;
-    let entries = writes.iter().flat_map(|(entries, _)| entries.iter());
-    for (e, outcome) in entries.zip(&outcomes) {
-        for audit in audit_entries(e, outcome, now) {
-            store.append_audit(&audit)?;
-        }
-    }
+    let entries: Vec<&Entry> = writes
+        .iter()
+        .flat_map(|(entries, _)| entries.iter())
+        .collect();
+    // Each item's audit entries are written in the same atomic write as the item.
+    let outcomes = store.put_batch_audited(&refs, now, &|n, outcome| {
+        entries
+            .get(n)
+            .map_or_else(Vec::new, |e| audit_entries(e, outcome, now))
+    })?;
     store.sync()?;
     let mut outcomes = outcomes.into_iter();
     Ok(writes
