@@ -17,6 +17,13 @@
 //!    publishes, one at a time, origin rotating over the members; latency = from just before the
 //!    Publish call to the last of the other four Watch events for that item. p50, p99, max.
 //!
+//!    The same run also measures the store alone (`put_batch` of the backlog, 512 a batch, no
+//!    verification, one sync) and raw sled inserting the same number of keys per advisory
+//!    (sequential keys, 512 advisories a batch, one sync), and prints the issue-9 targets next
+//!    to them: replication ≥ 90% of the store alone, the store alone ≥ 60% of raw sled, and the
+//!    catch-up time of 10^6 advisories (≤ 2 min; projected from this run's rate when
+//!    `TANOA_BENCH_N` is below 10^6, and labelled so).
+//!
 //! Run: `cargo bench -p tanoa-daemon --bench federation`. `TANOA_BENCH_N` (default 100,000) sets
 //! the backlog; `TANOA_BENCH_PUBLISHES` (default 200) the number of timed publishes.
 //! Prints progress on stderr and a markdown table on stdout.
@@ -291,6 +298,20 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
     // The receiver's store does the same work (plus verification): a local ceiling.
     let fill = n as f64 / t.elapsed().as_secs_f64();
     eprintln!("  store filled at {fill:.0}/s");
+    // Raw sled writing the same number of keys per advisory, 512 advisories a batch.
+    let probe = &items[0];
+    let keys_per = 4 + probe.indicators.len() + probe.cves.len() + probe.actors.len();
+    let env_bytes = s0
+        .get(&probe.item_id())?
+        .map_or(0, |st| st.envelope.encode().len());
+    let raw = raw_sled_rate(
+        &fed.root.path().join("raw-sled"),
+        n as u64,
+        keys_per,
+        env_bytes,
+        512,
+    )?;
+    eprintln!("  raw sled, {keys_per} keys per advisory: {raw:.0}/s");
     drop(items);
     let ws = fed.start(0, c0, s0)?;
     let have = ws.items().await?;
@@ -342,7 +363,39 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
         what: "same, against this store's put_batch (512 a batch, no verify, one sync)".into(),
         value: format!("{rate:.0}/s"),
         ceiling: format!("{fill:.0}/s measured in this run"),
-        fraction: format!("{:.1}%", 100.0 * rate / fill),
+        fraction: format!(
+            "{:.1}% (target ≥ 90%: {})",
+            100.0 * rate / fill,
+            yes(rate >= 0.9 * fill)
+        ),
+    });
+    rows.push(Row {
+        what: format!(
+            "store alone: put_batch of the {n} (512 a batch, no verify, one sync), against raw \
+             sled inserting the same {keys_per} keys per advisory (envelope {env_bytes} B, the \
+             others 64 B; 512 advisories a batch, one sync)"
+        ),
+        value: format!("{fill:.0}/s"),
+        ceiling: format!("{raw:.0}/s measured in this run"),
+        fraction: format!(
+            "{:.1}% (target ≥ 60%: {})",
+            100.0 * fill / raw,
+            yes(fill >= 0.6 * raw)
+        ),
+    });
+    let million = 1e6 / rate;
+    rows.push(Row {
+        what: if n >= 1_000_000 {
+            format!("catch-up of a fresh member on {n} advisories (measured)")
+        } else {
+            format!(
+                "catch-up of a fresh member on 1,000,000 advisories, PROJECTED from this run's \
+                 {n} at {rate:.0}/s"
+            )
+        },
+        value: format!("{million:.0} s for 10^6"),
+        ceiling: format!("10^6 ÷ store alone ({fill:.0}/s) = {:.0} s", 1e6 / fill),
+        fraction: format!("target ≤ 120 s: {}", yes(million <= 120.0)),
     });
     rows.push(Row {
         what: "same, against strict verify".into(),
@@ -358,6 +411,49 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
     ws.stop().await?;
     drop(fed.root);
     Ok(())
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok { "yes" } else { "no" }
+}
+
+/// Advisories per second that sled alone sustains writing `keys` keys per advisory (one value
+/// of `env_bytes`, the others 64 B, in one tree), `group` advisories a batch, one flush +
+/// fdatasync at the end (what the store-alone row does).
+fn raw_sled_rate(
+    dir: &std::path::Path,
+    n: u64,
+    keys: usize,
+    env_bytes: usize,
+    group: u64,
+) -> Result<f64> {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(store::SledConfig::default().cache_capacity_bytes)
+        .open()
+        .with_context(|| format!("opening raw sled {}", dir.display()))?;
+    let file = std::fs::File::open(dir.join("db"))?;
+    let env = vec![0xA5u8; env_bytes];
+    let small = [0x5Au8; 64];
+    let start = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let mut batch = sled::Batch::default();
+        for j in i..(i + group).min(n) {
+            batch.insert(format!("e{j:012}").into_bytes(), env.as_slice());
+            for kk in 1..keys {
+                batch.insert(format!("k{j:012}/{kk:03}").into_bytes(), &small[..]);
+            }
+        }
+        db.apply_batch(batch)?;
+        i += group;
+    }
+    db.flush()?;
+    file.sync_data()?;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(db);
+    std::fs::remove_dir_all(dir)?;
+    Ok(rate)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

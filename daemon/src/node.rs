@@ -413,8 +413,8 @@ pub fn peer_tls(
 }
 
 /// Runs a node with the sled store of `config` until `shutdown` completes, then stops accepting,
-/// joins every task and syncs the store before returning. Peer and metrics listeners are bound
-/// from the config.
+/// joins every task, syncs the store and checkpoints it (`SledStore::checkpoint`: the next start
+/// replays nothing) before returning. Peer and metrics listeners are bound from the config.
 pub async fn run(
     config: Config,
     listeners: Listeners,
@@ -451,11 +451,37 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), NodeError> {
     let started = Instant::now();
-    let store = match store {
-        Some(s) => s,
-        None => open_store(&config).await?,
+    let (store, opened_here) = match store {
+        Some(s) => (s, false),
+        None => (open_store(&config).await?, true),
     };
-    serve(config, store, listeners, net, shutdown, started).await
+    let path = config.storage.store_path();
+    let sled_config = config.storage.sled_config();
+    serve(config, store, listeners, net, shutdown, started).await?;
+    if opened_here {
+        checkpoint_store(path, sled_config).await;
+    }
+    Ok(())
+}
+
+/// After a clean shutdown (the store synced and closed): reopens and closes the sled store so
+/// sled writes its snapshot, and the next start replays nothing (`SledStore::checkpoint`). A
+/// failure costs only start-up time, so it is logged, not returned.
+async fn checkpoint_store(path: PathBuf, sled_config: store::SledConfig) {
+    let p = path.clone();
+    let done =
+        tokio::task::spawn_blocking(move || store::SledStore::checkpoint(&p, &sled_config)).await;
+    match done {
+        Ok(Ok(took)) => tracing::info!(
+            store = %path.display(),
+            ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            "store checkpointed: the next start replays nothing"
+        ),
+        Ok(Err(e)) => tracing::warn!(store = %path.display(), error = %e,
+            "store not checkpointed: the next start replays the log"),
+        Err(e) => tracing::warn!(store = %path.display(), error = %e,
+            "store checkpoint task failed: the next start replays the log"),
+    }
 }
 
 /// Accepts TCP connections on the peer port, runs each TLS handshake in its own task (bounded

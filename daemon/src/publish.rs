@@ -37,6 +37,8 @@ pub(crate) const SOURCE_IMPORT: &str = "import";
 pub(crate) const EVENT_CAPACITY: usize = 1024;
 /// Number of lock stripes serializing publishes per advisory id.
 const LOCK_STRIPES: usize = 64;
+/// Random advisory ids tried at most for one publish (a clash takes another).
+const ID_TRIES: u32 = 9;
 /// How long a revision by id waits for a restoring member to hold its history before it is
 /// refused (`CoreError::Restoring`), and how often it looks.
 const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -784,9 +786,26 @@ impl NodeCore {
     /// `created_ms`) and the times, then normalizes, validates, signs and durably stores it.
     pub async fn publish(&self, draft: &Draft, actor: &str) -> Result<Published, CoreError> {
         let now = crate::now_ms();
-        let id = self.draft_advisory_id(draft, now).await?;
-        let _guard = self.lock_for(&id).lock().await;
-        let (verified, published) = self.prepare(draft, &id, now).await?;
+        let generated = draft.id.as_deref().unwrap_or_default().trim().is_empty();
+        let mut id = if generated {
+            self.new_advisory_id(now)?
+        } else {
+            self.draft_advisory_id(draft, now).await?
+        };
+        // A new random id's clash check is the latest read `prepare` needs anyway (one read per
+        // publish): a clash takes another id, at most `ID_TRIES` times, like `draft_advisory_id`.
+        let mut tries = 1;
+        let (_guard, latest) = loop {
+            let guard = self.lock_for(&id).lock().await;
+            let latest = self.latest(&id).await?;
+            if !generated || latest.is_none() || tries == ID_TRIES {
+                break (guard, latest);
+            }
+            drop(guard);
+            id = self.new_advisory_id(now)?;
+            tries += 1;
+        };
+        let (verified, published) = self.prepare_from(draft, &id, now, latest.as_ref())?;
         let detail = publish_detail(&verified);
         self.store_durably(verified, SOURCE_LOCAL, "publish", actor, detail)
             .await?;
@@ -918,7 +937,7 @@ impl NodeCore {
         let id = if requested.is_empty() {
             let mut id = self.new_advisory_id(now)?;
             // A clash of 32 random bits within one member and year is unlikely; never reuse.
-            for _ in 0..8 {
+            for _ in 1..ID_TRIES {
                 if self.latest(&id).await?.is_none() {
                     break;
                 }
@@ -954,9 +973,20 @@ impl NodeCore {
         id: &str,
         now: i64,
     ) -> Result<(Verified<Advisory>, Published), CoreError> {
+        let latest = self.latest(id).await?;
+        self.prepare_from(draft, id, now, latest.as_ref())
+    }
+
+    /// `prepare`, given the advisory's latest stored revision (read under its lock).
+    fn prepare_from(
+        &self,
+        draft: &Draft,
+        id: &str,
+        now: i64,
+        latest: Option<&StoredItem>,
+    ) -> Result<(Verified<Advisory>, Published), CoreError> {
         let id = id.to_string();
-        let latest = self.latest(&id).await?;
-        let (revision, created_ms, modified_ms) = match &latest {
+        let (revision, created_ms, modified_ms) = match latest {
             None => (1, now, now),
             Some(prev) => {
                 if prev.advisory.withdrawn {

@@ -828,7 +828,29 @@ async fn shutdown_syncs_and_sled_store_reopens_with_the_data() {
     drop(c);
     node.stop().await.unwrap();
 
-    let store = SledStore::open(&m.config.storage.store_path(), &SledConfig::default()).unwrap();
+    // The clean shutdown checkpointed the store: opening it replays nothing, so sled writes
+    // no newer snapshot than the one the shutdown left.
+    let snapshots = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snap."))
+            .collect();
+        v.sort();
+        v
+    };
+    let store_path = m.config.storage.store_path();
+    let after_shutdown = snapshots(&store_path);
+    assert!(
+        !after_shutdown.is_empty(),
+        "no sled snapshot after shutdown"
+    );
+    let store = SledStore::open(&store_path, &SledConfig::default()).unwrap();
+    assert_eq!(
+        snapshots(&store_path),
+        after_shutdown,
+        "the open replayed a log"
+    );
     let latest = store.latest(MEMBER, "ws-2026-0300").unwrap().unwrap();
     assert_eq!(latest.item_id.to_hex(), p.item_id);
     drop(store);

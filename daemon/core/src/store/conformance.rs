@@ -1474,7 +1474,7 @@ pub fn put_batch_equals_sequential_puts(store: &dyn Store) {
     let mut items = Vec::new();
     for n in 0..40u64 {
         let mut a = advisory(WS, &format!("ws-2026-{:04}", n % 7), n / 7 + 1);
-        // Many indicators so the batch spans several sled transactions.
+        // Many indicators so the batch spans several sled batches.
         a.indicators = (0..120u32)
             .map(|k| {
                 let v = (n as u32 * 120 + k) % 254 + 1;

@@ -66,7 +66,8 @@ use super::{
 use crate::envelope::{Envelope, ItemId, Verified};
 use crate::model::{Advisory, IndicatorKind, Tlp, wire};
 
-/// The trees of the store, in a fixed order (index into `WriteSet::trees`).
+/// The trees of the store, in a fixed order (index into `WriteSet::trees`). The sled backend
+/// persists the index as the first byte of every key: never renumber or reorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tree {
     Envelopes = 0,

@@ -250,7 +250,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Stores several verified items, each exactly as `put` would (each item's index updates are
     /// atomic; the batch as a whole is not: on error, a prefix of the items may be stored).
     /// Returns one outcome per item, in order; a later item may be a `Duplicate` of an earlier
-    /// one. Backends override it to amortize work (sled: one transaction per chunk of items).
+    /// one. Backends override it to amortize work (sled: one atomic batch per chunk of items).
     fn put_batch(
         &self,
         items: &[(&Verified<Advisory>, &str)],
@@ -260,6 +260,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
             .iter()
             .map(|(item, source)| self.put(item, source, now_ms))
             .collect()
+    }
+    /// `put_batch`, plus the audit entries `audit` makes of each item's outcome (given its
+    /// position in `items`), appended in item order. The entries of an item are written with it
+    /// (backends that can: in the same atomic write), never before it; like `append_audit`,
+    /// they are durable with the next `sync`.
+    fn put_batch_audited(
+        &self,
+        items: &[(&Verified<Advisory>, &str)],
+        now_ms: i64,
+        audit: &dyn Fn(usize, &PutOutcome) -> Vec<AuditEntry>,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        let outcomes = self.put_batch(items, now_ms)?;
+        for (n, outcome) in outcomes.iter().enumerate() {
+            for entry in audit(n, outcome) {
+                self.append_audit(&entry)?;
+            }
+        }
+        Ok(outcomes)
     }
     /// Removes the given items (any revision: latest, history, tombstone, equivocating
     /// variant) and everything that refers to them, as ONE atomic write; not durable until
