@@ -30,6 +30,9 @@
 //! Must never: run under `cargo test` (`harness = false`), or leave a task or a temporary
 //! directory behind.
 
+#[path = "common/raw_sled.rs"]
+mod raw_sled;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -304,13 +307,17 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
     let env_bytes = s0
         .get(&probe.item_id())?
         .map_or(0, |st| st.envelope.encode().len());
-    let raw = raw_sled_rate(
-        &fed.root.path().join("raw-sled"),
+    let raw_dir = fed.root.path().join("raw-sled");
+    let raw = raw_sled::raw_sled_rate(
+        &raw_dir,
         n as u64,
         keys_per,
         env_bytes,
         512,
+        store::SledConfig::default().cache_capacity_bytes,
+        raw_sled::Sync::AtEnd,
     )?;
+    std::fs::remove_dir_all(&raw_dir)?;
     eprintln!("  raw sled, {keys_per} keys per advisory: {raw:.0}/s");
     drop(items);
     let ws = fed.start(0, c0, s0)?;
@@ -415,45 +422,6 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
 
 fn yes(ok: bool) -> &'static str {
     if ok { "yes" } else { "no" }
-}
-
-/// Advisories per second that sled alone sustains writing `keys` keys per advisory (one value
-/// of `env_bytes`, the others 64 B, in one tree), `group` advisories a batch, one flush +
-/// fdatasync at the end (what the store-alone row does).
-fn raw_sled_rate(
-    dir: &std::path::Path,
-    n: u64,
-    keys: usize,
-    env_bytes: usize,
-    group: u64,
-) -> Result<f64> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(store::SledConfig::default().cache_capacity_bytes)
-        .open()
-        .with_context(|| format!("opening raw sled {}", dir.display()))?;
-    let file = std::fs::File::open(dir.join("db"))?;
-    let env = vec![0xA5u8; env_bytes];
-    let small = [0x5Au8; 64];
-    let start = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let mut batch = sled::Batch::default();
-        for j in i..(i + group).min(n) {
-            batch.insert(format!("e{j:012}").into_bytes(), env.as_slice());
-            for kk in 1..keys {
-                batch.insert(format!("k{j:012}/{kk:03}").into_bytes(), &small[..]);
-            }
-        }
-        db.apply_batch(batch)?;
-        i += group;
-    }
-    db.flush()?;
-    file.sync_data()?;
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    drop(db);
-    std::fs::remove_dir_all(dir)?;
-    Ok(rate)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -34,6 +34,9 @@
 //! Must never: run under `cargo test` (it is a `harness = false` bench), or leave a `tanoad` or a
 //! temporary directory behind.
 
+#[path = "common/raw_sled.rs"]
+mod raw_sled;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::{IpAddr, Ipv6Addr};
@@ -618,13 +621,24 @@ fn bench_publish(
     let keys_per = 4 + probe.indicators.len() + probe.cves.len() + probe.actors.len() + 1;
     let env_bytes = draft_envelope_bytes(&core)?;
     let raw_dir = tmp.path().join("raw");
-    let raw_each = raw_sled_rate(&raw_dir.join("each"), n_seq, keys_per, env_bytes, 1)?;
-    let raw_group = raw_sled_rate(
+    let cache = sled_config().cache_capacity_bytes;
+    let raw_each = raw_sled::raw_sled_rate(
+        &raw_dir.join("each"),
+        n_seq,
+        keys_per,
+        env_bytes,
+        1,
+        cache,
+        raw_sled::Sync::EachBatch,
+    )?;
+    let raw_group = raw_sled::raw_sled_rate(
         &raw_dir.join("group"),
         n_conc,
         keys_per,
         env_bytes,
         IN_FLIGHT as u64,
+        cache,
+        raw_sled::Sync::EachBatch,
     )?;
     let row = r.rate(
         "1a′ ceiling of this run: raw sled, same keys, fdatasync each",
@@ -670,36 +684,6 @@ fn draft_envelope_bytes(core: &NodeCore) -> Result<usize> {
     let v = core.identity().sign(a, &Limits::default())?;
     let e = v.envelope();
     Ok(e.payload.len() + e.key_id.len() + e.signature.len())
-}
-
-/// Advisories per second that sled alone sustains writing `keys` keys per advisory (one value of
-/// `env_bytes`, the others 64 B, in one tree, like the store's single transaction per batch),
-/// with `flush()` + fdatasync of `db` after every `group` advisories.
-fn raw_sled_rate(dir: &Path, n: u64, keys: usize, env_bytes: usize, group: u64) -> Result<f64> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(sled_config().cache_capacity_bytes)
-        .open()
-        .with_context(|| format!("opening raw sled {}", dir.display()))?;
-    let file = File::open(dir.join("db")).with_context(|| format!("{}/db", dir.display()))?;
-    let env = vec![0xA5u8; env_bytes];
-    let small = [0x5Au8; 64];
-    let start = Instant::now();
-    let mut i = 0;
-    while i < n {
-        let mut batch = sled::Batch::default();
-        for j in i..(i + group).min(n) {
-            batch.insert(format!("e{j:012}").into_bytes(), env.as_slice());
-            for kk in 1..keys {
-                batch.insert(format!("k{j:012}/{kk:03}").into_bytes(), &small[..]);
-            }
-        }
-        db.apply_batch(batch)?;
-        db.flush()?;
-        file.sync_data()?;
-        i += group;
-    }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
 // ---------------------------------------------------------------------------------------------
