@@ -5,7 +5,7 @@
 use tanoa_core::envelope::Verified;
 use tanoa_core::model::{Advisory, IndicatorKind, Tlp};
 use tanoa_core::store::conformance::*;
-use tanoa_core::store::{Store, StoreError};
+use tanoa_core::store::{IndicatorQuery, Store, StoreError};
 
 use super::{SledConfig, SledStore};
 
@@ -17,6 +17,35 @@ fn open() -> (tempfile::TempDir, SledStore) {
 
 tanoa_core::store_conformance_suite!(open);
 
+/// The advisories the durable checks look at (here and in `sled_store`'s layout tests).
+pub(super) const REFERENCE_ADVS: [(&str, &str); 3] = [
+    (WS, "ws-2026-0001"),
+    (WS, "ws-2026-0002"),
+    (TO, "to-2026-0001"),
+];
+
+/// The searches those checks compare: two addresses, a domain and a CIDR.
+pub(super) fn reference_queries() -> [IndicatorQuery; 4] {
+    [
+        ip("198.51.100.1"),
+        ip("2001:db8::1"),
+        exact(IndicatorKind::Domain, "c2.apt40.example"),
+        exact(IndicatorKind::Cidr, "198.51.100.0/24"),
+    ]
+}
+
+/// Beside `ws_item("ws-2026-0001", 1)`: an equivocating revision 1 of it (another title),
+/// ws-2026-0002 withdrawn, to-2026-0001 AMBER at revision 2.
+pub(super) fn reference_items() -> [Verified<Advisory>; 3] {
+    let mut v = advisory(WS, "ws-2026-0001", 1);
+    v.title = "APT40 equivocating".to_string();
+    [
+        signed(v),
+        signed(withdrawn(advisory(WS, "ws-2026-0002", 1))),
+        signed(amber(advisory(TO, "to-2026-0001", 2))),
+    ]
+}
+
 fn open_sled(dir: &std::path::Path) -> SledStore {
     SledStore::open(dir, &SledConfig::default()).unwrap()
 }
@@ -25,22 +54,9 @@ fn open_sled(dir: &std::path::Path) -> SledStore {
 fn sled_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let r1 = ws_item("ws-2026-0001", 1);
-    let mut v = advisory(WS, "ws-2026-0001", 1);
-    v.title = "APT40 equivocating".to_string();
-    let v = signed(v);
-    let w = signed(withdrawn(advisory(WS, "ws-2026-0002", 1)));
-    let t = signed(amber(advisory(TO, "to-2026-0001", 2)));
-    let advs = [
-        (WS, "ws-2026-0001"),
-        (WS, "ws-2026-0002"),
-        (TO, "to-2026-0001"),
-    ];
-    let queries = [
-        ip("198.51.100.1"),
-        ip("2001:db8::1"),
-        exact(IndicatorKind::Domain, "c2.apt40.example"),
-        exact(IndicatorKind::Cidr, "198.51.100.0/24"),
-    ];
+    let [v, w, t] = reference_items();
+    let advs = REFERENCE_ADVS;
+    let queries = reference_queries();
     let before = {
         let store = open_sled(dir.path());
         for i in [&r1, &v, &w, &t] {

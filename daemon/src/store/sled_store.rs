@@ -729,8 +729,8 @@ impl Store for SledStore {
 mod layout_tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use super::super::sled_conformance::{REFERENCE_ADVS, reference_items, reference_queries};
     use super::*;
-    use tanoa_core::model::IndicatorKind;
     use tanoa_core::store::conformance::*;
 
     /// What `to_first_layout` leaves of the one-tree layout.
@@ -782,14 +782,13 @@ mod layout_tests {
     }
 
     fn fill(store: &SledStore) {
-        let mut v = advisory(WS, "ws-2026-0001", 1);
-        v.title = "APT40 equivocating".to_string();
+        let [v, w, t] = reference_items();
         for i in [
             ws_item("ws-2026-0001", 1),
-            signed(v),
+            v,
             ws_item("ws-2026-0001", 2),
-            signed(withdrawn(advisory(WS, "ws-2026-0002", 1))),
-            signed(amber(advisory(TO, "to-2026-0001", 2))),
+            w,
+            t,
         ] {
             put(store, &i);
         }
@@ -799,17 +798,10 @@ mod layout_tests {
     }
 
     fn observe(store: &SledStore) -> (Snapshot, Vec<AuditEntry>) {
-        let advs = [
-            (WS, "ws-2026-0001"),
-            (WS, "ws-2026-0002"),
-            (TO, "to-2026-0001"),
-        ];
-        let queries = [
-            ip("198.51.100.1"),
-            ip("2001:db8::1"),
-            exact(IndicatorKind::Domain, "c2.apt40.example"),
-        ];
-        (snapshot(store, &advs, &queries), store.audit(100).unwrap())
+        (
+            snapshot(store, &REFERENCE_ADVS, &reference_queries()),
+            store.audit(100).unwrap(),
+        )
     }
 
     #[test]
