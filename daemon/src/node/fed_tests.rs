@@ -1365,15 +1365,26 @@ async fn a_member_that_lost_its_store_restores_its_history_before_revising_by_id
     }
     let last = last.unwrap();
     assert_eq!(last.revision, 3);
+    let mut others = Vec::new();
     for n in 0..20 {
-        nodes[0]
+        let p = nodes[0]
             .publish(&format!("ws-2026-04{n:02}"), pb::Tlp::Green, &[])
             .await;
+        others.push(p.item_id);
     }
     eventually("to-cert to hold revision 3", || {
         nodes[1].holds(&last.item_id)
     })
     .await;
+    // A publish returns once it is durable here; it reaches to-cert by a push after that. On a
+    // loaded machine the last pushes may still be on their way: wait until to-cert holds all
+    // 23, or ws-cert, stopped now, could only get back what to-cert had (it once restored 20).
+    for id in &others {
+        eventually("to-cert to hold every advisory of ws-cert", || {
+            nodes[1].holds(id)
+        })
+        .await;
+    }
     let a = nodes.remove(0);
     a.stop().await;
 
