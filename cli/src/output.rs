@@ -357,6 +357,7 @@ pub fn status_json(s: &pb::StatusResponse) -> Value {
         "config_reloads": s.config_reloads,
         "restart_required": s.restart_required,
         "restoring_from": s.restoring_from,
+        "restore_unreachable": s.restore_unreachable,
         "roster": {
             "version": s.roster_version,
             "hash": s.roster_hash,
@@ -775,6 +776,15 @@ pub fn status_text(s: &pb::StatusResponse) -> String {
             format!(
                 "own advisories from {} (revising or withdrawing by id waits until done)",
                 s.restoring_from.join(", ")
+            ),
+        ));
+    }
+    if !s.restore_unreachable.is_empty() {
+        rows.push((
+            "Not restored",
+            format!(
+                "own advisories from {} (down: not waited for; restored when back)",
+                s.restore_unreachable.join(", ")
             ),
         ));
     }

@@ -26,7 +26,7 @@ use crate::machine::{Checked, KeyringVerifier, Verify};
 use crate::model::{self, Advisory, Draft, Limits, ValidationError, ValidationErrors};
 use crate::roster::RosterRuntime;
 use crate::store::{AuditEntry, PutOutcome, Store, StoreError, StoredItem};
-use crate::sync::{ItemMeta, SyncError};
+use crate::sync::{ItemMeta, RestoreStatus, SyncError};
 use crate::sync_handle::{CheckedItems, DriverError, SyncHandle};
 
 /// `source` of items this node published.
@@ -877,7 +877,10 @@ impl NodeCore {
 
     /// Waits (at most `RESTORE_WAIT`) until this member holds its own history again, if it
     /// started without it; then `Err(Restoring)` naming the peers still waited for. Called
-    /// before signing a revision of an explicit id (publish with an id, withdraw).
+    /// before signing a revision of an explicit id (publish with an id, withdraw). Peers that
+    /// are down are not waited for (`SyncCore::restore_status`); while one of them is not
+    /// caught up, every such write asks again, so that once it is back its restore is waited
+    /// for too.
     async fn ensure_restored(&self) -> Result<(), CoreError> {
         use std::sync::atomic::Ordering;
         if self.restored.load(Ordering::Acquire) {
@@ -890,17 +893,26 @@ impl NodeCore {
         let mut waiting = Vec::new();
         let waited = tokio::time::timeout(RESTORE_WAIT, async {
             loop {
-                waiting = sync.restore_pending().await?;
-                if waiting.is_empty() {
-                    return Ok::<(), CoreError>(());
+                let status = sync.restore_status().await?;
+                if status.waiting.is_empty() {
+                    return Ok::<RestoreStatus, CoreError>(status);
                 }
+                waiting = status.waiting;
                 tokio::time::sleep(RESTORE_POLL).await;
             }
         })
         .await;
         match waited {
-            Ok(Ok(())) => {
-                self.restored.store(true, Ordering::Release);
+            Ok(Ok(status)) => {
+                if status.unreachable.is_empty() {
+                    self.restored.store(true, Ordering::Release);
+                } else {
+                    tracing::warn!(
+                        unreachable = %status.unreachable.join(","),
+                        "revising by id while peers not yet restored from are unreachable: \
+                         what only they hold of this member's history is not known here"
+                    );
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
@@ -913,20 +925,21 @@ impl NodeCore {
         }
     }
 
-    /// Peers this member still restores its own history from (empty when it holds it).
-    pub(crate) async fn restore_pending(&self) -> Result<Vec<String>, CoreError> {
+    /// Where the restore of this member's own history stands (both lists empty when it holds
+    /// it, or never lost it).
+    pub(crate) async fn restore_status(&self) -> Result<RestoreStatus, CoreError> {
         use std::sync::atomic::Ordering;
         if self.restored.load(Ordering::Acquire) {
-            return Ok(Vec::new());
+            return Ok(RestoreStatus::default());
         }
         match self.sync.get() {
-            None => Ok(Vec::new()),
+            None => Ok(RestoreStatus::default()),
             Some(sync) => {
-                let waiting = sync.restore_pending().await?;
-                if waiting.is_empty() {
+                let status = sync.restore_status().await?;
+                if status.waiting.is_empty() && status.unreachable.is_empty() {
                     self.restored.store(true, Ordering::Release);
                 }
-                Ok(waiting)
+                Ok(status)
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::machine::{Checked, Intake};
 use crate::model::Advisory;
 use crate::sync::{
     Explanation, FetchRequest, FetchResponse, ItemMeta, ItemResult, PeerStatus, ReconcileRequest,
-    ReconcileResponse, RequestId, SyncError,
+    ReconcileResponse, RequestId, RestoreStatus, SyncError,
 };
 
 /// Envelopes from a peer after verification (step 1 of the node machine's pipeline).
@@ -95,8 +95,9 @@ pub(crate) enum Input {
         reply: Reply<Result<FetchResponse, DriverError>>,
     },
     Peers(Reply<Vec<PeerView>>),
-    /// The peers this member still restores its own history from (empty: not restoring).
-    RestorePending(Reply<Vec<String>>),
+    /// Where the restore of this member's own history stands (both lists empty: not
+    /// restoring).
+    RestoreStatus(Reply<RestoreStatus>),
     Explain {
         meta: ItemMeta,
         peer: String,
@@ -225,10 +226,12 @@ impl SyncHandle {
         self.ask(Input::Peers).await
     }
 
-    /// The peers this member is still restoring its own history from (sorted); empty once it
-    /// holds its history (or never lost it). Answered after the driver loaded its index.
-    pub(crate) async fn restore_pending(&self) -> Result<Vec<String>, DriverError> {
-        self.ask(Input::RestorePending).await
+    /// Where the restore of this member's own history stands (`SyncCore::restore_status`):
+    /// the reachable peers it still restores from, and those not caught up that are down;
+    /// both empty once it holds its history (or never lost it). Answered after the driver
+    /// loaded its index.
+    pub(crate) async fn restore_status(&self) -> Result<RestoreStatus, DriverError> {
+        self.ask(Input::RestoreStatus).await
     }
 
     /// Why `meta` would or would not be sent to `peer`.

@@ -191,7 +191,7 @@ impl NodeMachine {
             };
             match verified {
                 Err(reason) => {
-                    self.core.note_rejection(peer, reason);
+                    self.core.note_item_rejection(peer, &item_id, reason);
                     result.reason = reason.to_string();
                 }
                 Ok((item, meta)) => match self.core.admit(now_ms, peer, &meta) {

@@ -428,6 +428,7 @@ impl OperatorApi {
             };
         };
         let views = sync.peers().await.unwrap_or_default();
+        let restore = self.core.restore_status().await.unwrap_or_default();
         let now = crate::now_ms();
         let last = views
             .iter()
@@ -474,7 +475,8 @@ impl OperatorApi {
                 .as_ref()
                 .map_or(0, |f| f.metrics.reloads("applied")),
             roster_version: self.core.membership().version,
-            restoring_from: self.core.restore_pending().await.unwrap_or_default(),
+            restoring_from: restore.waiting,
+            restore_unreachable: restore.unreachable,
             roster_peers_behind: self.roster_peers(&views, std::cmp::Ordering::Less),
             roster_peers_ahead: self.roster_peers(&views, std::cmp::Ordering::Greater),
             ..Default::default()

@@ -571,8 +571,8 @@ impl Driver {
                     }
                 }
             }
-            Input::RestorePending(reply) => {
-                let _ = reply.send(self.machine.core_mut().restore_pending());
+            Input::RestoreStatus(reply) => {
+                let _ = reply.send(self.machine.core_mut().restore_status());
             }
             Input::Peers(reply) => {
                 let views = self

@@ -1398,6 +1398,7 @@ async fn a_member_that_lost_its_store_restores_its_history_before_revising_by_id
     assert_eq!(revised.revision, 4, "{revised:?}");
     let st = status_of(&a).await;
     assert!(st.restoring_from.is_empty(), "{:?}", st.restoring_from);
+    assert!(st.restore_unreachable.is_empty(), "{st:?}");
     assert!(st.advisories >= 21, "restored: {}", st.advisories);
     eventually("to-cert to hold revision 4", || {
         nodes[0].holds(&revised.item_id)
@@ -1418,7 +1419,10 @@ async fn a_member_that_starts_empty_does_not_wait_for_an_unreachable_peer() {
     // Nothing to restore from: the only peer refuses connections, so it is not waited for.
     let p = a.publish("ws-2026-0500", pb::Tlp::Green, &[]).await;
     assert_eq!(p.revision, 1);
-    assert!(status_of(&a).await.restoring_from.is_empty());
+    let st = status_of(&a).await;
+    assert!(st.restoring_from.is_empty());
+    // Not waited for, but not restored from either: reported until it answers.
+    assert_eq!(st.restore_unreachable, vec!["to-cert".to_string()]);
     a.stop().await;
 }
 

@@ -100,6 +100,18 @@ pub struct Explanation {
     pub link: LinkState,
 }
 
+/// Where the restore of this member's own history stands (`SyncCore::restore_status`); both
+/// lists sorted, both empty when it is not restoring.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RestoreStatus {
+    /// Reachable peers not yet caught up: the write path waits for them.
+    pub waiting: Vec<String>,
+    /// Peers not yet caught up whose link went down during the restore and that have not
+    /// answered since: not waited for, and not restored from either; the restore from them
+    /// resumes when they answer again.
+    pub unreachable: Vec<String>,
+}
+
 /// The replication state machine of one member. See the `sync` module doc.
 #[derive(Debug)]
 pub struct SyncCore {
@@ -373,7 +385,7 @@ impl SyncCore {
 
     /// This member starts without its own history (a wiped or lost data directory, or a new
     /// member): from now on, track what each current peer still has to give us, until
-    /// `restore_pending` reports nothing left. The write path uses it so that this member
+    /// `restore_status` reports nothing left. The write path uses it so that this member
     /// never signs a revision number it may already have signed before it lost its store.
     /// Peers added later are not waited for.
     pub fn track_restore(&mut self) {
@@ -383,32 +395,44 @@ impl SyncCore {
         }
     }
 
-    /// While restoring: the peers not yet caught up (sorted). A peer is caught up once a
-    /// reconciliation session we initiated with it completed and every id it found us lacking
-    /// was answered; a peer whose link is down, or that refused our reconciliation, is not
-    /// waited for (it cannot give us anything; what only it holds is the residual risk written
-    /// in ARCHITECTURE.md). Returns an empty
-    /// list, and stops tracking for good, once every peer is caught up or down.
+    /// While restoring: the reachable peers not yet caught up (sorted), which the write path
+    /// waits for; `restore_status().waiting`.
     pub fn restore_pending(&mut self) -> Vec<String> {
+        self.restore_status().waiting
+    }
+
+    /// Where the restore of this member's own history stands. A peer is caught up once a
+    /// reconciliation session we initiated with it completed and every id it found us lacking
+    /// was answered (held, which the runtime reports only once the item is durable; reported
+    /// missing by the peer; or refused by our admission), or once it refused our
+    /// reconciliation. A peer not caught up whose link went down during the restore and has
+    /// not answered since (down, or being probed again) is not waited for (it cannot give us
+    /// anything now; what only it holds is the residual risk written in ARCHITECTURE.md) but
+    /// it is reported as `unreachable`, and the restore from it resumes when it answers again:
+    /// being down is not being caught up. Tracking stops for good (both
+    /// lists empty from then on) once every peer is caught up.
+    pub fn restore_status(&mut self) -> RestoreStatus {
+        let mut status = RestoreStatus::default();
         if !self.restoring {
-            return Vec::new();
+            return status;
         }
-        let waiting: Vec<String> = self
-            .peers
-            .iter()
-            .filter(|p| {
-                let down = matches!(p.link, LinkState::Down { .. });
-                p.restore.as_ref().is_some_and(|t| !t.settled()) && !down
-            })
-            .map(|p| p.id.clone())
-            .collect();
-        if waiting.is_empty() {
+        for p in &self.peers {
+            let Some(t) = p.restore.as_ref().filter(|t| !t.settled()) else {
+                continue;
+            };
+            if p.is_down() || t.unreached {
+                status.unreachable.push(p.id.clone());
+            } else {
+                status.waiting.push(p.id.clone());
+            }
+        }
+        if status.waiting.is_empty() && status.unreachable.is_empty() {
             self.restoring = false;
             for p in &mut self.peers {
                 p.restore = None;
             }
         }
-        waiting
+        status
     }
 
     /// Policy check of an item received from `from` (push or fetch reply), after verification
@@ -426,11 +450,13 @@ impl SyncCore {
         let scope = meta.scope();
         let d = policy::may_send(&scope, from, &self.me);
         let result = if d.allowed {
+            // A refusal for want of quota is not an answer: anti-entropy fetches the item.
             self.check_origin_quota(now_ms, i, meta)
         } else {
             let code = d.reason.code();
             let explanation = d.reason.to_string();
             self.peers[i].reject(code);
+            self.restore_answered(i, &meta.id);
             Err(Rejected {
                 peer: from.to_string(),
                 code,
@@ -488,17 +514,32 @@ impl SyncCore {
         }
     }
 
+    /// Counts the refusal of item `id` that `peer` sent (verification failed: `code`, e.g.
+    /// `bad_signature`). While restoring, it answers `id` for that peer: what it gives us for
+    /// that id cannot be stored, so it is not waited for.
+    pub fn note_item_rejection(&mut self, peer: &str, id: &ItemId, code: &str) {
+        if let Some(&i) = self.by_id.get(peer) {
+            self.peers[i].reject(code);
+            self.restore_answered(i, id);
+        }
+    }
+
+    /// While restoring: `id` is answered by peer `i` (it reported it missing, or we refused
+    /// what it sent for it).
+    fn restore_answered(&mut self, i: usize, id: &ItemId) {
+        if let Some(t) = self.peers[i].restore.as_mut() {
+            t.pending.remove(id);
+        }
+    }
+
     /// The driver established a connection with `peer`: it is up; reconcile with it now if it
     /// was not up before (`reconcile_on_connect`).
     pub fn peer_up(&mut self, now_ms: u64, peer: &str) {
         let Some(&i) = self.by_id.get(peer) else {
             return;
         };
-        let p = &mut self.peers[i];
-        let was_up = p.link == LinkState::Up;
-        p.link = LinkState::Up;
-        p.consecutive_failures = 0;
-        p.consecutive_timeouts = 0;
+        let was_up = self.peers[i].link == LinkState::Up;
+        self.mark_alive(i);
         if !was_up && self.cfg.reconcile_on_connect {
             self.start_session(now_ms, i);
         }
@@ -891,22 +932,22 @@ impl SyncCore {
                 // nothing served: the peer is pushing them to us; asked for again last (held
                 // by then, most likely, and then skipped).
                 let again_first = resp.deferred.len() < ids.len();
+                let missing: HashSet<&ItemId> = resp.missing.iter().collect();
                 for id in ids.iter().rev() {
                     self.fetching.remove(id);
-                    if !deferred.contains(id)
-                        && let Some(t) = self.peers[i].restore.as_mut()
-                    {
-                        // Answered: stored, reported missing, or refused by admission.
-                        t.pending.remove(id);
-                    }
                     if self.index.contains(id) {
+                        // Held: `item_accepted` answered it for the restore.
                         continue;
                     }
                     if deferred.contains(id) {
                         self.peers[i].enqueue_fetch(*id, cap, again_first);
-                    } else {
+                    } else if missing.contains(id) {
                         self.peers[i].stats.fetch_missing += 1;
+                        self.restore_answered(i, id);
                     }
+                    // Otherwise served but not held: refused by our admission (answered
+                    // there), or not stored (the store failed: it stays pending for the
+                    // restore, and a later session finds it again).
                 }
             }
             self.pump(now_ms, i);
@@ -1121,20 +1162,29 @@ impl SyncCore {
         p.link = LinkState::Up;
         p.consecutive_failures = 0;
         p.consecutive_timeouts = 0;
+        if let Some(t) = p.restore.as_mut() {
+            t.unreached = false;
+        }
     }
 
     /// Traffic from the peer: it is reachable. If it was down, that is a reconnect. While this
-    /// member restores its own history, a reachable peer it has not yet completed a session
-    /// with gets one at once (even when the peer is reconciling with us: its session pulls what
-    /// *it* lacks, not what we lack), so the restore does not wait for the next interval.
+    /// member restores its own history, a reachable peer it is not caught up with gets a
+    /// session at once when the restore from it is stalled — no session completed yet, or ids
+    /// still pending with nothing fetched from it or queued (a fetch failed, the link went
+    /// down) — even when the peer is reconciling with us (its session pulls what *it* lacks,
+    /// not what we lack), so the restore does not wait for the next interval.
     fn mark_inbound(&mut self, now_ms: u64, i: usize, is_reconcile: bool) {
         let was_down = self.peers[i].is_down();
         self.mark_alive(i);
         let p = &self.peers[i];
+        let fetching_from_it = !p.fetch_queue.is_empty()
+            || p.in_flight
+                .values()
+                .any(|f| matches!(f.what, Pending::Fetch { .. }));
         let restore_needs_session = p.initiator.is_none()
-            && p.restore
-                .as_ref()
-                .is_some_and(|t| !t.session_done && !t.refused);
+            && p.restore.as_ref().is_some_and(|t| {
+                !t.refused && (!t.session_done || (!t.pending.is_empty() && !fetching_from_it))
+            });
         if (was_down && !is_reconcile && self.cfg.reconcile_on_connect) || restore_needs_session {
             self.start_session(now_ms, i);
         }
@@ -1148,6 +1198,9 @@ impl SyncCore {
             p.stats.sessions_failed += 1;
         }
         p.responder = None;
+        if let Some(t) = p.restore.as_mut() {
+            t.unreached = true;
+        }
         for (_, f) in std::mem::take(&mut p.in_flight) {
             p.abandoned(&f);
             if let Pending::Fetch { ids } = f.what {
@@ -1184,6 +1237,9 @@ impl SyncCore {
         let p = &mut self.peers[i];
         p.session_counter += 1;
         p.last_attempt_ms = Some(now_ms);
+        if let Some(t) = p.restore.as_mut() {
+            t.found.clear();
+        }
         let session = self
             .prf
             .hash(domain::SESSION, &[p.id_hash, p.session_counter]);
@@ -1309,6 +1365,7 @@ impl SyncCore {
             if !self.index.contains(&id) {
                 if let Some(t) = self.peers[i].restore.as_mut() {
                     t.pending.insert(id);
+                    t.found.insert(id);
                 }
                 self.peers[i].enqueue_fetch(id, cap, false);
             }
@@ -1338,6 +1395,9 @@ impl SyncCore {
                 if let Some(t) = p.restore.as_mut() {
                     t.session_done = true;
                     t.refused = false;
+                    // This session's findings are what the peer still has for us.
+                    let found = std::mem::take(&mut t.found);
+                    t.pending.retain(|id| found.contains(id));
                 }
             }
             Some(_) if rounds >= self.cfg.max_rounds => self.fail_session(i, "too_many_rounds"),

@@ -69,7 +69,7 @@ use crate::model::{Advisory, Tlp};
 use crate::policy::ItemScope;
 use crate::store::StoredItem;
 
-pub use self::core::{Explanation, FetchReply, Rejected, SyncCore};
+pub use self::core::{Explanation, FetchReply, Rejected, RestoreStatus, SyncCore};
 pub use self::messages::{
     FetchRequest, FetchResponse, ItemResult, MessageError, PeerMessage, PushRequest, PushResponse,
     ReconcileRequest, ReconcileResponse,

@@ -188,16 +188,24 @@ pub(crate) struct Peer {
 }
 
 /// Restore progress with one peer: caught up once a reconciliation session we initiated has
-/// completed and every id it found us lacking was answered (stored, or reported missing).
+/// completed and every id it found us lacking was answered: held (the runtime reports an item
+/// only once it is durable), reported missing by the peer, or refused by our admission. An id
+/// the peer served that was not stored (the store failed) is not answered: it stays pending.
 #[derive(Debug, Default)]
 pub(crate) struct RestoreTrack {
     /// A session we initiated completed since tracking began.
     pub(crate) session_done: bool,
     /// Ids the peer's sessions found us lacking, not yet answered.
     pub(crate) pending: HashSet<ItemId>,
+    /// Ids the running session found us lacking so far: when it completes, `pending` keeps only
+    /// these (what an earlier session found and the peer no longer offers is not waited for).
+    pub(crate) found: HashSet<ItemId>,
     /// The peer refused our last reconciliation (e.g. it does not know us yet): it cannot
     /// give us anything, so it is not waited for.
     pub(crate) refused: bool,
+    /// Its link went down since tracking began and it has not answered since (a probe of a
+    /// down peer sets the link to `Unknown` until it fails again): not waited for.
+    pub(crate) unreached: bool,
 }
 
 impl RestoreTrack {

@@ -10,7 +10,7 @@ use crate::envelope::ItemId;
 use crate::model::Tlp;
 use crate::sync::{
     Action, Failure, FetchRequest, ItemResult, LinkState, PeerMessage, PushResponse,
-    ReconcileRequest, Source, SyncConfig, SyncCore, SyncError,
+    ReconcileRequest, RestoreStatus, Source, SyncConfig, SyncCore, SyncError,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -985,6 +985,7 @@ fn a_restoring_member_does_not_wait_for_a_peer_that_is_down_or_refuses_it() {
         LinkState::Down { .. }
     ));
     assert!(a.restore_pending().is_empty());
+    assert_eq!(a.restore_status().unreachable, vec!["fj-cert".to_string()]);
 }
 
 #[test]
@@ -1029,6 +1030,190 @@ fn a_restoring_member_reconciles_at_once_with_a_peer_that_comes_back() {
         "the restoring member started its own session on inbound traffic"
     );
     assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+}
+
+/// `b` holding `n` GREEN items of ws-cert's own, and `a` (ws-cert, empty) restoring from it.
+fn restoring_pair(n: u64) -> (SyncCore, SyncCore, HashMap<ItemId, TestItem>) {
+    let mut a = core("ws-cert", &["to-cert"], no_timers());
+    let mut b = core("to-cert", &["ws-cert"], no_timers());
+    let mut b_items = HashMap::new();
+    for k in 0..n {
+        let it = green("ws-cert", k);
+        b.item_accepted(T0, &it.meta, Source::Loaded);
+        b_items.insert(it.meta.id, it);
+    }
+    a.track_restore();
+    (a, b, b_items)
+}
+
+/// Runs `a`'s session with `b` to its end; returns the fetches it sent, unanswered.
+fn session_fetches(a: &mut SyncCore, b: &mut SyncCore, now: u64) -> Vec<(u64, FetchRequest)> {
+    a.sync_now(now, Some("to-cert")).unwrap();
+    let mut fetches = Vec::new();
+    while let Some(action) = a.poll_action() {
+        match action {
+            Action::Reconcile { req, msg, .. } => {
+                let resp = b.handle_reconcile(now, "ws-cert", &msg).unwrap();
+                a.on_reconcile_response(now, "to-cert", req, &resp);
+            }
+            Action::Fetch { req, msg, .. } => fetches.push((req, msg)),
+            _ => {}
+        }
+    }
+    fetches
+}
+
+/// Answers `fetches` from `b`; the envelopes are stored (reported with `item_accepted`, as
+/// the runtime does once they are durable) only when `store` is true, and the answer is
+/// reported either way (the daemon's driver reports it after a failed store too). Answers the
+/// fetches these answers queue as well.
+fn answer_fetches(
+    a: &mut SyncCore,
+    b: &mut SyncCore,
+    b_items: &HashMap<ItemId, TestItem>,
+    mut fetches: Vec<(u64, FetchRequest)>,
+    store: bool,
+    now: u64,
+) {
+    while let Some((req, msg)) = fetches.pop() {
+        let reply = b.handle_fetch(now, "ws-cert", &msg).unwrap();
+        let resp = reply.into_response(|id| b_items.get(id).map(|t| t.env.clone()));
+        assert!(!resp.envelopes.is_empty());
+        for env in &resp.envelopes {
+            let meta = &b_items[&env.item_id()].meta;
+            a.admit(now, "to-cert", meta).unwrap();
+            if store {
+                a.item_accepted(now, meta, Source::Peer("to-cert"));
+            }
+        }
+        a.on_fetch_response(now, "to-cert", req, &resp);
+        while let Some(action) = a.poll_action() {
+            if let Action::Fetch { req, msg, .. } = action {
+                fetches.push((req, msg));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_restoring_member_keeps_waiting_for_items_that_were_served_but_not_stored() {
+    // to-cert serves every id ws-cert lacks, but ws-cert's store fails: nothing is durable, so
+    // nothing is restored, although every fetch was answered.
+    let (mut a, mut b, b_items) = restoring_pair(40);
+    let fetches = session_fetches(&mut a, &mut b, T0);
+    answer_fetches(&mut a, &mut b, &b_items, fetches, false, T0);
+    assert_eq!(a.item_count(), 0);
+    assert_eq!(
+        a.restore_pending(),
+        vec!["to-cert".to_string()],
+        "served is not stored: the restore must not be over"
+    );
+    assert_eq!(
+        a.peer(T0, "to-cert").unwrap().stats.fetch_missing,
+        0,
+        "to-cert reported nothing missing"
+    );
+    // The next session finds them again; this time they are stored: caught up.
+    let fetches = session_fetches(&mut a, &mut b, T0 + 1_000);
+    assert!(!fetches.is_empty(), "the next session fetches them again");
+    answer_fetches(&mut a, &mut b, &b_items, fetches, true, T0 + 1_000);
+    assert_eq!(a.item_count(), 40);
+    assert!(a.restore_pending().is_empty());
+    assert_eq!(a.restore_status(), RestoreStatus::default());
+}
+
+#[test]
+fn a_peer_that_goes_down_mid_restore_is_reported_and_restored_from_when_it_is_back() {
+    // ws-cert's session with to-cert found 40 ids lacking; then to-cert's link goes down
+    // before they are fetched.
+    let (mut a, mut b, b_items) = restoring_pair(40);
+    let fetches = session_fetches(&mut a, &mut b, T0);
+    assert!(!fetches.is_empty());
+    assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+    for (req, _) in fetches {
+        a.on_request_failed(T0 + 10, "to-cert", req, Failure::Unreachable);
+    }
+    assert!(matches!(
+        a.peer(T0 + 10, "to-cert").unwrap().link,
+        LinkState::Down { .. }
+    ));
+    // Down: not waited for by the write path, but reported, and not counted as restored.
+    assert!(a.restore_pending().is_empty());
+    assert_eq!(
+        a.restore_status(),
+        RestoreStatus {
+            waiting: vec![],
+            unreachable: vec!["to-cert".to_string()],
+        }
+    );
+    // The backoff's probe of to-cert (the link is `Unknown` meanwhile) is not an answer: still
+    // unreachable, still not waited for, until the probe fails again.
+    a.handle_timeout(T0 + 3_600_000);
+    let mut probes = Vec::new();
+    while let Some(action) = a.poll_action() {
+        if let Action::Reconcile { req, .. } = action {
+            probes.push(req);
+        }
+    }
+    assert_eq!(probes.len(), 1, "the retry probes to-cert");
+    assert_eq!(a.restore_status().unreachable, vec!["to-cert".to_string()]);
+    assert!(a.restore_pending().is_empty());
+    a.on_request_failed(T0 + 3_600_000, "to-cert", probes[0], Failure::Unreachable);
+    // to-cert comes back: it reconciles with us (its own session). The restore from it
+    // resumes at once: it is waited for again until what it holds of ours is stored.
+    b.sync_now(T0 + 3_600_020, Some("ws-cert")).unwrap();
+    let mut resumed = Vec::new();
+    while let Some(action) = b.poll_action() {
+        if let Action::Reconcile { msg, .. } = action {
+            a.handle_reconcile(T0 + 3_600_020, "to-cert", &msg).unwrap();
+            while let Some(mine) = a.poll_action() {
+                if let Action::Reconcile { req, msg, .. } = mine {
+                    resumed.push((req, msg));
+                }
+            }
+        }
+    }
+    assert_eq!(resumed.len(), 1, "ws-cert started its own session at once");
+    assert_eq!(
+        a.restore_pending(),
+        vec!["to-cert".to_string()],
+        "back and not caught up: waited for again"
+    );
+    assert!(a.restore_status().unreachable.is_empty());
+    let (req, msg) = resumed.remove(0);
+    let resp = b.handle_reconcile(T0 + 3_600_030, "ws-cert", &msg).unwrap();
+    a.on_reconcile_response(T0 + 3_600_030, "to-cert", req, &resp);
+    let mut fetches = Vec::new();
+    while let Some(action) = a.poll_action() {
+        if let Action::Fetch { req, msg, .. } = action {
+            fetches.push((req, msg));
+        }
+    }
+    assert!(!fetches.is_empty());
+    assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+    answer_fetches(&mut a, &mut b, &b_items, fetches, true, T0 + 3_600_030);
+    assert_eq!(a.item_count(), 40);
+    assert!(a.restore_pending().is_empty());
+    assert_eq!(a.restore_status(), RestoreStatus::default());
+}
+
+#[test]
+fn a_restoring_member_does_not_wait_for_what_the_peer_no_longer_offers() {
+    // A session found 40 ids lacking; before they are fetched, to-cert drops 10 of them (a
+    // roster version voided them) and a fetch fails. The next session's findings are what
+    // to-cert still has for us: the 10 are not waited for.
+    let (mut a, mut b, b_items) = restoring_pair(40);
+    let fetches = session_fetches(&mut a, &mut b, T0);
+    for (req, _) in fetches {
+        a.on_request_failed(T0 + 10, "to-cert", req, Failure::Timeout);
+    }
+    let dropped: Vec<ItemId> = b_items.keys().copied().take(10).collect();
+    assert_eq!(b.forget_items(&dropped), 10);
+    let fetches = session_fetches(&mut a, &mut b, T0 + 1_000);
+    assert_eq!(a.restore_pending(), vec!["to-cert".to_string()]);
+    answer_fetches(&mut a, &mut b, &b_items, fetches, true, T0 + 1_000);
+    assert_eq!(a.item_count(), 30);
+    assert!(a.restore_pending().is_empty());
 }
 
 #[test]
