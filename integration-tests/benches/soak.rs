@@ -42,8 +42,9 @@
 //! withdrawals still add items, as the store keeps every revision: the table shows items held
 //! per member and the summary the RSS growth per added item). (2) Every member's sled cache
 //! and to-cert's TAXII object cache are configured small (`STORAGE_CACHE_MB`,
-//! `TAXII_CACHE_MB`) so that they reach their bounds during the fill phase: what grows after
-//! the warm-up is then neither a cache filling up to its configured bound nor new data.
+//! `TAXII_CACHE_MB`; `--cache-mb`, `--taxii-cache-mb` change them) so that they reach their
+//! bounds during the fill phase: what grows after the warm-up is then neither a cache filling
+//! up to its configured bound nor new data.
 //!
 //! `--probe` (a diagnostic, not the soak): ONE member (to-cert, TAXII on) grows its data with
 //! the soak's write mix and nothing else (`--grow-to N` advisories, default 1,500; `--revise N`
@@ -692,6 +693,8 @@ async fn main() {
     };
     let total = Duration::from_secs_f64(minutes * 60.0);
     let steady_every = Duration::from_secs_f64(arg_f64("--write-every", 1.0));
+    let cache_mb = arg_f64("--cache-mb", STORAGE_CACHE_MB as f64) as u64;
+    let taxii_cache_mb = arg_f64("--taxii-cache-mb", TAXII_CACHE_MB as f64) as u64;
     let warmup = Duration::from_secs_f64((minutes * 60.0 * 0.15).clamp(30.0, 180.0));
     let sample_every = Duration::from_secs_f64((minutes * 60.0 / 18.0).clamp(10.0, 100.0));
     let restart_every = Duration::from_secs_f64((minutes * 60.0 / 8.0).clamp(60.0, 300.0));
@@ -715,14 +718,14 @@ async fn main() {
         );
         let text = text.replacen(
             "[storage]\n",
-            &format!("[storage]\ncache_mb = {STORAGE_CACHE_MB}\n"),
+            &format!("[storage]\ncache_mb = {cache_mb}\n"),
             1,
         );
         std::fs::write(&cfg, text).unwrap();
     }
     // [taxii] on to-cert, loopback, one client for the green collection.
     let taxii = format!(
-        "\n[taxii]\nlisten = \"127.0.0.1:0\"\nmax_page = 1000\ncache_mb = {TAXII_CACHE_MB}\n\
+        "\n[taxii]\nlisten = \"127.0.0.1:0\"\nmax_page = 1000\ncache_mb = {taxii_cache_mb}\n\
          [[taxii.clients]]\nname = \"soak\"\n\
          token_sha256 = \"{}\"\ncollections = [\"clear\", \"green\"]\n",
         hex::encode(Sha256::digest(TAXII_TOKEN.as_bytes()))
@@ -766,7 +769,7 @@ async fn main() {
 
     println!(
         "soak: {minutes} min, 5 members ({}), fill phase {:?}, then one write every {steady_every:?} on average, warm-up {:?}, sample every {:?}, {} restarted every {:?}, {} wiped at {:?}; \
-         storage.cache_mb = {STORAGE_CACHE_MB}, taxii.cache_mb = {TAXII_CACHE_MB}",
+         storage.cache_mb = {cache_mb}, taxii.cache_mb = {taxii_cache_mb}",
         FIVE.join(", "),
         fill_until,
         warmup,
