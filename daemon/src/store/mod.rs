@@ -2,8 +2,9 @@
 //! `tanoa_core::store`; this module adds the durable sled backend (`SledStore`) and runs the
 //! conformance suite against it.
 //!
-//! Owns: sled (trees, flush + fdatasync durability, blob files). Must never: hold a storage rule
-//! of its own (every rule and key layout is `tanoa_core::store::engine`'s).
+//! Owns: sled (trees, flush + fdatasync durability, blob files) and the envelope records kept
+//! beside it as files (`spill`). Must never: hold a storage rule of its own (every rule and key
+//! layout is `tanoa_core::store::engine`'s).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 pub use tanoa_core::store::*;
 
 mod sled_store;
+mod spill;
 pub use sled_store::{SledConfig, SledStore};
 
 #[cfg(test)]

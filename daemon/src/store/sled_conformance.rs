@@ -92,22 +92,31 @@ fn sled_reopen_keeps_everything() {
 }
 
 #[test]
-fn sled_large_payload_goes_to_a_blob_file_and_survives_reopen() {
+fn sled_large_values_survive_reopen_as_blob_files_and_large_envelopes_as_spilled_files() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = advisory(WS, "ws-2026-0001", 1);
-    // 200 KiB of JSON: sled stores pages over ~128 KiB as separate blob files.
+    // 200 KiB of JSON: an envelope record over 64 KiB is kept as a file beside sled (`spill`).
     a.extras = format!("{{\"x_note\":\"{}\"}}", "a".repeat(200 * 1024)).into_bytes();
     let item = signed(a);
+    // Any other value over ~128 KiB is one sled writes as a separate blob file, which `sync`
+    // fsyncs (sled 0.34 does not).
+    let big_value = vec![7u8; 200 * 1024];
     {
         let store = open_sled(dir.path());
         put(&store, &item);
+        store.raw_insert("meta", b"x-test-big", &big_value);
         store.sync().unwrap();
+        let spilled = std::fs::read_dir(dir.path().join("envelopes"))
+            .unwrap()
+            .count();
+        assert_eq!(spilled, 1, "expected the envelope record as one file");
         let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
-        assert!(blobs > 0, "expected a blob file for a 200 KiB value");
+        assert!(blobs > 0, "expected a blob file for a 200 KiB sled value");
     }
     let store = open_sled(dir.path());
     let got = store.get(&item.item_id()).unwrap().unwrap();
     assert_eq!(&got.envelope, item.envelope());
+    assert_eq!(store.raw_get("meta", b"x-test-big"), Some(big_value));
 }
 
 #[test]

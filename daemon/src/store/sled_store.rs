@@ -75,6 +75,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use super::spill::{self, Spill};
 use super::{
     AuditEntry, Counts, DroppedItem, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
     OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
@@ -124,7 +125,7 @@ const MIGRATE_BATCH: usize = 16_384;
 /// `t`'s key `k` is stored as `[t.index()] ++ k`. One tree lets a commit be one `apply_batch`
 /// (atomic, recovered whole) instead of a multi-tree transaction, whose every insert and
 /// remove first reads the key's current value.
-struct Trees(sled::Tree);
+struct Trees(sled::Tree, Spill);
 
 /// The physical key of `key` in logical tree `tree`.
 fn pkey(tree: Tree, key: &[u8]) -> Vec<u8> {
@@ -144,12 +145,67 @@ fn sled_err(tree: Tree, what: &str, e: sled::Error) -> StoreError {
     }
 }
 
+impl Trees {
+    /// The value `v` of `key` in `tree` as the engine wrote it: an envelope record kept outside
+    /// sled (`spill`) is read back. `None`: the key was removed while this read ran.
+    fn resolve(
+        &self,
+        tree: Tree,
+        key: &[u8],
+        v: sled::IVec,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if !matches!(tree, Tree::Envelopes) || !spill::is_ref(&v) {
+            return Ok(Some(v.to_vec()));
+        }
+        if let Some(bytes) = self.1.read(key, &v)? {
+            return Ok(Some(bytes));
+        }
+        // No file: a removal racing this read (the file goes only after its key), or a corrupt
+        // store. Read the key again to tell.
+        match self
+            .0
+            .get(pkey(tree, key))
+            .map_err(|e| sled_err(tree, "get", e))?
+        {
+            None => Ok(None),
+            Some(now) if now != v => self.resolve(tree, key, now),
+            Some(_) => Err(StoreError::Corrupt {
+                tree: tree.name(),
+                detail: format!(
+                    "item {}: sled references a spilled record whose file is missing in {}",
+                    hex::encode(key),
+                    self.1.dir().display()
+                ),
+            }),
+        }
+    }
+}
+
 impl Kv for Trees {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0
+        match self
+            .0
             .get(pkey(tree, key))
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| sled_err(tree, "get", e))
+            .map_err(|e| sled_err(tree, "get", e))?
+        {
+            None => Ok(None),
+            Some(v) => self.resolve(tree, key, v),
+        }
+    }
+
+    fn scan_keys(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        for k in self.0.scan_prefix(pkey(tree, prefix)).keys() {
+            let k = k.map_err(|e| sled_err(tree, "scan", e))?;
+            if !f(&k[1..])? {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn contains(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
@@ -173,6 +229,9 @@ impl Kv for Trees {
         };
         for kv in iter {
             let (k, v) = kv.map_err(|e| sled_err(tree, "scan", e))?;
+            let Some(v) = self.resolve(tree, &k[1..], v)? else {
+                continue;
+            };
             if !f(&k[1..], &v)? {
                 break;
             }
@@ -196,7 +255,13 @@ impl Kv for Trees {
         };
         for kv in self.0.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
             let (k, v) = kv.map_err(|e| sled_err(tree, "scan", e))?;
-            if !k.starts_with(&full_prefix) || !f(&k[1..], &v)? {
+            if !k.starts_with(&full_prefix) {
+                break;
+            }
+            let Some(v) = self.resolve(tree, &k[1..], v)? else {
+                continue;
+            };
+            if !f(&k[1..], &v)? {
                 break;
             }
         }
@@ -227,6 +292,9 @@ pub struct SledStore {
     sync_state: Mutex<SyncState>,
     /// `drop_items` calls that removed something since open (`Store::drop_generation`).
     drops: AtomicU64,
+    /// Keys of spilled envelope records removed by an applied batch: their files go after the
+    /// next sync.
+    unspill: Mutex<Vec<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -391,6 +459,7 @@ impl SledStore {
         let trees = Trees(
             db.open_tree(STORE_TREE)
                 .map_err(|e| sled_err(Tree::Meta, "open tree", e))?,
+            Spill::new(path),
         );
         match trees.get(Tree::Meta, engine::META_FORMAT)? {
             Some(tag) if tag == engine::FORMAT_TAG => {}
@@ -419,6 +488,16 @@ impl SledStore {
             .tree_names()
             .iter()
             .any(|n| Tree::ALL.iter().any(|t| n.as_ref() == t.name().as_bytes()));
+        let swept = trees.1.sweep(|key| {
+            Ok(trees
+                .0
+                .get(pkey(Tree::Envelopes, key))
+                .map_err(|e| sled_err(Tree::Envelopes, "get", e))?
+                .is_some_and(|v| spill::is_ref(&v)))
+        })?;
+        if swept > 0 {
+            tracing::info!(store = %path.display(), files = swept, "removed spilled envelope files no record references");
+        }
         let presence = CidrPresence::new(&engine::read_cidr_counts(&trees)?);
         let next_audit = engine::next_audit_seq(&trees)?;
         fsync_dir(path)?;
@@ -438,6 +517,7 @@ impl SledStore {
             write_seq: AtomicU64::new(1),
             sync_state: Mutex::new(SyncState::default()),
             drops: AtomicU64::new(0),
+            unspill: Mutex::new(Vec::new()),
         };
         if v1_left {
             // The copy (tagged) is made durable, blob files included, before the trees of the
@@ -473,23 +553,61 @@ impl SledStore {
         }
         let WriteSet { trees, cidr } = ws;
         let mut batch = sled::Batch::default();
+        let (mut spilled, mut unspill) = (false, Vec::new());
         for (t, writes) in Tree::ALL.into_iter().zip(trees) {
+            let envelopes = matches!(t, Tree::Envelopes);
             for (k, v) in writes {
                 match v {
+                    Some(v) if envelopes && v.len() > spill::SPILL_BYTES => {
+                        let reference = self.trees.1.write(&k, &v)?;
+                        spilled = true;
+                        batch.insert(pkey(t, &k), reference);
+                    }
                     Some(v) => batch.insert(pkey(t, &k), v),
-                    None => batch.remove(pkey(t, &k)),
+                    None => {
+                        if envelopes {
+                            unspill.push(k.clone());
+                        }
+                        batch.remove(pkey(t, &k));
+                    }
                 }
             }
+        }
+        if spilled {
+            // The files are durable before anything references them.
+            self.trees.1.sync_dir()?;
         }
         self.trees
             .0
             .apply_batch(batch)
             .map_err(|e| sled_err(Tree::Envelopes, "commit", e))?;
+        if !unspill.is_empty() {
+            // Removed by the next sync, once the removal of their keys is durable.
+            lock(&self.unspill).extend(unspill);
+        }
         if let Some(c) = &cidr {
             self.presence.set(c);
         }
         self.write_seq.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Removes the spilled files of envelope records whose removal is durable, unless a later
+    /// write stored the record again (the writer lock keeps writes out meanwhile). A file left
+    /// behind (an error here, a crash) is removed at the next open.
+    fn remove_spilled(&self, keys: &[Vec<u8>]) {
+        let _w = lock(&self.writer);
+        for k in keys {
+            match self.trees.0.get(pkey(Tree::Envelopes, k)) {
+                Ok(None) => {}
+                Ok(Some(v)) if !spill::is_ref(&v) => {}
+                // Stored again, or unknown: keep the file.
+                _ => continue,
+            }
+            if let Err(e) = self.trees.1.remove(k) {
+                tracing::warn!(error = %e, "spilled envelope record not removed (the next open removes it)");
+            }
+        }
     }
 
     /// fsyncs blob files written since the last sync (and the `blobs` directory if any is new).
@@ -543,6 +661,22 @@ impl SledStore {
             .find(|t| t.name() == tree)
             .unwrap_or(Tree::Meta);
         let _ = self.trees.0.insert(pkey(t, key), value);
+    }
+
+    /// Test hook: the raw record of a tree, as sled holds it.
+    #[cfg(test)]
+    #[doc(hidden)]
+    pub fn raw_get(&self, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+        let t = Tree::ALL
+            .into_iter()
+            .find(|t| t.name() == tree)
+            .unwrap_or(Tree::Meta);
+        self.trees
+            .0
+            .get(pkey(t, key))
+            .ok()
+            .flatten()
+            .map(|v| v.to_vec())
     }
 }
 
@@ -633,6 +767,8 @@ impl Store for SledStore {
         }
         // Every write counted here has been applied: the flush below covers it.
         let covering = self.write_seq.load(Ordering::SeqCst);
+        // Taken before the flush: every key listed here was removed by a batch already applied.
+        let unspill = std::mem::take(&mut *lock(&self.unspill));
         self.db
             .flush()
             .map_err(|e| StoreError::Backend(format!("flush {}: {e}", self.dir.display())))?;
@@ -641,6 +777,10 @@ impl Store for SledStore {
             .sync_data()
             .map_err(|e| io_err("fdatasync", &self.dir.join("db"), e))?;
         st.synced_seq = covering;
+        drop(st);
+        if !unspill.is_empty() {
+            self.remove_spilled(&unspill);
+        }
         Ok(())
     }
 
@@ -721,7 +861,7 @@ impl Store for SledStore {
     }
 
     fn disk_bytes(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.trees.1.disk_bytes()
     }
 }
 
@@ -882,5 +1022,175 @@ mod layout_tests {
             ["entry 3 (already stored)", "entry 2", "entry 1", "entry 0"]
         );
         assert_eq!(store.counts().unwrap().items, 3);
+    }
+}
+
+#[cfg(test)]
+mod spill_tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use tanoa_core::store::conformance::*;
+
+    /// A ws-cert advisory whose signed record is about `extras` bytes larger than a small one.
+    fn big_item(id: &str, revision: u64, extras: usize) -> Verified<Advisory> {
+        let mut a = advisory(WS, id, revision);
+        // Valid JSON (extras is an object kept verbatim), not compressible to nothing.
+        let filler: String = (0..extras)
+            .map(|i| char::from(b'a' + u8::try_from((i * 7 + i / 13) % 26).unwrap()))
+            .collect();
+        a.extras = format!("{{\"x_note\":\"{filler}\"}}").into_bytes();
+        signed(a)
+    }
+
+    fn raw(store: &SledStore, id: &ItemId) -> Option<sled::IVec> {
+        store.trees.0.get(pkey(Tree::Envelopes, &id.0)).unwrap()
+    }
+
+    fn file_of(dir: &Path, id: &ItemId) -> PathBuf {
+        dir.join("envelopes").join(hex::encode(id.0))
+    }
+
+    fn open(dir: &Path) -> SledStore {
+        SledStore::open(dir, &SledConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn a_big_envelope_record_is_a_file_sled_only_references_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = big_item("ws-2026-0100", 1, 300 * 1024);
+        let small = ws_item("ws-2026-0101", 1);
+        let (big_id, small_id) = (big.item_id(), small.item_id());
+        {
+            let store = open(dir.path());
+            store
+                .put_batch(&[(&big, "local"), (&small, "local")], 5)
+                .unwrap();
+            store.sync().unwrap();
+            // sled holds a reference of a few dozen bytes for the big record, the small one inline.
+            let r = raw(&store, &big_id).unwrap();
+            assert!(
+                spill::is_ref(&r) && r.len() < 64,
+                "{} bytes in sled",
+                r.len()
+            );
+            assert!(!spill::is_ref(&raw(&store, &small_id).unwrap()));
+            // A record of 10 KiB spills too: 17 of them in one sled leaf would make a blob.
+            let mid = big_item("ws-2026-0105", 1, 10 * 1024);
+            store.put(&mid, "local", 5).unwrap();
+            assert!(spill::is_ref(&raw(&store, &mid.item_id()).unwrap()));
+            assert!(store.get(&mid.item_id()).unwrap().is_some());
+            assert!(!file_of(dir.path(), &small_id).exists());
+            let file = std::fs::metadata(file_of(dir.path(), &big_id)).unwrap();
+            assert!(file.len() > 300 * 1024, "{}", file.len());
+            assert!(store.disk_bytes() >= file.len());
+
+            let got = store.get(&big_id).unwrap().unwrap();
+            assert_eq!(got.envelope.to_proto(), big.envelope().to_proto());
+            assert_eq!(got.advisory.extras, big.extras);
+            let latest = store.latest(WS, "ws-2026-0100").unwrap().unwrap();
+            assert_eq!(latest.item_id, big_id);
+            assert_eq!(store.history(WS, "ws-2026-0100").unwrap().len(), 1);
+            let (listed, _) = store.list(&ListFilter::default()).unwrap();
+            assert!(listed.iter().any(|i| i.item_id == big_id));
+            let ids = store.item_ids().unwrap();
+            assert!(ids.contains(&big_id) && ids.contains(&small_id) && ids.len() == 3);
+            // Putting it again is a duplicate and leaves the file as it was.
+            let again = store.put(&big, "local", 6).unwrap();
+            assert!(matches!(again, PutOutcome::Duplicate), "{again:?}");
+        }
+        // Reopened: the same record.
+        let store = open(dir.path());
+        let got = store.get(&big_id).unwrap().unwrap();
+        assert_eq!(got.envelope.to_proto(), big.envelope().to_proto());
+
+        // Dropped: the key goes at once, the file after the removal is durable.
+        let dropped = store.drop_items(&[big_id]).unwrap();
+        assert_eq!(dropped.len(), 1);
+        assert!(store.get(&big_id).unwrap().is_none());
+        store.sync().unwrap();
+        assert!(
+            !file_of(dir.path(), &big_id).exists(),
+            "file left after a durable drop"
+        );
+        assert!(store.get(&small_id).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_record_stored_again_before_the_sync_keeps_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = big_item("ws-2026-0102", 1, 200 * 1024);
+        let id = big.item_id();
+        let store = open(dir.path());
+        store.put(&big, "local", 5).unwrap();
+        store.sync().unwrap();
+        store.drop_items(&[id]).unwrap();
+        // Stored again (a peer sends it back) before the drop's sync removed the file.
+        store.put(&big, "peer", 6).unwrap();
+        store.sync().unwrap();
+        assert!(file_of(dir.path(), &id).exists());
+        let got = store.get(&id).unwrap().unwrap();
+        assert_eq!(got.envelope.to_proto(), big.envelope().to_proto());
+        drop(store);
+        assert!(open(dir.path()).get(&id).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_spilled_file_that_is_altered_or_missing_is_reported_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = big_item("ws-2026-0103", 1, 200 * 1024);
+        let id = big.item_id();
+        let store = open(dir.path());
+        store.put(&big, "local", 5).unwrap();
+        store.sync().unwrap();
+        let file = file_of(dir.path(), &id);
+
+        let mut bytes = std::fs::read(&file).unwrap();
+        let n = bytes.len() / 2;
+        bytes[n] ^= 0x55;
+        std::fs::write(&file, &bytes).unwrap();
+        let err = store.get(&id).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+
+        std::fs::remove_file(&file).unwrap();
+        let err = store.get(&id).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("missing") && text.contains(&hex::encode(id.0)),
+            "{text}"
+        );
+        // The rest of the store still answers.
+        assert_eq!(store.item_ids().unwrap(), vec![id]);
+    }
+
+    #[test]
+    fn files_no_record_references_are_removed_at_open_and_referenced_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = big_item("ws-2026-0104", 1, 200 * 1024);
+        let id = big.item_id();
+        {
+            let store = open(dir.path());
+            store.put(&big, "local", 5).unwrap();
+            store.sync().unwrap();
+        }
+        let spill_dir = dir.path().join("envelopes");
+        // What a crash can leave: a file being written, and the file of a removed record.
+        let tmp = spill_dir.join(format!("{}.tmp", hex::encode([7u8; 32])));
+        let orphan = spill_dir.join(hex::encode([9u8; 32]));
+        let stranger = spill_dir.join("notes.txt");
+        for f in [&tmp, &orphan, &stranger] {
+            std::fs::write(f, b"left over").unwrap();
+        }
+        let store = open(dir.path());
+        for f in [&tmp, &orphan, &stranger] {
+            assert!(!f.exists(), "{} kept", f.display());
+        }
+        assert!(file_of(dir.path(), &id).exists());
+        assert!(store.get(&id).unwrap().is_some());
     }
 }

@@ -159,6 +159,16 @@ pub trait Kv {
         reverse: bool,
         f: &mut Visit<'_>,
     ) -> Result<(), StoreError>;
+    /// Like `scan` for a visitor that reads keys only: a backend may then pass any value (the
+    /// sled backend does not read an envelope record it keeps outside sled).
+    fn scan_keys(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        self.scan(tree, prefix, false, &mut |k, _| f(k))
+    }
     /// Calls `f` on every entry whose key starts with `prefix` and is greater than `after`, in
     /// key order, until `f` returns `Ok(false)`. Backends override this default (which walks the
     /// prefix from its start) with a seek, so resuming a paged `list` costs one page.
@@ -1431,7 +1441,7 @@ pub fn scan_latest_id_prefix(
 /// Every stored item id, ascending.
 pub fn item_ids(kv: &(impl Kv + ?Sized)) -> Result<Vec<ItemId>, StoreError> {
     let mut out = Vec::new();
-    kv.scan(Tree::Envelopes, &[], false, &mut |k, _| {
+    kv.scan_keys(Tree::Envelopes, &[], &mut |k| {
         out.push(item_of(k, Tree::Envelopes)?);
         Ok(true)
     })?;
