@@ -624,6 +624,18 @@ async fn a_key_rotated_by_roster_is_taken_on_sighup_and_checked_at_start_against
     )
     .await;
     assert_eq!(key_id_on(to, &before.item_id).await, old_key.key_id());
+    // Every member holds it before the rotation, so "stays" below means it outlived the
+    // version that closed the old key's window. Not at once: a founder dials the others as it
+    // starts, before the later ones listen, so to-cert may publish while its link to one of
+    // them is still down (backoff); the eager push skips a down peer and that member gets it
+    // from anti-entropy (an interval of 400 ± 100 ms here), maybe only after the rotation.
+    for n in [ws, fj] {
+        Federation::eventually("to-cert's advisory of before the rotation", || {
+            holds(n, &before.item_id)
+        })
+        .await;
+        assert_eq!(key_id_on(n, &before.item_id).await, old_key.key_id());
+    }
 
     // The rotation by roster, from now; then SIGHUP takes the new key.
     let now = tanoa_daemon::now_ms().to_string();
