@@ -45,18 +45,26 @@ pub(crate) const MMAP_THRESHOLD: i32 = 256 * 1024;
 /// glibc malloc arenas `tanoad` allows when `MALLOC_ARENA_MAX` is not set.
 pub(crate) const MALLOC_ARENAS: i32 = 2;
 
+/// Sets glibc's malloc parameter `param` to `value` unless the environment variable `env` (the
+/// operator's own setting, which glibc reads itself) is set. Returns the value it set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn mallopt_unless_set(env: &str, param: i32, value: i32) -> Option<i32> {
+    if std::env::var_os(env).is_some() {
+        return None;
+    }
+    // SAFETY: mallopt(3) takes two integers and no pointers. The parameters set here
+    // (M_ARENA_MAX, M_MMAP_THRESHOLD) only change how later allocations are served (blocks
+    // already allocated keep where they live), which is valid at any time and from any thread.
+    let ok = unsafe { libc::mallopt(param, value) };
+    (ok == 1).then_some(value)
+}
+
 /// Limits glibc's malloc arenas to `MALLOC_ARENAS` unless `MALLOC_ARENA_MAX` is set. Returns
 /// the limit it set, `None` when it left the allocator alone.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 pub(crate) fn limit_arenas() -> Option<i32> {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return None;
-    }
-    // SAFETY: mallopt(3) takes two integers and no pointers; M_ARENA_MAX only bounds how many
-    // arenas glibc creates from now on, which is valid at any time and from any thread.
-    let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS) };
-    (ok == 1).then_some(MALLOC_ARENAS)
+    mallopt_unless_set("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, MALLOC_ARENAS)
 }
 
 /// Other C libraries: nothing to do.
@@ -68,16 +76,12 @@ pub(crate) fn limit_arenas() -> Option<i32> {
 /// Pins glibc's mmap threshold at `MMAP_THRESHOLD` unless `MALLOC_MMAP_THRESHOLD_` is set.
 /// Returns the threshold it set, `None` when it left the allocator alone.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 pub(crate) fn pin_mmap_threshold() -> Option<i32> {
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
-        return None;
-    }
-    // SAFETY: mallopt(3) takes two integers and no pointers; M_MMAP_THRESHOLD only changes how
-    // later allocations are served (blocks already allocated keep where they live), which is
-    // valid at any time and from any thread.
-    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) };
-    (ok == 1).then_some(MMAP_THRESHOLD)
+    mallopt_unless_set(
+        "MALLOC_MMAP_THRESHOLD_",
+        libc::M_MMAP_THRESHOLD,
+        MMAP_THRESHOLD,
+    )
 }
 
 /// Other C libraries: nothing to do.
