@@ -181,6 +181,27 @@ impl Trees {
     }
 }
 
+impl Trees {
+    /// Calls `f` on the scanned entry (physical key `k`, value `v`); a spilled envelope record
+    /// is read back first, and skipped when its key was removed meanwhile. Returns `f`'s answer.
+    fn visit(
+        &self,
+        tree: Tree,
+        k: &[u8],
+        v: sled::IVec,
+        f: &mut Visit<'_>,
+    ) -> Result<bool, StoreError> {
+        if matches!(tree, Tree::Envelopes) && spill::is_ref(&v) {
+            return match self.resolve(tree, &k[1..], v)? {
+                Some(v) => f(&k[1..], &v),
+                None => Ok(true),
+            };
+        }
+        // Everything else is handed over as sled holds it, without a copy.
+        f(&k[1..], &v)
+    }
+}
+
 impl Kv for Trees {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self
@@ -229,10 +250,7 @@ impl Kv for Trees {
         };
         for kv in iter {
             let (k, v) = kv.map_err(|e| sled_err(tree, "scan", e))?;
-            let Some(v) = self.resolve(tree, &k[1..], v)? else {
-                continue;
-            };
-            if !f(&k[1..], &v)? {
+            if !self.visit(tree, &k, v, f)? {
                 break;
             }
         }
@@ -255,13 +273,7 @@ impl Kv for Trees {
         };
         for kv in self.0.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
             let (k, v) = kv.map_err(|e| sled_err(tree, "scan", e))?;
-            if !k.starts_with(&full_prefix) {
-                break;
-            }
-            let Some(v) = self.resolve(tree, &k[1..], v)? else {
-                continue;
-            };
-            if !f(&k[1..], &v)? {
+            if !k.starts_with(&full_prefix) || !self.visit(tree, &k, v, f)? {
                 break;
             }
         }
