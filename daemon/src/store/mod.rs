@@ -18,6 +18,18 @@ pub use sled_store::{SledConfig, SledStore};
 #[cfg(test)]
 mod sled_conformance;
 
+/// An I/O error of the durable store, naming what was done and the path.
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("{what} {}: {e}", path.display()))
+}
+
+/// Makes the names in directory `path` durable.
+fn fsync_dir(path: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("fsync directory", path, e))
+}
+
 /// Opens (or creates) the durable sled store in directory `path`, as a shared `dyn Store`.
 pub fn open(path: &Path, config: &SledConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(SledStore::open(path, config)?))

@@ -80,6 +80,7 @@ use super::{
     AuditEntry, Counts, DroppedItem, Equivocation, IndicatorMatch, IndicatorQuery, ListFilter,
     OriginEquivocations, PutOutcome, Store, StoreError, StoredItem,
 };
+use super::{fsync_dir, io_err};
 use crate::envelope::{ItemId, Verified};
 use crate::model::Advisory;
 use tanoa_core::store::engine::{self, CidrPresence, Kv, Overlay, Tree, Visit, WriteSet};
@@ -322,16 +323,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The guarded state is only changed after the fallible work succeeded, so a poisoned lock
     // still guards consistent state.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("{what} {}: {e}", path.display()))
-}
-
-fn fsync_dir(path: &Path) -> Result<(), StoreError> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err("fsync directory", path, e))
 }
 
 /// How long `open` waits for sled's file lock to be released.

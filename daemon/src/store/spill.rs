@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::StoreError;
+use super::{StoreError, fsync_dir, io_err};
+use tanoa_core::store::engine::Tree;
 
 /// Records larger than this are spilled. sled splits a leaf once it holds more than 16 entries
 /// (whatever their size), so a leaf of envelope records holds at most 17 of them: at 7 KiB each
@@ -44,13 +45,9 @@ pub(super) struct Spill {
     dir: PathBuf,
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> StoreError {
-    StoreError::Backend(format!("{what} {}: {e}", path.display()))
-}
-
 fn corrupt(detail: String) -> StoreError {
     StoreError::Corrupt {
-        tree: "envelopes",
+        tree: Tree::Envelopes.name(),
         detail,
     }
 }
@@ -101,12 +98,8 @@ impl Spill {
     /// Makes the names of files written since the last call durable (the store's parent
     /// directory too when the spill directory is new).
     pub(super) fn sync_dir(&self) -> Result<(), StoreError> {
-        for d in [&self.dir, self.dir.parent().unwrap_or(&self.dir)] {
-            File::open(d)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| io_err("fsync directory", d, e))?;
-        }
-        Ok(())
+        fsync_dir(&self.dir)?;
+        fsync_dir(self.dir.parent().unwrap_or(&self.dir))
     }
 
     /// The record `reference` (of `key`) points to. `Ok(None)`: its file does not exist (the
