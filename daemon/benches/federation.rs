@@ -42,6 +42,10 @@
 #[path = "common/raw_sled.rs"]
 mod raw_sled;
 
+// The heap `tanoad` runs with (jemalloc and its settings), so the in-process figures and the
+// raw sled ceilings are measured as the daemon would run them.
+tanoa_daemon::tanoad_heap!();
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

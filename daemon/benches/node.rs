@@ -37,6 +37,10 @@
 #[path = "common/raw_sled.rs"]
 mod raw_sled;
 
+// The heap `tanoad` runs with (jemalloc and its settings), so the in-process figures and the
+// raw sled ceilings are measured as the daemon would run them.
+tanoa_daemon::tanoad_heap!();
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::net::{IpAddr, Ipv6Addr};

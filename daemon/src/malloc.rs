@@ -1,5 +1,19 @@
-//! The C allocator's arena count, set once when `tanoad` starts.
+//! glibc's malloc settings, set once when `tanoad` starts, and its periodic trim.
 //!
+//! Since issue 9's seventh session `tanoad`'s Rust heap is jemalloc (`src/bin/tanoad.rs`), so
+//! what follows governs only what still calls glibc's malloc: C code linked in (zstd's
+//! contexts) and every program that links this library without choosing an allocator (the
+//! tests). Why jemalloc: sled allocates and frees on every write, and glibc makes a thread that
+//! frees a block take the lock of the arena the block came from. With two arenas (below) the
+//! store's single writer spent about 30% of its wall time asleep on those locks while the
+//! verification and network threads allocated (`perf record -e sched:sched_switch`: 5,308 of
+//! 7,334 switches inside `apply_batch` were futex waits in malloc, realloc and free); with
+//! eight arenas still 27%. jemalloc's per-thread caches take most of those calls without a lock:
+//! replication of 100,000 advisories went from about 4,900/s to 7,700/s, the store alone from
+//! about 6,500/s to 9,700/s (federation bench, `LD_PRELOAD` of the same library). The cost is
+//! memory: a member holding 1,460 soak advisories sat at about 40 MB instead of about 28 MB.
+//!
+//! What the settings below are for (issue 10, measured while glibc served the whole heap):
 //! glibc gives a thread that finds the heap locked an arena of its own, up to 8 per core, and
 //! memory freed in one arena is reused only by that arena. The daemon's blocking-pool threads
 //! come and go (store reads, TAXII conversions, sled's flusher), so every arena in turn grows to
