@@ -337,6 +337,7 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
     }
     let secs = t.elapsed().as_secs_f64();
     let rate = n as f64 / secs;
+    eprintln!("  replicated {n} in {secs:.1} s ({rate:.0}/s)");
     let peers = to
         .client()
         .await?

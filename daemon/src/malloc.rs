@@ -9,9 +9,9 @@
 //! verification and network threads allocated (`perf record -e sched:sched_switch`: 5,308 of
 //! 7,334 switches inside `apply_batch` were futex waits in malloc, realloc and free); with
 //! eight arenas still 27%. jemalloc's per-thread caches take most of those calls without a lock:
-//! replication of 100,000 advisories went from about 4,900/s to 7,700/s, the store alone from
-//! about 6,500/s to 9,700/s (federation bench, `LD_PRELOAD` of the same library). The cost is
-//! memory: a member holding 1,460 soak advisories sat at about 40 MB instead of about 28 MB.
+//! replication of 100,000 advisories went from about 4,900/s to 6,600/s, the store alone from
+//! about 6,500/s to 9,700/s (federation bench). With `tanoad_heap!`'s settings the soak's
+//! members hold about what they held under glibc (ws-cert 28.2 MB with 1,429 advisories).
 //!
 //! What the settings below are for (issue 10, measured while glibc served the whole heap):
 //! glibc gives a thread that finds the heap locked an arena of its own, up to 8 per core, and
