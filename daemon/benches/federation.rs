@@ -350,33 +350,25 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
     // sled's own rates, measured after the members stopped (their heap and the disk's
     // write-back are then the bench's alone).
     let raw_dir = fed.root.path().join("raw-sled");
-    let raw = raw_sled::raw_sled_rate(
-        &raw_dir,
-        raw_sled::Run {
-            n: n as u64,
-            keys: keys_per,
-            env_bytes,
-            group: 512,
-            cache_bytes: store::SledConfig::default().cache_capacity_bytes,
-            sync: raw_sled::Sync::AtEnd,
-            order: raw_sled::Keys::Sequential,
-        },
-    )?;
-    std::fs::remove_dir_all(&raw_dir)?;
+    let raw_at = |order| -> Result<f64> {
+        let rate = raw_sled::raw_sled_rate(
+            &raw_dir,
+            raw_sled::Run {
+                n: n as u64,
+                keys: keys_per,
+                env_bytes,
+                group: 512,
+                cache_bytes: store::SledConfig::default().cache_capacity_bytes,
+                sync: raw_sled::Sync::AtEnd,
+                order,
+            },
+        )?;
+        std::fs::remove_dir_all(&raw_dir)?;
+        Ok(rate)
+    };
+    let raw = raw_at(raw_sled::Keys::Sequential)?;
     eprintln!("  raw sled, {keys_per} keys per advisory: {raw:.0}/s");
-    let raw_random = raw_sled::raw_sled_rate(
-        &raw_dir,
-        raw_sled::Run {
-            n: n as u64,
-            keys: keys_per,
-            env_bytes,
-            group: 512,
-            cache_bytes: store::SledConfig::default().cache_capacity_bytes,
-            sync: raw_sled::Sync::AtEnd,
-            order: raw_sled::Keys::Random,
-        },
-    )?;
-    std::fs::remove_dir_all(&raw_dir)?;
+    let raw_random = raw_at(raw_sled::Keys::Random)?;
     eprintln!("  raw sled, {keys_per} random keys per advisory: {raw_random:.0}/s");
     rows.push(Row {
         what: format!("replication of {n} advisories to a fresh member (mTLS)"),

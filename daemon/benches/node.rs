@@ -626,41 +626,33 @@ fn bench_publish(
     let env_bytes = draft_envelope_bytes(&core)?;
     let raw_dir = tmp.path().join("raw");
     let cache = sled_config().cache_capacity_bytes;
-    let raw_each = raw_sled::raw_sled_rate(
-        &raw_dir.join("each"),
-        raw_sled::Run {
-            n: n_seq,
-            keys: keys_per,
-            env_bytes,
-            group: 1,
-            cache_bytes: cache,
-            sync: raw_sled::Sync::EachBatch,
-            order: raw_sled::Keys::Sequential,
-        },
+    // Raw sled writing `n` advisories of this shape into `dir`, `group` a batch, each synced.
+    let raw_run = |dir: &str, n, group, order| {
+        raw_sled::raw_sled_rate(
+            &raw_dir.join(dir),
+            raw_sled::Run {
+                n,
+                keys: keys_per,
+                env_bytes,
+                group,
+                cache_bytes: cache,
+                sync: raw_sled::Sync::EachBatch,
+                order,
+            },
+        )
+    };
+    let raw_each = raw_run("each", n_seq, 1, raw_sled::Keys::Sequential)?;
+    let raw_group = raw_run(
+        "group",
+        n_conc,
+        IN_FLIGHT as u64,
+        raw_sled::Keys::Sequential,
     )?;
-    let raw_group = raw_sled::raw_sled_rate(
-        &raw_dir.join("group"),
-        raw_sled::Run {
-            n: n_conc,
-            keys: keys_per,
-            env_bytes,
-            group: IN_FLIGHT as u64,
-            cache_bytes: cache,
-            sync: raw_sled::Sync::EachBatch,
-            order: raw_sled::Keys::Sequential,
-        },
-    )?;
-    let raw_group_random = raw_sled::raw_sled_rate(
-        &raw_dir.join("group-random"),
-        raw_sled::Run {
-            n: n_conc,
-            keys: keys_per,
-            env_bytes,
-            group: IN_FLIGHT as u64,
-            cache_bytes: cache,
-            sync: raw_sled::Sync::EachBatch,
-            order: raw_sled::Keys::Random,
-        },
+    let raw_group_random = raw_run(
+        "group-random",
+        n_conc,
+        IN_FLIGHT as u64,
+        raw_sled::Keys::Random,
     )?;
     let row = r.rate(
         "1a′ ceiling of this run: raw sled, same keys, fdatasync each",
