@@ -350,21 +350,15 @@ async fn replication(n: usize, rows: &mut Vec<Row>) -> Result<()> {
     // sled's own rates, measured after the members stopped (their heap and the disk's
     // write-back are then the bench's alone).
     let raw_dir = fed.root.path().join("raw-sled");
-    let raw_at = |order| -> Result<f64> {
-        let rate = raw_sled::raw_sled_rate(
+    let raw_at = |order| {
+        raw_rate(
             &raw_dir,
-            raw_sled::Run {
-                n: n as u64,
-                keys: keys_per,
-                env_bytes,
-                group: 512,
-                cache_bytes: store::SledConfig::default().cache_capacity_bytes,
-                sync: raw_sled::Sync::AtEnd,
-                order,
-            },
-        )?;
-        std::fs::remove_dir_all(&raw_dir)?;
-        Ok(rate)
+            n,
+            keys_per,
+            env_bytes,
+            raw_sled::Sync::AtEnd,
+            order,
+        )
     };
     let raw = raw_at(raw_sled::Keys::Sequential)?;
     eprintln!("  raw sled, {keys_per} keys per advisory: {raw:.0}/s");
@@ -720,6 +714,39 @@ fn print_rows(rows: Vec<Row>) {
     }
 }
 
+/// Advisories a raw sled batch holds, as the store-alone fill's `put_batch`.
+const RAW_GROUP: u64 = 512;
+/// `TANOA_BENCH_ONLY=raw` writes the replication's advisory shape as its runs print it: 10
+/// keys, a 465 B envelope.
+const RAW_KEYS: usize = 10;
+const RAW_ENV_BYTES: usize = 465;
+
+/// Raw sled's rate for `n` advisories of `keys` keys (one envelope of `env_bytes`) in batches
+/// of [`RAW_GROUP`] with the store's cache, written into `dir`, which is removed afterwards.
+fn raw_rate(
+    dir: &std::path::Path,
+    n: usize,
+    keys: usize,
+    env_bytes: usize,
+    sync: raw_sled::Sync,
+    order: raw_sled::Keys,
+) -> Result<f64> {
+    let rate = raw_sled::raw_sled_rate(
+        dir,
+        raw_sled::Run {
+            n: n as u64,
+            keys,
+            env_bytes,
+            group: RAW_GROUP,
+            cache_bytes: store::SledConfig::default().cache_capacity_bytes,
+            sync,
+            order,
+        },
+    )?;
+    std::fs::remove_dir_all(dir)?;
+    Ok(rate)
+}
+
 /// `TANOA_BENCH_ONLY=raw`: only sled's own rates for `n` advisories of the replication's shape
 /// (10 keys, a 465 B envelope, 512 a batch, each batch synced as the committer does; with one
 /// sync at the end, sled 0.34 held 24 GB after 10^6 advisories of random keys and was killed),
@@ -733,29 +760,32 @@ fn raw_only(n: usize, rows: &mut Vec<Row>) -> Result<()> {
         (raw_sled::Keys::Sequential, "sequential"),
         (raw_sled::Keys::Random, "random"),
     ] {
-        let dir = root.path().join(what);
         eprintln!("raw sled, {n} advisories, {what} keys…");
-        let rate = raw_sled::raw_sled_rate(
-            &dir,
-            raw_sled::Run {
-                n: n as u64,
-                keys: 10,
-                env_bytes: 465,
-                group: 512,
-                cache_bytes: store::SledConfig::default().cache_capacity_bytes,
-                sync: raw_sled::Sync::EachBatch,
-                order,
-            },
+        let rate = raw_rate(
+            &root.path().join(what),
+            n,
+            RAW_KEYS,
+            RAW_ENV_BYTES,
+            raw_sled::Sync::EachBatch,
+            order,
         )?;
-        std::fs::remove_dir_all(&dir)?;
         rows.push(Row {
             what: format!(
-                "raw sled alone: {n} advisories of 10 keys ({what}; envelope 465 B, the others \
-                 64 B; 512 a batch, flush + fdatasync after each)"
+                "raw sled alone: {n} advisories of {RAW_KEYS} keys ({what}; envelope \
+                 {RAW_ENV_BYTES} B, the others 64 B; {RAW_GROUP} a batch, flush + fdatasync \
+                 after each)"
             ),
             value: format!("{rate:.0}/s"),
             ceiling: format!("{:.0} s for the {n}", n as f64 / rate),
-            fraction: format!("target ≤ 120 s for 10^6: {}", yes(n as f64 / rate <= 120.0)),
+            fraction: if n >= 1_000_000 {
+                format!("target ≤ 120 s for 10^6: {}", yes(n as f64 / rate <= 120.0))
+            } else {
+                // A smaller run cannot judge the target: the rate falls as the tree grows.
+                format!(
+                    "10^6 at this rate: {:.0} s (PROJECTED, not judged)",
+                    1e6 / rate
+                )
+            },
         });
     }
     Ok(())

@@ -450,6 +450,17 @@ impl Report {
         )
     }
 
+    /// A ceiling row of this run (raw sled): its rate, and `measured` (what the row named `of`
+    /// reached) as a fraction of it.
+    fn ceiling(&mut self, name: &str, per_s: f64, of: &str, measured: f64) -> &mut Row {
+        self.row(
+            name,
+            k(per_s),
+            format!("{} ({of} ÷ this)", k(per_s)),
+            pct(measured / per_s),
+        )
+    }
+
     /// A 2-thread verification-side row: fractions of the strict and the batch ceilings.
     fn two_threads(&mut self, name: &str, per_s: f64) -> &mut Row {
         self.row(
@@ -654,27 +665,24 @@ fn bench_publish(
         IN_FLIGHT as u64,
         raw_sled::Keys::Random,
     )?;
-    let row = r.rate(
+    r.ceiling(
         "1a′ ceiling of this run: raw sled, same keys, fdatasync each",
         raw_each,
-        "1a ÷ this",
-        raw_each,
+        "1a",
+        n_seq as f64 / seq.as_secs_f64(),
     );
-    row.fraction = pct(n_seq as f64 / seq.as_secs_f64() / raw_each);
-    let row = r.rate(
+    r.ceiling(
         "1b′ ceiling of this run: raw sled, same keys, one fdatasync per 64",
         raw_group,
-        "1b ÷ this",
-        raw_group,
+        "1b",
+        per_s,
     );
-    row.fraction = pct(per_s / raw_group);
-    let row = r.rate(
+    let row = r.ceiling(
         "1b″ same as 1b′, keys in random order",
         raw_group_random,
-        "1b ÷ this",
-        raw_group_random,
+        "1b",
+        per_s,
     );
-    row.fraction = pct(per_s / raw_group_random);
     row.target(
         format!("raw sled itself ≥ {} (issue 9)", k(TARGET_PUBLISH_64)),
         raw_group_random >= TARGET_PUBLISH_64,
